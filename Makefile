@@ -1,0 +1,40 @@
+# puhui: the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+PUHUI := $(BIN)/puhui
+PYTEST_ARGS ?=
+
+.PHONY: install run test check lint bench bench-quick clean
+
+$(UV):
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
+
+install: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet
+	@echo "puhui installed: $(PUHUI)"
+
+run: install
+	$(BIN)/python -m puhui.demo
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install
+	scripts/ensure-system-deps postgres
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: install
+	scripts/ensure-system-deps postgres
+	$(BIN)/python -m bench.ingest --records 1000000
+
+bench-quick: install
+	$(BIN)/python -m bench.ingest --records 100000 --sqlite-only
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

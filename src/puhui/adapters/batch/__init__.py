@@ -1,0 +1,1 @@
+"""Batch engines: reading files into Arrow chunks and settling them set-based."""

@@ -1,0 +1,334 @@
+"""Validate, normalise, pseudonymise and quantify a chunk of raw records, set-based in DuckDB.
+
+In: a raw chunk from `reader` (all strings). Out: one row per record with typed, normalised
+columns, the list of every reason it fails (empty when valid), its pseudonym, a digest of its
+normalised content, and, when valid, the methodology and grams computed before caps and
+deduplication. Raw subjects live only in this step's memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from puhui.domain import rules, subjects
+from puhui.domain.errors import FactorNotFoundError
+from puhui.domain.methodology import Catalogue, UnitQuantification
+from puhui.domain.reasons import Reason
+from puhui.domain.scenes import EVENT_SCENES, MATERIALS, TRIP_SCENES
+
+# Records may start a little after the moment they are received: platforms' clocks drift.
+FUTURE_TOLERANCE_MS = 5 * 60 * 1000
+CHINA = timedelta(hours=8)  # Asia/Shanghai has no daylight saving time
+
+_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+
+
+@dataclass(frozen=True, slots=True)
+class Quantified:
+    """A unit quantification with the key it is stored under."""
+
+    key: str
+    unit: UnitQuantification
+
+
+def quantification_key(q: UnitQuantification) -> str:
+    """A digest identifying a calculation: same methodology, factors and values, same key."""
+    return hashlib.sha256(trace_json(q).encode()).hexdigest()
+
+
+def trace_json(q: UnitQuantification) -> str:
+    """The calculation of a unit quantification as canonical JSON, stored with every credit."""
+    return json.dumps(
+        {
+            "methodology": q.methodology,
+            "scene": q.scene,
+            "region": q.region,
+            "material": q.material,
+            "unit": q.unit,
+            "baseline_formula": q.baseline_formula,
+            "project_formula": q.project_formula,
+            "baseline_g": str(q.baseline_g),
+            "project_g": str(q.project_g),
+            "reduction_g": str(q.reduction_g),
+            "names": [
+                {
+                    "name": n.name,
+                    "value": str(n.value),
+                    "unit": n.unit,
+                    "evidence": str(n.evidence),
+                    "source": n.source,
+                    "factor_id": n.factor_id,
+                    "region_asked": n.region_asked,
+                    "region_used": n.region_used,
+                    "region_level": n.region_level,
+                    "derivation": n.derivation,
+                }
+                for n in q.names
+            ],
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+class Preparer:
+    """Turns raw chunks into checked, quantified records for one submitting platform."""
+
+    def __init__(self, catalogue: Catalogue, secret: bytes, platform: str) -> None:
+        self.catalogue = catalogue
+        self.secret = secret
+        self.platform = platform
+        self.con = duckdb.connect()
+        self.con.execute("set TimeZone = 'UTC'")
+        self.con.register(
+            "valid_regions", pa.table({"code": pa.array(catalogue.regions.codes(), pa.string())})
+        )
+        self.boundaries = catalogue.boundaries()
+        self.quantified: dict[tuple[str, str, str, int], Quantified | None] = {}
+
+    def close(self) -> None:
+        """Release the engine."""
+        self.con.close()
+
+    def prepare(self, raw: pa.Table, received_ms: int) -> pa.Table:
+        """Validate, normalise and quantify one chunk."""
+        self.con.register("raw", raw)
+        self.con.register("subject_map", self._pseudonyms(raw))
+        normal = self.con.sql(self._normalise_sql(received_ms)).to_arrow_table()
+        self.con.unregister("raw")
+        self.con.unregister("subject_map")
+        self.con.register("normal", normal)
+        self.con.register("quant", self._quantify(normal))
+        out = self.con.sql(_QUANTIFY_SQL).to_arrow_table()
+        self.con.unregister("normal")
+        self.con.unregister("quant")
+        return out
+
+    def _pseudonyms(self, raw: pa.Table) -> pa.Table:
+        """Map each distinct raw subject of the chunk to its pseudonym (null when malformed) and
+        to a keyed hash of the raw text (for the content digest of malformed records)."""
+        distinct = self.con.sql(
+            "select distinct subject from raw where subject is not null"
+        ).to_arrow_table()
+        raws = distinct.column("subject").to_pylist()
+        pseudonyms: list[str | None] = []
+        keyed: list[str] = []
+        for value in raws:
+            canonical = subjects.normalise(value)
+            pseudonyms.append(
+                None if canonical is None else subjects.pseudonymise(self.secret, canonical)
+            )
+            keyed.append(hmac.new(self.secret, value.encode(), hashlib.sha256).hexdigest())
+        return pa.table(
+            {
+                "subject": pa.array(raws, pa.string()),
+                "pseudonym": pa.array(pseudonyms, pa.string()),
+                "keyed": pa.array(keyed, pa.string()),
+            }
+        )
+
+    def _normalise_sql(self, received_ms: int) -> str:
+        trips = _sql_list(TRIP_SCENES)
+        events = _sql_list(EVENT_SCENES)
+        materials = _sql_list(MATERIALS)
+        required = ("platform", "record_id", "subject", "scene", "region", "start")
+        missing = " ".join(f"case when r.{f} is null then '{f}' end," for f in required)
+        numbers = ("distance_km", "quantity", "origin_lat", "origin_lon", "dest_lat", "dest_lon")
+        ill_numbers = " ".join(
+            f"case when r.{f} is not null and not regexp_matches(r.{f}, '{_NUMBER}') "
+            f"then '{f}' end," for f in numbers
+        )
+        platform = self.platform.replace("'", "''")
+        rule_checks = " ".join(
+            f"case when coalesce(({r.predicate()}), false) then '{code}' end,"
+            for code, r in rules.RULES.items()
+        )
+        return f"""
+        with typed as (
+            select
+                r.row, r.malformed, r.platform, r.record_id, r.subject as subject_raw, r.scene,
+                r.region, r.material, r.device,
+                lower(trim(r.ref)) as ref,
+                r.start as start_raw, r."end" as end_raw,
+                case when regexp_matches(r.start, '{_TIMESTAMP}')
+                     then epoch_ms(try_cast(r.start as timestamptz)) end as start_ms,
+                case when regexp_matches(r."end", '{_TIMESTAMP}')
+                     then epoch_ms(try_cast(r."end" as timestamptz)) end as end_ms,
+                case when r.scene in ({trips}) then 'trip'
+                     when r.scene in ({events}) then 'event' end as kind,
+                case when r.scene in ({trips}) then r.distance_km else r.quantity end as amount_raw,
+                r.distance_km as distance_raw, r.quantity as quantity_raw,
+                try_cast(r.origin_lat as double) as origin_lat,
+                try_cast(r.origin_lon as double) as origin_lon,
+                try_cast(r.dest_lat as double) as dest_lat,
+                try_cast(r.dest_lon as double) as dest_lon,
+                list_filter([{missing}], lambda x: x is not null) as missing_fields,
+                list_filter([
+                    {ill_numbers}
+                    case when r.start is not null and (not regexp_matches(r.start, '{_TIMESTAMP}')
+                         or try_cast(r.start as timestamptz) is null) then 'start' end,
+                    case when r."end" is not null and (not regexp_matches(r."end", '{_TIMESTAMP}')
+                         or try_cast(r."end" as timestamptz) is null) then 'end' end,
+                    case when try_cast(r.origin_lat as double) not between -90 and 90 then 'origin_lat' end,
+                    case when try_cast(r.dest_lat as double) not between -90 and 90 then 'dest_lat' end,
+                    case when try_cast(r.origin_lon as double) not between -180 and 180 then 'origin_lon' end,
+                    case when try_cast(r.dest_lon as double) not between -180 and 180 then 'dest_lon' end
+                ], lambda x: x is not null) as ill_typed_fields,
+                s.pseudonym, s.keyed
+            from raw r left join subject_map s on s.subject = r.subject
+        ),
+        amounts as (
+            select *,
+                floor(coalesce(try_cast(trim(amount_raw) as decimal(38, 10)),
+                               try_cast(try_cast(amount_raw as double) as decimal(38, 10)))
+                      * 1000)::bigint as amount_milli
+            from typed
+        ),
+        checked as (
+            select *,
+                list_filter([
+                    malformed,
+                    case when len(missing_fields) > 0 then '{Reason.MISSING_FIELD}' end,
+                    case when len(ill_typed_fields) > 0 then '{Reason.ILL_TYPED_FIELD}' end,
+                    case when length(record_id) > 128 then '{Reason.RECORD_ID_TOO_LONG}' end,
+                    case when platform <> '{platform}' then '{Reason.PLATFORM_MISMATCH}' end,
+                    case when scene is not null and kind is null then '{Reason.UNKNOWN_SCENE}' end,
+                    case when region is not null and region not in (select code from valid_regions)
+                         then '{Reason.UNKNOWN_REGION}' end,
+                    case when subject_raw is not null and pseudonym is null
+                         then '{Reason.MALFORMED_SUBJECT}' end,
+                    case when scene = 'recycling' and material is null then '{Reason.MISSING_MATERIAL}' end,
+                    case when scene = 'recycling' and material not in ({materials})
+                         then '{Reason.UNKNOWN_MATERIAL}' end,
+                    case when kind = 'trip' and amount_raw is null then '{Reason.MISSING_DISTANCE}' end,
+                    case when kind = 'event' and amount_raw is null then '{Reason.MISSING_QUANTITY}' end,
+                    case when kind = 'trip' and end_raw is null then '{Reason.MISSING_END}' end,
+                    case when amount_milli < 0
+                           or try_cast(distance_raw as double) < 0
+                           or try_cast(quantity_raw as double) < 0
+                         then '{Reason.NEGATIVE_AMOUNT}' end,
+                    case when kind is distinct from 'event' and end_ms < start_ms
+                         then '{Reason.END_BEFORE_START}' end,
+                    case when start_ms > {received_ms + FUTURE_TOLERANCE_MS} then '{Reason.START_IN_FUTURE}' end,
+                    {rule_checks}
+                ], lambda x: x is not null) as reasons
+            from amounts
+        )
+        select
+            row, platform, record_id, scene, region, kind,
+            case when malformed is not null then [malformed] else reasons end as reasons,
+            case when scene = 'recycling' then material else '' end as material,
+            ref, start_ms, case when kind = 'trip' then end_ms end as end_ms, amount_milli,
+            pseudonym,
+            case when malformed is not null then 'not a JSON object or not a row of the header''s width'
+            else concat_ws('; ',
+                case when len(missing_fields) > 0
+                     then 'missing: ' || array_to_string(missing_fields, ', ') end,
+                case when len(ill_typed_fields) > 0
+                     then 'ill-typed: ' || array_to_string(ill_typed_fields, ', ') end) end as detail,
+            case when origin_lat is not null or dest_lat is not null or device is not null
+                 then json_object('origin_lat', origin_lat, 'origin_lon', origin_lon,
+                                  'dest_lat', dest_lat, 'dest_lon', dest_lon, 'device', device)::varchar
+            end as extra,
+            substr(sha256(concat_ws(chr(31), platform, record_id, coalesce(pseudonym, keyed),
+                scene, region, coalesce(start_ms::varchar, start_raw),
+                coalesce(end_ms::varchar, end_raw), coalesce(amount_milli::varchar, amount_raw),
+                material, ref, origin_lat::varchar, origin_lon::varchar, dest_lat::varchar,
+                dest_lon::varchar, device)), 1, 32) as digest,
+            case when start_ms is not null
+                 then (to_timestamp((start_ms + {int(CHINA.total_seconds() * 1000)}) / 1000)::date)
+            end as day_cn
+        from checked
+        """
+
+    def _quantify(self, normal: pa.Table) -> pa.Table:
+        """Compute the unit quantification of every distinct (scene, region, material, period of
+        the methodology catalogue) among valid records."""
+        combos = self.con.execute(
+            "select distinct scene, region, material, day_cn from normal "
+            "where len(reasons) = 0 order by all"
+        ).fetchall()
+        keys, scenes, regions_, materials, days = [], [], [], [], []
+        methodologies, per_milli = [], []
+        caps: dict[str, list[int | None]] = {
+            "day_max_g": [], "day_max_count": [], "month_max_g": [], "month_max_count": []
+        }
+        for scene, region, material, day in combos:
+            found = self._quantified(scene, region, material, day)
+            if found is None:
+                continue
+            rule = self.catalogue.get(found.unit.methodology).scenes[scene]
+            keys.append(found.key)
+            scenes.append(scene)
+            regions_.append(region)
+            materials.append(material)
+            days.append(day)
+            methodologies.append(found.unit.methodology)
+            per_milli.append(found.unit.reduction_g / 1000)
+            for period in ("day", "month"):
+                cap = rule.cap(period)
+                caps[f"{period}_max_g"].append(cap.max_g if cap else None)
+                caps[f"{period}_max_count"].append(cap.max_count if cap else None)
+        return pa.table(
+            {
+                "scene": pa.array(scenes, pa.string()),
+                "region": pa.array(regions_, pa.string()),
+                "material": pa.array(materials, pa.string()),
+                "day_cn": pa.array(days, pa.date32()),
+                "quant_key": pa.array(keys, pa.string()),
+                "methodology": pa.array(methodologies, pa.string()),
+                "g_per_milli": pa.array(per_milli, pa.decimal128(38, 12)),
+                **{k: pa.array(v, pa.int64()) for k, v in caps.items()},
+            }
+        )
+
+    def _quantified(self, scene: str, region: str, material: str, day: date) -> Quantified | None:
+        # The choice of methodology only changes on the catalogue's boundary dates, so one
+        # calculation serves every day of a period.
+        period = sum(1 for b in self.boundaries if b <= day)
+        cache_key = (scene, region, material, period)
+        if cache_key not in self.quantified:
+            try:
+                unit = self.catalogue.quantify(scene, region, material, day)
+            except FactorNotFoundError:
+                unit = None
+            self.quantified[cache_key] = (
+                None if unit is None else Quantified(quantification_key(unit), unit)
+            )
+        return self.quantified[cache_key]
+
+    def units(self) -> dict[str, UnitQuantification]:
+        """Every unit quantification used so far, by key."""
+        return {q.key: q.unit for q in self.quantified.values() if q is not None}
+
+
+_QUANTIFY_SQL = f"""
+select n.*,
+    q.quant_key, q.methodology,
+    case when q.quant_key is not null
+         then floor(n.amount_milli * q.g_per_milli)::bigint else 0 end as computed_g,
+    q.day_max_g, q.day_max_count, q.month_max_g, q.month_max_count,
+    case when len(n.reasons) = 0 and q.quant_key is null
+         then ['{Reason.NO_METHODOLOGY}'] else n.reasons end as checks
+from normal n
+left join quant q
+  on q.scene = n.scene and q.region = n.region and q.material = n.material and q.day_cn = n.day_cn
+"""
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime."""
+    return int(moment.astimezone(UTC).timestamp() * 1000)

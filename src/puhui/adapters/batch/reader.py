@@ -1,0 +1,200 @@
+"""Read activity-record files (JSON Lines, CSV, Parquet) as a stream of Arrow chunks.
+
+Every chunk has the same shape whatever the format: `row` (the record's position in the file,
+from 1, blank lines and the CSV header not counted, int64), `malformed` (a reason code when the
+row could not be parsed at all, else null) and one nullable string column per field of
+activity-record v1. Empty strings are null, as the spec says of empty CSV cells. Nothing is typed
+or checked here: that is the validation step's job. A file is never read into memory whole.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from puhui.domain.errors import InputError
+from puhui.domain.reasons import Reason
+
+FIELDS: tuple[str, ...] = (
+    "platform",
+    "record_id",
+    "subject",
+    "scene",
+    "region",
+    "start",
+    "end",
+    "distance_km",
+    "quantity",
+    "material",
+    "ref",
+    "origin_lat",
+    "origin_lon",
+    "dest_lat",
+    "dest_lon",
+    "device",
+)
+
+SCHEMA = pa.schema(
+    [pa.field("row", pa.int64()), pa.field("malformed", pa.string())]
+    + [pa.field(f, pa.string()) for f in FIELDS]
+)
+
+DEFAULT_CHUNK = 200_000
+
+
+def read_chunks(path: Path, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pa.Table]:
+    """Yield a file's records in chunks of at most `chunk_size` rows.
+
+    Raises:
+        InputError: the file does not exist or its format is not JSON Lines, CSV or Parquet.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        yield from _jsonl(path, chunk_size)
+    elif suffix == ".csv":
+        yield from _csv(path, chunk_size)
+    elif suffix == ".parquet":
+        yield from _parquet(path, chunk_size)
+    else:
+        raise InputError(f"{path}: unknown format {suffix!r} (expected .jsonl, .csv or .parquet)")
+
+
+def _finish(table: pa.Table) -> pa.Table:
+    """Turn empty or blank strings into nulls and order the columns as SCHEMA."""
+    columns = []
+    for field in SCHEMA:
+        column = table.column(field.name)
+        if field.type == pa.string():
+            blank = pc.equal(pc.utf8_trim_whitespace(column), "")
+            column = pc.if_else(blank, pa.scalar(None, pa.string()), column)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
+    con = duckdb.connect()
+    struct = "{" + ",".join(f'"{f}":"VARCHAR"' for f in FIELDS) + "}"
+    fields = ", ".join(f"j.{f} as {f}" for f in FIELDS)
+    # Each line is read as one string (JSON text cannot contain a raw \x01), so that a line
+    # that is not a JSON object is reported instead of stopping the file.
+    query = f"""
+        select
+            case when raw is null or trim(raw) = '' then 'blank'
+                 when not json_valid(raw) or json_type(raw) <> 'OBJECT' then '{Reason.MALFORMED_ROW}'
+            end as malformed,
+            {fields}
+        from (
+            select raw,
+                   case when json_valid(raw) and json_type(raw) = 'OBJECT'
+                        then json_transform(raw, '{struct}') end as j
+            from read_csv(?, columns={{'raw': 'VARCHAR'}}, delim='\x01', quote='', escape='',
+                          header=false, auto_detect=false, strict_mode=false)
+        )
+    """
+    try:
+        reader = con.sql(query, params=[str(path)]).to_arrow_reader(chunk_size)
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: {exc}") from None
+    row = 0
+    for batch in reader:
+        table = pa.Table.from_batches([batch])
+        rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
+        row += table.num_rows
+        table = table.add_column(0, "row", rows)
+        keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
+        table = table.filter(keep)
+        if table.num_rows:
+            yield _finish(table)
+    con.close()
+
+
+def _csv(path: Path, chunk_size: int) -> Iterator[pa.Table]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: unreadable CSV header: {exc}") from None
+        positions = {name: i for i, name in enumerate(header)}
+        width = len(header)
+        wanted = [(f, positions.get(f)) for f in FIELDS]
+        ordinal = 0
+        while True:
+            columns: dict[str, list[str | None]] = {f: [] for f in FIELDS}
+            rows: list[int] = []
+            malformed: list[str | None] = []
+            try:
+                for cells in reader:
+                    if not cells or all(not c.strip() for c in cells):
+                        continue
+                    ordinal += 1
+                    rows.append(ordinal)
+                    bad = len(cells) != width
+                    malformed.append(str(Reason.MALFORMED_ROW) if bad else None)
+                    for name, i in wanted:
+                        columns[name].append(cells[i] if i is not None and i < len(cells) else None)
+                    if len(rows) >= chunk_size:
+                        break
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise InputError(f"{path}: unreadable CSV: {exc}") from None
+            if not rows:
+                return
+            yield _finish(_table(rows, malformed, columns))
+
+
+def _table(
+    rows: list[int], malformed: list[str | None], columns: dict[str, list[str | None]]
+) -> pa.Table:
+    arrays = [pa.array(rows, pa.int64()), pa.array(malformed, pa.string())]
+    arrays += [pa.array(columns[f], pa.string()) for f in FIELDS]
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _parquet(path: Path, chunk_size: int) -> Iterator[pa.Table]:
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: unreadable Parquet: {exc}") from None
+    names = set(source.schema_arrow.names)
+    row = 0
+    for batch in source.iter_batches(batch_size=chunk_size, columns=[f for f in FIELDS if f in names]):
+        n = batch.num_rows
+        arrays: dict[str, pa.Array] = {
+            "row": pa.array(range(row + 1, row + 1 + n), pa.int64()),
+            "malformed": pa.nulls(n, pa.string()),
+        }
+        row += n
+        for f in FIELDS:
+            arrays[f] = _as_text(batch.column(f)) if f in names else pa.nulls(n, pa.string())
+        yield _finish(pa.Table.from_pydict(arrays, schema=SCHEMA))
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    """Render a typed Parquet column as the text a JSON or CSV file would carry."""
+    if pa.types.is_timestamp(column.type):
+        if column.type.tz is None:
+            # A timestamp without a zone cannot be placed in time: leave it for validation to
+            # refuse, rendered without an offset.
+            return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
+        return pc.strftime(pc.cast(column, pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.cast(column, pa.string())
+    return pc.cast(column, pa.string())
+
+
+def describe(path: Path) -> str:
+    """One line naming a file and its format, for progress output."""
+    return f"{path.name} ({path.suffix.lstrip('.').lower()})"
+
+
+__all__ = ["FIELDS", "SCHEMA", "describe", "read_chunks"]

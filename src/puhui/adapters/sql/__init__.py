@@ -1,0 +1,1 @@
+"""Relational storage: tables, engines, migrations and the repositories built on them."""

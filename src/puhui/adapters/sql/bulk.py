@@ -1,0 +1,47 @@
+"""Fast row transfer between Arrow tables and the database, inside the caller's transaction.
+
+SQLite gets `executemany` on its own connection; PostgreSQL gets COPY. Both run on the DBAPI
+connection under the SQLAlchemy connection, so they share its transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Connection
+
+
+def rows_of(table: pa.Table, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of some columns of an Arrow table, as tuples."""
+    return list(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
+
+
+def insert_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Append rows to a table (or a temporary table) in the current transaction."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    dbapi: Any = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+        dbapi.executemany(f"insert into {table} ({names}) values ({marks})", rows)
+        return
+    with dbapi.cursor() as cursor, cursor.copy(f"copy {table} ({names}) from stdin") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def fetch_arrow(conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    """Run a query and return its rows as an Arrow table of the given schema."""
+    from sqlalchemy import text
+
+    result = conn.execute(text(sql), params).fetchall()
+    columns = list(zip(*result, strict=True)) if result else [[] for _ in schema]
+    return pa.Table.from_arrays(
+        [pa.array(list(col), type=field.type) for col, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )

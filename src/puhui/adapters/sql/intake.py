@@ -1,0 +1,364 @@
+"""Intake storage: what settlement needs to know about earlier records, and writing a settled
+chunk with its ledger postings, set-based, in the caller's transaction.
+
+Keys of the chunk are first staged into temporary tables so that every lookup is one indexed
+join, whatever the size of the chunk or of the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Connection, insert, select, text, update
+
+from puhui.adapters.sql import tables as t
+from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
+from puhui.domain.errors import NotFoundError
+
+_STAGING = {
+    "stage_keys": "record_id varchar(128)",
+    "stage_refs": "scene varchar(16), ref varchar(256)",
+    "stage_subjects": "pseudonym varchar(64)",
+    "stage_subject_ids": "subject_id integer",
+}
+
+EXISTING_RECORDS = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("seq", pa.int64()),
+        ("digest", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("reduction_g", pa.int64()),
+        ("methodology", pa.string()),
+        ("duplicate_of", pa.int64()),
+    ]
+)
+CLAIMS = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("scene", pa.string()),
+        ("ref", pa.string()),
+        ("subject_id", pa.int64()),
+        ("kind", pa.string()),
+        ("start_ms", pa.int64()),
+        ("end_ms", pa.int64()),
+    ]
+)
+USAGE = pa.schema(
+    [
+        ("subject_id", pa.int64()),
+        ("scene", pa.string()),
+        ("day", pa.date32()),
+        ("g", pa.int64()),
+        ("n", pa.int64()),
+    ]
+)
+SUBJECT_IDS = pa.schema([("pseudonym", pa.string()), ("subject_id", pa.int64())])
+
+RECORD_COLUMNS = (
+    "seq",
+    "record_id",
+    "digest",
+    "subject_id",
+    "scene",
+    "region",
+    "start_ms",
+    "end_ms",
+    "amount_milli",
+    "material",
+    "ref",
+    "extra",
+    "status",
+    "reason",
+    "detail",
+    "reduction_g",
+    "methodology",
+    "quantification_id",
+    "duplicate_of",
+)
+
+# Trips longer than this are not looked for when checking overlaps with stored trips.
+LONGEST_TRIP_MS = 24 * 3600 * 1000
+CHINA_MS = 8 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+
+
+class IntakeStore:
+    """Reads and writes of the intake and ledger tables for one transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._staged = False
+
+    # Platforms, batches and counters -------------------------------------------------------
+
+    def platform_id(self, code: str) -> int:
+        """The id of a registered platform.
+
+        Raises:
+            NotFoundError: no platform with that code.
+        """
+        found = self.conn.execute(
+            select(t.platforms.c.id).where(t.platforms.c.code == code)
+        ).scalar_one_or_none()
+        if found is None:
+            raise NotFoundError(f"platform {code!r} is not registered (puhui platform add {code})")
+        return int(found)
+
+    def new_batch(self, platform_id: int, source: str, received_at: datetime) -> int:
+        """Open a batch and return its id."""
+        result = self.conn.execute(
+            insert(t.batches)
+            .values(platform_id=platform_id, source=source, received_at=received_at)
+            .returning(t.batches.c.id)
+        )
+        return int(result.scalar_one())
+
+    def add_to_batch(self, batch_id: int, counts: dict[str, int], credited_g: int) -> None:
+        """Add a settled chunk's counts to its batch."""
+        c = t.batches.c
+        self.conn.execute(
+            update(t.batches)
+            .where(c.id == batch_id)
+            .values(
+                records=c.records + sum(counts.values()),
+                credited=c.credited + counts.get("credited", 0),
+                duplicate=c.duplicate + counts.get("duplicate", 0),
+                rejected=c.rejected + counts.get("rejected", 0),
+                credited_g=c.credited_g + credited_g,
+            )
+        )
+
+    def allocate(self, counter: str, n: int) -> int:
+        """Reserve `n` consecutive ids from a named counter and return the first.
+
+        The counter row is updated before it is read, so concurrent writers queue behind each
+        other and receive disjoint, increasing ranges: the receive order of records.
+        """
+        key = f"next_{counter}"
+        updated = self.conn.execute(
+            text(
+                "update meta set value = cast(cast(value as bigint) + :n as varchar(20)) "
+                "where key = :key returning value"
+            ),
+            {"n": n, "key": key},
+        ).scalar_one_or_none()
+        if updated is None:
+            self.conn.execute(insert(t.meta).values(key=key, value=str(1 + n)))
+            return 1
+        return int(updated) - n
+
+    # Lookups -------------------------------------------------------------------------------
+
+    def _stage(self, name: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        if not self._staged:
+            for table, ddl in _STAGING.items():
+                self.conn.execute(text(f"create temporary table if not exists {table} ({ddl})"))
+            self._staged = True
+        self.conn.execute(text(f"delete from {name}"))
+        insert_rows(self.conn, name, columns, rows)
+
+    def subject_ids(self, pseudonyms: Iterable[str]) -> pa.Table:
+        """Register new pseudonyms and return the id of each one."""
+        distinct = sorted(set(pseudonyms))
+        self._stage("stage_subjects", ["pseudonym"], [(p,) for p in distinct])
+        self.conn.execute(
+            text(
+                "insert into subjects (pseudonym) select s.pseudonym from stage_subjects s "
+                "where not exists (select 1 from subjects x where x.pseudonym = s.pseudonym)"
+            )
+        )
+        return fetch_arrow(
+            self.conn,
+            "select x.pseudonym, x.id from subjects x "
+            "join stage_subjects s on s.pseudonym = x.pseudonym",
+            {},
+            SUBJECT_IDS,
+        )
+
+    def existing_records(self, platform_id: int, record_ids: Iterable[str]) -> pa.Table:
+        """Stored receipts of this platform's records with these ids."""
+        self._stage("stage_keys", ["record_id"], [(r,) for r in set(record_ids)])
+        return fetch_arrow(
+            self.conn,
+            "select r.record_id, r.seq, r.digest, r.status, r.reason, r.detail, r.reduction_g, "
+            "r.methodology, r.duplicate_of from records r "
+            "join stage_keys k on k.record_id = r.record_id where r.platform_id = :platform",
+            {"platform": platform_id},
+            EXISTING_RECORDS,
+        )
+
+    def existing_claims(
+        self,
+        refs: Iterable[tuple[str, str]],
+        subject_ids: Iterable[int],
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> pa.Table:
+        """Stored records that are not rejected and could be the same behaviour as a record of
+        the chunk: same (scene, ref), or a trip of the same citizen in the chunk's time span."""
+        self._stage("stage_refs", ["scene", "ref"], sorted(set(refs)))
+        self._stage("stage_subject_ids", ["subject_id"], [(s,) for s in sorted(set(subject_ids))])
+        columns = (
+            "r.seq, r.scene, r.ref, r.subject_id, "
+            "case when r.end_ms is null then 'event' else 'trip' end as kind, r.start_ms, r.end_ms"
+        )
+        sql = (
+            f"select {columns} from records r join stage_refs s "
+            "on s.scene = r.scene and s.ref = r.ref "
+            "where r.ref is not null and r.status <> 'rejected'"
+        )
+        params: dict[str, Any] = {}
+        if start_ms is not None and end_ms is not None:
+            sql += (
+                f" union select {columns} from records r join stage_subject_ids s "
+                "on s.subject_id = r.subject_id "
+                "where r.start_ms >= :lo and r.start_ms < :hi and r.end_ms > :start "
+                "and r.status <> 'rejected'"
+            )
+            params = {"lo": start_ms - LONGEST_TRIP_MS, "hi": end_ms, "start": start_ms}
+        return fetch_arrow(self.conn, sql, params, CLAIMS)
+
+    def usage_day(self, first_ms: int, last_ms: int) -> pa.Table:
+        """Grams and records already credited per staged citizen, scene and day (Asia/Shanghai)
+        between two instants (the caller widens them to whole months)."""
+        rows = self.conn.execute(
+            text(
+                "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "
+                "sum(r.reduction_g), count(*) from records r "
+                "join stage_subject_ids s on s.subject_id = r.subject_id "
+                "where r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
+                "group by r.subject_id, r.scene, (r.start_ms + :cn) / :day"
+            ),
+            {"cn": CHINA_MS, "day": DAY_MS, "lo": first_ms, "hi": last_ms},
+        ).fetchall()
+        return pa.table(
+            {
+                "subject_id": pa.array([r[0] for r in rows], pa.int64()),
+                "scene": pa.array([r[1] for r in rows], pa.string()),
+                "day": pa.array([int(r[2]) for r in rows], pa.int32()).cast(pa.date32()),
+                "g": pa.array([int(r[3]) for r in rows], pa.int64()),
+                "n": pa.array([int(r[4]) for r in rows], pa.int64()),
+            },
+            schema=USAGE,
+        )
+
+    # Writes --------------------------------------------------------------------------------
+
+    def quantification_ids(self, traces: dict[str, tuple[dict[str, str], str]]) -> dict[str, int]:
+        """Store calculations not stored yet and return the id of every one by key.
+
+        `traces` maps key → (columns, trace JSON).
+        """
+        if not traces:
+            return {}
+        q = t.quantifications
+        known = dict(
+            self.conn.execute(select(q.c.digest, q.c.id).where(q.c.digest.in_(list(traces)))).all()
+        )
+        for key, (columns, trace) in traces.items():
+            if key not in known:
+                known[key] = self.conn.execute(
+                    insert(q).values(digest=key, trace=trace, **columns).returning(q.c.id)
+                ).scalar_one()
+        return {k: int(v) for k, v in known.items()}
+
+    def write_records(self, batch_id: int, platform_id: int, rows: pa.Table) -> None:
+        """Store new records with their receipts."""
+        insert_rows(
+            self.conn,
+            "records",
+            ("batch_id", "platform_id", *RECORD_COLUMNS),
+            [(batch_id, platform_id, *r) for r in rows_of(rows, RECORD_COLUMNS)],
+        )
+
+    def write_conflicts(self, batch_id: int, rows: Sequence[tuple[int, str, int]]) -> None:
+        """Keep refused conflicting replays (receipt seq, digest, row) for audit."""
+        insert_rows(
+            self.conn,
+            "conflicts",
+            ("batch_id", "record_seq", "digest", "line"),
+            [(batch_id, *r) for r in rows],
+        )
+
+    def write_unkeyed(self, batch_id: int, rows: Sequence[tuple[int, str | None, str]]) -> None:
+        """Keep rejections that have no (platform, record_id) of their own, for audit."""
+        insert_rows(
+            self.conn,
+            "unkeyed_rejections",
+            ("batch_id", "line", "record_id", "reason"),
+            [(batch_id, line, rid[:128] if rid else None, why) for line, rid, why in rows],
+        )
+
+    def post_credits(self, batch_id: int, first_seq: int, last_seq: int, at: datetime) -> int:
+        """Post one balanced entry per credited record with seq in [first_seq, last_seq]:
+        the citizen's account is credited, the issuing platform's account for the methodology
+        debited. Accounts are opened on first use; balances follow. Returns the entry count."""
+        where = (
+            "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
+        )
+        span = {"lo": first_seq, "hi": last_seq}
+        n = self.conn.execute(text(f"select count(*) from records r where {where}"), span).scalar_one()
+        if not n:
+            return 0
+        self.conn.execute(
+            text(
+                "insert into accounts (kind, code, subject_id, balance_g) "
+                "select distinct 'citizen', 'citizen:' || s.pseudonym, s.id, 0 "
+                f"from records r join subjects s on s.id = r.subject_id where {where} "
+                "and not exists (select 1 from accounts a where a.subject_id = r.subject_id)"
+            ),
+            span,
+        )
+        self.conn.execute(
+            text(
+                "insert into accounts (kind, code, platform_id, methodology, balance_g) "
+                "select distinct 'issuance', 'issuance:' || p.code || ':' || r.methodology, "
+                "r.platform_id, r.methodology, 0 "
+                f"from records r join platforms p on p.id = r.platform_id where {where} "
+                "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
+                "and a.methodology = r.methodology)"
+            ),
+            span,
+        )
+        first_entry = self.allocate("entry", int(n))
+        params = {**span, "base": first_entry, "batch": batch_id, "at": at}
+        self.conn.execute(
+            text(
+                "insert into entries (id, kind, record_seq, batch_id, created_at) "
+                "select :base + row_number() over (order by r.seq) - 1, 'credit', r.seq, "
+                f":batch, :at from records r where {where}"
+            ),
+            params,
+        )
+        entries = {"e0": first_entry, "e1": first_entry + int(n) - 1}
+        self.conn.execute(
+            text(
+                "insert into postings (entry_id, account_id, amount_g) "
+                "select e.id, a.id, r.reduction_g from entries e "
+                "join records r on r.seq = e.record_seq "
+                "join accounts a on a.subject_id = r.subject_id "
+                "where e.id between :e0 and :e1 "
+                "union all "
+                "select e.id, a.id, -r.reduction_g from entries e "
+                "join records r on r.seq = e.record_seq "
+                "join accounts a on a.platform_id = r.platform_id and a.methodology = r.methodology "
+                "where e.id between :e0 and :e1"
+            ),
+            entries,
+        )
+        self.conn.execute(
+            text(
+                "update accounts set balance_g = accounts.balance_g + d.delta from ("
+                "select account_id, sum(amount_g) as delta from postings "
+                "where entry_id between :e0 and :e1 group by account_id) d "
+                "where accounts.id = d.account_id"
+            ),
+            entries,
+        )
+        return int(n)

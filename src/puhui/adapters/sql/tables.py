@@ -1,0 +1,195 @@
+"""The relational schema, in SQLAlchemy Core: one source of truth for SQLite and PostgreSQL.
+
+Who owns what:
+- intake: `platforms`, `subjects` (pseudonyms only), `batches`, `records` (one row per
+  (platform, record_id): the normalised record and its receipt), `quantifications` (every
+  distinct calculation a credit was pinned to), `conflicts` and `unkeyed_rejections` (audit of
+  refused submissions that have no record row of their own);
+- ledger: `accounts`, `entries`, `postings` (append-only, integer grams).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# Row ids that SQLite should keep as its rowid (fast appends) and PostgreSQL as BIGINT.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+platforms = Table(
+    "platforms",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pseudonym", String(64), nullable=False, unique=True, comment="HMAC-SHA256, hex"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("source", Text, nullable=False, comment="file name or API call"),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("records", Integer, nullable=False, server_default=text("0")),
+    Column("credited", Integer, nullable=False, server_default=text("0")),
+    Column("duplicate", Integer, nullable=False, server_default=text("0")),
+    Column("rejected", Integer, nullable=False, server_default=text("0")),
+    Column("credited_g", BigInteger, nullable=False, server_default=text("0")),
+)
+
+quantifications = Table(
+    "quantifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("methodology", String(96), nullable=False, comment="id@version"),
+    Column("scene", String(16), nullable=False),
+    Column("region", String(6), nullable=False),
+    Column("material", String(16), nullable=False),
+    Column("unit", String(16), nullable=False),
+    Column("reduction_per_unit", Numeric(24, 9), nullable=False, comment="g CO2e per unit"),
+    Column("trace", Text, nullable=False, comment="JSON: formulas, factors, sources, fallback"),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=False, comment="receive order"),
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("digest", String(32), nullable=False, comment="of the normalised content"),
+    Column("subject_id", Integer, ForeignKey("subjects.id"), nullable=True),
+    Column("scene", String(16), nullable=True),
+    Column("region", String(6), nullable=True),
+    Column("start_ms", BigInteger, nullable=True, comment="epoch milliseconds, UTC"),
+    Column("end_ms", BigInteger, nullable=True, comment="epoch milliseconds, UTC"),
+    Column("amount_milli", BigInteger, nullable=True, comment="km, kg, count or kWh × 1000"),
+    Column("material", String(16), nullable=True),
+    Column("ref", String(256), nullable=True, comment="trimmed, case-folded"),
+    Column("extra", Text, nullable=True, comment="JSON: coordinates, device"),
+    Column("status", String(10), nullable=False),
+    Column("reason", Text, nullable=False, server_default=text("''")),
+    Column("detail", Text, nullable=True, comment="which fields were missing or ill-typed"),
+    Column("reduction_g", BigInteger, nullable=False, server_default=text("0")),
+    Column("methodology", String(96), nullable=True),
+    Column("quantification_id", Integer, ForeignKey("quantifications.id"), nullable=True),
+    Column("duplicate_of", BigInteger, nullable=True, comment="seq of the earlier record"),
+    UniqueConstraint("platform_id", "record_id"),
+    CheckConstraint("status in ('credited', 'duplicate', 'rejected')", name="status"),
+    CheckConstraint("reduction_g >= 0", name="reduction_g"),
+    CheckConstraint("status = 'credited' or reduction_g = 0", name="only_credited_earn"),
+)
+Index("ix_records_subject_start", records.c.subject_id, records.c.start_ms)
+Index(
+    "ix_records_scene_ref",
+    records.c.scene,
+    records.c.ref,
+    sqlite_where=text("ref is not null and status <> 'rejected'"),
+    postgresql_where=text("ref is not null and status <> 'rejected'"),
+)
+# The database itself refuses a second credit for one (scene, ref).
+Index(
+    "uq_records_credited_ref",
+    records.c.scene,
+    records.c.ref,
+    unique=True,
+    sqlite_where=text("ref is not null and status = 'credited'"),
+    postgresql_where=text("ref is not null and status = 'credited'"),
+)
+Index("ix_records_batch", records.c.batch_id)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
+    Column("record_seq", BigInteger, ForeignKey("records.seq"), nullable=False),
+    Column("digest", String(32), nullable=False),
+    Column("line", BigInteger, nullable=False),
+)
+
+unkeyed_rejections = Table(
+    "unkeyed_rejections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("record_id", String(128), nullable=True, comment="as sent, cut to 128 characters"),
+    Column("reason", Text, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False, comment="citizen or issuance"),
+    Column("code", String(200), nullable=False, unique=True),
+    Column("subject_id", Integer, ForeignKey("subjects.id"), nullable=True, unique=True),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=True),
+    Column("methodology", String(96), nullable=True),
+    Column("balance_g", BigInteger, nullable=False, server_default=text("0")),
+    UniqueConstraint("platform_id", "methodology"),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("record_seq", BigInteger, ForeignKey("records.seq"), nullable=True, unique=True),
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("entry_id", BigInteger, ForeignKey("entries.id"), nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("amount_g", BigInteger, nullable=False),
+    PrimaryKeyConstraint("entry_id", "account_id"),
+    CheckConstraint("amount_g <> 0", name="nonzero"),
+)
+Index("ix_postings_account", postings.c.account_id, postings.c.entry_id)

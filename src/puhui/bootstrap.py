@@ -1,0 +1,49 @@
+"""The composition root: settings → engine, key, methodology catalogue, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from puhui.adapters import keystore
+from puhui.adapters.methodology_files import load_catalogue
+from puhui.adapters.sql.engine import make_engine
+from puhui.config import Settings
+from puhui.domain.methodology import Catalogue
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    """Everything a use case needs, built once per process by `bootstrap`."""
+
+    settings: Settings
+    engine: Engine
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        """The shipped methodologies and factors."""
+        return load_catalogue()
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The subject key (read on first use)."""
+        return keystore.read_key(self.settings.key_file)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> App:
+    """Build the application for some settings."""
+    return App(settings=settings, engine=make_engine(settings.database_url), clock=clock)

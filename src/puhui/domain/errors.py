@@ -1,0 +1,56 @@
+"""Every error puhui raises, under one root.
+
+A command that cannot be done raises one of these; a batch never raises for a bad record, it
+answers that record with a rejected receipt and goes on.
+
+    PuhuiError
+    ├── ConfigurationError        settings, key file or database not usable
+    │   └── KeyMismatchError      the subject key is not the one this database was created with
+    ├── MethodologyError          a methodology or factor file is invalid or ambiguous
+    │   └── FactorNotFoundError   no factor for a key in a region, even after fallback
+    ├── NotFoundError             a platform, account or record that does not exist
+    ├── AlreadyExistsError        registering something that is already registered
+    ├── InputError                a file or argument that cannot be read at all
+    └── LedgerError               an entry that would break the ledger's invariants
+        └── UnbalancedEntryError  postings of an entry do not sum to zero
+"""
+
+
+class PuhuiError(Exception):
+    """Root of every error raised by puhui."""
+
+
+class ConfigurationError(PuhuiError):
+    """Settings, key file or database are not usable."""
+
+
+class KeyMismatchError(ConfigurationError):
+    """The subject key does not match the one the database was initialised with."""
+
+
+class MethodologyError(PuhuiError):
+    """A methodology or factor definition is invalid, inconsistent or ambiguous."""
+
+
+class FactorNotFoundError(MethodologyError):
+    """No emission factor for a key in a region, even after the region fallback."""
+
+
+class NotFoundError(PuhuiError):
+    """A platform, account or record that does not exist."""
+
+
+class AlreadyExistsError(PuhuiError):
+    """Registering something that already exists."""
+
+
+class InputError(PuhuiError):
+    """An input file or argument that cannot be read at all."""
+
+
+class LedgerError(PuhuiError):
+    """An entry that would break the ledger's invariants."""
+
+
+class UnbalancedEntryError(LedgerError):
+    """The postings of an entry do not sum to zero."""

@@ -1,0 +1,342 @@
+"""Methodologies as data: which formula quantifies a scene, where and when, and how it is traced.
+
+A methodology version declares, for each scene it covers, a baseline formula BE and a project
+formula PE, both in grams of CO2e per unit of activity (per km, kg, event or kWh). The reduction
+per unit is ER = max(0, BE − PE); a record's reduction is its amount times ER, rounded down to
+whole grams (conservative). Names in formulas are the methodology's own parameters or emission
+factors chosen for the record's region along the fallback chain.
+
+Which methodology applies to a record: among versions that are `active` or `trial`, cover the
+scene and are in force on the record's start date (Asia/Shanghai), the one whose jurisdiction is
+the most specific place on the record's region chain (prefecture, province, grid region, CN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_FLOOR, Decimal
+from enum import StrEnum
+from typing import Any
+
+from puhui.domain import expressions
+from puhui.domain.errors import FactorNotFoundError, MethodologyError
+from puhui.domain.factors import Evidence, FactorChoice, FactorTable, Prefer
+from puhui.domain.regions import RegionCatalogue
+from puhui.domain.scenes import MATERIALS, SCENES
+
+MILLI = Decimal("0.001")
+
+
+class MethodologyStatus(StrEnum):
+    """Lifecycle of a methodology version; `draft` and `withdrawn` versions never quantify."""
+
+    DRAFT = "draft"
+    TRIAL = "trial"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    WITHDRAWN = "withdrawn"
+
+
+USABLE = (MethodologyStatus.ACTIVE, MethodologyStatus.TRIAL, MethodologyStatus.SUPERSEDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """A constant of one methodology (e.g. a car's fuel use), with its provenance."""
+
+    name: str
+    value: Decimal
+    unit: str
+    evidence: Evidence
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """A limit per citizen, scene and period (`day` or `month`, Asia/Shanghai).
+
+    Attributes:
+        period: `day` or `month`.
+        max_g: most grams credited in the period, if limited.
+        max_count: most records credited in the period, if limited.
+    """
+
+    period: str
+    max_g: int | None = None
+    max_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SceneRule:
+    """How one methodology quantifies one scene.
+
+    Attributes:
+        scene: scene code.
+        unit: activity unit of the amount (km, kg, count, kWh).
+        baseline: formula for BE per unit, g CO2e.
+        project: formula for PE per unit, g CO2e.
+        caps: limits per citizen and period.
+    """
+
+    scene: str
+    unit: str
+    baseline: expressions.Expr
+    project: expressions.Expr
+    caps: tuple[Cap, ...] = ()
+
+    def cap(self, period: str) -> Cap | None:
+        """Return the cap for a period, if any."""
+        return next((c for c in self.caps if c.period == period), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Methodology:
+    """One version of a methodology.
+
+    Attributes:
+        id: stable identifier, e.g. `cn-public-transit`.
+        version: semantic version of this encoding.
+        title: English title; `title_zh` the Chinese one.
+        issuer: the body that issued the official text this encodes.
+        status: lifecycle status.
+        effective_from: first day it applies to (record start date, Asia/Shanghai).
+        effective_to: first day it no longer applies to, if any.
+        jurisdiction: places it covers (GB/T 2260 codes, grid regions or `CN`).
+        scenes: rules per scene.
+        parameters: its own constants.
+        factor_year: latest data year of factors it may use (pinned), if any.
+        official_code: the official document's code, if any.
+        references: the documents it rests on.
+    """
+
+    id: str
+    version: str
+    title: str
+    title_zh: str
+    issuer: str
+    status: MethodologyStatus
+    effective_from: date
+    effective_to: date | None
+    jurisdiction: tuple[str, ...]
+    scenes: Mapping[str, SceneRule]
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
+    factor_year: int | None = None
+    official_code: str = ""
+    description: str = ""
+    references: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """`id@version`, as receipts show it."""
+        return f"{self.id}@{self.version}"
+
+    def in_force(self, day: date) -> bool:
+        """Whether it applies to records that started on `day`."""
+        if self.status not in USABLE:
+            return False
+        return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
+
+
+@dataclass(frozen=True, slots=True)
+class NameUse:
+    """What one name in a formula resolved to: a parameter or a chosen factor."""
+
+    name: str
+    value: Decimal
+    unit: str
+    evidence: str
+    source: str
+    factor_id: str = ""
+    region_asked: str = ""
+    region_used: str = ""
+    region_level: str = ""
+    derivation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitQuantification:
+    """The reduction per unit of activity for one scene, region and material.
+
+    Attributes:
+        methodology: `id@version`.
+        scene, region, material: what it was computed for.
+        unit: activity unit.
+        baseline_g, project_g: BE and PE per unit, exact grams.
+        reduction_g: ER per unit = max(0, BE − PE), exact grams.
+        names: every parameter and factor used, with provenance and fallback.
+    """
+
+    methodology: str
+    scene: str
+    region: str
+    material: str
+    unit: str
+    baseline_formula: str
+    project_formula: str
+    baseline_g: Decimal
+    project_g: Decimal
+    reduction_g: Decimal
+    names: tuple[NameUse, ...]
+
+    def reduction_for(self, amount: Decimal) -> int:
+        """Whole grams credited for an amount: amount rounded down to a thousandth, times ER,
+        rounded down (both roundings are conservative).
+
+        >>> q = UnitQuantification("m@1", "bus", "110000", "", "km", "", "", Decimal(0),
+        ...     Decimal(0), Decimal("215.8"), ())
+        >>> q.reduction_for(Decimal("5.0009"))
+        1079
+        """
+        quantised = amount.quantize(MILLI, rounding=ROUND_FLOOR)
+        return int((quantised * self.reduction_g).to_integral_value(rounding=ROUND_FLOOR))
+
+
+class Catalogue:
+    """Every methodology version and factor in force, and the regions they refer to."""
+
+    def __init__(
+        self,
+        methodologies: Iterable[Methodology],
+        factors: FactorTable,
+        regions: RegionCatalogue,
+    ) -> None:
+        self.methodologies = tuple(sorted(methodologies, key=lambda m: (m.id, m.effective_from)))
+        self.factors = factors
+        self.regions = regions
+        self._check()
+
+    def _check(self) -> None:
+        refs = [m.ref for m in self.methodologies]
+        if len(set(refs)) != len(refs):
+            raise MethodologyError("a methodology version is defined twice")
+        for m in self.methodologies:
+            for place in m.jurisdiction:
+                if place != "CN" and not place.startswith("CN-GRID-") and place not in self.regions:
+                    raise MethodologyError(f"{m.ref}: jurisdiction {place} is not a known region")
+            for rule in m.scenes.values():
+                if rule.scene not in SCENES:
+                    raise MethodologyError(f"{m.ref}: unknown scene {rule.scene}")
+                for expr in (rule.baseline, rule.project):
+                    for name in expr.names:
+                        if name in m.parameters or "{material}" in name:
+                            continue
+                        if name not in self.factors.keys():
+                            raise MethodologyError(f"{m.ref}: formula name {name} is unknown")
+        # Two usable versions must never both claim one scene at one place on one day.
+        usable = [m for m in self.methodologies if m.status in USABLE]
+        for i, a in enumerate(usable):
+            for b in usable[i + 1 :]:
+                shared = set(a.scenes) & set(b.scenes)
+                places = set(a.jurisdiction) & set(b.jurisdiction)
+                if shared and places and _overlap(a, b):
+                    raise MethodologyError(
+                        f"{a.ref} and {b.ref} both cover {sorted(shared)} in {sorted(places)} "
+                        "on the same days"
+                    )
+
+    def get(self, ref: str) -> Methodology:
+        """Return a methodology version by `id@version`."""
+        for m in self.methodologies:
+            if m.ref == ref:
+                return m
+        raise MethodologyError(f"no methodology {ref}")
+
+    def select(self, scene: str, region: str, day: date) -> Methodology | None:
+        """Return the methodology that quantifies a scene at a place on a day, or None."""
+        for place in self.regions.chain(region):
+            for m in self.methodologies:
+                if scene in m.scenes and place in m.jurisdiction and m.in_force(day):
+                    return m
+        return None
+
+    def boundaries(self) -> list[date]:
+        """Every date on which the choice of methodology may change, sorted."""
+        days = {m.effective_from for m in self.methodologies}
+        days |= {m.effective_to for m in self.methodologies if m.effective_to is not None}
+        return sorted(days)
+
+    def quantify(
+        self, scene: str, region: str, material: str, day: date
+    ) -> UnitQuantification | None:
+        """Compute the reduction per unit for a scene, region, material and start day.
+
+        Returns None when no methodology covers it.
+
+        Raises:
+            FactorNotFoundError: the methodology names a factor missing for this region.
+        """
+        m = self.select(scene, region, day)
+        if m is None:
+            return None
+        rule = m.scenes[scene]
+        chain = self.regions.chain(region)
+        uses: dict[str, NameUse] = {}
+
+        def resolver(prefer: Prefer) -> Any:
+            def lookup(name: str) -> Decimal:
+                key = name.replace("{material}", material)
+                if key in m.parameters:
+                    p = m.parameters[key]
+                    uses.setdefault(key, NameUse(key, p.value, p.unit, p.evidence, p.source))
+                    return p.value
+                choice = self.factors.choose(key, chain, max_year=m.factor_year, prefer=prefer)
+                uses.setdefault(key, self._use(key, choice))
+                return choice.factor.value
+
+            return lookup
+
+        try:
+            baseline = rule.baseline.evaluate(resolver(Prefer.LOW))
+            project = rule.project.evaluate(resolver(Prefer.HIGH))
+        except FactorNotFoundError as exc:
+            raise FactorNotFoundError(f"{m.ref}, scene {scene}, region {region}: {exc}") from None
+        return UnitQuantification(
+            methodology=m.ref,
+            scene=scene,
+            region=region,
+            material=material,
+            unit=rule.unit,
+            baseline_formula=rule.baseline.source,
+            project_formula=rule.project.source,
+            baseline_g=baseline,
+            project_g=project,
+            reduction_g=max(Decimal(0), baseline - project),
+            names=tuple(uses.values()),
+        )
+
+    def _use(self, key: str, choice: FactorChoice) -> NameUse:
+        f = choice.factor
+        return NameUse(
+            name=key,
+            value=f.value,
+            unit=f.unit,
+            evidence=f.evidence,
+            source=f.source,
+            factor_id=f.factor_id,
+            region_asked=choice.asked,
+            region_used=f.region,
+            region_level=self.regions.level_of(f.region),
+            derivation=f.derivation,
+        )
+
+    def check_coverage(self, day: date) -> list[str]:
+        """List every (scene, region, material) a record could name on `day` that cannot be
+        quantified; an empty list means every province and prefecture is covered."""
+        problems = []
+        for region in self.regions.codes():
+            for scene, spec in SCENES.items():
+                for material in MATERIALS if spec.needs_material else ("",):
+                    try:
+                        if self.quantify(scene, region, material, day) is None:
+                            problems.append(f"{scene}/{region}/{material}: no methodology")
+                    except FactorNotFoundError as exc:
+                        problems.append(str(exc))
+        return problems
+
+
+def _overlap(a: Methodology, b: Methodology) -> bool:
+    a_end = a.effective_to or date.max
+    b_end = b.effective_to or date.max
+    return a.effective_from < b_end and b.effective_from < a_end

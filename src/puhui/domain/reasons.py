@@ -1,0 +1,95 @@
+"""Receipt statuses and the stable reason codes that explain them.
+
+A receipt's `reason` is one code, or several joined by `;` when a record fails several checks
+(every failed check is reported, not only the first). The codes are part of the contract with
+member platforms: they are never renamed or reused with another meaning. `docs/reasons.md` lists
+them from this module.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """What happened to a record."""
+
+    CREDITED = "credited"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+class Reason(StrEnum):
+    """Why a record was rejected, found a duplicate, or credited less than computed."""
+
+    # Reading and shape of the record.
+    MALFORMED_ROW = "malformed_row"
+    MISSING_FIELD = "missing_field"
+    ILL_TYPED_FIELD = "ill_typed_field"
+    RECORD_ID_TOO_LONG = "record_id_too_long"
+    PLATFORM_MISMATCH = "platform_mismatch"
+    UNKNOWN_SCENE = "unknown_scene"
+    UNKNOWN_REGION = "unknown_region"
+    MALFORMED_SUBJECT = "malformed_subject"
+    UNKNOWN_MATERIAL = "unknown_material"
+    MISSING_MATERIAL = "missing_material"
+    MISSING_DISTANCE = "missing_distance"
+    MISSING_QUANTITY = "missing_quantity"
+    MISSING_END = "missing_end"
+    NEGATIVE_AMOUNT = "negative_amount"
+    END_BEFORE_START = "end_before_start"
+    START_IN_FUTURE = "start_in_future"
+    # Plausibility rules.
+    NON_POSITIVE_DURATION = "non_positive_duration"
+    SPEED_IMPLAUSIBLE = "speed_implausible"
+    DISTANCE_BELOW_STRAIGHT_LINE = "distance_below_straight_line"
+    # Quantification.
+    NO_METHODOLOGY = "no_methodology"
+    # One behaviour, one credit.
+    CONFLICT = "conflict"
+    DUPLICATE_RECORD_ID = "duplicate_record_id"
+    DUPLICATE_REF = "duplicate_ref"
+    DUPLICATE_OVERLAP = "duplicate_overlap"
+    # Crediting.
+    CAPPED = "capped"
+
+
+DESCRIPTIONS: dict[Reason, str] = {
+    Reason.MALFORMED_ROW: "The line or row could not be parsed (invalid JSON, wrong CSV shape).",
+    Reason.MISSING_FIELD: "A field required for every record is missing or empty.",
+    Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not parse, "
+    "a timestamp without a UTC offset.",
+    Reason.RECORD_ID_TOO_LONG: "`record_id` is longer than 128 characters.",
+    Reason.PLATFORM_MISMATCH: "`platform` is not the platform that submitted the record.",
+    Reason.UNKNOWN_SCENE: "`scene` is not one of the nine scene codes.",
+    Reason.UNKNOWN_REGION: "`region` is not a GB/T 2260 province or prefecture code.",
+    Reason.MALFORMED_SUBJECT: "`subject` is neither a mainland mobile number nor a valid 18-character "
+    "resident ID number (check digit included).",
+    Reason.UNKNOWN_MATERIAL: "`material` is not paper, plastic, metal, glass or textile.",
+    Reason.MISSING_MATERIAL: "A recycling record without `material`.",
+    Reason.MISSING_DISTANCE: "A trip without `distance_km`.",
+    Reason.MISSING_QUANTITY: "An event without `quantity`.",
+    Reason.MISSING_END: "A trip without `end`.",
+    Reason.NEGATIVE_AMOUNT: "`distance_km` or `quantity` is below zero.",
+    Reason.END_BEFORE_START: "The trip ends before it starts.",
+    Reason.START_IN_FUTURE: "`start` is later than the moment the record was received.",
+    Reason.NON_POSITIVE_DURATION: "The trip lasts zero seconds or less.",
+    Reason.SPEED_IMPLAUSIBLE: "Distance over duration is faster than the mode allows "
+    "(bounds in docs/reasons.md).",
+    Reason.DISTANCE_BELOW_STRAIGHT_LINE: "The distance is shorter than the straight line between "
+    "the given origin and destination.",
+    Reason.NO_METHODOLOGY: "No methodology in force covers this scene, region and date.",
+    Reason.CONFLICT: "The same (platform, record_id) was received before with other content.",
+    Reason.DUPLICATE_RECORD_ID: "The same (platform, record_id) appears again in the same "
+    "submission with other content.",
+    Reason.DUPLICATE_REF: "An earlier record of the same scene carries the same `ref`.",
+    Reason.DUPLICATE_OVERLAP: "An earlier trip of the same citizen overlaps this one by more than "
+    "half of the shorter interval.",
+    Reason.CAPPED: "Credited up to the methodology's cap for the citizen, scene and period; "
+    "`reduction_g` is what remained under the cap.",
+}
+
+
+def join(reasons: list[str]) -> str:
+    """Join reason codes the way receipts carry them, without repeats, in order."""
+    return ";".join(dict.fromkeys(r for r in reasons if r))

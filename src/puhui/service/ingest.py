@@ -1,0 +1,228 @@
+"""Ingest: platform files in, receipts and credits out.
+
+The data flows one way, chunk by chunk, so a file of any size is never held whole:
+read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`) → look up what
+the database already knows of the chunk's keys → settle set-based (`adapters.batch.settle`) →
+store records, receipts and balanced ledger entries in one transaction → write receipts out.
+A chunk commits as a whole or not at all; re-running a file after a failure replays what was
+committed and settles the rest.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
+from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks
+from puhui.adapters.batch.settle import settle
+from puhui.adapters.sql.intake import IntakeStore
+from puhui.bootstrap import App
+from puhui.service.admin import check_ready
+
+RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "methodology")
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did: receipts by status and reason, grams credited."""
+
+    records: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    credited_g: int = 0
+    entries: int = 0
+    batches: list[int] = field(default_factory=list)
+
+    def add(self, receipts: pa.Table, entries: int) -> None:
+        """Count one settled chunk."""
+        self.records += receipts.num_rows
+        self.entries += entries
+        self.by_status.update(receipts.column("status").to_pylist())
+        for reason in receipts.column("reason").to_pylist():
+            if reason:
+                self.by_reason.update(reason.split(";"))
+        self.credited_g += int(pc.sum(receipts.column("reduction_g")).as_py() or 0)
+
+
+ReceiptSink = Callable[[pa.Table], None]
+Progress = Callable[[int], None]
+
+
+def ingest_files(
+    app: App,
+    platform: str,
+    paths: Iterable[Path],
+    sink: ReceiptSink | None = None,
+    progress: Progress | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> IngestReport:
+    """Ingest files of one member platform, in the order given.
+
+    Args:
+        app: the application.
+        platform: code of the submitting platform; records naming another are rejected.
+        paths: JSON Lines, CSV or Parquet files.
+        sink: called with each chunk's receipts (columns RECEIPT_FIELDS plus `row`, `detail`,
+            `file`), in file order.
+        progress: called with the number of records of each chunk settled.
+        chunk_size: records per transaction.
+    """
+    check_ready(app)
+    report = IngestReport()
+    with app.engine.connect() as conn:
+        platform_id = IntakeStore(conn).platform_id(platform)
+    preparer = Preparer(app.catalogue, app.secret, platform)
+    try:
+        for path in paths:
+            received_at = app.clock()
+            with app.engine.begin() as conn:
+                batch_id = IntakeStore(conn).new_batch(platform_id, path.name, received_at)
+            report.batches.append(batch_id)
+            for raw in read_chunks(path, chunk_size):
+                prepared = preparer.prepare(raw, epoch_ms(received_at))
+                with app.engine.begin() as conn:
+                    settled, entries = _settle_chunk(
+                        IntakeStore(conn), preparer, prepared, platform_id, batch_id, received_at
+                    )
+                receipts = _receipts(settled, platform, path.name)
+                report.add(receipts, entries)
+                if sink is not None:
+                    sink(receipts)
+                if progress is not None:
+                    progress(raw.num_rows)
+    finally:
+        preparer.close()
+    return report
+
+
+def _settle_chunk(
+    store: IntakeStore,
+    preparer: Preparer,
+    prepared: pa.Table,
+    platform_id: int,
+    batch_id: int,
+    received_at: object,
+) -> tuple[pa.Table, int]:
+    n = prepared.num_rows
+    first_seq = store.allocate("record", n)
+    prepared = prepared.append_column("seq", pa.array(range(first_seq, first_seq + n), pa.int64()))
+    valid = prepared.filter(pc.equal(pc.list_value_length(prepared.column("checks")), 0))
+
+    subject_ids = store.subject_ids(p for p in prepared.column("pseudonym").to_pylist() if p)
+    existing = store.existing_records(
+        platform_id, (r for r in prepared.column("record_id").to_pylist() if r)
+    )
+    ids = dict(
+        zip(
+            subject_ids.column("pseudonym").to_pylist(),
+            subject_ids.column("subject_id").to_pylist(),
+            strict=True,
+        )
+    )
+    refs = {
+        (s, r)
+        for s, r in zip(valid.column("scene").to_pylist(), valid.column("ref").to_pylist(), strict=True)
+        if r is not None
+    }
+    chunk_subjects = {ids[p] for p in valid.column("pseudonym").to_pylist()}
+    starts = valid.column("start_ms")
+    lo = pc.min(starts).as_py()
+    hi = pc.max(pc.coalesce(valid.column("end_ms"), starts)).as_py()
+    claims = store.existing_claims(refs, chunk_subjects, lo, hi)
+    usage = (
+        store.usage_day(_month_start_ms(lo), _next_month_ms(hi))
+        if lo is not None and hi is not None
+        else store.usage_day(0, 0)
+    )
+    settled = settle(preparer.con, prepared, subject_ids, existing, claims, usage)
+
+    units = preparer.units()
+    keys = {k for k in settled.column("quant_key").to_pylist() if k}
+    qids = store.quantification_ids(
+        {
+            k: (
+                {
+                    "methodology": units[k].methodology,
+                    "scene": units[k].scene,
+                    "region": units[k].region,
+                    "material": units[k].material,
+                    "unit": units[k].unit,
+                    "reduction_per_unit": str(units[k].reduction_g),
+                },
+                trace_json(units[k]),
+            )
+            for k in keys
+        }
+    )
+    new = settled.filter(pc.equal(settled.column("role"), "new"))
+    new = new.append_column(
+        "quantification_id",
+        pa.array([qids.get(k) if k else None for k in new.column("quant_key").to_pylist()], pa.int64()),
+    )
+    store.write_records(batch_id, platform_id, new)
+    roles = settled.column("role").to_pylist()
+    conflicts = [
+        (seq, digest, row)
+        for role, seq, digest, row in zip(
+            roles,
+            settled.column("receipt_seq").to_pylist(),
+            settled.column("digest").to_pylist(),
+            settled.column("row").to_pylist(),
+            strict=True,
+        )
+        if role in ("conflict_stored", "conflict_repeat")
+    ]
+    store.write_conflicts(batch_id, conflicts)
+    unkeyed = [
+        (row, rid, reason)
+        for role, row, rid, reason in zip(
+            roles,
+            settled.column("row").to_pylist(),
+            settled.column("record_id").to_pylist(),
+            settled.column("reason").to_pylist(),
+            strict=True,
+        )
+        if role == "unkeyed"
+    ]
+    store.write_unkeyed(batch_id, unkeyed)
+    entries = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)  # type: ignore[arg-type]
+    counts = Counter(new.column("status").to_pylist())
+    credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
+    store.add_to_batch(batch_id, dict(counts), credited_g)
+    return settled, entries
+
+
+def _receipts(settled: pa.Table, platform: str, file: str) -> pa.Table:
+    n = settled.num_rows
+    return pa.table(
+        {
+            "platform": pa.array([platform] * n, pa.string()),
+            "record_id": settled.column("record_id"),
+            "status": settled.column("status"),
+            "reason": pc.fill_null(settled.column("reason"), ""),
+            "reduction_g": pc.fill_null(settled.column("reduction_g"), 0),
+            "methodology": settled.column("methodology"),
+            "file": pa.array([file] * n, pa.string()),
+            "row": settled.column("row"),
+            "detail": pc.fill_null(settled.column("detail"), ""),
+        }
+    )
+
+
+def _month_start_ms(ms: int) -> int:
+    day = date.fromordinal(date(1970, 1, 1).toordinal() + (ms + 8 * 3600_000) // 86_400_000)
+    start = date(day.year, day.month, 1)
+    return (start.toordinal() - date(1970, 1, 1).toordinal()) * 86_400_000 - 8 * 3600_000
+
+
+def _next_month_ms(ms: int) -> int:
+    day = date.fromordinal(date(1970, 1, 1).toordinal() + (ms + 8 * 3600_000) // 86_400_000)
+    nxt = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+    return (nxt.toordinal() - date(1970, 1, 1).toordinal()) * 86_400_000 - 8 * 3600_000

@@ -1,0 +1,118 @@
+"""Ledger verification: every invariant re-checked from the stored rows.
+
+`verify` returns a list of violations (empty when the ledger is sound) and never stops at the
+first, like a batch's checks. Each check is one set-based query, so it scales with the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from puhui.bootstrap import App
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken invariant, with up to ten examples."""
+
+    check: str
+    count: int
+    examples: tuple[str, ...]
+
+
+CHECKS: dict[str, tuple[str, str]] = {
+    "entry_unbalanced": (
+        "every entry's postings sum to zero and it has at least two",
+        "select cast(entry_id as varchar(20)) from postings group by entry_id "
+        "having sum(amount_g) <> 0 or count(*) < 2",
+    ),
+    "entry_without_postings": (
+        "every entry has postings",
+        "select cast(e.id as varchar(20)) from entries e "
+        "where not exists (select 1 from postings p where p.entry_id = e.id)",
+    ),
+    "posting_zero": (
+        "no posting is zero grams",
+        "select cast(entry_id as varchar(20)) from postings where amount_g = 0",
+    ),
+    "balance_mismatch": (
+        "every account's balance equals the sum of its postings",
+        "select a.code from accounts a left join (select account_id, sum(amount_g) as s "
+        "from postings group by account_id) p on p.account_id = a.id "
+        "where a.balance_g <> coalesce(p.s, 0)",
+    ),
+    "ledger_total": (
+        "all postings together sum to zero",
+        "select cast(sum(amount_g) as varchar(30)) from postings having sum(amount_g) <> 0",
+    ),
+    "credit_missing": (
+        "every credited record with grams has its credit entry",
+        "select cast(r.seq as varchar(20)) from records r where r.status = 'credited' "
+        "and r.reduction_g > 0 and not exists (select 1 from entries e where e.record_seq = r.seq)",
+    ),
+    "credit_without_credited_record": (
+        "every credit entry belongs to a credited record",
+        "select cast(e.id as varchar(20)) from entries e join records r on r.seq = e.record_seq "
+        "where e.kind = 'credit' and (r.status <> 'credited' or r.reduction_g = 0)",
+    ),
+    "credit_amount_mismatch": (
+        "a credit entry moves exactly the record's grams to the record's citizen",
+        "select cast(e.id as varchar(20)) from entries e join records r on r.seq = e.record_seq "
+        "join postings p on p.entry_id = e.id join accounts a on a.id = p.account_id "
+        "where e.kind = 'credit' and p.amount_g > 0 "
+        "and (p.amount_g <> r.reduction_g or a.subject_id is null or a.subject_id <> r.subject_id)",
+    ),
+    "ref_credited_twice": (
+        "no (scene, ref) is credited twice",
+        "select scene || ':' || ref from records where status = 'credited' and ref is not null "
+        "group by scene, ref having count(*) > 1",
+    ),
+    "trip_credited_twice": (
+        "no two credited trips of a citizen overlap by more than half of the shorter",
+        "select cast(a.seq as varchar(20)) || '~' || cast(b.seq as varchar(20)) "
+        "from records a join records b on b.subject_id = a.subject_id and b.seq > a.seq "
+        "and b.start_ms < a.end_ms and a.start_ms < b.end_ms "
+        "where a.status = 'credited' and b.status = 'credited' "
+        "and a.end_ms is not null and b.end_ms is not null "
+        "and 2 * (case when a.end_ms < b.end_ms then a.end_ms else b.end_ms end "
+        "- case when a.start_ms > b.start_ms then a.start_ms else b.start_ms end) > "
+        "case when a.end_ms - a.start_ms < b.end_ms - b.start_ms "
+        "then a.end_ms - a.start_ms else b.end_ms - b.start_ms end",
+    ),
+}
+
+
+def verify(app: App) -> list[Violation]:
+    """Re-check every ledger invariant; an empty list means the ledger is sound."""
+    violations = []
+    with app.engine.connect() as conn:
+        for name, (_doc, sql) in CHECKS.items():
+            rows = conn.execute(text(sql)).scalars().all()
+            if rows:
+                violations.append(Violation(name, len(rows), tuple(str(r) for r in rows[:10])))
+    return violations
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTotals:
+    """Size of the ledger."""
+
+    accounts: int
+    entries: int
+    postings: int
+    issued_g: int
+
+
+def totals(app: App) -> LedgerTotals:
+    """Counts and grams issued, for the verify summary."""
+    with app.engine.connect() as conn:
+        accounts, entries, postings, issued = conn.execute(
+            text(
+                "select (select count(*) from accounts), (select count(*) from entries), "
+                "(select count(*) from postings), "
+                "(select coalesce(sum(amount_g), 0) from postings where amount_g > 0)"
+            )
+        ).one()
+    return LedgerTotals(int(accounts), int(entries), int(postings), int(issued))

@@ -1,0 +1,180 @@
+"""Read side: a citizen's account, a platform's receipts, how a credit was computed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+
+from puhui.adapters.sql import tables as t
+from puhui.bootstrap import App
+from puhui.domain import subjects
+from puhui.domain.errors import InputError, NotFoundError
+from puhui.domain.methodology import MILLI
+from puhui.service.admin import check_ready
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    """One movement of a citizen's account."""
+
+    entry_id: int
+    at: datetime
+    kind: str
+    amount_g: int
+    platform: str
+    record_id: str
+    scene: str
+    methodology: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """A citizen's balance and history."""
+
+    pseudonym: str
+    balance_g: int
+    history: list[HistoryLine]
+
+
+def pseudonym_of(app: App, subject: str) -> str:
+    """Pseudonymise an identifier the way intake does.
+
+    Raises:
+        InputError: the identifier is not a mobile number or resident ID number.
+    """
+    canonical = subjects.normalise(subject)
+    if canonical is None:
+        raise InputError("not a mainland mobile number or an 18-character resident ID number")
+    return subjects.pseudonymise(app.secret, canonical)
+
+
+def account(app: App, subject: str, limit: int = 50) -> AccountView:
+    """Balance and latest movements of the citizen with this identifier.
+
+    Raises:
+        NotFoundError: no credit has been recorded for this citizen.
+    """
+    check_ready(app)
+    pseudonym = pseudonym_of(app, subject)
+    with app.engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "select a.id, a.balance_g from accounts a join subjects s on s.id = a.subject_id "
+                "where s.pseudonym = :p"
+            ),
+            {"p": pseudonym},
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError("no account for this citizen: nothing has been credited yet")
+        lines = conn.execute(
+            text(
+                "select e.id, e.created_at, e.kind, p.amount_g, pl.code, r.record_id, r.scene, "
+                "r.methodology from postings p join entries e on e.id = p.entry_id "
+                "left join records r on r.seq = e.record_seq "
+                "left join platforms pl on pl.id = r.platform_id "
+                "where p.account_id = :a order by e.id desc limit :n"
+            ),
+            {"a": row[0], "n": limit},
+        ).all()
+    history = [
+        HistoryLine(
+            int(line[0]), _aware(line[1]), line[2], int(line[3]), line[4] or "", line[5] or "",
+            line[6] or "", line[7] or "",
+        )
+        for line in lines
+    ]
+    return AccountView(pseudonym, int(row[1]), history)
+
+
+def receipts(app: App, platform: str) -> Iterator[dict[str, Any]]:
+    """Every stored receipt of a platform, in receive order."""
+    check_ready(app)
+    with app.engine.connect() as conn:
+        platform_id = conn.execute(
+            select(t.platforms.c.id).where(t.platforms.c.code == platform)
+        ).scalar_one_or_none()
+        if platform_id is None:
+            raise NotFoundError(f"platform {platform!r} is not registered")
+        r = t.records.c
+        result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+            select(r.record_id, r.status, r.reason, r.reduction_g, r.methodology, r.detail)
+            .where(r.platform_id == platform_id)
+            .order_by(r.seq)
+        )
+        for record_id, status, reason, grams, methodology, detail in result:
+            yield {
+                "platform": platform,
+                "record_id": record_id,
+                "status": status,
+                "reason": reason or "",
+                "reduction_g": int(grams),
+                "methodology": methodology or "",
+                "detail": detail or "",
+            }
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The full calculation of one record's credit."""
+
+    platform: str
+    record_id: str
+    status: str
+    reason: str
+    scene: str
+    region: str
+    material: str
+    start: datetime | None
+    amount: Decimal | None
+    unit: str
+    computed_g: int | None
+    reduction_g: int
+    trace: dict[str, Any] | None
+
+
+def explain(app: App, platform: str, record_id: str) -> Explanation:
+    """Recompute a stored record's reduction from its pinned calculation, step by step.
+
+    Raises:
+        NotFoundError: no such record.
+    """
+    check_ready(app)
+    r = t.records.c
+    with app.engine.connect() as conn:
+        row = conn.execute(
+            select(
+                r.status, r.reason, r.scene, r.region, r.material, r.start_ms, r.amount_milli,
+                r.reduction_g, t.quantifications.c.trace, t.quantifications.c.unit,
+            )
+            .select_from(
+                t.records.join(t.platforms, t.platforms.c.id == r.platform_id).outerjoin(
+                    t.quantifications, t.quantifications.c.id == r.quantification_id
+                )
+            )
+            .where(t.platforms.c.code == platform, r.record_id == record_id)
+        ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no record {record_id!r} from platform {platform!r}")
+    status, reason, scene, region, material, start_ms, milli, grams, trace, unit = row
+    amount = None if milli is None else Decimal(milli) * MILLI
+    parsed = json.loads(trace) if trace else None
+    computed = None
+    if parsed is not None and amount is not None:
+        computed = int(amount * Decimal(parsed["reduction_g"]) // 1)
+    start = None if start_ms is None else datetime.fromtimestamp(start_ms / 1000, UTC)
+    return Explanation(
+        platform, record_id, status, reason or "", scene or "", region or "", material or "",
+        start, amount, unit or "", computed, int(grams), parsed,
+    )
+
+
+def _aware(value: datetime | str) -> datetime:
+    # Raw SQL on SQLite returns timestamps as text.
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
