@@ -1,0 +1,77 @@
+"""Builders of activity records and files for tests: sensible defaults, explicit overrides."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FIELDS = (
+    "platform", "record_id", "subject", "scene", "region", "start", "end", "distance_km",
+    "quantity", "material", "ref", "origin_lat", "origin_lon", "dest_lat", "dest_lon", "device",
+)
+
+
+def trip(record_id: str, **overrides: Any) -> dict[str, Any]:
+    """A valid 5 km, 20-minute bus ride in Beijing on 1 October 2026, from platform `amap`."""
+    record: dict[str, Any] = {
+        "platform": "amap",
+        "record_id": record_id,
+        "subject": "13800138000",
+        "scene": "bus",
+        "region": "110000",
+        "start": "2026-10-01T08:00:00+08:00",
+        "end": "2026-10-01T08:20:00+08:00",
+        "distance_km": 5,
+    }
+    record.update(overrides)
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def event(record_id: str, **overrides: Any) -> dict[str, Any]:
+    """A valid recycling event (2.5 kg of paper in Chengdu on 2 October 2026) from `amap`."""
+    record: dict[str, Any] = {
+        "platform": "amap",
+        "record_id": record_id,
+        "subject": "13800138000",
+        "scene": "recycling",
+        "region": "510100",
+        "start": "2026-10-02T10:00:00+08:00",
+        "quantity": "2.5",
+        "material": "paper",
+    }
+    record.update(overrides)
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Write records as JSON Lines."""
+    with path.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_csv(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Write records as CSV with every field of the spec as a column."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: r.get(k, "") for k in FIELDS})
+    return path
+
+
+def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Write records as Parquet, every field as text."""
+    rows = list(records)
+    table = pa.table(
+        {f: pa.array([None if r.get(f) is None else str(r[f]) for r in rows], pa.string()) for f in FIELDS}
+    )
+    pq.write_table(table, path)
+    return path
