@@ -76,7 +76,9 @@ class _Parser:
             raise MethodologyError("empty formula")
         value = self._expr()
         if self.pos != len(self.tokens):
-            raise MethodologyError(f"formula {self.source!r}: unexpected {self.tokens[self.pos][1]!r}")
+            raise MethodologyError(
+                f"formula {self.source!r}: unexpected {self.tokens[self.pos][1]!r}"
+            )
         return value
 
     def _peek(self) -> tuple[str, str] | None:

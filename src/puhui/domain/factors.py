@@ -9,7 +9,7 @@ methodology's pinned year), and on a tie the conservative value.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -94,7 +94,7 @@ class FactorTable:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def __iter__(self) -> Iterable[Factor]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Factor]:
         return iter(self._by_id.values())
 
     def keys(self) -> set[str]:

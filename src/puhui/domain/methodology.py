@@ -222,7 +222,7 @@ class Catalogue:
                     for name in expr.names:
                         if name in m.parameters or "{material}" in name:
                             continue
-                        if name not in self.factors.keys():
+                        if name not in self.factors.keys():  # noqa: SIM118 (keys() is a method here)
                             raise MethodologyError(f"{m.ref}: formula name {name} is unknown")
         # Two usable versions must never both claim one scene at one place on one day.
         usable = [m for m in self.methodologies if m.status in USABLE]

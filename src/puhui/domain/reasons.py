@@ -57,14 +57,14 @@ class Reason(StrEnum):
 DESCRIPTIONS: dict[Reason, str] = {
     Reason.MALFORMED_ROW: "The line or row could not be parsed (invalid JSON, wrong CSV shape).",
     Reason.MISSING_FIELD: "A field required for every record is missing or empty.",
-    Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not parse, "
-    "a timestamp without a UTC offset.",
+    Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not "
+    "parse, a timestamp without a UTC offset.",
     Reason.RECORD_ID_TOO_LONG: "`record_id` is longer than 128 characters.",
     Reason.PLATFORM_MISMATCH: "`platform` is not the platform that submitted the record.",
     Reason.UNKNOWN_SCENE: "`scene` is not one of the nine scene codes.",
     Reason.UNKNOWN_REGION: "`region` is not a GB/T 2260 province or prefecture code.",
-    Reason.MALFORMED_SUBJECT: "`subject` is neither a mainland mobile number nor a valid 18-character "
-    "resident ID number (check digit included).",
+    Reason.MALFORMED_SUBJECT: "`subject` is neither a mainland mobile number nor a valid "
+    "18-character resident ID number (check digit included).",
     Reason.UNKNOWN_MATERIAL: "`material` is not paper, plastic, metal, glass or textile.",
     Reason.MISSING_MATERIAL: "A recycling record without `material`.",
     Reason.MISSING_DISTANCE: "A trip without `distance_km`.",

@@ -78,7 +78,8 @@ def distance_below_straight_line() -> str:
     return (
         "kind = 'trip' and origin_lat is not null and origin_lon is not null "
         "and dest_lat is not null and dest_lon is not null and "
-        f"amount_milli < {line} * (1 - {STRAIGHT_LINE_TOLERANCE_SHARE}) - {STRAIGHT_LINE_TOLERANCE_M}"
+        f"amount_milli < {line} * (1 - {STRAIGHT_LINE_TOLERANCE_SHARE}) "
+        f"- {STRAIGHT_LINE_TOLERANCE_M}"
     )
 
 

@@ -8,7 +8,6 @@ the reading step.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -50,9 +49,9 @@ def normalise(raw: str) -> str | None:
 
 def pseudonymise(secret: bytes, canonical: str) -> str:
     """Return the pseudonym of a canonical subject: hex HMAC-SHA256 under the platform secret."""
-    return hmac.new(secret, canonical.encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, canonical.encode("ascii"), "sha256").hex()
 
 
 def key_fingerprint(secret: bytes) -> str:
     """Return a value that identifies a secret without revealing it (kept in the database)."""
-    return hmac.new(secret, b"puhui key fingerprint v1", hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(secret, b"puhui key fingerprint v1", "sha256").hex()[:32]

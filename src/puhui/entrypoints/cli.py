@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,8 @@ from rich.table import Table
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain.errors import PuhuiError
-from puhui.service import admin, ingest as ingest_service, ledger, queries
+from puhui.service import admin, ledger, queries
+from puhui.service import ingest as ingest_service
 
 app = typer.Typer(
     help="puhui: clearing platform for carbon inclusion (碳普惠).",
@@ -42,11 +44,15 @@ err = Console(stderr=True)
 
 Db = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: PUHUI_DATABASE_URL, else sqlite:///puhui.db)."),
+    typer.Option(
+        "--db", help="Database URL (default: PUHUI_DATABASE_URL, else sqlite:///puhui.db)."
+    ),
 ]
 KeyFile = Annotated[
     Path | None,
-    typer.Option("--key-file", help="Subject key file (default: PUHUI_KEY_FILE, else beside the database)."),
+    typer.Option(
+        "--key-file", help="Subject key file (default: PUHUI_KEY_FILE, else beside the database)."
+    ),
 ]
 
 
@@ -191,11 +197,19 @@ def account_show(
     with _app(db, key_file) as a:
         view = queries.account(a, subject, limit)
     out.print(f"account citizen:{view.pseudonym[:16]}…  balance {view.balance_g} g CO2e")
-    table = Table("entry", "at (UTC)", "kind", "grams", "platform", "record", "scene", "methodology")
+    table = Table(
+        "entry", "at (UTC)", "kind", "grams", "platform", "record", "scene", "methodology"
+    )
     for line in view.history:
         table.add_row(
-            str(line.entry_id), line.at.isoformat(timespec="seconds"), line.kind,
-            f"{line.amount_g:+d}", line.platform, line.record_id, line.scene, line.methodology,
+            str(line.entry_id),
+            line.at.isoformat(timespec="seconds"),
+            line.kind,
+            f"{line.amount_g:+d}",
+            line.platform,
+            line.record_id,
+            line.scene,
+            line.methodology,
         )
     out.print(table)
 
@@ -203,7 +217,9 @@ def account_show(
 @app.command()
 def receipts(
     platform: Annotated[str, typer.Option("--platform", help="Platform code.")],
-    out_file: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout).")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="CSV file (default: stdout).")
+    ] = None,
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
@@ -236,7 +252,8 @@ def ledger_verify(db: Db = None, key_file: KeyFile = None) -> None:
         out.print(f"ledger sound: {len(ledger.CHECKS)} checks passed")
         return
     for v in violations:
-        err.print(f"[red]{v.check}[/red]: {v.count} — {ledger.CHECKS[v.check][0]}; e.g. {', '.join(v.examples)}")
+        what = ledger.CHECKS[v.check][0]
+        err.print(f"[red]{v.check}[/red]: {v.count} — {what}; e.g. {', '.join(v.examples)}")
     raise typer.Exit(1)
 
 
@@ -248,7 +265,10 @@ def methodology_list() -> None:
         for m in a.catalogue.methodologies:
             until = f" to {m.effective_to}" if m.effective_to else ""
             table.add_row(
-                m.ref, m.status, f"{m.effective_from}{until}", ", ".join(m.jurisdiction),
+                m.ref,
+                m.status,
+                f"{m.effective_from}{until}",
+                ", ".join(m.jurisdiction),
                 ", ".join(m.scenes),
             )
         out.print(table)
@@ -264,20 +284,33 @@ def methodology_show(ref: Annotated[str, typer.Argument(help="id@version or id."
             raise typer.Exit(1)
         for m in matches:
             out.print(f"[bold]{m.ref}[/bold]  {m.title} / {m.title_zh}")
-            out.print(f"issuer: {m.issuer}; status: {m.status}; official code: {m.official_code or '—'}")
-            out.print(f"in force from {m.effective_from}" + (f" to {m.effective_to}" if m.effective_to else ""))
+            out.print(
+                f"issuer: {m.issuer}; status: {m.status}; official code: {m.official_code or '—'}"
+            )
+            out.print(
+                f"in force from {m.effective_from}"
+                + (f" to {m.effective_to}" if m.effective_to else "")
+            )
             out.print(f"jurisdiction: {', '.join(m.jurisdiction)}")
             if m.description:
                 out.print(m.description)
             table = Table("scene", "unit", "BE per unit", "PE per unit", "caps")
             for rule in m.scenes.values():
                 caps = "; ".join(
-                    f"{c.period}: " + ", ".join(
-                        x for x in (f"{c.max_g} g" if c.max_g else "", f"{c.max_count} records" if c.max_count else "") if x
+                    f"{c.period}: "
+                    + ", ".join(
+                        x
+                        for x in (
+                            f"{c.max_g} g" if c.max_g else "",
+                            f"{c.max_count} records" if c.max_count else "",
+                        )
+                        if x
                     )
                     for c in rule.caps
                 )
-                table.add_row(rule.scene, rule.unit, rule.baseline.source, rule.project.source, caps or "—")
+                table.add_row(
+                    rule.scene, rule.unit, rule.baseline.source, rule.project.source, caps or "—"
+                )
             out.print(table)
             if m.parameters:
                 params = Table("parameter", "value", "unit", "evidence", "source")
@@ -302,35 +335,41 @@ def methodology_explain(
     if as_json:
         out.print_json(json.dumps(_jsonable(e.__dict__ if hasattr(e, "__dict__") else _asdict(e))))
         return
-    out.print(f"[bold]{e.platform} / {e.record_id}[/bold]: {e.status}" + (f" ({e.reason})" if e.reason else ""))
-    out.print(f"scene {e.scene}, region {e.region}" + (f", material {e.material}" if e.material else "")
-              + (f", started {e.start.isoformat()}" if e.start else ""))
+    out.print(
+        f"[bold]{e.platform} / {e.record_id}[/bold]: {e.status}"
+        + (f" ({e.reason})" if e.reason else "")
+    )
+    out.print(
+        f"scene {e.scene}, region {e.region}"
+        + (f", material {e.material}" if e.material else "")
+        + (f", started {e.start.isoformat()}" if e.start else "")
+    )
     if e.trace is None:
         out.print("no calculation: the record was rejected before quantification")
         return
     tr = e.trace
-    out.print(f"methodology {tr['methodology']}; amount {e.amount} {e.unit} (rounded down to 0.001)")
+    out.print(
+        f"methodology {tr['methodology']}; amount {e.amount} {e.unit} (rounded down to 0.001)"
+    )
     for n in tr["names"]:
+        out.print(f"  {n['name']} = {n['value']} {n['unit']}  [{n['evidence']}]")
         if n["factor_id"]:
             place = f"{n['region_asked']} → {n['region_used']} ({n['region_level']})"
-            out.print(f"  {n['name']} = {n['value']} {n['unit']}  [{n['evidence']}] factor {n['factor_id']}, region {place}")
+            out.print(f"      factor {n['factor_id']}, region {place}")
         else:
-            out.print(f"  {n['name']} = {n['value']} {n['unit']}  [{n['evidence']}] parameter of the methodology")
+            out.print("      parameter of the methodology")
         out.print(f"      source: {n['source']}")
         if n["derivation"]:
             out.print(f"      derivation: {n['derivation']}")
     out.print(f"BE per unit = {tr['baseline_formula']} = {tr['baseline_g']} g")
     out.print(f"PE per unit = {tr['project_formula']} = {tr['project_g']} g")
     out.print(f"ER per unit = max(0, BE − PE) = {tr['reduction_g']} g")
-    out.print(f"ER = {e.amount} × {tr['reduction_g']} = {e.amount * _dec(tr['reduction_g']) if e.amount is not None else '—'} g, "
-              f"rounded down: {e.computed_g} g")
+    if e.amount is not None:
+        exact = e.amount * Decimal(tr["reduction_g"])
+        out.print(
+            f"ER = {e.amount} × {tr['reduction_g']} = {exact} g, rounded down: {e.computed_g} g"
+        )
     out.print(f"credited: {e.reduction_g} g" + (" (capped)" if "capped" in e.reason else ""))
-
-
-def _dec(value: str) -> Any:
-    from decimal import Decimal
-
-    return Decimal(value)
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

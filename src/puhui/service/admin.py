@@ -93,7 +93,9 @@ def add_platform(app: App, code: str, name: str | None = None) -> PlatformInfo:
     try:
         with app.engine.begin() as conn:
             conn.execute(
-                insert(t.platforms).values(code=info.code, name=info.name, created_at=info.created_at)
+                insert(t.platforms).values(
+                    code=info.code, name=info.name, created_at=info.created_at
+                )
             )
     except IntegrityError:
         raise AlreadyExistsError(f"platform {code!r} is already registered") from None

@@ -10,10 +10,12 @@ committed and settles the rest.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,11 +40,23 @@ class IngestReport:
     by_reason: Counter[str] = field(default_factory=Counter)
     credited_g: int = 0
     entries: int = 0
+    replays: int = 0
     batches: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
-    def add(self, receipts: pa.Table, entries: int) -> None:
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall time of a block to a stage's total."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def add(self, receipts: pa.Table, entries: int, replays: int) -> None:
         """Count one settled chunk."""
         self.records += receipts.num_rows
+        self.replays += replays
         self.entries += entries
         self.by_status.update(receipts.column("status").to_pylist())
         for reason in receipts.column("reason").to_pylist():
@@ -85,16 +99,34 @@ def ingest_files(
             with app.engine.begin() as conn:
                 batch_id = IntakeStore(conn).new_batch(platform_id, path.name, received_at)
             report.batches.append(batch_id)
-            for raw in read_chunks(path, chunk_size):
-                prepared = preparer.prepare(raw, epoch_ms(received_at))
-                with app.engine.begin() as conn:
+            chunks = read_chunks(path, chunk_size)
+            while True:
+                with report.timed("read"):
+                    raw = next(chunks, None)
+                if raw is None:
+                    break
+                with report.timed("prepare"):
+                    prepared = preparer.prepare(raw, epoch_ms(received_at))
+                with app.engine.connect() as conn, conn.begin() as transaction:
                     settled, entries = _settle_chunk(
-                        IntakeStore(conn), preparer, prepared, platform_id, batch_id, received_at
+                        IntakeStore(conn),
+                        preparer,
+                        prepared,
+                        platform_id,
+                        batch_id,
+                        received_at,
+                        report,
                     )
-                receipts = _receipts(settled, platform, path.name)
-                report.add(receipts, entries)
+                    with report.timed("commit"):
+                        transaction.commit()
+                with report.timed("receipts"):
+                    receipts = _receipts(settled, platform, path.name)
+                    roles = settled.column("role")
+                    replays = pc.sum(pc.is_in(roles, pa.array(["replay_stored", "repeat"]))).as_py()
+                    report.add(receipts, entries, int(replays or 0))
                 if sink is not None:
-                    sink(receipts)
+                    with report.timed("receipts"):
+                        sink(receipts)
                 if progress is not None:
                     progress(raw.num_rows)
     finally:
@@ -108,8 +140,31 @@ def _settle_chunk(
     prepared: pa.Table,
     platform_id: int,
     batch_id: int,
-    received_at: object,
+    received_at: datetime,
+    report: IngestReport,
 ) -> tuple[pa.Table, int]:
+    with report.timed("lookup"):
+        prepared, first_seq, subject_ids, existing, claims, usage = _lookups(
+            store, prepared, platform_id
+        )
+    with report.timed("settle"):
+        settled = settle(preparer.con, prepared, subject_ids, existing, claims, usage)
+    with report.timed("store"):
+        _store(store, preparer, settled, platform_id, batch_id)
+    with report.timed("ledger"):
+        n = prepared.num_rows
+        entries = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
+        new = settled.filter(pc.equal(settled.column("role"), "new"))
+        counts = Counter(new.column("status").to_pylist())
+        credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
+        store.add_to_batch(batch_id, dict(counts), credited_g)
+    return settled, entries
+
+
+def _lookups(
+    store: IntakeStore, prepared: pa.Table, platform_id: int
+) -> tuple[pa.Table, int, pa.Table, pa.Table, pa.Table, pa.Table]:
+    """Number the chunk in receive order and fetch what the database knows of its keys."""
     n = prepared.num_rows
     first_seq = store.allocate("record", n)
     prepared = prepared.append_column("seq", pa.array(range(first_seq, first_seq + n), pa.int64()))
@@ -128,7 +183,9 @@ def _settle_chunk(
     )
     refs = {
         (s, r)
-        for s, r in zip(valid.column("scene").to_pylist(), valid.column("ref").to_pylist(), strict=True)
+        for s, r in zip(
+            valid.column("scene").to_pylist(), valid.column("ref").to_pylist(), strict=True
+        )
         if r is not None
     }
     chunk_subjects = {ids[p] for p in valid.column("pseudonym").to_pylist()}
@@ -141,8 +198,13 @@ def _settle_chunk(
         if lo is not None and hi is not None
         else store.usage_day(0, 0)
     )
-    settled = settle(preparer.con, prepared, subject_ids, existing, claims, usage)
+    return prepared, first_seq, subject_ids, existing, claims, usage
 
+
+def _store(
+    store: IntakeStore, preparer: Preparer, settled: pa.Table, platform_id: int, batch_id: int
+) -> None:
+    """Store new records with their receipts, and the audit of refused submissions."""
     units = preparer.units()
     keys = {k for k in settled.column("quant_key").to_pylist() if k}
     qids = store.quantification_ids(
@@ -164,7 +226,9 @@ def _settle_chunk(
     new = settled.filter(pc.equal(settled.column("role"), "new"))
     new = new.append_column(
         "quantification_id",
-        pa.array([qids.get(k) if k else None for k in new.column("quant_key").to_pylist()], pa.int64()),
+        pa.array(
+            [qids.get(k) if k else None for k in new.column("quant_key").to_pylist()], pa.int64()
+        ),
     )
     store.write_records(batch_id, platform_id, new)
     roles = settled.column("role").to_pylist()
@@ -192,11 +256,6 @@ def _settle_chunk(
         if role == "unkeyed"
     ]
     store.write_unkeyed(batch_id, unkeyed)
-    entries = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)  # type: ignore[arg-type]
-    counts = Counter(new.column("status").to_pylist())
-    credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
-    store.add_to_batch(batch_id, dict(counts), credited_g)
-    return settled, entries
 
 
 def _receipts(settled: pa.Table, platform: str, file: str) -> pa.Table:

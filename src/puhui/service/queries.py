@@ -84,8 +84,14 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
         ).all()
     history = [
         HistoryLine(
-            int(line[0]), _aware(line[1]), line[2], int(line[3]), line[4] or "", line[5] or "",
-            line[6] or "", line[7] or "",
+            int(line[0]),
+            _aware(line[1]),
+            line[2],
+            int(line[3]),
+            line[4] or "",
+            line[5] or "",
+            line[6] or "",
+            line[7] or "",
         )
         for line in lines
     ]
@@ -149,8 +155,16 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
     with app.engine.connect() as conn:
         row = conn.execute(
             select(
-                r.status, r.reason, r.scene, r.region, r.material, r.start_ms, r.amount_milli,
-                r.reduction_g, t.quantifications.c.trace, t.quantifications.c.unit,
+                r.status,
+                r.reason,
+                r.scene,
+                r.region,
+                r.material,
+                r.start_ms,
+                r.amount_milli,
+                r.reduction_g,
+                t.quantifications.c.trace,
+                t.quantifications.c.unit,
             )
             .select_from(
                 t.records.join(t.platforms, t.platforms.c.id == r.platform_id).outerjoin(
@@ -169,8 +183,19 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
         computed = int(amount * Decimal(parsed["reduction_g"]) // 1)
     start = None if start_ms is None else datetime.fromtimestamp(start_ms / 1000, UTC)
     return Explanation(
-        platform, record_id, status, reason or "", scene or "", region or "", material or "",
-        start, amount, unit or "", computed, int(grams), parsed,
+        platform,
+        record_id,
+        status,
+        reason or "",
+        scene or "",
+        region or "",
+        material or "",
+        start,
+        amount,
+        unit or "",
+        computed,
+        int(grams),
+        parsed,
     )
 
 

@@ -120,13 +120,15 @@ class Preparer:
         ).to_arrow_table()
         raws = distinct.column("subject").to_pylist()
         pseudonyms: list[str | None] = []
-        keyed: list[str] = []
+        keyed: list[str | None] = []
         for value in raws:
             canonical = subjects.normalise(value)
-            pseudonyms.append(
-                None if canonical is None else subjects.pseudonymise(self.secret, canonical)
-            )
-            keyed.append(hmac.new(self.secret, value.encode(), hashlib.sha256).hexdigest())
+            if canonical is None:
+                pseudonyms.append(None)
+                keyed.append(hmac.digest(self.secret, value.encode(), "sha256").hex())
+            else:
+                pseudonyms.append(subjects.pseudonymise(self.secret, canonical))
+                keyed.append(None)
         return pa.table(
             {
                 "subject": pa.array(raws, pa.string()),
@@ -144,7 +146,8 @@ class Preparer:
         numbers = ("distance_km", "quantity", "origin_lat", "origin_lon", "dest_lat", "dest_lon")
         ill_numbers = " ".join(
             f"case when r.{f} is not null and not regexp_matches(r.{f}, '{_NUMBER}') "
-            f"then '{f}' end," for f in numbers
+            f"then '{f}' end,"
+            for f in numbers
         )
         platform = self.platform.replace("'", "''")
         rule_checks = " ".join(
@@ -259,7 +262,10 @@ class Preparer:
         keys, scenes, regions_, materials, days = [], [], [], [], []
         methodologies, per_milli = [], []
         caps: dict[str, list[int | None]] = {
-            "day_max_g": [], "day_max_count": [], "month_max_g": [], "month_max_count": []
+            "day_max_g": [],
+            "day_max_count": [],
+            "month_max_g": [],
+            "month_max_count": [],
         }
         for scene, region, material, day in combos:
             found = self._quantified(scene, region, material, day)
@@ -326,7 +332,6 @@ left join quant q
 
 def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
-
 
 
 def epoch_ms(moment: datetime) -> int:

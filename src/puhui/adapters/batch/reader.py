@@ -167,7 +167,9 @@ def _parquet(path: Path, chunk_size: int) -> Iterator[pa.Table]:
         raise InputError(f"{path}: unreadable Parquet: {exc}") from None
     names = set(source.schema_arrow.names)
     row = 0
-    for batch in source.iter_batches(batch_size=chunk_size, columns=[f for f in FIELDS if f in names]):
+    for batch in source.iter_batches(
+        batch_size=chunk_size, columns=[f for f in FIELDS if f in names]
+    ):
         n = batch.num_rows
         arrays: dict[str, pa.Array] = {
             "row": pa.array(range(row + 1, row + 1 + n), pa.int64()),
@@ -186,7 +188,9 @@ def _as_text(column: pa.Array) -> pa.Array:
             # A timestamp without a zone cannot be placed in time: leave it for validation to
             # refuse, rendered without an offset.
             return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
-        return pc.strftime(pc.cast(column, pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+        return pc.strftime(
+            pc.cast(column, pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ"
+        )
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return pc.cast(column, pa.string())
     return pc.cast(column, pa.string())

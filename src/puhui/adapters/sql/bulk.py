@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 
 def rows_of(table: pa.Table, columns: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -37,10 +37,10 @@ def insert_rows(
 
 def fetch_arrow(conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema) -> pa.Table:
     """Run a query and return its rows as an Arrow table of the given schema."""
-    from sqlalchemy import text
-
     result = conn.execute(text(sql), params).fetchall()
-    columns = list(zip(*result, strict=True)) if result else [[] for _ in schema]
+    columns: list[tuple[Any, ...]] = (
+        list(zip(*result, strict=True)) if result else [() for _ in schema]
+    )
     return pa.Table.from_arrays(
         [pa.array(list(col), type=field.type) for col, field in zip(columns, schema, strict=True)],
         schema=schema,

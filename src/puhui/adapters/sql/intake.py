@@ -299,11 +299,11 @@ class IntakeStore:
         """Post one balanced entry per credited record with seq in [first_seq, last_seq]:
         the citizen's account is credited, the issuing platform's account for the methodology
         debited. Accounts are opened on first use; balances follow. Returns the entry count."""
-        where = (
-            "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
-        )
+        where = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
         span = {"lo": first_seq, "hi": last_seq}
-        n = self.conn.execute(text(f"select count(*) from records r where {where}"), span).scalar_one()
+        n = self.conn.execute(
+            text(f"select count(*) from records r where {where}"), span
+        ).scalar_one()
         if not n:
             return 0
         self.conn.execute(
@@ -347,7 +347,8 @@ class IntakeStore:
                 "union all "
                 "select e.id, a.id, -r.reduction_g from entries e "
                 "join records r on r.seq = e.record_seq "
-                "join accounts a on a.platform_id = r.platform_id and a.methodology = r.methodology "
+                "join accounts a "
+                "on a.platform_id = r.platform_id and a.methodology = r.methodology "
                 "where e.id between :e0 and :e1"
             ),
             entries,

@@ -1,0 +1,205 @@
+"""Benchmark: 1 M records end to end (files → receipts and ledger) on SQLite and PostgreSQL.
+
+    python -m bench.ingest --records 1000000 [--sqlite-only] [--format jsonl|csv|parquet]
+
+Generates realistic multi-platform files with `bench.generate`, then, for each database, runs
+`init`, registers the platforms and ingests every file in a fresh child process (so that its
+peak memory is its own), and reports records per second, the share of time per stage and the
+peak resident memory. Two baselines are measured in the same run, on the same files, so that
+the figures can be read as ratios on a shared, noisy machine:
+
+- `read`: streaming every file through the reader into Arrow and nothing else (the floor of
+  any ingest that parses the files);
+- `one row per record`: inserting one narrow row per record (record_id, status, grams) into an
+  unindexed table of the same database in one transaction (the floor of any design that keeps
+  a row per record).
+
+Results go to `bench/out/ingest-<records>.json` and are printed as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).parent / "out"
+
+
+def child(url: str, data: Path, mode: str) -> dict[str, Any]:
+    """Run one measurement in this process and return its figures."""
+    from datetime import UTC, datetime
+
+    from puhui.adapters.batch.reader import read_chunks
+    from puhui.bootstrap import bootstrap
+    from puhui.config import Settings
+    from puhui.service import admin, ingest
+
+    files = json.loads((data / "files.json").read_text())
+    paths = [(platform, data / name) for platform, name in files]
+    records = 0
+    start = time.perf_counter()
+    result: dict[str, Any] = {}
+    if mode == "read":
+        for _, path in paths:
+            for chunk in read_chunks(path):
+                records += chunk.num_rows
+    elif mode == "rows":
+        records = _narrow_rows(url, paths)
+    else:
+        settings = Settings(url, Path(tempfile.mkdtemp()) / "bench.key")
+        app = bootstrap(settings, clock=lambda: datetime(2026, 11, 1, tzinfo=UTC))
+        admin.init(app)
+        for platform in sorted({p for p, _ in paths}):
+            admin.add_platform(app, platform)
+        start = time.perf_counter()
+        stages: dict[str, float] = {}
+        statuses: dict[str, int] = {}
+        for platform, path in paths:
+            report = ingest.ingest_files(app, platform, [path])
+            records += report.records
+            for stage, seconds in report.seconds.items():
+                stages[stage] = stages.get(stage, 0.0) + seconds
+            for status, n in report.by_status.items():
+                statuses[status] = statuses.get(status, 0) + n
+        result = {"stages": stages, "statuses": statuses}
+        app.close()
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"records": records, "seconds": seconds, "peak_bytes": peak, **result}
+
+
+def _narrow_rows(url: str, paths: list[tuple[str, Path]]) -> int:
+    """Insert one narrow row per record into an unindexed table, in one transaction."""
+    from sqlalchemy import text
+
+    from puhui.adapters.batch.reader import read_chunks
+    from puhui.adapters.sql.bulk import insert_rows
+    from puhui.adapters.sql.engine import make_engine
+
+    engine = make_engine(url)
+    n = 0
+    with engine.begin() as conn:
+        conn.execute(text("drop table if exists bench_rows"))
+        conn.execute(
+            text(
+                "create table bench_rows "
+                "(seq bigint, record_id varchar(128), status varchar(10), reduction_g bigint)"
+            )
+        )
+        for _, path in paths:
+            for chunk in read_chunks(path):
+                ids = chunk.column("record_id").to_pylist()
+                insert_rows(
+                    conn,
+                    "bench_rows",
+                    ("seq", "record_id", "status", "reduction_g"),
+                    [(n + i, r, "credited", 100) for i, r in enumerate(ids)],
+                )
+                n += len(ids)
+        conn.execute(text("drop table bench_rows"))
+    engine.dispose()
+    return n
+
+
+def _spawn(url: str, data: Path, mode: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--child", url, str(data), mode],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    """Generate, measure, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--format", default="jsonl", choices=("jsonl", "csv", "parquet"))
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("URL", "DATA", "MODE"))
+    args = parser.parse_args()
+    if args.child:
+        url, data, mode = args.child
+        print(json.dumps(child(url, Path(data), mode)))
+        return
+
+    from bench.generate import generate
+
+    OUT.mkdir(exist_ok=True)
+    data = OUT / f"data-{args.records}-{args.format}"
+    if not (data / "files.json").exists():
+        started = time.perf_counter()
+        truth = generate(data, records=args.records, seed=7, fmt=args.format)
+        files = [(platform, Path(path).name) for platform, path in truth.files]
+        (data / "files.json").write_text(json.dumps(files))
+        print(f"generated {args.records} records in {time.perf_counter() - started:.1f} s")
+
+    results: dict[str, Any] = {"records": args.records, "format": args.format, "runs": {}}
+    results["runs"]["read"] = _spawn("sqlite://", data, "read")
+    work = Path(tempfile.mkdtemp(prefix="puhui-bench-"))
+    backends = {"sqlite": f"sqlite:///{work / 'bench.db'}"}
+    cluster = None
+    if not args.sqlite_only:
+        sys.path.insert(0, str(Path(__file__).parent.parent))
+        from tests.pgcluster import PgCluster
+
+        cluster = PgCluster().start()
+        backends["postgresql"] = cluster.create_database("bench")
+    try:
+        for name, url in backends.items():
+            results["runs"][f"{name} one row per record"] = _spawn(url, data, "rows")
+            if name == "sqlite":
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{work / 'bench.db'}{suffix}").unlink(missing_ok=True)
+            results["runs"][f"{name} ingest"] = _spawn(url, data, "ingest")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    target = OUT / f"ingest-{args.records}-{args.format}.json"
+    target.write_text(json.dumps(results, indent=2))
+    print(report(results))
+    print(f"\n(raw figures in {target}; machine: {os.cpu_count()} cores)")
+
+
+def report(results: dict[str, Any]) -> str:
+    """The results as Markdown."""
+    runs = results["runs"]
+    read = runs["read"]["seconds"]
+    lines = [
+        f"{results['records']} records ({results['format']})",
+        "",
+        "| run | seconds | records/s | × read | × one row per record | peak memory |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, run in runs.items():
+        backend = name.split()[0]
+        floor = runs.get(f"{backend} one row per record", {}).get("seconds")
+        rate = run["records"] / run["seconds"] if run["seconds"] else 0
+        ratio = f"{run['seconds'] / floor:.1f}" if floor and "ingest" in name else "—"
+        lines.append(
+            f"| {name} | {run['seconds']:.1f} | {rate:,.0f} | {run['seconds'] / read:.1f} | "
+            f"{ratio} | {run['peak_bytes'] / 2**20:,.0f} MiB |"
+        )
+    for name, run in runs.items():
+        if "stages" in run:
+            total = sum(run["stages"].values())
+            shares = ", ".join(
+                f"{stage} {seconds / total:.0%}"
+                for stage, seconds in sorted(run["stages"].items(), key=lambda kv: -kv[1])
+            )
+            lines.append(f"\n{name}, share of time per stage: {shares}; receipts {run['statuses']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
