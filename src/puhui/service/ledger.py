@@ -39,9 +39,10 @@ CHECKS: dict[str, tuple[str, str]] = {
     ),
     "balance_mismatch": (
         "every account's balance equals the sum of its postings",
-        "select a.code from accounts a left join (select account_id, sum(amount_g) as s "
-        "from postings group by account_id) p on p.account_id = a.id "
-        "where a.balance_g <> coalesce(p.s, 0)",
+        "select cast(a.id as varchar(20)) from accounts a "
+        "left join balances b on b.account_id = a.id "
+        "left join (select account_id, sum(amount_g) as s from postings group by account_id) p "
+        "on p.account_id = a.id where coalesce(b.balance_g, 0) <> coalesce(p.s, 0)",
     ),
     "ledger_total": (
         "all postings together sum to zero",
@@ -63,6 +64,38 @@ CHECKS: dict[str, tuple[str, str]] = {
         "join postings p on p.entry_id = e.id join accounts a on a.id = p.account_id "
         "where e.kind = 'credit' and p.amount_g > 0 "
         "and (p.amount_g <> r.reduction_g or a.subject_id is null or a.subject_id <> r.subject_id)",
+    ),
+    "balance_orphaned": (
+        "every balance belongs to an account",
+        "select cast(b.account_id as varchar(20)) from balances b "
+        "left join accounts a on a.id = b.account_id where a.id is null",
+    ),
+    "account_orphaned": (
+        "every account names an existing citizen or platform",
+        "select cast(a.id as varchar(20)) from accounts a "
+        "left join subjects s on s.id = a.subject_id left join platforms p on p.id = a.platform_id "
+        "where (a.kind = 'citizen' and s.id is null) or (a.kind = 'issuance' and p.id is null)",
+    ),
+    "posting_orphaned": (
+        "every posting belongs to an existing entry and account",
+        "select cast(p.entry_id as varchar(20)) from postings p "
+        "left join entries e on e.id = p.entry_id left join accounts a on a.id = p.account_id "
+        "where e.id is null or a.id is null",
+    ),
+    "entry_orphaned": (
+        "every credit entry belongs to a stored record",
+        "select cast(e.id as varchar(20)) from entries e "
+        "left join records r on r.seq = e.record_seq "
+        "where e.record_seq is not null and r.seq is null",
+    ),
+    "record_orphaned": (
+        "every record names an existing platform, batch, citizen and calculation",
+        "select cast(r.seq as varchar(20)) from records r "
+        "left join platforms p on p.id = r.platform_id left join batches b on b.id = r.batch_id "
+        "left join subjects s on s.id = r.subject_id "
+        "left join quantifications q on q.id = r.quantification_id "
+        "where p.id is null or b.id is null or (r.subject_id is not null and s.id is null) "
+        "or (r.quantification_id is not null and q.id is null)",
     ),
     "ref_credited_twice": (
         "no (scene, ref) is credited twice",

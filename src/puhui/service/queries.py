@@ -65,8 +65,9 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
     with app.engine.connect() as conn:
         row = conn.execute(
             text(
-                "select a.id, a.balance_g from accounts a join subjects s on s.id = a.subject_id "
-                "where s.pseudonym = :p"
+                "select a.id, coalesce(b.balance_g, 0) from accounts a "
+                "join subjects s on s.id = a.subject_id "
+                "left join balances b on b.account_id = a.id where s.pseudonym = :p"
             ),
             {"p": pseudonym},
         ).one_or_none()

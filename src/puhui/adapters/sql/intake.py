@@ -308,24 +308,23 @@ class IntakeStore:
             return 0
         self.conn.execute(
             text(
-                "insert into accounts (kind, code, subject_id, balance_g) "
-                "select distinct 'citizen', 'citizen:' || s.pseudonym, s.id, 0 "
-                f"from records r join subjects s on s.id = r.subject_id where {where} "
+                "insert into accounts (kind, subject_id) "
+                f"select distinct 'citizen', r.subject_id from records r where {where} "
                 "and not exists (select 1 from accounts a where a.subject_id = r.subject_id)"
             ),
             span,
         )
         self.conn.execute(
             text(
-                "insert into accounts (kind, code, platform_id, methodology, balance_g) "
-                "select distinct 'issuance', 'issuance:' || p.code || ':' || r.methodology, "
-                "r.platform_id, r.methodology, 0 "
-                f"from records r join platforms p on p.id = r.platform_id where {where} "
+                "insert into accounts (kind, platform_id, methodology) "
+                "select distinct 'issuance', r.platform_id, r.methodology "
+                f"from records r where {where} "
                 "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
                 "and a.methodology = r.methodology)"
             ),
             span,
         )
+        self._refresh_statistics("records", "accounts")
         first_entry = self.allocate("entry", int(n))
         params = {**span, "base": first_entry, "batch": batch_id, "at": at}
         self.conn.execute(
@@ -336,6 +335,7 @@ class IntakeStore:
             ),
             params,
         )
+        self._refresh_statistics("entries")
         entries = {"e0": first_entry, "e1": first_entry + int(n) - 1}
         self.conn.execute(
             text(
@@ -354,12 +354,23 @@ class IntakeStore:
             entries,
         )
         self.conn.execute(
+            # `where true` lets SQLite tell the upsert clause from a join.
             text(
-                "update accounts set balance_g = accounts.balance_g + d.delta from ("
-                "select account_id, sum(amount_g) as delta from postings "
-                "where entry_id between :e0 and :e1 group by account_id) d "
-                "where accounts.id = d.account_id"
+                "insert into balances (account_id, balance_g) "
+                "select account_id, sum(amount_g) from postings "
+                "where entry_id between :e0 and :e1 group by account_id having true "
+                "on conflict (account_id) do update "
+                "set balance_g = balances.balance_g + excluded.balance_g"
             ),
             entries,
         )
         return int(n)
+
+    def _refresh_statistics(self, *tables: str) -> None:
+        """Let PostgreSQL's planner see the rows this transaction just wrote.
+
+        Without fresh statistics a bulk load plans its joins as if the tables were still empty
+        (nested loops over sequential scans). SQLite plans from its indexes and needs nothing.
+        """
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(text(f"analyze {', '.join(tables)}"))

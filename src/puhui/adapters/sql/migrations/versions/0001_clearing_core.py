@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:21:50.157202
+Create Date: 2026-11-23 19:33:02.421591
 """
 
 from __future__ import annotations
@@ -20,6 +20,50 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "accounts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False, comment="citizen or issuance"),
+        sa.Column("subject_id", sa.Integer(), nullable=True, comment="citizen accounts"),
+        sa.Column("platform_id", sa.Integer(), nullable=True, comment="issuance accounts"),
+        sa.Column(
+            "methodology",
+            sa.String(length=96),
+            nullable=True,
+            comment="issuance accounts: id@version",
+        ),
+        sa.CheckConstraint(
+            "(kind = 'citizen' and subject_id is not null) or (kind = 'issuance' and platform_id is not null and methodology is not null)",
+            name=op.f("ck_accounts_kind"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
+        sa.UniqueConstraint(
+            "platform_id", "methodology", name=op.f("uq_accounts_platform_id_methodology")
+        ),
+        sa.UniqueConstraint("subject_id", name=op.f("uq_accounts_subject_id")),
+    )
+    op.create_table(
+        "balances",
+        sa.Column("account_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("balance_g", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_balances")),
+        postgresql_with={"fillfactor": 70},
+    )
+    op.create_table(
+        "entries",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("record_seq", sa.BigInteger(), nullable=True),
+        sa.Column("batch_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entries")),
+        sa.UniqueConstraint("record_seq", name=op.f("uq_entries_record_seq")),
+    )
+    op.create_table(
         "meta",
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
@@ -34,6 +78,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_platforms")),
         sa.UniqueConstraint("code", name=op.f("uq_platforms_code")),
     )
+    op.create_table(
+        "postings",
+        sa.Column("entry_id", sa.BigInteger(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("amount_g", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("amount_g <> 0", name=op.f("ck_postings_nonzero")),
+        sa.PrimaryKeyConstraint("entry_id", "account_id", name=op.f("pk_postings")),
+    )
+    with op.batch_alter_table("postings", schema=None) as batch_op:
+        batch_op.create_index("ix_postings_account", ["account_id", "entry_id"], unique=False)
+
     op.create_table(
         "quantifications",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -54,51 +109,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quantifications")),
         sa.UniqueConstraint("digest", name=op.f("uq_quantifications_digest")),
-    )
-    op.create_table(
-        "subjects",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("pseudonym", sa.String(length=64), nullable=False, comment="HMAC-SHA256, hex"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_subjects")),
-        sa.UniqueConstraint("pseudonym", name=op.f("uq_subjects_pseudonym")),
-    )
-    op.create_table(
-        "accounts",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False, comment="citizen or issuance"),
-        sa.Column("code", sa.String(length=200), nullable=False),
-        sa.Column("subject_id", sa.Integer(), nullable=True),
-        sa.Column("platform_id", sa.Integer(), nullable=True),
-        sa.Column("methodology", sa.String(length=96), nullable=True),
-        sa.Column("balance_g", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["platform_id"], ["platforms.id"], name=op.f("fk_accounts_platform_id_platforms")
-        ),
-        sa.ForeignKeyConstraint(
-            ["subject_id"], ["subjects.id"], name=op.f("fk_accounts_subject_id_subjects")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
-        sa.UniqueConstraint("code", name=op.f("uq_accounts_code")),
-        sa.UniqueConstraint(
-            "platform_id", "methodology", name=op.f("uq_accounts_platform_id_methodology")
-        ),
-        sa.UniqueConstraint("subject_id", name=op.f("uq_accounts_subject_id")),
-    )
-    op.create_table(
-        "batches",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("platform_id", sa.Integer(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False, comment="file name or API call"),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("records", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("credited", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("duplicate", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("rejected", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("credited_g", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["platform_id"], ["platforms.id"], name=op.f("fk_batches_platform_id_platforms")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_batches")),
     )
     op.create_table(
         "records",
@@ -144,20 +154,6 @@ def upgrade() -> None:
             "status in ('credited', 'duplicate', 'rejected')", name=op.f("ck_records_status")
         ),
         sa.CheckConstraint("reduction_g >= 0", name=op.f("ck_records_reduction_g")),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_records_batch_id_batches")
-        ),
-        sa.ForeignKeyConstraint(
-            ["platform_id"], ["platforms.id"], name=op.f("fk_records_platform_id_platforms")
-        ),
-        sa.ForeignKeyConstraint(
-            ["quantification_id"],
-            ["quantifications.id"],
-            name=op.f("fk_records_quantification_id_quantifications"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["subject_id"], ["subjects.id"], name=op.f("fk_records_subject_id_subjects")
-        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_records")),
         sa.UniqueConstraint(
             "platform_id", "record_id", name=op.f("uq_records_platform_id_record_id")
@@ -182,6 +178,41 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "subjects",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("pseudonym", sa.String(length=64), nullable=False, comment="HMAC-SHA256, hex"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subjects")),
+        sa.UniqueConstraint("pseudonym", name=op.f("uq_subjects_pseudonym")),
+    )
+    op.create_table(
+        "batches",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("platform_id", sa.Integer(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False, comment="file name or API call"),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("records", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("credited", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("duplicate", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("rejected", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("credited_g", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["platform_id"], ["platforms.id"], name=op.f("fk_batches_platform_id_platforms")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_batches")),
+    )
+    op.create_table(
+        "conflicts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("batch_id", sa.Integer(), nullable=False),
+        sa.Column("record_seq", sa.BigInteger(), nullable=False),
+        sa.Column("digest", sa.String(length=32), nullable=False),
+        sa.Column("line", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["batch_id"], ["batches.id"], name=op.f("fk_conflicts_batch_id_batches")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conflicts")),
+    )
+    op.create_table(
         "unkeyed_rejections",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("batch_id", sa.Integer(), nullable=False),
@@ -198,68 +229,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_unkeyed_rejections")),
     )
-    op.create_table(
-        "conflicts",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("batch_id", sa.Integer(), nullable=False),
-        sa.Column("record_seq", sa.BigInteger(), nullable=False),
-        sa.Column("digest", sa.String(length=32), nullable=False),
-        sa.Column("line", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_conflicts_batch_id_batches")
-        ),
-        sa.ForeignKeyConstraint(
-            ["record_seq"], ["records.seq"], name=op.f("fk_conflicts_record_seq_records")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_conflicts")),
-    )
-    op.create_table(
-        "entries",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=False,
-            nullable=False,
-        ),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("record_seq", sa.BigInteger(), nullable=True),
-        sa.Column("batch_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_entries_batch_id_batches")
-        ),
-        sa.ForeignKeyConstraint(
-            ["record_seq"], ["records.seq"], name=op.f("fk_entries_record_seq_records")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_entries")),
-        sa.UniqueConstraint("record_seq", name=op.f("uq_entries_record_seq")),
-    )
-    op.create_table(
-        "postings",
-        sa.Column("entry_id", sa.BigInteger(), nullable=False),
-        sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("amount_g", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("amount_g <> 0", name=op.f("ck_postings_nonzero")),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_postings_account_id_accounts")
-        ),
-        sa.ForeignKeyConstraint(
-            ["entry_id"], ["entries.id"], name=op.f("fk_postings_entry_id_entries")
-        ),
-        sa.PrimaryKeyConstraint("entry_id", "account_id", name=op.f("pk_postings")),
-    )
-    with op.batch_alter_table("postings", schema=None) as batch_op:
-        batch_op.create_index("ix_postings_account", ["account_id", "entry_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("postings", schema=None) as batch_op:
-        batch_op.drop_index("ix_postings_account")
-
-    op.drop_table("postings")
-    op.drop_table("entries")
-    op.drop_table("conflicts")
     op.drop_table("unkeyed_rejections")
+    op.drop_table("conflicts")
+    op.drop_table("batches")
+    op.drop_table("subjects")
     with op.batch_alter_table("records", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_records_credited_ref",
@@ -275,9 +251,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_records_batch")
 
     op.drop_table("records")
-    op.drop_table("batches")
-    op.drop_table("accounts")
-    op.drop_table("subjects")
     op.drop_table("quantifications")
+    with op.batch_alter_table("postings", schema=None) as batch_op:
+        batch_op.drop_index("ix_postings_account")
+
+    op.drop_table("postings")
     op.drop_table("platforms")
     op.drop_table("meta")
+    op.drop_table("entries")
+    op.drop_table("balances")
+    op.drop_table("accounts")

@@ -1,0 +1,1 @@
+"""Benchmarks and synthetic data: realistic member-platform files with known expected receipts."""
