@@ -923,6 +923,8 @@ class Expected:
         methodology: `id@version` for credited and duplicate records, else None.
         subject: canonical identifier of the citizen (None when malformed).
         scenario: what the generator planted (e.g. `journey:metro:tap`, `invalid:speed`).
+        replay: the receipt repeats the stored receipt of an earlier identical row; its grams
+            were credited once, by that row.
     """
 
     platform: str
@@ -936,6 +938,7 @@ class Expected:
     methodology: str | None
     subject: str | None
     scenario: str
+    replay: bool = False
 
     @property
     def reason(self) -> str:
@@ -970,8 +973,8 @@ class Truth:
 
     @property
     def total_g(self) -> int:
-        """Grams credited over every receipt."""
-        return sum(e.reduction_g for e in self.expected)
+        """Grams credited, each record once (replays repeat a receipt, they credit nothing)."""
+        return sum(e.reduction_g for e in self.expected if not e.replay)
 
     def receipt(self, platform: str, record_id: str, occurrence: int = 0) -> Expected:
         """The expected receipt of the n-th row received with this (platform, record_id)."""
@@ -988,7 +991,7 @@ class Truth:
         """Grams credited per citizen (canonical identifier)."""
         out: Counter[str] = Counter()
         for e in self.expected:
-            if e.reduction_g and e.subject:
+            if e.reduction_g and e.subject and not e.replay:
                 out[e.subject] += e.reduction_g
         return dict(out)
 
@@ -1026,6 +1029,7 @@ class Truth:
                 "methodology": pa.array([x.methodology for x in e], pa.string()),
                 "subject": pa.array([x.subject for x in e], pa.string()),
                 "scenario": pa.array([x.scenario for x in e], pa.string()),
+                "replay": pa.array([x.replay for x in e], pa.bool_()),
             }
         )
         pq.write_table(table, folder / "truth.parquet")
@@ -1123,8 +1127,8 @@ class Referee:
         if record_id is not None:
             self.seen[(platform, record_id)] += 1
 
-        def receipt(status: str, reasons: Iterable[str], grams: int = 0, methodology: str | None = None, subject: str | None = None) -> Expected:
-            return Expected(platform, file, row, record_id, occurrence, status, frozenset(reasons), grams, methodology, subject, scenario)
+        def receipt(status: str, reasons: Iterable[str], grams: int = 0, methodology: str | None = None, subject: str | None = None, replay: bool = False) -> Expected:
+            return Expected(platform, file, row, record_id, occurrence, status, frozenset(reasons), grams, methodology, subject, scenario, replay)
 
         if values is None:
             return receipt("rejected", ["malformed_row"])
@@ -1142,7 +1146,7 @@ class Referee:
         if key in self.stored:
             first_digest, first = self.stored[key]
             if first_digest == digest:
-                return receipt(first.status, first.reasons, first.reduction_g, first.methodology, first.subject)
+                return receipt(first.status, first.reasons, first.reduction_g, first.methodology, first.subject, replay=True)
             return receipt("rejected", ["conflict"], subject=subject)
         if reasons:
             out = receipt("rejected", reasons, subject=subject)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -93,6 +95,10 @@ def ingest_files(
     with app.engine.connect() as conn:
         platform_id = IntakeStore(conn).platform_id(platform)
     preparer = Preparer(app.catalogue, app.secret, platform)
+    settler = duckdb.connect()
+    # Reading and preparing the next chunk (DuckDB, off the GIL) overlaps with settling and
+    # storing the current one; at most one chunk waits prepared.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="puhui-prepare")
     try:
         for path in paths:
             received_at = app.clock()
@@ -100,17 +106,30 @@ def ingest_files(
                 batch_id = IntakeStore(conn).new_batch(platform_id, path.name, received_at)
             report.batches.append(batch_id)
             chunks = read_chunks(path, chunk_size)
-            while True:
+
+            def next_chunk(
+                chunks: Iterator[pa.Table] = chunks, received_at: datetime = received_at
+            ) -> tuple[pa.Table, pa.Table] | None:
                 with report.timed("read"):
                     raw = next(chunks, None)
                 if raw is None:
-                    break
+                    return None
                 with report.timed("prepare"):
-                    prepared = preparer.prepare(raw, epoch_ms(received_at))
+                    return raw, preparer.prepare(raw, epoch_ms(received_at))
+
+            pending = pool.submit(next_chunk)
+            while True:
+                with report.timed("wait for prepare"):
+                    ready = pending.result()
+                if ready is None:
+                    break
+                raw, prepared = ready
+                pending = pool.submit(next_chunk)
                 with app.engine.connect() as conn, conn.begin() as transaction:
                     settled, entries = _settle_chunk(
                         IntakeStore(conn),
                         preparer,
+                        settler,
                         prepared,
                         platform_id,
                         batch_id,
@@ -130,13 +149,16 @@ def ingest_files(
                 if progress is not None:
                     progress(raw.num_rows)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         preparer.close()
+        settler.close()
     return report
 
 
 def _settle_chunk(
     store: IntakeStore,
     preparer: Preparer,
+    settler: duckdb.DuckDBPyConnection,
     prepared: pa.Table,
     platform_id: int,
     batch_id: int,
@@ -148,7 +170,7 @@ def _settle_chunk(
             store, prepared, platform_id
         )
     with report.timed("settle"):
-        settled = settle(preparer.con, prepared, subject_ids, existing, claims, usage)
+        settled = settle(settler, prepared, subject_ids, existing, claims, usage)
     with report.timed("store"):
         _store(store, preparer, settled, platform_id, batch_id)
     with report.timed("ledger"):

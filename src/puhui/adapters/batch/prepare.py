@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -93,6 +94,8 @@ class Preparer:
         )
         self.boundaries = catalogue.boundaries()
         self.quantified: dict[tuple[str, str, str, int], Quantified | None] = {}
+        # prepare() may run in a worker thread while units() is read by the settling thread.
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Release the engine."""
@@ -306,14 +309,16 @@ class Preparer:
                 unit = self.catalogue.quantify(scene, region, material, day)
             except FactorNotFoundError:
                 unit = None
-            self.quantified[cache_key] = (
-                None if unit is None else Quantified(quantification_key(unit), unit)
-            )
+            with self._lock:
+                self.quantified[cache_key] = (
+                    None if unit is None else Quantified(quantification_key(unit), unit)
+                )
         return self.quantified[cache_key]
 
     def units(self) -> dict[str, UnitQuantification]:
         """Every unit quantification used so far, by key."""
-        return {q.key: q.unit for q in self.quantified.values() if q is not None}
+        with self._lock:
+            return {q.key: q.unit for q in self.quantified.values() if q is not None}
 
 
 _QUANTIFY_SQL = f"""
