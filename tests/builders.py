@@ -12,8 +12,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 FIELDS = (
-    "platform", "record_id", "subject", "scene", "region", "start", "end", "distance_km",
-    "quantity", "material", "ref", "origin_lat", "origin_lon", "dest_lat", "dest_lon", "device",
+    "platform",
+    "record_id",
+    "subject",
+    "scene",
+    "region",
+    "start",
+    "end",
+    "distance_km",
+    "quantity",
+    "material",
+    "ref",
+    "origin_lat",
+    "origin_lon",
+    "dest_lat",
+    "dest_lon",
+    "device",
 )
 
 
@@ -70,8 +84,7 @@ def write_csv(path: Path, records: Iterable[dict[str, Any]]) -> Path:
 def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write records as Parquet, every field as text."""
     rows = list(records)
-    table = pa.table(
-        {f: pa.array([None if r.get(f) is None else str(r[f]) for r in rows], pa.string()) for f in FIELDS}
-    )
+    columns = {f: [None if r.get(f) is None else str(r[f]) for r in rows] for f in FIELDS}
+    table = pa.table({f: pa.array(values, pa.string()) for f, values in columns.items()})
     pq.write_table(table, path)
     return path

@@ -97,9 +97,7 @@ def _candidate_bindirs() -> list[str]:
     on_path = shutil.which("initdb")
     if on_path is not None:
         candidates.append(os.path.dirname(on_path))
-    versioned = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True
-    )
+    versioned = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
     candidates.extend(versioned)
     return candidates
 
@@ -111,10 +109,7 @@ def find_pg_bindir() -> Path:
     highest version first.
     """
     for bindir in _candidate_bindirs():
-        if all(
-            os.access(os.path.join(bindir, name), os.X_OK)
-            for name in _REQUIRED_BINARIES
-        ):
+        if all(os.access(os.path.join(bindir, name), os.X_OK) for name in _REQUIRED_BINARIES):
             return Path(bindir)
     raise PgClusterError(
         "PostgreSQL server binaries are missing: no directory with initdb, "
@@ -255,9 +250,7 @@ class PgCluster:
         if external_url is None:
             external_url = os.environ.get(EXTERNAL_URL_ENV) or None
         self._dbname = dbname
-        self._external_url = (
-            _sqlalchemy_url(external_url) if external_url is not None else None
-        )
+        self._external_url = _sqlalchemy_url(external_url) if external_url is not None else None
         self._url: str | None = self._external_url
         self._created: list[str] = []
         self._bindir: Path | None = None
@@ -379,9 +372,7 @@ class PgCluster:
         su = shutil.which("su") or "/bin/su"
         return [su, "-s", "/bin/sh", self._run_as, "-c", shlex.join(argv)]
 
-    def _run(
-        self, argv: list[str], *, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
+    def _run(self, argv: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
         env.setdefault("LC_ALL", "C")
         try:
@@ -396,9 +387,7 @@ class PgCluster:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise PgClusterError(
-                f"{shlex.join(argv)} timed out after {timeout:g}s"
-            ) from exc
+            raise PgClusterError(f"{shlex.join(argv)} timed out after {timeout:g}s") from exc
 
     def _bin(self, name: str) -> str:
         assert self._bindir is not None
@@ -469,9 +458,7 @@ class PgCluster:
             if result.returncode == 0:
                 self._port = port
                 self._started = True
-                self._url = (
-                    f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{self._dbname}"
-                )
+                self._url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{self._dbname}"
                 if self._dbname != DEFAULT_DBNAME:
                     self._admin_execute(
                         f"CREATE DATABASE {_quote_ident(self._dbname)}",
@@ -569,18 +556,14 @@ class PgCluster:
             check=False,
         )
         if result.returncode != 0:
-            raise PgClusterError(
-                f"{sql!r} failed on {_redact(url)}: {result.stderr.strip()}"
-            )
+            raise PgClusterError(f"{sql!r} failed on {_redact(url)}: {result.stderr.strip()}")
 
     def _drop_created_databases(self) -> None:
         errors: list[str] = []
         while self._created:
             name = self._created.pop()
             try:
-                self._admin_execute(
-                    f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)"
-                )
+                self._admin_execute(f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)")
             except PgClusterError as exc:
                 errors.append(str(exc))
         if errors:

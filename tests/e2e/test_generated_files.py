@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.generate import Expected, Truth, generate
+from bench.generate import DEFECTS, Expected, Truth, generate
 
 RECORDS = 4000
 SEED = 20261031
@@ -64,6 +64,35 @@ def _ingest_all(truth: Truth, db: list[str], folder: Path) -> dict[tuple[str, in
     return receipts
 
 
+def test_generated_files_cover_every_planted_case(tmp_path: Path) -> None:
+    """The end-to-end data set holds every defect, both duplicate kinds, caps, replays and
+    conflicts, phones and ID numbers (one ending in X), UTC and +08:00 timestamps."""
+    truth = generate(tmp_path, records=RECORDS, seed=SEED, fmt="mixed")
+    reasons = set(truth.summary()["by_reason"])  # type: ignore[arg-type]
+    wanted = {reason for reason, _ in DEFECTS.values()}
+    wanted |= {"duplicate_ref", "duplicate_overlap", "capped", "conflict"}
+    assert wanted <= reasons
+    scenarios = {e.scenario for e in truth.expected}
+    assert {"replay", "replay:respelled", "conflict"} <= scenarios
+    assert {s.split(":")[1] for s in scenarios if s.startswith("invalid:")} == set(DEFECTS)
+    assert any(s.startswith("correction:") for s in scenarios)
+    subjects = {e.subject for e in truth.expected if e.subject}
+    assert any(s.startswith("m:") for s in subjects)
+    assert any(s.startswith("id:") and s.endswith("X") for s in subjects)
+    text = "".join(p.read_text(encoding="utf-8") for _, p in truth.files if p.suffix != ".parquet")
+    assert re.search(r"T\d\d:\d\d:\d\dZ", text)
+    assert re.search(r"T\d\d:\d\d:\d\d\+08:00", text)
+
+
+def test_the_same_seed_writes_the_same_files(tmp_path: Path) -> None:
+    """Generation is deterministic: same seed, same bytes and same truth."""
+    first = generate(tmp_path / "a", records=1500, seed=7, fmt="mixed")
+    second = generate(tmp_path / "b", records=1500, seed=7, fmt="mixed")
+    assert [p.read_bytes() for _, p in first.files] == [p.read_bytes() for _, p in second.files]
+    assert first.table.equals(second.table)
+    assert first.total_g == second.total_g > 0
+
+
 @pytest.mark.slow
 def test_every_receipt_of_generated_files_matches_the_truth(
     database_url: str, tmp_path: Path
@@ -95,11 +124,14 @@ def test_every_receipt_of_generated_files_matches_the_truth(
     )
     assert credited == truth.total_g
     issued = re.search(r"(\d+) g issued", verify.stdout)
-    assert issued is not None and int(issued.group(1)) == truth.total_g
+    assert issued is not None
+    assert int(issued.group(1)) == truth.total_g
 
     balances = truth.balances()
     citizen = max(balances, key=lambda s: (balances[s], s))
-    spelling = truth.spellings[citizen]
+    spelling = truth.spelling(citizen)
+    texts = [p.read_text(encoding="utf-8") for _, p in truth.files if p.suffix != ".parquet"]
+    assert all(spelling not in text for text in texts)
     shown = _run(["account", "show", spelling], db)
     balance = re.search(r"balance (\d+) g", shown.stdout)
     assert balance is not None, shown.stdout

@@ -74,7 +74,9 @@ def test_a_missing_column_is_null_in_every_format(tmp_path: Path) -> None:
 def test_json_numbers_and_strings_read_as_the_same_text(tmp_path: Path) -> None:
     """`"distance_km": 5` and `"distance_km": "5"` are one value."""
     path = tmp_path / "a.jsonl"
-    path.write_text('{"record_id": "a", "distance_km": 5}\n{"record_id": "b", "distance_km": "5"}\n')
+    path.write_text(
+        '{"record_id": "a", "distance_km": 5}\n{"record_id": "b", "distance_km": "5"}\n'
+    )
     assert [r["distance_km"] for r in read(path)] == ["5", "5"]
 
 
@@ -85,7 +87,9 @@ def test_typed_parquet_columns_read_as_text(tmp_path: Path) -> None:
             "record_id": ["a"],
             "distance_km": pa.array([0.9999]),
             "quantity": pa.array([3], pa.int64()),
-            "start": pa.array([datetime(2026, 10, 1, 0, 0, 5, tzinfo=UTC)], pa.timestamp("s", "UTC")),
+            "start": pa.array(
+                [datetime(2026, 10, 1, 0, 0, 5, tzinfo=UTC)], pa.timestamp("s", "UTC")
+            ),
         }
     )
     pq.write_table(table, tmp_path / "a.parquet")
@@ -131,7 +135,9 @@ def test_a_line_that_is_not_a_json_object_is_malformed_and_reading_goes_on(
 ) -> None:
     """Invalid JSON, an array, a string: each one `malformed_row`, the next line still read."""
     path = tmp_path / "a.jsonl"
-    path.write_text('{"record_id": "a"}\nnot json\n[1, 2]\n"text"\n{"record_id": "b"\n{"record_id": "c"}\n')
+    path.write_text(
+        '{"record_id": "a"}\nnot json\n[1, 2]\n"text"\n{"record_id": "b"\n{"record_id": "c"}\n'
+    )
     rows = read(path)
     assert [(r["row"], r["malformed"], r["record_id"]) for r in rows] == [
         (1, None, "a"),
@@ -191,7 +197,9 @@ def test_a_csv_cell_may_hold_quotes_commas_and_line_breaks(tmp_path: Path) -> No
     assert [(r["row"], r["ref"]) for r in rows] == [(1, 'INV, "no. 1"\nsecond line'), (2, "R2")]
 
 
-@pytest.mark.parametrize(("name", "content"), [("a.csv", ""), ("a.jsonl", ""), ("b.csv", "record_id\n")])
+@pytest.mark.parametrize(
+    ("name", "content"), [("a.csv", ""), ("a.jsonl", ""), ("b.csv", "record_id\n")]
+)
 def test_a_file_without_records_yields_nothing(tmp_path: Path, name: str, content: str) -> None:
     """An empty file, or a CSV header alone, is zero records and no error."""
     path = tmp_path / name
@@ -248,7 +256,8 @@ def _big_parquet(path: Path, n: int) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "make"), [("big.jsonl", _big_jsonl), ("big.csv", _big_csv), ("big.parquet", _big_parquet)]
+    ("name", "make"),
+    [("big.jsonl", _big_jsonl), ("big.csv", _big_csv), ("big.parquet", _big_parquet)],
 )
 def test_a_large_file_is_read_in_bounded_chunks(
     tmp_path: Path, name: str, make: Callable[[Path, int], Path]
@@ -257,7 +266,7 @@ def test_a_large_file_is_read_in_bounded_chunks(
     n, size = 300_000, 50_000
     path = make(tmp_path / name, n)
     chunks = read_chunks(path, chunk_size=size)
-    first = next(chunks)  # a first chunk comes before the rest of the file is read
+    first = next(chunks)
     assert 0 < first.num_rows <= size
     assert first.column("row")[0].as_py() == 1
     count, expected_row, largest = first.num_rows, first.num_rows + 1, first.num_rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 
 import pytest
@@ -137,13 +138,21 @@ def test_anything_outside_the_language_is_refused(source: str) -> None:
         expressions.parse(source)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="evaluation uses the ambient decimal context (28 significant digits): "
-    "1000000000000000000000000000000 + 1 gives 1.000000000000000000000000000E+30",
-)
 def test_the_result_is_exact_beyond_28_significant_digits() -> None:
-    """The module promises exact decimals, whatever their length."""
+    """Python's default 28 digits would give 1.000…E+30; the formula gives every digit."""
     assert evaluate("1000000000000000000000000000000 + 1") == Decimal(
         "1000000000000000000000000000001"
     )
+
+
+def test_the_result_does_not_depend_on_the_callers_decimal_context() -> None:
+    """A caller working at 4 significant digits still gets 1.2345 + 1 = 2.2345."""
+    with decimal.localcontext(prec=4):
+        assert evaluate("1.2345 + 1") == Decimal("2.2345")
+
+
+def test_a_result_that_cannot_be_exact_is_refused() -> None:
+    """A product of more than 100 significant digits raises instead of rounding."""
+    sixty = "1" * 59 + "3"
+    with pytest.raises(MethodologyError, match="exactly"):
+        evaluate(f"{sixty} * {sixty}")

@@ -430,7 +430,7 @@ def test_two_usable_versions_overlapping_on_a_scene_and_place_are_refused() -> N
     """Which one would quantify a Beijing bus ride in 2025 is ambiguous: a load error."""
     a = methodology("bj-a", jurisdiction=("110000",), start=date(2024, 1, 1))
     b = methodology("bj-b", jurisdiction=("110000", "120000"), start=date(2025, 1, 1))
-    with pytest.raises(MethodologyError, match="bj-a@1.0.0 and bj-b@1.0.0"):
+    with pytest.raises(MethodologyError, match=r"bj-a@1\.0\.0 and bj-b@1\.0\.0"):
         Catalogue([a, b], FACTORS, REGIONS)
 
 

@@ -44,7 +44,9 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     connection.close()
 
 
-def trip(scene: str = "bus", *, metres: int = 5000, ms: int = HOUR_MS, **more: Any) -> dict[str, Any]:
+def trip(
+    scene: str = "bus", *, metres: int = 5000, ms: int = HOUR_MS, **more: Any
+) -> dict[str, Any]:
     """A trip of `metres` lasting `ms` milliseconds."""
     row = {"kind": "trip", "scene": scene, "region": "110000", "start_ms": START_MS}
     row |= {"end_ms": START_MS + ms, "amount_milli": metres}
@@ -57,7 +59,9 @@ def event(scene: str = "paperless", quantity_milli: int = 1000) -> dict[str, Any
             "end_ms": None, "amount_milli": quantity_milli}  # fmt: skip
 
 
-def violated(con: duckdb.DuckDBPyConnection, code: Reason, rows: list[dict[str, Any]]) -> list[bool]:
+def violated(
+    con: duckdb.DuckDBPyConnection, code: Reason, rows: list[dict[str, Any]]
+) -> list[bool]:
     """Evaluate one rule's predicate on each row, as prepare does (null counts as false)."""
     con.register("records", pa.Table.from_pylist(rows, schema=COLUMNS))
     predicate = rules.RULES[code].predicate()

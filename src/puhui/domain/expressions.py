@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, localcontext
 
 from puhui.domain.errors import MethodologyError
 
 # A name may hold the placeholder `{material}`, replaced by the record's material.
+# Sums and products of decimals are exact as long as they fit; refuse rather than round.
+_EXACT = Context(prec=100, traps=[Inexact])
+
 _TOKEN = re.compile(
     r"\s*(?:(\d+(?:\.\d+)?)|([A-Za-z_][A-Za-z0-9_]*(?:\{material\}[A-Za-z0-9_]*)?)|(.))"
 )
@@ -29,8 +32,17 @@ class Expr:
     names: tuple[str, ...]
 
     def evaluate(self, lookup: Callable[[str], Decimal]) -> Decimal:
-        """Evaluate with exact decimals, asking `lookup` for the value of each name."""
-        return _Parser(self.source, lookup).parse()
+        """Evaluate with exact decimals, asking `lookup` for the value of each name.
+
+        Raises:
+            MethodologyError: a result would need more than 100 significant digits.
+        """
+        with localcontext(_EXACT):
+            try:
+                return _Parser(self.source, lookup).parse()
+            except Inexact:
+                message = f"formula {self.source!r} cannot be computed exactly"
+                raise MethodologyError(message) from None
 
 
 def parse(source: str) -> Expr:

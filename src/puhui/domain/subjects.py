@@ -11,8 +11,9 @@ from __future__ import annotations
 import hmac
 import re
 
-_PHONE = re.compile(r"^(?:\+?86)?(1\d{10})$")
-_ID = re.compile(r"^\d{17}[\dX]$")
+# ASCII digits only: `\d` would also accept full-width and other Unicode digits.
+_PHONE = re.compile(r"^(?:\+?86)?(1[0-9]{10})$")
+_ID = re.compile(r"^[0-9]{17}[0-9X]$")
 _SEPARATORS = re.compile(r"[\s\-]")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"

@@ -15,7 +15,8 @@ outgrown). The rules, from spec/activity-record-v1.md:
    records never block; duplicates do, since they are the same behaviour as a credit.
 3. What remains is credited, in receive order, up to its methodology's caps per citizen, scene,
    day and month (Asia/Shanghai): count caps first, then gram caps, day before month. A record
-   credited less than computed carries reason `capped`.
+   credited less than computed carries reason `capped`. Count caps count every credited record
+   of the period, including one capped to 0 g; gram caps count the grams actually credited.
 """
 
 from __future__ import annotations
@@ -110,10 +111,10 @@ day_counted as (
 ),
 month_counted as (
     select d.*,
-        within_day_count and (month_max_count is null or coalesce(um.n, 0) + sum(
-            case when within_day_count then 1 else 0 end) over (
-            partition by d.subject_id, d.scene, d.month order by d.seq
-            rows between unbounded preceding and current row) <= month_max_count)
+        -- Like stored ones, every credited record counts towards the month, even one a day
+        -- count cap left at 0 g.
+        within_day_count and (month_max_count is null or coalesce(um.n, 0) + row_number() over (
+            partition by d.subject_id, d.scene, d.month order by d.seq) <= month_max_count)
         as within_count,
         coalesce(ud.g, 0) as day_prior_g, coalesce(um.g, 0) as month_prior_g
     from day_counted d
