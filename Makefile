@@ -13,11 +13,11 @@ $(UV):
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
 
 install: $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet --compile-bytecode
 	@echo "puhui installed: $(PUHUI)"
 
 run: install
-	$(BIN)/python -m puhui.demo
+	BIN=$(BIN) scripts/demo
 
 lint: install
 	$(BIN)/ruff check src tests bench

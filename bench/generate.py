@@ -85,6 +85,7 @@ from puhui.domain.errors import FactorNotFoundError
 from puhui.domain.methodology import Catalogue
 from puhui.domain.rules import (
     EARTH_RADIUS_M,
+    LONGEST_TRIP_MS,
     MAX_SPEED_KMH,
     STRAIGHT_LINE_TOLERANCE_M,
     STRAIGHT_LINE_TOLERANCE_SHARE,
@@ -1633,6 +1634,8 @@ class Referee:
                 reasons.append("non_positive_duration")
             elif milli is not None and milli * 3600 > MAX_SPEED_KMH[scene] * (end_ms - start_ms):  # type: ignore[index]
                 reasons.append("speed_implausible")
+            if end_ms - start_ms > LONGEST_TRIP_MS:
+                reasons.append("trip_too_long")
             if milli is not None and coords is not None and None not in coords:
                 line = haversine_m(*coords)  # type: ignore[arg-type]
                 if milli < line * self.share - STRAIGHT_LINE_TOLERANCE_M:

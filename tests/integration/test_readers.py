@@ -118,11 +118,6 @@ def test_blank_lines_of_csv_are_skipped(tmp_path: Path) -> None:
     assert [r["row"] for r in rows] == [1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JSON Lines rows are numbered before blank lines are dropped: "
-    "'{a}\\n\\n{b}\\n' gives rows [1, 3], where the module promises blank lines are not counted",
-)
 def test_blank_lines_of_json_lines_do_not_count_in_row_numbers(tmp_path: Path) -> None:
     """Row numbers are positions among records, as in CSV: 1 and 2, not 1 and 3."""
     path = tmp_path / "a.jsonl"

@@ -45,6 +45,7 @@ def test_every_plausibility_rule_is_a_documented_reason() -> None:
         Reason.NON_POSITIVE_DURATION,
         Reason.SPEED_IMPLAUSIBLE,
         Reason.DISTANCE_BELOW_STRAIGHT_LINE,
+        Reason.TRIP_TOO_LONG,
     }
     for code, rule in rules.RULES.items():
         assert rule.code is code

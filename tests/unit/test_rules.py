@@ -81,6 +81,14 @@ def test_a_trip_of_zero_seconds_is_implausible(con: duckdb.DuckDBPyConnection) -
     assert violated(con, Reason.NON_POSITIVE_DURATION, rows) == [True, False, True, False]
 
 
+def test_a_trip_may_last_a_day_but_not_longer(con: duckdb.DuckDBPyConnection) -> None:
+    """24 hours is the longest trip; a millisecond more is not one trip."""
+    day = rules.LONGEST_TRIP_MS
+    rows = [trip("walk", metres=50_000, ms=day), trip("walk", metres=50_000, ms=day + 1)]
+    assert violated(con, Reason.TRIP_TOO_LONG, rows) == [False, True]
+    assert violated(con, Reason.TRIP_TOO_LONG, [event()]) == [False]
+
+
 def test_an_event_has_no_duration_to_check(con: duckdb.DuckDBPyConnection) -> None:
     """Events carry no end: the duration rule does not apply."""
     assert violated(con, Reason.NON_POSITIVE_DURATION, [event()]) == [False]

@@ -43,11 +43,11 @@ class Reason(StrEnum):
     NON_POSITIVE_DURATION = "non_positive_duration"
     SPEED_IMPLAUSIBLE = "speed_implausible"
     DISTANCE_BELOW_STRAIGHT_LINE = "distance_below_straight_line"
+    TRIP_TOO_LONG = "trip_too_long"
     # Quantification.
     NO_METHODOLOGY = "no_methodology"
     # One behaviour, one credit.
     CONFLICT = "conflict"
-    DUPLICATE_RECORD_ID = "duplicate_record_id"
     DUPLICATE_REF = "duplicate_ref"
     DUPLICATE_OVERLAP = "duplicate_overlap"
     # Crediting.
@@ -78,10 +78,9 @@ DESCRIPTIONS: dict[Reason, str] = {
     "(bounds in docs/reasons.md).",
     Reason.DISTANCE_BELOW_STRAIGHT_LINE: "The distance is shorter than the straight line between "
     "the given origin and destination.",
+    Reason.TRIP_TOO_LONG: "The trip lasts longer than 24 hours.",
     Reason.NO_METHODOLOGY: "No methodology in force covers this scene, region and date.",
     Reason.CONFLICT: "The same (platform, record_id) was received before with other content.",
-    Reason.DUPLICATE_RECORD_ID: "The same (platform, record_id) appears again in the same "
-    "submission with other content.",
     Reason.DUPLICATE_REF: "An earlier record of the same scene carries the same `ref`.",
     Reason.DUPLICATE_OVERLAP: "An earlier trip of the same citizen overlaps this one by more than "
     "half of the shorter interval.",

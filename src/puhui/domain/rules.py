@@ -31,6 +31,10 @@ STRAIGHT_LINE_TOLERANCE_SHARE = "0.02"
 
 EARTH_RADIUS_M = 6_371_000
 
+# No single trip of any mode lasts longer than a day. The bound also limits how far back the
+# claims index must look for a stored trip that a new one could overlap.
+LONGEST_TRIP_MS = 24 * 3600 * 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -58,6 +62,12 @@ def rule(code: Reason) -> Callable[[Callable[[], str]], Callable[[], str]]:
 def non_positive_duration() -> str:
     """A trip must last longer than zero seconds."""
     return "kind = 'trip' and end_ms <= start_ms"
+
+
+@rule(Reason.TRIP_TOO_LONG)
+def trip_too_long() -> str:
+    """A trip must end within LONGEST_TRIP_MS (24 hours) of its start."""
+    return f"kind = 'trip' and end_ms - start_ms > {LONGEST_TRIP_MS}"
 
 
 @rule(Reason.SPEED_IMPLAUSIBLE)

@@ -1,4 +1,5 @@
-"""The nine scenes of activity-record v1: what kind each is and what its amounts mean."""
+"""The vocabulary of activity-record v1: the nine scenes, what kind each is and what its
+amounts mean, and the bounds on identifiers."""
 
 from __future__ import annotations
 
@@ -48,3 +49,9 @@ SCENES: dict[str, Scene] = {
 TRIP_SCENES: tuple[str, ...] = tuple(c for c, s in SCENES.items() if s.kind is Kind.TRIP)
 EVENT_SCENES: tuple[str, ...] = tuple(c for c, s in SCENES.items() if s.kind is Kind.EVENT)
 MATERIALS: tuple[str, ...] = ("paper", "plastic", "metal", "glass", "textile")
+
+# `record_id` is at most 128 characters (spec); a longer one is rejected.
+MAX_RECORD_ID = 128
+# `ref` has no length limit in the spec. A normalised ref longer than this is kept, and compared,
+# as "sha256:" and the hex digest of its text, so that any length fits the claims index.
+MAX_REF_KEY = 256

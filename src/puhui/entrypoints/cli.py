@@ -92,14 +92,34 @@ def platform_add(
 
 
 @platform_app.command("list")
-def platform_list(db: Db = None, key_file: KeyFile = None) -> None:
-    """List member platforms."""
+def platform_list(
+    codes: Annotated[
+        bool, typer.Option("--codes", help="Print only the codes, one a line.")
+    ] = False,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """List member platforms with their records by status and the grams credited."""
     with _app(db, key_file) as a:
         admin.check_ready(a)
-        table = Table("code", "name", "registered")
-        for p in admin.list_platforms(a):
-            table.add_row(p.code, p.name, p.created_at.isoformat(timespec="seconds"))
-        out.print(table)
+        platforms = admin.list_platforms(a)
+    if codes:
+        for p in platforms:
+            print(p.code)
+        return
+    table = Table("code", "name", "credited", "duplicate", "rejected", "credited g")
+    for col in table.columns[2:]:
+        col.justify = "right"
+    for p in platforms:
+        table.add_row(
+            p.code,
+            p.name,
+            f"{p.credited:,}",
+            f"{p.duplicate:,}",
+            f"{p.rejected:,}",
+            f"{p.credited_g:,}",
+        )
+    out.print(table)
 
 
 @app.command()
@@ -181,9 +201,14 @@ def _print_report(report: ingest_service.IngestReport) -> None:
             reasons.add_row(reason, str(count))
         out.print(reasons)
     out.print(
-        f"credited {report.credited_g} g CO2e ({report.credited_g / 1_000_000:.3f} t) "
-        f"in {report.entries} ledger entries"
+        f"credited {report.credited_g:,} g CO2e ({report.credited_g / 1_000_000:.3f} t) "
+        f"in {report.entries:,} ledger entries"
     )
+    if report.replays:
+        out.print(
+            f"{report.replays:,} records were received before: their receipts are returned "
+            "again and nothing is credited twice"
+        )
 
 
 @account_app.command("show")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from puhui.adapters import keystore
@@ -77,6 +77,10 @@ class PlatformInfo:
     code: str
     name: str
     created_at: datetime
+    credited: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    credited_g: int = 0
 
 
 def add_platform(app: App, code: str, name: str | None = None) -> PlatformInfo:
@@ -103,11 +107,35 @@ def add_platform(app: App, code: str, name: str | None = None) -> PlatformInfo:
 
 
 def list_platforms(app: App) -> list[PlatformInfo]:
-    """Every registered platform, by code."""
+    """Every registered platform, by code, with its stored records by status and the grams
+    credited to citizens for them (replays are not counted again)."""
+    r = t.records.c
+    p = t.platforms.c
+    per_platform = (
+        select(
+            r.platform_id,
+            func.count().filter(r.status == "credited").label("credited"),
+            func.count().filter(r.status == "duplicate").label("duplicate"),
+            func.count().filter(r.status == "rejected").label("rejected"),
+            func.coalesce(func.sum(r.reduction_g), 0).label("credited_g"),
+        )
+        .group_by(r.platform_id)
+        .subquery()
+    )
+    s = per_platform.c
+    query = (
+        select(
+            p.code,
+            p.name,
+            p.created_at,
+            func.coalesce(s.credited, 0),
+            func.coalesce(s.duplicate, 0),
+            func.coalesce(s.rejected, 0),
+            func.coalesce(s.credited_g, 0),
+        )
+        .select_from(t.platforms.outerjoin(per_platform, s.platform_id == p.id))
+        .order_by(p.code)
+    )
     with app.engine.connect() as conn:
-        rows = conn.execute(
-            select(t.platforms.c.code, t.platforms.c.name, t.platforms.c.created_at).order_by(
-                t.platforms.c.code
-            )
-        ).all()
-    return [PlatformInfo(*r) for r in rows]
+        rows = conn.execute(query).all()
+    return [PlatformInfo(c, n, at, int(a), int(b), int(d), int(g)) for c, n, at, a, b, d, g in rows]

@@ -28,6 +28,7 @@ from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks
 from puhui.adapters.batch.settle import settle
 from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
+from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.service.admin import check_ready
 
 RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "methodology")
@@ -35,7 +36,8 @@ RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "m
 
 @dataclass
 class IngestReport:
-    """What an ingest did: receipts by status and reason, grams credited."""
+    """What an ingest did: receipts by status and reason (replays included, as their receipts
+    are returned again), and the grams and ledger entries this ingest newly credited."""
 
     records: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
@@ -55,16 +57,16 @@ class IngestReport:
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
-    def add(self, receipts: pa.Table, entries: int, replays: int) -> None:
+    def add(self, receipts: pa.Table, entries: int, replays: int, credited_g: int) -> None:
         """Count one settled chunk."""
         self.records += receipts.num_rows
         self.replays += replays
         self.entries += entries
+        self.credited_g += credited_g
         self.by_status.update(receipts.column("status").to_pylist())
         for reason in receipts.column("reason").to_pylist():
             if reason:
                 self.by_reason.update(reason.split(";"))
-        self.credited_g += int(pc.sum(receipts.column("reduction_g")).as_py() or 0)
 
 
 ReceiptSink = Callable[[pa.Table], None]
@@ -126,7 +128,7 @@ def ingest_files(
                 raw, prepared = ready
                 pending = pool.submit(next_chunk)
                 with app.engine.connect() as conn, conn.begin() as transaction:
-                    settled, entries = _settle_chunk(
+                    settled, entries, credited_g = _settle_chunk(
                         IntakeStore(conn),
                         preparer,
                         settler,
@@ -142,7 +144,7 @@ def ingest_files(
                     receipts = _receipts(settled, platform, path.name)
                     roles = settled.column("role")
                     replays = pc.sum(pc.is_in(roles, pa.array(["replay_stored", "repeat"]))).as_py()
-                    report.add(receipts, entries, int(replays or 0))
+                    report.add(receipts, entries, int(replays or 0), credited_g)
                 if sink is not None:
                     with report.timed("receipts"):
                         sink(receipts)
@@ -164,7 +166,7 @@ def _settle_chunk(
     batch_id: int,
     received_at: datetime,
     report: IngestReport,
-) -> tuple[pa.Table, int]:
+) -> tuple[pa.Table, int, int]:
     with report.timed("lookup"):
         prepared, first_seq, subject_ids, existing, claims, usage = _lookups(
             store, prepared, platform_id
@@ -180,7 +182,7 @@ def _settle_chunk(
         counts = Counter(new.column("status").to_pylist())
         credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
-    return settled, entries
+    return settled, entries, credited_g
 
 
 def _lookups(
@@ -194,7 +196,9 @@ def _lookups(
 
     subject_ids = store.subject_ids(p for p in prepared.column("pseudonym").to_pylist() if p)
     existing = store.existing_records(
-        platform_id, (r for r in prepared.column("record_id").to_pylist() if r)
+        # An over-long record_id is rejected without a key of its own: nothing to look up.
+        platform_id,
+        (r for r in prepared.column("record_id").to_pylist() if r and len(r) <= MAX_RECORD_ID),
     )
     ids = dict(
         zip(

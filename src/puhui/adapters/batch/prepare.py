@@ -22,7 +22,7 @@ from puhui.domain import rules, subjects
 from puhui.domain.errors import FactorNotFoundError
 from puhui.domain.methodology import Catalogue, UnitQuantification
 from puhui.domain.reasons import Reason
-from puhui.domain.scenes import EVENT_SCENES, MATERIALS, TRIP_SCENES
+from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_KEY, TRIP_SCENES
 
 # Records may start a little after the moment they are received: platforms' clocks drift.
 FUTURE_TOLERANCE_MS = 5 * 60 * 1000
@@ -165,11 +165,12 @@ class Preparer:
                 lower(trim(r.ref)) as ref,
                 r.start as start_raw, r."end" as end_raw,
                 case when regexp_matches(r.start, '{_TIMESTAMP}')
-                     then epoch_ms(try_cast(r.start as timestamptz)) end as start_ms,
+                     then epoch_ms(try_cast(upper(r.start) as timestamptz)) end as start_ms,
                 case when regexp_matches(r."end", '{_TIMESTAMP}')
-                     then epoch_ms(try_cast(r."end" as timestamptz)) end as end_ms,
+                     then epoch_ms(try_cast(upper(r."end") as timestamptz)) end as end_ms,
                 case when r.scene in ({trips}) then 'trip'
                      when r.scene in ({events}) then 'event' end as kind,
+                r.region in (select code from valid_regions) as region_known,
                 case when r.scene in ({trips}) then r.distance_km else r.quantity end as amount_raw,
                 r.distance_km as distance_raw, r.quantity as quantity_raw,
                 try_cast(r.origin_lat as double) as origin_lat,
@@ -180,9 +181,9 @@ class Preparer:
                 list_filter([
                     {ill_numbers}
                     case when r.start is not null and (not regexp_matches(r.start, '{_TIMESTAMP}')
-                         or try_cast(r.start as timestamptz) is null) then 'start' end,
+                         or try_cast(upper(r.start) as timestamptz) is null) then 'start' end,
                     case when r."end" is not null and (not regexp_matches(r."end", '{_TIMESTAMP}')
-                         or try_cast(r."end" as timestamptz) is null) then 'end' end,
+                         or try_cast(upper(r."end") as timestamptz) is null) then 'end' end,
                     case when try_cast(r.origin_lat as double) not between -90 and 90 then 'origin_lat' end,
                     case when try_cast(r.dest_lat as double) not between -90 and 90 then 'dest_lat' end,
                     case when try_cast(r.origin_lon as double) not between -180 and 180 then 'origin_lon' end,
@@ -204,10 +205,10 @@ class Preparer:
                     malformed,
                     case when len(missing_fields) > 0 then '{Reason.MISSING_FIELD}' end,
                     case when len(ill_typed_fields) > 0 then '{Reason.ILL_TYPED_FIELD}' end,
-                    case when length(record_id) > 128 then '{Reason.RECORD_ID_TOO_LONG}' end,
+                    case when length(record_id) > {MAX_RECORD_ID} then '{Reason.RECORD_ID_TOO_LONG}' end,
                     case when platform <> '{platform}' then '{Reason.PLATFORM_MISMATCH}' end,
                     case when scene is not null and kind is null then '{Reason.UNKNOWN_SCENE}' end,
-                    case when region is not null and region not in (select code from valid_regions)
+                    case when region is not null and not region_known
                          then '{Reason.UNKNOWN_REGION}' end,
                     case when subject_raw is not null and pseudonym is null
                          then '{Reason.MALFORMED_SUBJECT}' end,
@@ -228,11 +229,19 @@ class Preparer:
                 ], lambda x: x is not null) as reasons
             from amounts
         )
+        -- Only values from the spec's vocabularies are kept (an unknown scene, region or material
+        -- is rejected and stored as null); a ref longer than the claims index allows is kept as
+        -- its digest. The content digest below is of the values as sent.
         select
-            row, platform, record_id, scene, region, kind,
+            row, platform, record_id,
+            case when kind is not null then scene end as scene,
+            case when region_known then region end as region,
+            kind,
             case when malformed is not null then [malformed] else reasons end as reasons,
-            case when scene = 'recycling' then material else '' end as material,
-            ref, start_ms, case when kind = 'trip' then end_ms end as end_ms, amount_milli,
+            case when scene <> 'recycling' then ''
+                 when material in ({materials}) then material end as material,
+            case when length(ref) > {MAX_REF_KEY} then 'sha256:' || sha256(ref) else ref end as ref,
+            start_ms, case when kind = 'trip' then end_ms end as end_ms, amount_milli,
             pseudonym,
             case when malformed is not null then 'not a JSON object or not a row of the header''s width'
             else concat_ws('; ',

@@ -106,13 +106,12 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
     row = 0
     for batch in reader:
         table = pa.Table.from_batches([batch])
-        rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
-        row += table.num_rows
-        table = table.add_column(0, "row", rows)
         keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
         table = table.filter(keep)
         if table.num_rows:
-            yield _finish(table)
+            rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
+            row += table.num_rows
+            yield _finish(table.add_column(0, "row", rows))
     con.close()
 
 

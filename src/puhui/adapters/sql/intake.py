@@ -17,10 +17,12 @@ from sqlalchemy import Connection, insert, select, text, update
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
 from puhui.domain.errors import NotFoundError
+from puhui.domain.rules import LONGEST_TRIP_MS
+from puhui.domain.scenes import MAX_RECORD_ID, MAX_REF_KEY
 
 _STAGING = {
-    "stage_keys": "record_id varchar(128)",
-    "stage_refs": "scene varchar(16), ref varchar(256)",
+    "stage_keys": f"record_id varchar({MAX_RECORD_ID})",
+    "stage_refs": f"scene varchar(16), ref varchar({MAX_REF_KEY})",
     "stage_subjects": "pseudonym varchar(64)",
     "stage_subject_ids": "subject_id integer",
 }
@@ -83,7 +85,6 @@ RECORD_COLUMNS = (
 )
 
 # Trips longer than this are not looked for when checking overlaps with stored trips.
-LONGEST_TRIP_MS = 24 * 3600 * 1000
 CHINA_MS = 8 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
 
