@@ -39,6 +39,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
@@ -57,6 +58,7 @@ SUPERUSER = "postgres"
 DEFAULT_DBNAME = "postgres"
 
 _REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
+# Throwaway clusters trade durability for speed; pass `settings` to change any of these.
 _SERVER_SETTINGS: dict[str, str] = {
     "listen_addresses": "'127.0.0.1'",
     "fsync": "off",
@@ -245,8 +247,10 @@ class PgCluster:
         *,
         dbname: str = DEFAULT_DBNAME,
         external_url: str | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         _check_dbname(dbname)
+        self._settings = {**_SERVER_SETTINGS, **(settings or {})}
         if external_url is None:
             external_url = os.environ.get(EXTERNAL_URL_ENV) or None
         self._dbname = dbname
@@ -419,7 +423,7 @@ class PgCluster:
 
     def _write_settings(self, port: int) -> None:
         assert self._tmpdir is not None
-        settings = dict(_SERVER_SETTINGS)
+        settings = dict(self._settings)
         settings["port"] = str(port)
         settings["unix_socket_directories"] = f"'{self._tmpdir / 'sock'}'"
         # postgresql.auto.conf is read last, so rewriting it on each attempt

@@ -11,8 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -133,28 +131,13 @@ def ingest(
     key_file: KeyFile = None,
 ) -> None:
     """Read, check, quantify, deduplicate and credit a platform's files."""
-    with _app(db, key_file) as a, _receipt_writer(receipts) as sink, _progress(files) as step:
+    with (
+        _app(db, key_file) as a,
+        ingest_service.receipts_csv(receipts) as sink,
+        _progress(files) as step,
+    ):
         report = ingest_service.ingest_files(a, platform, files, sink=sink, progress=step)
     _print_report(report)
-
-
-@contextmanager
-def _receipt_writer(path: Path | None) -> Iterator[Callable[[pa.Table], None] | None]:
-    if path is None:
-        yield None
-        return
-    writer: pacsv.CSVWriter | None = None
-    with path.open("wb") as f:
-
-        def sink(table: pa.Table) -> None:
-            nonlocal writer
-            if writer is None:
-                writer = pacsv.CSVWriter(f, table.schema)
-            writer.write_table(table)
-
-        yield sink
-        if writer is not None:
-            writer.close()
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks
@@ -311,3 +312,23 @@ def _next_month_ms(ms: int) -> int:
     day = date.fromordinal(date(1970, 1, 1).toordinal() + (ms + 8 * 3600_000) // 86_400_000)
     nxt = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
     return (nxt.toordinal() - date(1970, 1, 1).toordinal()) * 86_400_000 - 8 * 3600_000
+
+
+@contextmanager
+def receipts_csv(path: Path | None) -> Iterator[Callable[[pa.Table], None] | None]:
+    """A receipts sink writing one CSV file (header once, chunks appended); None without path."""
+    if path is None:
+        yield None
+        return
+    writer: pacsv.CSVWriter | None = None
+    with path.open("wb") as f:
+
+        def sink(table: pa.Table) -> None:
+            nonlocal writer
+            if writer is None:
+                writer = pacsv.CSVWriter(f, table.schema)
+            writer.write_table(table)
+
+        yield sink
+        if writer is not None:
+            writer.close()
