@@ -6,11 +6,15 @@ connection under the SQLAlchemy connection, so they share its transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
+
+# A bound parameter `:name` (not the `::` of a PostgreSQL cast).
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
 def rows_of(table: pa.Table, columns: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -36,8 +40,18 @@ def insert_rows(
 
 
 def fetch_arrow(conn: Connection, sql: str, params: dict[str, Any], schema: pa.Schema) -> pa.Table:
-    """Run a query and return its rows as an Arrow table of the given schema."""
-    result = conn.execute(text(sql), params).fetchall()
+    """Run a query and return its rows as an Arrow table of the given schema.
+
+    The query runs on the DBAPI cursor: large results skip SQLAlchemy's per-row processing.
+    Parameters are written `:name`; values are always bound, never interpolated.
+    """
+    dbapi: Any = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        result = dbapi.execute(sql, params).fetchall()
+    else:
+        with dbapi.cursor() as cursor:
+            cursor.execute(_NAMED.sub(r"%(\1)s", sql.replace("%", "%%")), params)
+            result = cursor.fetchall()
     columns: list[tuple[Any, ...]] = (
         list(zip(*result, strict=True)) if result else [() for _ in schema]
     )
