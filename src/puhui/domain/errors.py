@@ -11,6 +11,7 @@ answers that record with a rejected receipt and goes on.
     ├── NotFoundError             a platform, account or record that does not exist
     ├── AlreadyExistsError        registering something that is already registered
     ├── InputError                a file or argument that cannot be read at all
+    ├── AuthenticationError       a request whose signature, key, time or nonce is refused
     └── LedgerError               an entry that would break the ledger's invariants
         └── UnbalancedEntryError  postings of an entry do not sum to zero
 """
@@ -46,6 +47,18 @@ class AlreadyExistsError(PuhuiError):
 
 class InputError(PuhuiError):
     """An input file or argument that cannot be read at all."""
+
+
+class AuthenticationError(PuhuiError):
+    """A request that cannot be attributed to a member platform.
+
+    Attributes:
+        code: why, as a stable code (see `puhui.domain.signing`).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LedgerError(PuhuiError):

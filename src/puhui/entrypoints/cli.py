@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from rich.table import Table
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain.errors import PuhuiError
-from puhui.service import admin, ledger, queries
+from puhui.service import admin, credentials, ledger, queries
 from puhui.service import ingest as ingest_service
 
 app = typer.Typer(
@@ -82,11 +83,54 @@ def platform_add(
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Register a member platform."""
+    """Register a member platform and issue its API credentials (shown once)."""
     with _app(db, key_file) as a:
         admin.check_ready(a)
         info = admin.add_platform(a, code, name)
-        out.print(f"platform {info.code} registered ({info.name})")
+        issued = credentials.issue(a, info.code)
+    out.print(f"platform {info.code} registered ({info.name})")
+    _print_credentials(issued)
+
+
+@platform_app.command("rotate-key")
+def platform_rotate_key(code: str, db: Db = None, key_file: KeyFile = None) -> None:
+    """Issue new API credentials for a platform; its previous key stops working at once."""
+    with _app(db, key_file) as a:
+        admin.check_ready(a)
+        issued = credentials.issue(a, code)
+    _print_credentials(issued)
+
+
+def _print_credentials(issued: credentials.Credentials) -> None:
+    out.print(f"API key id: {issued.key_id}")
+    out.print(f"API secret: {issued.secret}")
+    out.print("The secret is shown only now: hand it to the platform over a safe channel.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    with _app(db, key_file) as a:
+        admin.check_ready(a)
+        settings = a.settings
+    os.environ["PUHUI_DATABASE_URL"] = settings.database_url
+    os.environ["PUHUI_KEY_FILE"] = str(settings.key_file)
+    out.print(f"puhui API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "puhui.entrypoints.asgi:application",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @platform_app.command("list")

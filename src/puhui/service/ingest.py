@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,10 +25,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
-from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks
+from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
 from puhui.adapters.batch.settle import settle
 from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
+from puhui.domain.errors import InputError
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.service.admin import check_ready
 
@@ -93,6 +94,36 @@ def ingest_files(
         progress: called with the number of records of each chunk settled.
         chunk_size: records per transaction.
     """
+    sources = ((path.name, read_chunks(path, chunk_size)) for path in paths)
+    return ingest_sources(app, platform, sources, sink, progress)
+
+
+def ingest_records(
+    app: App, platform: str, records: Sequence[object], source: str = "api"
+) -> tuple[IngestReport, pa.Table]:
+    """Ingest records already parsed from JSON (one API request) as one batch, in one
+    transaction, and return the report with the receipts in the order of the records.
+
+    Raises:
+        InputError: no records.
+    """
+    if not records:
+        raise InputError("a submission holds at least one record")
+    collected: list[pa.Table] = []
+    report = ingest_sources(
+        app, platform, [(source, iter([records_table(records)]))], sink=collected.append
+    )
+    return report, pa.concat_tables(collected)
+
+
+def ingest_sources(
+    app: App,
+    platform: str,
+    sources: Iterable[tuple[str, Iterator[pa.Table]]],
+    sink: ReceiptSink | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest named streams of raw chunks (one batch each) of one member platform, in order."""
     check_ready(app)
     report = IngestReport()
     with app.engine.connect() as conn:
@@ -103,12 +134,11 @@ def ingest_files(
     # storing the current one; at most one chunk waits prepared.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="puhui-prepare")
     try:
-        for path in paths:
+        for name, chunks in sources:
             received_at = app.clock()
             with app.engine.begin() as conn:
-                batch_id = IntakeStore(conn).new_batch(platform_id, path.name, received_at)
+                batch_id = IntakeStore(conn).new_batch(platform_id, name, received_at)
             report.batches.append(batch_id)
-            chunks = read_chunks(path, chunk_size)
 
             def next_chunk(
                 chunks: Iterator[pa.Table] = chunks, received_at: datetime = received_at
@@ -142,7 +172,7 @@ def ingest_files(
                     with report.timed("commit"):
                         transaction.commit()
                 with report.timed("receipts"):
-                    receipts = _receipts(settled, platform, path.name)
+                    receipts = _receipts(settled, platform, name)
                     roles = settled.column("role")
                     replays = pc.sum(pc.is_in(roles, pa.array(["replay_stored", "repeat"]))).as_py()
                     report.add(receipts, entries, int(replays or 0), credited_g)

@@ -127,6 +127,96 @@ def receipts(app: App, platform: str) -> Iterator[dict[str, Any]]:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredReceipt:
+    """The receipt of one stored record, with when its batch was received."""
+
+    seq: int
+    platform: str
+    record_id: str
+    status: str
+    reason: str
+    reduction_g: int
+    methodology: str
+    detail: str
+    received_at: datetime
+
+
+def receipt(app: App, platform: str, record_id: str) -> StoredReceipt:
+    """The receipt of one of a platform's records.
+
+    Raises:
+        NotFoundError: the platform has no record with this id.
+    """
+    found = receipts_page(app, platform, record_id=record_id, limit=1)
+    if not found:
+        raise NotFoundError(f"platform {platform!r} has no record {record_id!r}")
+    return found[0]
+
+
+def receipts_page(
+    app: App,
+    platform: str,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
+    record_id: str | None = None,
+) -> list[StoredReceipt]:
+    """A page of a platform's receipts in receive order: those after the receipt numbered
+    `after`, received in [received_from, received_to) when given.
+
+    Raises:
+        NotFoundError: no such platform.
+    """
+    r = t.records.c
+    b = t.batches.c
+    query = (
+        select(
+            r.seq,
+            r.record_id,
+            r.status,
+            r.reason,
+            r.reduction_g,
+            r.methodology,
+            r.detail,
+            b.received_at,
+        )
+        .join(t.batches, b.id == r.batch_id)
+        .where(r.seq > after)
+        .order_by(r.seq)
+        .limit(limit)
+    )
+    if record_id is not None:
+        query = query.where(r.record_id == record_id)
+    if received_from is not None:
+        query = query.where(b.received_at >= received_from)
+    if received_to is not None:
+        query = query.where(b.received_at < received_to)
+    with app.engine.connect() as conn:
+        platform_id = conn.execute(
+            select(t.platforms.c.id).where(t.platforms.c.code == platform)
+        ).scalar_one_or_none()
+        if platform_id is None:
+            raise NotFoundError(f"platform {platform!r} is not registered")
+        rows = conn.execute(query.where(r.platform_id == platform_id)).all()
+    return [
+        StoredReceipt(
+            int(seq),
+            platform,
+            rid,
+            status,
+            reason or "",
+            int(grams),
+            methodology or "",
+            detail or "",
+            _aware(received_at),
+        )
+        for seq, rid, status, reason, grams, methodology, detail, received_at in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
     """The full calculation of one record's credit."""
 

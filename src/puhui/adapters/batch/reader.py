@@ -10,7 +10,8 @@ or checked here: that is the validation step's job. A file is never read into me
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -195,9 +196,31 @@ def _as_text(column: pa.Array) -> pa.Array:
     return pc.cast(column, pa.string())
 
 
+def records_table(records: Sequence[object]) -> pa.Table:
+    """One chunk from records already parsed from JSON (an API request body), with the same
+    shape and the same text a JSON Lines file would give: numbers and booleans as their JSON
+    text, nested values as JSON, an item that is not an object `malformed_row`."""
+    columns: dict[str, list[str | None]] = {f: [] for f in FIELDS}
+    malformed: list[str | None] = []
+    for item in records:
+        is_object = isinstance(item, Mapping)
+        malformed.append(None if is_object else str(Reason.MALFORMED_ROW))
+        for f in FIELDS:
+            columns[f].append(_json_text(item.get(f)) if isinstance(item, Mapping) else None)
+    return _finish(_table(list(range(1, len(records) + 1)), malformed, columns))
+
+
+def _json_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def describe(path: Path) -> str:
     """One line naming a file and its format, for progress output."""
     return f"{path.name} ({path.suffix.lstrip('.').lower()})"
 
 
-__all__ = ["FIELDS", "SCHEMA", "describe", "read_chunks"]
+__all__ = ["FIELDS", "SCHEMA", "describe", "read_chunks", "records_table"]

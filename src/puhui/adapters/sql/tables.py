@@ -64,6 +64,27 @@ platforms = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("key_id", String(40), nullable=False, unique=True),
+    Column("secret_digest", String(64), nullable=False, comment="SHA-256 of the secret, hex"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+request_nonces = Table(
+    "request_nonces",
+    metadata,
+    Column("key_id", String(40), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("seen_ms", BigInteger, nullable=False, comment="epoch milliseconds"),
+    PrimaryKeyConstraint("key_id", "nonce"),
+)
+Index("ix_request_nonces_seen_ms", request_nonces.c.seen_ms)
+
 subjects = Table(
     "subjects",
     metadata,

@@ -1,0 +1,401 @@
+"""The HTTP API: member platforms submit records and read their receipts.
+
+Every route calls the same service functions as the command line. Platform routes require a
+signed request (`puhui.domain.signing`); a platform sees only its own records. Errors are
+problem details (RFC 9457) carrying a stable `code`; a client's fault is always a 4xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from puhui.bootstrap import App
+from puhui.domain import signing
+from puhui.domain.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InputError,
+    NotFoundError,
+    PuhuiError,
+)
+from puhui.service import admin, credentials, ingest, queries
+
+log = logging.getLogger("puhui.api")
+
+MAX_BATCH = 10_000
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_PAGE = 1_000
+PROBLEM = "application/problem+json"
+
+EXAMPLE_RECORD: dict[str, JsonValue] = {
+    "platform": "amap",
+    "record_id": "AMAP-2026-10-000001",
+    "subject": "+86 138 0013 8000",
+    "scene": "bus",
+    "region": "110000",
+    "start": "2026-10-01T08:00:00+08:00",
+    "end": "2026-10-01T08:20:00+08:00",
+    "distance_km": 5,
+}
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details with puhui's stable code."""
+
+    type: str = Field(examples=["urn:puhui:problem:bad_signature"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable reason code, also the last part of `type`.")
+    instance: str | None = None
+    request_id: str | None = None
+
+
+class Submission(BaseModel):
+    """Activity records of the signing platform (activity-record v1), settled in order.
+
+    Each record is checked on its own: a record that breaks the contract gets a rejected
+    receipt with its reasons and the others go on.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"records": [EXAMPLE_RECORD]}]}, extra="forbid"
+    )
+
+    records: list[JsonValue] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Activity records (JSON objects with the fields of activity-record v1). "
+        "An item that is not an object is answered with a `malformed_row` receipt.",
+    )
+
+
+class Receipt(BaseModel):
+    """What became of one submitted record (activity-record v1, "Receipt")."""
+
+    platform: str
+    record_id: str | None = Field(description="Null when the record carried none.")
+    status: Literal["credited", "duplicate", "rejected"]
+    reason: str = Field(description="Reason codes, `;`-separated; empty when fully credited.")
+    reduction_g: int = Field(ge=0, description="Grams CO2e credited to the citizen.")
+    methodology: str = Field(description="id@version of the methodology, empty if rejected.")
+    detail: str = ""
+
+
+class SubmissionResult(BaseModel):
+    """The receipts of a submission, in the order of its records."""
+
+    batch: int = Field(description="Id of the batch this submission was recorded as.")
+    credited_g: int = Field(description="Grams newly credited by this submission.")
+    receipts: list[Receipt]
+
+
+class StoredReceipt(Receipt):
+    """A receipt as stored, with its place in receive order."""
+
+    seq: int = Field(description="Receive order; use as `after` to read the next page.")
+    received_at: datetime
+
+
+class ReceiptPage(BaseModel):
+    """A page of receipts in receive order."""
+
+    items: list[StoredReceipt]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end.")
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok"]
+
+
+def create_app(app: App) -> FastAPI:
+    """The ASGI application over an initialised puhui `App`."""
+    api = FastAPI(
+        title="puhui",
+        version="1",
+        summary="Clearing platform of the carbon-inclusion common mechanism.",
+        description=(
+            "Member platforms submit activity records (activity-record v1) and read their "
+            "receipts. Platform requests are signed: see the `PlatformSignature` scheme and "
+            "docs/api.md."
+        ),
+        responses={
+            400: {"model": Problem, "content": {PROBLEM: {}}},
+            413: {"model": Problem, "content": {PROBLEM: {}}},
+            422: {"model": Problem, "content": {PROBLEM: {}}},
+        },
+    )
+    api.state.puhui = app
+    _install_errors(api)
+
+    @api.middleware("http")
+    async def request_ids(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _problem(
+                request,
+                413,
+                "body_too_large",
+                f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+            )
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        log.info(
+            "request",
+            extra={
+                "request_id": request.state.request_id,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response
+
+    platform_responses: dict[int | str, dict[str, Any]] = {
+        401: {"model": Problem, "content": {PROBLEM: {}}, "description": "Not signed, or refused"}
+    }
+
+    @api.post(
+        "/v1/records",
+        response_model=SubmissionResult,
+        tags=["platform"],
+        responses=platform_responses,
+        summary="Submit records and get their receipts",
+    )
+    def submit(body: Submission, platform: Annotated[str, Depends(_platform)]) -> SubmissionResult:
+        """Check, quantify, deduplicate and credit up to 10 000 records in one transaction.
+
+        A re-sent submission returns the same receipts and credits nothing twice. A record whose
+        `platform` is not the signing platform is rejected (`platform_mismatch`).
+        """
+        report, receipts = ingest.ingest_records(app, platform, body.records)
+        return SubmissionResult(
+            batch=report.batches[0], credited_g=report.credited_g, receipts=_receipts(receipts)
+        )
+
+    @api.get(
+        "/v1/receipts/{record_id}",
+        response_model=StoredReceipt,
+        tags=["platform"],
+        responses={**platform_responses, 404: {"model": Problem, "content": {PROBLEM: {}}}},
+        summary="The receipt of one of your records",
+    )
+    def one_receipt(record_id: str, platform: Annotated[str, Depends(_platform)]) -> StoredReceipt:
+        """Only the signing platform's own records are found."""
+        return _stored(queries.receipt(app, platform, record_id))
+
+    @api.get(
+        "/v1/receipts",
+        response_model=ReceiptPage,
+        tags=["platform"],
+        responses=platform_responses,
+        summary="Your receipts in receive order, a page at a time",
+    )
+    def list_receipts(
+        platform: Annotated[str, Depends(_platform)],
+        after: Annotated[int, Query(ge=0, description="Receipts after this `seq`.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        received_from: Annotated[
+            datetime | None, Query(description="Received at or after (RFC 3339 with offset).")
+        ] = None,
+        received_to: Annotated[
+            datetime | None, Query(description="Received before (RFC 3339 with offset).")
+        ] = None,
+    ) -> ReceiptPage:
+        """Receipts of the signing platform's records, optionally within a receive window."""
+        items = queries.receipts_page(
+            app,
+            platform,
+            after=after,
+            limit=limit,
+            received_from=_utc(received_from),
+            received_to=_utc(received_to),
+        )
+        return ReceiptPage(
+            items=[_stored(r) for r in items],
+            next_after=items[-1].seq if len(items) == limit else None,
+        )
+
+    @api.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness")
+    async def healthz() -> Health:
+        """The process answers."""
+        return Health(status="ok")
+
+    @api.get(
+        "/readyz",
+        response_model=Health,
+        tags=["operations"],
+        summary="Readiness",
+        responses={503: {"model": Problem, "content": {PROBLEM: {}}}},
+    )
+    def readyz() -> Health:
+        """The database is reachable, initialised, at the latest schema, with this key."""
+        admin.check_ready(app)
+        return Health(status="ok")
+
+    _document_security(api)
+    return api
+
+
+async def _platform(request: Request) -> str:
+    """The signing platform of a request (a dependency of every platform route)."""
+    app: App = request.app.state.puhui
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await run_in_threadpool(
+        credentials.authenticate, app, request.method, path, request.headers, body
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _receipts(table: pa.Table) -> list[Receipt]:
+    return [
+        Receipt(
+            platform=r["platform"],
+            record_id=r["record_id"],
+            status=r["status"],
+            reason=r["reason"] or "",
+            reduction_g=int(r["reduction_g"] or 0),
+            methodology=r["methodology"] or "",
+            detail=r["detail"] or "",
+        )
+        for r in table.to_pylist()
+    ]
+
+
+def _stored(r: queries.StoredReceipt) -> StoredReceipt:
+    return StoredReceipt(
+        seq=r.seq,
+        platform=r.platform,
+        record_id=r.record_id,
+        status=r.status,  # type: ignore[arg-type]  # the column's check constraint
+        reason=r.reason,
+        reduction_g=r.reduction_g,
+        methodology=r.methodology,
+        detail=r.detail,
+        received_at=r.received_at,
+    )
+
+
+# Errors ---------------------------------------------------------------------------------------
+
+TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Payload too large",
+    422: "Unprocessable content",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def _problem(request: Request, status: int, code: str, detail: str) -> JSONResponse:
+    body = Problem(
+        type=f"urn:puhui:problem:{code}",
+        title=TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        code=code,
+        instance=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    headers = {"WWW-Authenticate": "PuhuiSignature"} if status == 401 else None
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM, headers=headers
+    )
+
+
+def _install_errors(api: FastAPI) -> None:
+    @api.exception_handler(AuthenticationError)
+    async def refused(request: Request, exc: AuthenticationError) -> JSONResponse:
+        return _problem(request, 401, exc.code, str(exc))
+
+    @api.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return _problem(request, 404, "not_found", str(exc))
+
+    @api.exception_handler(InputError)
+    async def bad_input(request: Request, exc: InputError) -> JSONResponse:
+        return _problem(request, 422, "invalid_input", str(exc))
+
+    @api.exception_handler(ConfigurationError)
+    async def not_ready(request: Request, exc: ConfigurationError) -> JSONResponse:
+        return _problem(request, 503, "not_ready", str(exc))
+
+    @api.exception_handler(PuhuiError)
+    async def other(request: Request, exc: PuhuiError) -> JSONResponse:
+        log.error("refused", extra={"request_id": getattr(request.state, "request_id", None)})
+        return _problem(request, 500, "internal_error", type(exc).__name__)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()[:20]
+        ]
+        return _problem(request, 422, "invalid_request", "; ".join(parts))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _problem(request, exc.status_code, code, str(exc.detail))
+
+
+def _document_security(api: FastAPI) -> None:
+    """Describe the signature scheme in the OpenAPI document and require it on /v1 routes."""
+    original = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        schema = original()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        description = (signing.__doc__ or "").strip()
+        for header in (
+            signing.HEADER_KEY,
+            signing.HEADER_TIMESTAMP,
+            signing.HEADER_NONCE,
+            signing.HEADER_SIGNATURE,
+        ):
+            schemes[header] = {
+                "type": "apiKey",
+                "in": "header",
+                "name": header,
+                "description": description if header == signing.HEADER_SIGNATURE else header,
+            }
+        requirement: list[dict[str, list[str]]] = [{h: [] for h in schemes}]
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for operation in operations.values():
+                    operation["security"] = requirement
+        api.openapi_schema = schema
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,152 @@
+"""Member platforms' API credentials: issue, rotate, and authenticate signed requests.
+
+The scheme is `puhui.domain.signing`. A platform has one active key at a time; rotating it
+revokes the old key at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select, text, update
+
+from puhui.adapters.sql import tables as t
+from puhui.adapters.sql.intake import IntakeStore
+from puhui.bootstrap import App
+from puhui.domain import signing
+from puhui.domain.errors import AuthenticationError, ConfigurationError
+from puhui.domain.signing import Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A key id and its secret, shown once."""
+
+    platform: str
+    key_id: str
+    secret: str
+
+
+def issue(app: App, platform: str) -> Credentials:
+    """Issue a new key for a platform, revoking any key it had.
+
+    Raises:
+        NotFoundError: no such platform.
+    """
+    with app.engine.begin() as conn:
+        return _issue(app, conn, platform)
+
+
+def _issue(app: App, conn: Connection, platform: str) -> Credentials:
+    platform_id = IntakeStore(conn).platform_id(platform)
+    now = app.clock()
+    c = t.credentials.c
+    conn.execute(
+        update(t.credentials)
+        .where(c.platform_id == platform_id, c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    key_id = "pk_" + secrets.token_hex(12)
+    secret = signing.derive_secret(app.secret, key_id)
+    conn.execute(
+        insert(t.credentials).values(
+            platform_id=platform_id,
+            key_id=key_id,
+            secret_digest=signing.secret_digest(secret),
+            created_at=now,
+        )
+    )
+    return Credentials(platform, key_id, secret)
+
+
+def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
+    """The code of the platform that signed a request.
+
+    Raises:
+        AuthenticationError: the request is not signed by an active key of a platform, or is
+            stale or replayed (`code` says which).
+    """
+    values = [
+        headers.get(h)
+        for h in (
+            signing.HEADER_KEY,
+            signing.HEADER_TIMESTAMP,
+            signing.HEADER_NONCE,
+            signing.HEADER_SIGNATURE,
+        )
+    ]
+    key_id, timestamp, nonce, signature = values
+    if key_id is None or timestamp is None or nonce is None or signature is None:
+        missing = [h for h, v in zip(_HEADERS, values, strict=True) if v is None]
+        raise AuthenticationError(Refusal.UNSIGNED, f"missing {', '.join(missing)}")
+    if not (
+        signing.KEY_ID.match(key_id)
+        and timestamp.isdigit()
+        and len(timestamp) <= 12
+        and signing.NONCE.match(nonce)
+        and signing.SIGNATURE.match(signature)
+    ):
+        raise AuthenticationError(
+            Refusal.MALFORMED_SIGNATURE_HEADER,
+            "expected a key id pk_<24 hex>, a Unix timestamp in seconds, a nonce of 16 to 64 "
+            "characters [A-Za-z0-9_-] and a hex HMAC-SHA256 signature",
+        )
+    now_s = int(app.clock().timestamp())
+    if abs(now_s - int(timestamp)) > signing.MAX_SKEW_S:
+        raise AuthenticationError(
+            Refusal.STALE_TIMESTAMP,
+            f"timestamp {timestamp} is {now_s - int(timestamp)} s from the server's clock "
+            f"(at most {signing.MAX_SKEW_S} s allowed)",
+        )
+    c = t.credentials.c
+    with app.engine.begin() as conn:
+        row = conn.execute(
+            select(t.platforms.c.code, c.secret_digest, c.revoked_at)
+            .join(t.platforms, t.platforms.c.id == c.platform_id)
+            .where(c.key_id == key_id)
+        ).one_or_none()
+        if row is None:
+            raise AuthenticationError(Refusal.UNKNOWN_KEY, f"no platform holds key {key_id}")
+        code, digest, revoked_at = row
+        if revoked_at is not None:
+            raise AuthenticationError(Refusal.REVOKED_KEY, f"key {key_id} was revoked")
+        secret = signing.derive_secret(app.secret, key_id)
+        if signing.secret_digest(secret) != digest:
+            raise ConfigurationError("the server key does not match the stored credentials")
+        expected = signing.sign(secret, method, path, timestamp, nonce, body)
+        if not secrets.compare_digest(expected, signature):
+            raise AuthenticationError(
+                Refusal.BAD_SIGNATURE,
+                "the signature does not match: sign METHOD, path with query, timestamp, nonce "
+                "and the body's SHA-256, one per line",
+            )
+        _remember_nonce(conn, key_id, nonce, now_s * 1000)
+    return str(code)
+
+
+_HEADERS = (
+    signing.HEADER_KEY,
+    signing.HEADER_TIMESTAMP,
+    signing.HEADER_NONCE,
+    signing.HEADER_SIGNATURE,
+)
+
+
+def _remember_nonce(conn: Connection, key_id: str, nonce: str, now_ms: int) -> None:
+    """Record a nonce; refuse one seen before. Nonces older than twice the allowed skew can no
+    longer come with an acceptable timestamp and are forgotten."""
+    horizon = now_ms - 2 * signing.MAX_SKEW_S * 1000
+    conn.execute(delete(t.request_nonces).where(t.request_nonces.c.seen_ms < horizon))
+    inserted = conn.execute(
+        text(
+            "insert into request_nonces (key_id, nonce, seen_ms) values (:key, :nonce, :ms) "
+            "on conflict do nothing"
+        ),
+        {"key": key_id, "nonce": nonce, "ms": now_ms},
+    )
+    if inserted.rowcount != 1:
+        raise AuthenticationError(
+            Refusal.REPLAYED_NONCE, f"nonce {nonce} was already used with key {key_id}"
+        )

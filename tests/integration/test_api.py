@@ -1,0 +1,263 @@
+"""The platform API through the ASGI application, on SQLite and PostgreSQL: signed submissions,
+receipts, refusals, limits, and one platform never seeing another's records."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from puhui.bootstrap import App
+from puhui.domain import signing
+from puhui.entrypoints.api import MAX_BATCH, create_app
+from puhui.service import admin, credentials
+from tests.builders import event, trip
+from tests.conftest import NOW
+
+
+@dataclass
+class Platform:
+    """A member platform's client: its credentials and a signing HTTP client."""
+
+    client: TestClient
+    creds: credentials.Credentials
+    timestamp: int = int(NOW.timestamp())
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        nonce: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        data = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
+        signed = signing.signed_headers(
+            self.creds.key_id,
+            self.creds.secret,
+            method,
+            path,
+            data,
+            self.timestamp,
+            nonce or secrets.token_hex(16),
+        )
+        all_headers = {"content-type": "application/json", **signed, **(headers or {})}
+        return self.client.request(method, path, content=data, headers=all_headers)
+
+    def submit(self, records: list[dict[str, Any]], **more: Any) -> Any:
+        return self.request("POST", "/v1/records", {"records": records}, **more)
+
+
+@pytest.fixture
+def client(app: App) -> Iterator[TestClient]:
+    with TestClient(create_app(app)) as c:
+        yield c
+
+
+@pytest.fixture
+def amap(app: App, client: TestClient) -> Platform:
+    admin.add_platform(app, "amap")
+    return Platform(client, credentials.issue(app, "amap"))
+
+
+@pytest.fixture
+def didi(app: App, client: TestClient) -> Platform:
+    admin.add_platform(app, "didi")
+    return Platform(client, credentials.issue(app, "didi"))
+
+
+def statuses(response: Any) -> list[tuple[str | None, str, str, int]]:
+    assert response.status_code == 200, response.text
+    return [
+        (r["record_id"], r["status"], r["reason"], r["reduction_g"])
+        for r in response.json()["receipts"]
+    ]
+
+
+def test_a_signed_batch_is_answered_with_one_receipt_per_record(amap: Platform) -> None:
+    response = amap.submit([trip("t1"), event("e1"), trip("bad", region="999999")])
+    assert statuses(response) == [
+        ("t1", "credited", "", 1079),
+        ("e1", "credited", "", 549),
+        ("bad", "rejected", "unknown_region", 0),
+    ]
+    assert response.json()["credited_g"] == 1079 + 549
+    assert response.headers["x-request-id"]
+
+
+def test_a_resent_batch_returns_the_same_receipts_and_credits_nothing(amap: Platform) -> None:
+    records = [trip("t1"), event("e1")]
+    first = amap.submit(records)
+    again = amap.submit(records)
+    assert statuses(again) == statuses(first)
+    assert again.json()["credited_g"] == 0
+
+
+def test_a_bad_record_is_rejected_and_the_rest_of_the_batch_goes_on(amap: Platform) -> None:
+    response = amap.submit(
+        [
+            trip("t1", platform="didi"),
+            {"record_id": "nested", "distance_km": {"km": 5}},
+            "not an object",  # type: ignore[list-item]
+            trip("t2", start="2026-10-02T08:00:00+08:00", end="2026-10-02T08:20:00+08:00"),
+        ]
+    )
+    if response.status_code == 422:
+        pytest.fail(f"one bad item refused the whole batch: {response.text}")
+    got = statuses(response)
+    assert got[0] == ("t1", "rejected", "platform_mismatch", 0)
+    assert got[1][1] == "rejected"
+    assert got[3] == ("t2", "credited", "", 1079)
+
+
+def test_receipts_are_read_back_by_record_id_and_by_page(amap: Platform) -> None:
+    amap.submit([trip("t1"), event("e1"), event("e2", ref="R-2")])
+    one = amap.request("GET", "/v1/receipts/e1")
+    assert one.status_code == 200, one.text
+    assert (one.json()["status"], one.json()["reduction_g"]) == ("credited", 549)
+
+    first = amap.request("GET", "/v1/receipts?limit=2")
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [r["record_id"] for r in page["items"]] == ["t1", "e1"]
+    rest = amap.request("GET", f"/v1/receipts?limit=2&after={page['next_after']}").json()
+    assert [r["record_id"] for r in rest["items"]] == ["e2"]
+    assert rest["next_after"] is None
+
+    window = amap.request("GET", "/v1/receipts?received_from=2026-11-01T09:00:00%2B08:00").json()
+    assert [r["record_id"] for r in window["items"]] == []
+    window = amap.request("GET", "/v1/receipts?received_from=2026-11-01T07:59:59%2B08:00").json()
+    assert len(window["items"]) == 3
+
+
+def test_a_platform_never_reads_another_platforms_receipts(amap: Platform, didi: Platform) -> None:
+    amap.submit([trip("t1")])
+    didi.submit([event("d1", platform="didi")])
+    assert didi.request("GET", "/v1/receipts/t1").status_code == 404
+    assert amap.request("GET", "/v1/receipts/d1").status_code == 404
+    assert [r["record_id"] for r in didi.request("GET", "/v1/receipts").json()["items"]] == ["d1"]
+    assert [r["record_id"] for r in amap.request("GET", "/v1/receipts").json()["items"]] == ["t1"]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code"),
+    [
+        ({"drop": signing.HEADER_SIGNATURE}, "unsigned"),
+        ({signing.HEADER_SIGNATURE: "0" * 64}, "bad_signature"),
+        ({signing.HEADER_SIGNATURE: "xyz"}, "malformed_signature_header"),
+        ({signing.HEADER_KEY: "pk_" + "0" * 24}, "unknown_key"),
+        ({signing.HEADER_NONCE: "short"}, "malformed_signature_header"),
+    ],
+    ids=["missing", "wrong", "malformed", "unknown-key", "short-nonce"],
+)
+def test_a_request_not_signed_by_a_platform_is_refused(
+    amap: Platform, tamper: dict[str, str], code: str
+) -> None:
+    body = json.dumps({"records": [trip("t1")]}).encode()
+    headers = signing.signed_headers(
+        amap.creds.key_id, amap.creds.secret, "POST", "/v1/records", body, amap.timestamp,
+        secrets.token_hex(16),
+    )  # fmt: skip
+    if "drop" in tamper:
+        del headers[tamper["drop"]]
+    else:
+        headers.update(tamper)
+    response = amap.client.post("/v1/records", content=body, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["type"] == f"urn:puhui:problem:{code}"
+    assert amap.request("GET", "/v1/receipts/t1").status_code == 404
+
+
+def test_a_signature_covers_the_body(amap: Platform) -> None:
+    body = json.dumps({"records": [trip("t1")]}).encode()
+    headers = signing.signed_headers(
+        amap.creds.key_id, amap.creds.secret, "POST", "/v1/records", body, amap.timestamp,
+        secrets.token_hex(16),
+    )  # fmt: skip
+    other = json.dumps({"records": [trip("t1", distance_km=50)]}).encode()
+    response = amap.client.post("/v1/records", content=other, headers=headers)
+    assert response.json()["code"] == "bad_signature"
+
+
+def test_stale_timestamps_and_replayed_nonces_are_refused(amap: Platform) -> None:
+    amap.timestamp -= signing.MAX_SKEW_S + 1
+    assert amap.submit([trip("t1")]).json()["code"] == "stale_timestamp"
+    amap.timestamp = int(NOW.timestamp())
+    nonce = secrets.token_hex(16)
+    assert amap.submit([trip("t1")], nonce=nonce).status_code == 200
+    replay = amap.submit([trip("t1")], nonce=nonce)
+    assert (replay.status_code, replay.json()["code"]) == (401, "replayed_nonce")
+
+
+def test_a_rotated_key_stops_working_at_once(app: App, amap: Platform) -> None:
+    old = amap.creds
+    amap.creds = credentials.issue(app, "amap")
+    assert amap.submit([trip("t1")]).status_code == 200
+    amap.creds = old
+    assert amap.submit([trip("t2")]).json()["code"] == "revoked_key"
+
+
+def test_the_database_keeps_only_a_digest_of_the_secret(app: App, amap: Platform) -> None:
+    from sqlalchemy import text
+
+    with app.engine.connect() as conn:
+        rows = conn.execute(text("select key_id, secret_digest from credentials")).all()
+    assert rows == [(amap.creds.key_id, signing.secret_digest(amap.creds.secret))]
+    assert amap.creds.secret not in str(rows)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"records": []}, "invalid_request"),
+        ({"records": [{}] * (MAX_BATCH + 1)}, "invalid_request"),
+        ({"records": [trip("t1")], "extra": 1}, "invalid_request"),
+        ([trip("t1")], "invalid_request"),
+    ],
+    ids=["empty", "too-many", "unknown-field", "not-an-object"],
+)
+def test_a_malformed_submission_is_a_client_error(amap: Platform, body: Any, code: str) -> None:
+    response = amap.request("POST", "/v1/records", body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == code
+
+
+def test_a_body_that_is_not_json_is_a_client_error(amap: Platform) -> None:
+    response = amap.request("POST", "/v1/records", raw=b"{not json")
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(amap: Platform) -> None:
+    response = amap.client.post(
+        "/v1/records", content=b"{}", headers={"content-length": str(64 * 1024 * 1024)}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+
+
+def test_health_readiness_and_the_openapi_document(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert set(schemes) == {
+        signing.HEADER_KEY,
+        signing.HEADER_TIMESTAMP,
+        signing.HEADER_NONCE,
+        signing.HEADER_SIGNATURE,
+    }
+    assert document["paths"]["/v1/records"]["post"]["security"]
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    missing = client.get("/v1/nowhere")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
