@@ -18,6 +18,7 @@ install: $(UV)
 
 run: install
 	BIN=$(BIN) scripts/demo
+	$(PUHUI) serve
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -25,7 +26,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install
-	scripts/ensure-system-deps postgres
+	scripts/ensure-system-deps postgres curl
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 

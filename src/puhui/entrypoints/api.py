@@ -12,12 +12,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import fastapi_offline
 import pyarrow as pa
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,6 +35,7 @@ from puhui.domain.errors import (
     NotFoundError,
     PuhuiError,
 )
+from puhui.entrypoints import observability
 from puhui.service import admin, credentials, ingest, queries
 
 log = logging.getLogger("puhui.api")
@@ -126,6 +131,8 @@ class Health(BaseModel):
 def create_app(app: App) -> FastAPI:
     """The ASGI application over an initialised puhui `App`."""
     api = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="puhui",
         version="1",
         summary="Clearing platform of the carbon-inclusion common mechanism.",
@@ -142,6 +149,7 @@ def create_app(app: App) -> FastAPI:
     )
     api.state.puhui = app
     _install_errors(api)
+    _install_docs(api)
 
     @api.middleware("http")
     async def request_ids(
@@ -158,6 +166,11 @@ def create_app(app: App) -> FastAPI:
             )
         started = time.perf_counter()
         response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        observability.REQUESTS.labels(request.method, template, response.status_code).inc()
+        observability.LATENCY.labels(request.method, template).observe(elapsed)
         response.headers["X-Request-Id"] = request.state.request_id
         log.info(
             "request",
@@ -166,7 +179,7 @@ def create_app(app: App) -> FastAPI:
                 "method": request.method,
                 "path": request.url.path,
                 "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "ms": round(elapsed * 1000, 2),
             },
         )
         return response
@@ -189,6 +202,8 @@ def create_app(app: App) -> FastAPI:
         `platform` is not the signing platform is rejected (`platform_mismatch`).
         """
         report, receipts = ingest.ingest_records(app, platform, body.records)
+        for status, n in report.by_status.items():
+            observability.RECORDS.labels(status).inc(n)
         return SubmissionResult(
             batch=report.batches[0], credited_g=report.credited_g, receipts=_receipts(receipts)
         )
@@ -253,8 +268,30 @@ def create_app(app: App) -> FastAPI:
         admin.check_ready(app)
         return Health(status="ok")
 
+    @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        """Requests by route and status, latencies, records by receipt status."""
+        payload, content_type = observability.metrics_payload()
+        return Response(payload, media_type=content_type)
+
     _document_security(api)
     return api
+
+
+def _install_docs(api: FastAPI) -> None:
+    """Interactive docs at /docs with Swagger UI served from this server, never a CDN."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    api.mount("/assets/docs", StaticFiles(directory=assets), name="docs-assets")
+
+    @api.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="puhui API",
+            swagger_js_url="/assets/docs/swagger-ui-bundle.js",
+            swagger_css_url="/assets/docs/swagger-ui.css",
+            swagger_favicon_url="/assets/docs/favicon.png",
+        )
 
 
 async def _platform(request: Request) -> str:

@@ -116,20 +116,29 @@ def serve(
     key_file: KeyFile = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    import tempfile
+
     import uvicorn
+
+    from puhui.entrypoints.observability import log_config
 
     with _app(db, key_file) as a:
         admin.check_ready(a)
         settings = a.settings
+    # The workers are separate processes: they find the database and key in the environment,
+    # and add their metrics up in a shared folder.
     os.environ["PUHUI_DATABASE_URL"] = settings.database_url
-    os.environ["PUHUI_KEY_FILE"] = str(settings.key_file)
-    out.print(f"puhui API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    os.environ["PUHUI_KEY_FILE"] = str(settings.key_file.resolve())
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="puhui-metrics-")
+    out.print(f"puhui API on http://{host}:{port}  (docs http://{host}:{port}/docs)")
     uvicorn.run(
         "puhui.entrypoints.asgi:application",
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        log_config=log_config(),
+        access_log=False,
     )
 
 
