@@ -20,7 +20,7 @@ import pyarrow as pa
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.concurrency import run_in_threadpool
@@ -142,9 +142,9 @@ def create_app(app: App) -> FastAPI:
             "docs/api.md."
         ),
         responses={
-            400: {"model": Problem, "content": {PROBLEM: {}}},
-            413: {"model": Problem, "content": {PROBLEM: {}}},
-            422: {"model": Problem, "content": {PROBLEM: {}}},
+            400: _problem_doc(),
+            413: _problem_doc(),
+            422: _problem_doc(),
         },
     )
     api.state.puhui = app
@@ -185,7 +185,7 @@ def create_app(app: App) -> FastAPI:
         return response
 
     platform_responses: dict[int | str, dict[str, Any]] = {
-        401: {"model": Problem, "content": {PROBLEM: {}}, "description": "Not signed, or refused"}
+        401: _problem_doc("Not signed by an active key of a platform, stale, or replayed.")
     }
 
     @api.post(
@@ -212,7 +212,7 @@ def create_app(app: App) -> FastAPI:
         "/v1/receipts/{record_id}",
         response_model=StoredReceipt,
         tags=["platform"],
-        responses={**platform_responses, 404: {"model": Problem, "content": {PROBLEM: {}}}},
+        responses={**platform_responses, 404: _problem_doc()},
         summary="The receipt of one of your records",
     )
     def one_receipt(record_id: str, platform: Annotated[str, Depends(_platform)]) -> StoredReceipt:
@@ -228,7 +228,9 @@ def create_app(app: App) -> FastAPI:
     )
     def list_receipts(
         platform: Annotated[str, Depends(_platform)],
-        after: Annotated[int, Query(ge=0, description="Receipts after this `seq`.")] = 0,
+        after: Annotated[
+            int, Query(ge=0, le=2**63 - 1, description="Receipts after this `seq`.")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
         received_from: Annotated[
             datetime | None, Query(description="Received at or after (RFC 3339 with offset).")
@@ -261,14 +263,20 @@ def create_app(app: App) -> FastAPI:
         response_model=Health,
         tags=["operations"],
         summary="Readiness",
-        responses={503: {"model": Problem, "content": {PROBLEM: {}}}},
+        responses={503: _problem_doc()},
     )
     def readyz() -> Health:
         """The database is reachable, initialised, at the latest schema, with this key."""
         admin.check_ready(app)
         return Health(status="ok")
 
-    @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @api.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     def metrics() -> Response:
         """Requests by route and status, latencies, records by receipt status."""
         payload, content_type = observability.metrics_payload()
@@ -307,7 +315,10 @@ async def _platform(request: Request) -> str:
 def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise InputError(f"{moment.isoformat()} is out of range") from None
 
 
 def _receipts(table: pa.Table) -> list[Receipt]:
@@ -351,6 +362,12 @@ TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+def _problem_doc(description: str = "Problem details (RFC 9457).") -> dict[str, Any]:
+    """An error response in the OpenAPI document: a `Problem` as application/problem+json."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"model": Problem, "description": description, "content": {PROBLEM: {"schema": schema}}}
 
 
 def _problem(request: Request, status: int, code: str, detail: str) -> JSONResponse:

@@ -1,0 +1,73 @@
+"""Schemathesis against the OpenAPI document, through the ASGI application, on SQLite and
+PostgreSQL: generated requests, signed as a platform would sign them (and some left unsigned),
+never make a server error or a response that breaks the document."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+from schemathesis.core import NOT_SET
+
+from puhui.bootstrap import App, bootstrap
+from puhui.config import Settings
+from puhui.domain import signing
+from puhui.entrypoints.api import create_app
+from puhui.service import admin, credentials
+
+
+@pytest.fixture
+def live(database_url: str, tmp_path: Any) -> Any:
+    """An application on the real clock (signatures carry the current time), one platform."""
+    app: App = bootstrap(Settings(database_url, tmp_path / "subject.key"))
+    admin.init(app)
+    admin.add_platform(app, "amap")
+    api = create_app(app)
+    api.state.credentials = credentials.issue(app, "amap")
+    with TestClient(api, raise_server_exceptions=False) as client:
+        api.state.client = client
+        yield api
+    app.close()
+
+
+# The document does not depend on the database: read it from an application never connected.
+DOCUMENT = create_app(bootstrap(Settings("sqlite://", Path("unused.key")))).openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
+
+
+@given(case=schema.as_strategy())
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> None:
+    creds: credentials.Credentials = live.state.credentials
+    body = b"" if case.body is NOT_SET else json.dumps(case.body).encode()
+    path = case.formatted_path
+    if case.query:
+        path += "?" + urlencode(case.query, doseq=True)
+    headers = {"content-type": "application/json"}
+    if case.path.startswith("/v1/") and secrets.randbelow(8):
+        headers |= signing.signed_headers(
+            creds.key_id, creds.secret, case.method, path, body, int(time.time()),
+            secrets.token_hex(16),
+        )  # fmt: skip
+    response = live.state.client.request(case.method, path, content=body, headers=headers)
+    case.validate_response(response, checks=CHECKS)
