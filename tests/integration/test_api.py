@@ -7,6 +7,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -256,8 +257,102 @@ def test_health_readiness_and_the_openapi_document(client: TestClient) -> None:
         signing.HEADER_TIMESTAMP,
         signing.HEADER_NONCE,
         signing.HEADER_SIGNATURE,
+        "CitizenToken",
     }
     assert document["paths"]["/v1/records"]["post"]["security"]
+    assert document["paths"]["/v1/me"]["get"]["security"] == [{"CitizenToken": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]
     missing = client.get("/v1/nowhere")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+
+
+# Citizens ------------------------------------------------------------------------------------
+
+
+def citizen_token(platform: Platform, subject: str = "138-0013-8000") -> str:
+    response = platform.request("POST", "/v1/citizen-tokens", {"subject": subject})
+    assert response.status_code == 200, response.text
+    assert response.json()["token_type"] == "Bearer"
+    return str(response.json()["token"])
+
+
+def as_citizen(client: TestClient, token: str, path: str) -> Any:
+    return client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_citizen_reads_balance_history_and_how_a_credit_was_computed(
+    amap: Platform, didi: Platform
+) -> None:
+    amap.submit([trip("t1")])
+    didi.submit([event("d1", platform="didi", subject="+86 138 0013 8000")])
+    token = citizen_token(amap)
+
+    assert as_citizen(amap.client, token, "/v1/me").json() == {"balance_g": 1079 + 549}
+    history = as_citizen(amap.client, token, "/v1/me/history").json()["items"]
+    assert [(m["platform"], m["scene"], m["amount_g"]) for m in history] == [
+        ("didi", "recycling", 549),
+        ("amap", "bus", 1079),
+    ]
+    # The citizen sees every credit of their account, but only the asking platform's own ids.
+    assert [m["record_id"] for m in history] == [None, "t1"]
+
+    bus = as_citizen(amap.client, token, f"/v1/me/credits/{history[1]['entry_id']}").json()
+    assert (bus["methodology"], bus["amount"], bus["unit"]) == (
+        "bj-low-carbon-travel@1.0.0",
+        "5.000",
+        "km",
+    )
+    assert bus["reduction_g"] == 1079
+    assert bus["factors"]
+    assert all(
+        f["source"] and f["evidence"] in {"FOUND", "DERIVED", "ESTIMATE"} for f in bus["factors"]
+    )
+    paper = as_citizen(amap.client, token, f"/v1/me/credits/{history[0]['entry_id']}").json()
+    assert (paper["platform"], paper["record_id"]) == ("didi", None)
+
+
+def test_a_citizen_token_opens_only_that_citizens_account(amap: Platform) -> None:
+    amap.submit([trip("t1"), trip("t2", subject="13900139000", start="2026-10-03T08:00:00+08:00",
+                                   end="2026-10-03T08:20:00+08:00")])  # fmt: skip
+    other = citizen_token(amap, "13900139000")
+    entries = as_citizen(amap.client, other, "/v1/me/history").json()["items"]
+    assert len(entries) == 1
+    mine = citizen_token(amap)
+    own = as_citizen(amap.client, mine, "/v1/me/history").json()["items"]
+    response = as_citizen(amap.client, mine, f"/v1/me/credits/{entries[0]['entry_id']}")
+    assert response.status_code == 404
+    assert own[0]["entry_id"] != entries[0]["entry_id"]
+
+
+def test_a_citizen_with_nothing_credited_has_a_zero_balance(amap: Platform) -> None:
+    token = citizen_token(amap, "13700137000")
+    assert as_citizen(amap.client, token, "/v1/me").json() == {"balance_g": 0}
+    assert as_citizen(amap.client, token, "/v1/me/history").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [(None, "missing_token"), ("Bearer nonsense", "invalid_token"), ("Basic abc", "missing_token")],
+)
+def test_citizen_reads_need_a_valid_token(
+    amap: Platform, authorization: str | None, code: str
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = amap.client.get("/v1/me", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (401, code)
+
+
+def test_an_altered_or_expired_token_is_refused(app: App, amap: Platform) -> None:
+    token = citizen_token(amap)
+    payload, mac = token.split(".")
+    forged = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1] + "." + mac
+    assert as_citizen(amap.client, forged, "/v1/me").json()["code"] == "invalid_token"
+    later = NOW + timedelta(minutes=16)
+    app.clock = lambda: later
+    assert as_citizen(amap.client, token, "/v1/me").json()["code"] == "expired_token"
+
+
+def test_a_malformed_subject_gets_no_token(amap: Platform) -> None:
+    response = amap.request("POST", "/v1/citizen-tokens", {"subject": "12345"})
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_input")
+    assert "12345" not in response.text

@@ -7,6 +7,7 @@ problem details (RFC 9457) carrying a stable `code`; a client's fault is always 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 import fastapi_offline
 import pyarrow as pa
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -36,7 +38,7 @@ from puhui.domain.errors import (
     PuhuiError,
 )
 from puhui.entrypoints import observability
-from puhui.service import admin, credentials, ingest, queries
+from puhui.service import admin, citizens, credentials, ingest, queries
 
 log = logging.getLogger("puhui.api")
 
@@ -120,6 +122,89 @@ class ReceiptPage(BaseModel):
 
     items: list[StoredReceipt]
     next_after: int | None = Field(description="Pass as `after` for the next page; null at end.")
+
+
+class CitizenTokenRequest(BaseModel):
+    """The citizen a member app has logged in, by the identifier it knows them by."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"subject": "+86 138 0013 8000"}]}, extra="forbid"
+    )
+
+    subject: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Mainland mobile number or resident ID number; pseudonymised at once, "
+        "never stored or logged.",
+    )
+
+
+class CitizenTokenOut(BaseModel):
+    """A bearer token for the citizen's own reads, valid 15 minutes."""
+
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_at: datetime
+
+
+class BalanceOut(BaseModel):
+    """The citizen's balance of verified reductions."""
+
+    balance_g: int = Field(description="Grams CO2e.")
+
+
+class MovementOut(BaseModel):
+    """One movement of the citizen's account."""
+
+    entry_id: int
+    at: datetime
+    kind: str
+    amount_g: int
+    platform: str
+    scene: str
+    methodology: str
+    record_id: str | None = Field(description="Only for records of the token's own platform.")
+
+
+class HistoryPage(BaseModel):
+    """Movements, newest first."""
+
+    items: list[MovementOut]
+    next_before: int | None = Field(description="Pass as `before` for older movements.")
+
+
+class FactorOut(BaseModel):
+    """A factor or parameter used in a calculation, with its provenance."""
+
+    name: str
+    value: str
+    unit: str
+    evidence: str = Field(description="FOUND, DERIVED or ESTIMATE.")
+    source: str
+    region_asked: str | None = None
+    region_used: str | None = None
+    region_level: str | None = None
+    derivation: str | None = None
+
+
+class CreditExplanation(BaseModel):
+    """How one credit was computed: methodology, formulas, factors and their sources."""
+
+    entry_id: int
+    platform: str
+    record_id: str | None = Field(description="Only for records of the token's own platform.")
+    scene: str
+    region: str
+    material: str
+    start: datetime | None
+    amount: str | None = Field(description="Activity amount in `unit`, exact decimal.")
+    unit: str
+    methodology: str
+    baseline_formula: str
+    project_formula: str
+    reduction_per_unit_g: str
+    factors: list[FactorOut]
+    reduction_g: int
 
 
 class Health(BaseModel):
@@ -253,6 +338,71 @@ def create_app(app: App) -> FastAPI:
             next_after=items[-1].seq if len(items) == limit else None,
         )
 
+    @api.post(
+        "/v1/citizen-tokens",
+        response_model=CitizenTokenOut,
+        tags=["platform"],
+        responses=platform_responses,
+        summary="A short-lived token for one of your logged-in users",
+    )
+    def citizen_token(
+        body: CitizenTokenRequest, platform: Annotated[str, Depends(_platform)]
+    ) -> CitizenTokenOut:
+        """After its own login, a member app obtains a token its user's app then sends as
+        `Authorization: Bearer <token>` to read that citizen's account."""
+        issued = citizens.issue_token(app, platform, body.subject)
+        return CitizenTokenOut(token=issued.token, expires_at=issued.expires_at)
+
+    citizen_responses: dict[int | str, dict[str, Any]] = {
+        401: _problem_doc("No valid citizen token.")
+    }
+
+    @api.get(
+        "/v1/me",
+        response_model=BalanceOut,
+        tags=["citizen"],
+        responses=citizen_responses,
+        summary="Your balance",
+    )
+    def my_balance(citizen: Annotated[citizens.Citizen, Depends(_citizen)]) -> BalanceOut:
+        """Verified reductions credited to you, over every member platform."""
+        return BalanceOut(balance_g=citizens.balance(app, citizen))
+
+    @api.get(
+        "/v1/me/history",
+        response_model=HistoryPage,
+        tags=["citizen"],
+        responses=citizen_responses,
+        summary="Your account's movements, newest first",
+    )
+    def my_history(
+        citizen: Annotated[citizens.Citizen, Depends(_citizen)],
+        before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    ) -> HistoryPage:
+        """Each credit with its platform, scene and methodology; open one with
+        `/v1/me/credits/{entry_id}` to see how it was computed."""
+        lines = citizens.history(app, citizen, before, limit)
+        return HistoryPage(
+            items=[MovementOut(**dataclasses.asdict(m)) for m in lines],
+            next_before=lines[-1].entry_id if len(lines) == limit else None,
+        )
+
+    @api.get(
+        "/v1/me/credits/{entry_id}",
+        response_model=CreditExplanation,
+        tags=["citizen"],
+        responses={**citizen_responses, 404: _problem_doc()},
+        summary="How one of your credits was computed",
+    )
+    def my_credit(
+        entry_id: Annotated[int, Path_(ge=1, le=2**63 - 1)],
+        citizen: Annotated[citizens.Citizen, Depends(_citizen)],
+    ) -> CreditExplanation:
+        """Methodology and version, formulas, every factor with its value, evidence, source and
+        the region it was found for, and the rounding to whole grams."""
+        return _explanation(entry_id, citizen, citizens.explain_credit(app, citizen, entry_id))
+
     @api.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness")
     async def healthz() -> Health:
         """The process answers."""
@@ -309,6 +459,38 @@ async def _platform(request: Request) -> str:
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return await run_in_threadpool(
         credentials.authenticate, app, request.method, path, request.headers, body
+    )
+
+
+async def _citizen(request: Request) -> citizens.Citizen:
+    """The citizen a bearer token speaks for (a dependency of every citizen route)."""
+    app: App = request.app.state.puhui
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("missing_token", "send Authorization: Bearer <citizen token>")
+    return citizens.verify_token(app, token.strip())
+
+
+def _explanation(
+    entry_id: int, citizen: citizens.Citizen, e: queries.Explanation
+) -> CreditExplanation:
+    trace = e.trace or {}
+    return CreditExplanation(
+        entry_id=entry_id,
+        platform=e.platform,
+        record_id=e.record_id if e.platform == citizen.platform else None,
+        scene=e.scene,
+        region=e.region,
+        material=e.material,
+        start=e.start,
+        amount=None if e.amount is None else str(e.amount),
+        unit=e.unit,
+        methodology=str(trace.get("methodology", "")),
+        baseline_formula=str(trace.get("baseline_formula", "")),
+        project_formula=str(trace.get("project_formula", "")),
+        reduction_per_unit_g=str(trace.get("reduction_g", "")),
+        factors=[FactorOut(**n) for n in trace.get("names", [])],
+        reduction_g=e.reduction_g,
     )
 
 
@@ -444,11 +626,17 @@ def _document_security(api: FastAPI) -> None:
                 "name": header,
                 "description": description if header == signing.HEADER_SIGNATURE else header,
             }
-        requirement: list[dict[str, list[str]]] = [{h: [] for h in schemes}]
+        signed: list[dict[str, list[str]]] = [{h: [] for h in schemes}]
+        schemes["CitizenToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from POST /v1/citizen-tokens, valid 15 minutes.",
+        }
         for path, operations in schema.get("paths", {}).items():
             if path.startswith("/v1/"):
                 for operation in operations.values():
-                    operation["security"] = requirement
+                    citizen = path == "/v1/me" or path.startswith("/v1/me/")
+                    operation["security"] = [{"CitizenToken": []}] if citizen else signed
         api.openapi_schema = schema
         return schema
 

@@ -86,7 +86,7 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
     history = [
         HistoryLine(
             int(line[0]),
-            _aware(line[1]),
+            aware(line[1]),
             line[2],
             int(line[3]),
             line[4] or "",
@@ -210,7 +210,7 @@ def receipts_page(
             int(grams),
             methodology or "",
             detail or "",
-            _aware(received_at),
+            aware(received_at),
         )
         for seq, rid, status, reason, grams, methodology, detail, received_at in rows
     ]
@@ -290,7 +290,8 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
     )
 
 
-def _aware(value: datetime | str) -> datetime:
+def aware(value: datetime | str) -> datetime:
+    """A timestamp read from the database, aware in UTC."""
     # Raw SQL on SQLite returns timestamps as text.
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

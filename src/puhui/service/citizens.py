@@ -1,0 +1,178 @@
+"""Citizens' access: short-lived tokens that member apps obtain for their logged-in users, and
+what a citizen may read with one (balance, history, how each credit was computed).
+
+A token names the citizen by pseudonym and the platform that asked for it, expires after
+`TOKEN_TTL_S`, and is signed with a key derived from the server key: it needs no storage and
+carries no raw identifier. What a citizen reads covers their whole account (every platform's
+credits: it is one personal carbon account), but another platform's own identifiers (its
+record ids) are shown only to that platform's tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from puhui.adapters.sql.intake import IntakeStore
+from puhui.bootstrap import App
+from puhui.domain.errors import AuthenticationError, NotFoundError
+from puhui.service import queries
+
+TOKEN_TTL_S = 15 * 60
+_CONTEXT = b"puhui citizen token\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class CitizenToken:
+    """A bearer token for one citizen, issued to one platform."""
+
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Citizen:
+    """Who a valid token speaks for."""
+
+    pseudonym: str
+    platform: str
+
+
+def issue_token(app: App, platform: str, subject: str) -> CitizenToken:
+    """A token for the citizen with this identifier, asked for by a member platform after its
+    own login.
+
+    Raises:
+        InputError: the identifier is not a mobile number or resident ID number.
+        NotFoundError: no such platform.
+    """
+    with app.engine.connect() as conn:
+        IntakeStore(conn).platform_id(platform)
+    pseudonym = queries.pseudonym_of(app, subject)
+    expires = int(app.clock().timestamp()) + TOKEN_TTL_S
+    payload = _b64(json.dumps({"sub": pseudonym, "iss": platform, "exp": expires}).encode())
+    token = f"{payload}.{_b64(_mac(app, payload))}"
+    return CitizenToken(token, datetime.fromtimestamp(expires, UTC))
+
+
+def verify_token(app: App, token: str) -> Citizen:
+    """The citizen a token speaks for.
+
+    Raises:
+        AuthenticationError: `invalid_token` (not one of ours, or altered) or `expired_token`.
+    """
+    payload, _, mac = token.partition(".")
+    try:
+        valid = hmac.compare_digest(_unb64(mac), _mac(app, payload))
+        claims: dict[str, Any] = json.loads(_unb64(payload)) if valid else {}
+    except (ValueError, UnicodeDecodeError):
+        valid = False
+        claims = {}
+    if not valid or not {"sub", "iss", "exp"} <= set(claims):
+        raise AuthenticationError("invalid_token", "not a citizen token issued by this server")
+    if int(claims["exp"]) <= int(app.clock().timestamp()):
+        raise AuthenticationError("expired_token", "the citizen token has expired: ask for another")
+    return Citizen(str(claims["sub"]), str(claims["iss"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One line of a citizen's history, as the citizen sees it."""
+
+    entry_id: int
+    at: datetime
+    kind: str
+    amount_g: int
+    platform: str
+    scene: str
+    methodology: str
+    record_id: str | None
+
+
+def balance(app: App, citizen: Citizen) -> int:
+    """The citizen's balance in grams (0 before any credit)."""
+    with app.engine.connect() as conn:
+        value = conn.execute(
+            text(
+                "select coalesce(b.balance_g, 0) from accounts a "
+                "join subjects s on s.id = a.subject_id "
+                "left join balances b on b.account_id = a.id where s.pseudonym = :p"
+            ),
+            {"p": citizen.pseudonym},
+        ).scalar_one_or_none()
+    return int(value or 0)
+
+
+def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[Movement]:
+    """The citizen's movements, newest first, with entry ids below `before` when given."""
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select e.id, e.created_at, e.kind, p.amount_g, pl.code, r.scene, "
+                "r.methodology, r.record_id from postings p "
+                "join accounts a on a.id = p.account_id "
+                "join subjects s on s.id = a.subject_id "
+                "join entries e on e.id = p.entry_id "
+                "left join records r on r.seq = e.record_seq "
+                "left join platforms pl on pl.id = r.platform_id "
+                "where s.pseudonym = :p and e.id < :before order by e.id desc limit :n"
+            ),
+            {"p": citizen.pseudonym, "before": before or 2**63 - 1, "n": limit},
+        ).all()
+    return [
+        Movement(
+            int(entry),
+            queries.aware(at),
+            kind,
+            int(amount),
+            code or "",
+            scene or "",
+            methodology or "",
+            record_id if code == citizen.platform else None,
+        )
+        for entry, at, kind, amount, code, scene, methodology, record_id in rows
+    ]
+
+
+def explain_credit(app: App, citizen: Citizen, entry_id: int) -> queries.Explanation:
+    """How one credit of the citizen's was computed.
+
+    Raises:
+        NotFoundError: no such entry in this citizen's account.
+    """
+    with app.engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "select pl.code, r.record_id from postings p "
+                "join accounts a on a.id = p.account_id "
+                "join subjects s on s.id = a.subject_id "
+                "join entries e on e.id = p.entry_id "
+                "join records r on r.seq = e.record_seq "
+                "join platforms pl on pl.id = r.platform_id "
+                "where s.pseudonym = :p and e.id = :entry"
+            ),
+            {"p": citizen.pseudonym, "entry": entry_id},
+        ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no credit {entry_id} in this account")
+    return queries.explain(app, row[0], row[1])
+
+
+def _mac(app: App, payload: str) -> bytes:
+    key = hmac.digest(app.secret, _CONTEXT, "sha256")
+    return hmac.digest(key, payload.encode(), hashlib.sha256)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text_: str) -> bytes:
+    return base64.urlsafe_b64decode(text_ + "=" * (-len(text_) % 4))
