@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from puhui.bootstrap import App
 from puhui.domain import signing
 from puhui.entrypoints.api import MAX_BATCH, create_app
-from puhui.service import admin, credentials
+from puhui.service import admin, credentials, oversight
 from tests.builders import event, trip
 from tests.conftest import NOW
 
@@ -258,7 +258,10 @@ def test_health_readiness_and_the_openapi_document(client: TestClient) -> None:
         signing.HEADER_NONCE,
         signing.HEADER_SIGNATURE,
         "CitizenToken",
+        "StaffToken",
     }
+    assert document["paths"]["/v1/oversight/outcomes"]["get"]["security"] == [{"StaffToken": []}]
+    assert "security" not in document["paths"]["/v1/methodologies"]["get"]
     assert document["paths"]["/v1/records"]["post"]["security"]
     assert document["paths"]["/v1/me"]["get"]["security"] == [{"CitizenToken": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]
@@ -356,3 +359,78 @@ def test_a_malformed_subject_gets_no_token(amap: Platform) -> None:
     response = amap.request("POST", "/v1/citizen-tokens", {"subject": "12345"})
     assert (response.status_code, response.json()["code"]) == (422, "invalid_input")
     assert "12345" not in response.text
+
+
+# Operators and regulators --------------------------------------------------------------------
+
+
+def as_staff(client: TestClient, token: str, path: str) -> Any:
+    return client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_operators_and_regulators_see_statistics_of_everything(
+    app: App, amap: Platform, didi: Platform
+) -> None:
+    amap.submit([trip("t1"), trip("t2", region="440300", distance_km=5,
+                  start="2026-10-02T08:00:00+08:00", end="2026-10-02T08:20:00+08:00"),
+                 trip("bad", region="1")])  # fmt: skip
+    didi.submit([trip("d1", platform="didi", start="2026-10-01T08:01:00+08:00",
+                      end="2026-10-01T08:21:00+08:00")])  # fmt: skip
+    regulator = oversight.issue_staff_token(app, "MEE auditor", oversight.Role.REGULATOR).token
+
+    by_region = as_staff(amap.client, regulator, "/v1/oversight/reductions?by=region").json()
+    assert by_region == [
+        {"key": "110000", "credited_g": 1079, "records": 1, "participants": 1},
+        {"key": "440300", "credited_g": 134, "records": 1, "participants": 1},
+    ]
+    by_day = as_staff(amap.client, regulator, "/v1/oversight/reductions?by=day").json()
+    assert [d["key"] for d in by_day] == ["2026-10-01", "2026-10-02"]
+    window = "/v1/oversight/reductions?by=platform&day_from=2026-10-02&day_to=2026-10-03"
+    assert as_staff(amap.client, regulator, window).json() == [
+        {"key": "amap", "credited_g": 134, "records": 1, "participants": 1}
+    ]
+    outcomes = as_staff(amap.client, regulator, "/v1/oversight/outcomes").json()
+    assert {
+        "platform": "amap",
+        "status": "rejected",
+        "reason": "unknown_region",
+        "records": 1,
+    } in outcomes
+    pairs = as_staff(amap.client, regulator, "/v1/oversight/duplicate-pairs").json()
+    assert pairs == [
+        {"platform": "didi", "first_from": "amap", "reason": "duplicate_overlap", "records": 1}
+    ]
+
+
+def test_only_operators_read_platform_details(app: App, amap: Platform) -> None:
+    amap.submit([trip("t1")])
+    operator = oversight.issue_staff_token(app, "exchange ops", oversight.Role.OPERATOR).token
+    regulator = oversight.issue_staff_token(app, "auditor", oversight.Role.REGULATOR).token
+    platforms = as_staff(amap.client, operator, "/v1/oversight/platforms").json()
+    assert [(p["code"], p["credited"], p["credited_g"]) for p in platforms] == [("amap", 1, 1079)]
+    refused = as_staff(amap.client, regulator, "/v1/oversight/platforms")
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+
+
+def test_staff_tokens_are_checked_and_revocable(app: App, amap: Platform) -> None:
+    token = oversight.issue_staff_token(app, "auditor", oversight.Role.REGULATOR).token
+    path = "/v1/oversight/reductions?by=scene"
+    assert as_staff(amap.client, token, path).status_code == 200
+    assert as_staff(amap.client, "st_forged", path).json()["code"] == "invalid_token"
+    assert amap.client.get(path).json()["code"] == "missing_token"
+    # A platform's signature is no operator's token, nor a citizen's token.
+    assert amap.request("GET", path).status_code == 401
+    assert as_staff(amap.client, citizen_token(amap), path).status_code == 401
+    oversight.revoke_staff_tokens(app, "auditor")
+    assert as_staff(amap.client, token, path).json()["code"] == "invalid_token"
+
+
+def test_methodologies_are_public_with_formulas_and_sources(client: TestClient) -> None:
+    listed = client.get("/v1/methodologies").json()
+    refs = {m["ref"] for m in listed}
+    assert "bj-low-carbon-travel@1.0.0" in refs
+    versions = client.get("/v1/methodologies/bj-low-carbon-travel").json()
+    bus = next(s for s in versions[0]["scenes"] if s["scene"] == "bus")
+    assert bus["baseline_formula"]
+    assert bus["unit"] == "km"
+    assert client.get("/v1/methodologies/nothing").status_code == 404

@@ -22,7 +22,7 @@ from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain import signing
 from puhui.entrypoints.api import create_app
-from puhui.service import admin, citizens, credentials, ingest
+from puhui.service import admin, citizens, credentials, ingest, oversight
 from tests.builders import event, trip
 
 
@@ -36,6 +36,7 @@ def live(database_url: str, tmp_path: Any) -> Any:
     api.state.credentials = credentials.issue(app, "amap")
     ingest.ingest_records(app, "amap", [trip("t1"), event("e1")])
     api.state.citizen_token = citizens.issue_token(app, "amap", "13800138000").token
+    api.state.staff_token = oversight.issue_staff_token(app, "ops", oversight.Role.OPERATOR).token
     with TestClient(api, raise_server_exceptions=False) as client:
         api.state.client = client
         yield api
@@ -70,6 +71,8 @@ def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> N
     citizen = case.path == "/v1/me" or case.path.startswith("/v1/me/")
     if citizen and secrets.randbelow(8):
         headers["authorization"] = f"Bearer {live.state.citizen_token}"
+    elif case.path.startswith("/v1/oversight/") and secrets.randbelow(8):
+        headers["authorization"] = f"Bearer {live.state.staff_token}"
     elif case.path.startswith("/v1/") and secrets.randbelow(8):
         headers |= signing.signed_headers(
             creds.key_id, creds.secret, case.method, path, body, int(time.time()),

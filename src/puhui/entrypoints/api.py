@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,8 +37,9 @@ from puhui.domain.errors import (
     NotFoundError,
     PuhuiError,
 )
+from puhui.domain.methodology import Cap, Methodology
 from puhui.entrypoints import observability
-from puhui.service import admin, citizens, credentials, ingest, queries
+from puhui.service import admin, citizens, credentials, ingest, oversight, queries
 
 log = logging.getLogger("puhui.api")
 
@@ -57,6 +58,14 @@ EXAMPLE_RECORD: dict[str, JsonValue] = {
     "end": "2026-10-01T08:20:00+08:00",
     "distance_km": 5,
 }
+
+
+Window = Annotated[
+    date | None, Query(description="Behaviours that started on or after this day (UTC+8).")
+]
+WindowEnd = Annotated[
+    date | None, Query(description="Behaviours that started before this day (UTC+8).")
+]
 
 
 class Problem(BaseModel):
@@ -205,6 +214,93 @@ class CreditExplanation(BaseModel):
     reduction_per_unit_g: str
     factors: list[FactorOut]
     reduction_g: int
+
+
+class PlatformOut(BaseModel):
+    """A member platform and what it submitted."""
+
+    code: str
+    name: str
+    registered_at: datetime
+    credited: int
+    duplicate: int
+    rejected: int
+    credited_g: int
+
+
+class CapOut(BaseModel):
+    """A limit per citizen, scene and period."""
+
+    period: Literal["day", "month"]
+    max_g: int | None
+    max_count: int | None
+
+
+class SceneRuleOut(BaseModel):
+    """How a methodology quantifies one scene: ER = BE − PE per unit."""
+
+    scene: str
+    unit: str
+    baseline_formula: str
+    project_formula: str
+    caps: list[CapOut]
+
+
+class ParameterOut(BaseModel):
+    """A constant of a methodology, with its provenance."""
+
+    name: str
+    value: str
+    unit: str
+    evidence: str
+    source: str
+
+
+class MethodologyOut(BaseModel):
+    """One version of a methodology."""
+
+    id: str
+    version: str
+    ref: str = Field(description="id@version, as receipts show it.")
+    title: str
+    title_zh: str
+    issuer: str
+    status: str
+    effective_from: date
+    effective_to: date | None
+    jurisdiction: list[str]
+    official_code: str
+    description: str
+    scenes: list[SceneRuleOut]
+    parameters: list[ParameterOut]
+    references: list[str]
+
+
+class ReductionOut(BaseModel):
+    """Credited reductions of one region, scene, platform or day."""
+
+    key: str
+    credited_g: int
+    records: int
+    participants: int = Field(description="Distinct citizens.")
+
+
+class OutcomeOut(BaseModel):
+    """Records of one platform with one status and reason."""
+
+    platform: str
+    status: str
+    reason: str
+    records: int
+
+
+class PairOut(BaseModel):
+    """Duplicates `platform` reported of behaviours first received from `first_from`."""
+
+    platform: str
+    first_from: str
+    reason: str
+    records: int
 
 
 class Health(BaseModel):
@@ -403,6 +499,110 @@ def create_app(app: App) -> FastAPI:
         the region it was found for, and the rounding to whole grams."""
         return _explanation(entry_id, citizen, citizens.explain_credit(app, citizen, entry_id))
 
+    @api.get(
+        "/v1/methodologies",
+        response_model=list[MethodologyOut],
+        tags=["methodologies"],
+        summary="Every methodology version puhui applies",
+    )
+    def methodologies() -> list[MethodologyOut]:
+        """Public: formulas, caps, parameters with sources, jurisdiction and effective dates."""
+        return [_methodology(m) for m in app.catalogue.methodologies]
+
+    @api.get(
+        "/v1/methodologies/{methodology_id}",
+        response_model=list[MethodologyOut],
+        tags=["methodologies"],
+        responses={404: _problem_doc()},
+        summary="Every version of one methodology",
+    )
+    def methodology_versions(methodology_id: str) -> list[MethodologyOut]:
+        """The versions of one methodology, oldest first."""
+        found = [_methodology(m) for m in app.catalogue.methodologies if m.id == methodology_id]
+        if not found:
+            raise NotFoundError(f"no methodology {methodology_id!r}")
+        return found
+
+    staff_responses: dict[int | str, dict[str, Any]] = {
+        401: _problem_doc("No valid operator or regulator token."),
+        403: _problem_doc("The token's role may not read this."),
+    }
+
+    @api.get(
+        "/v1/oversight/platforms",
+        response_model=list[PlatformOut],
+        tags=["oversight"],
+        responses=staff_responses,
+        summary="Member platforms and what each submitted (operators)",
+    )
+    def oversight_platforms(
+        staff: Annotated[oversight.Staff, Depends(_staff)],
+    ) -> list[PlatformOut]:
+        """Stored records by status and grams credited, per platform."""
+        _require(staff, oversight.Role.OPERATOR)
+        return [
+            PlatformOut(
+                code=p.code,
+                name=p.name,
+                registered_at=queries.aware(p.created_at),
+                credited=p.credited,
+                duplicate=p.duplicate,
+                rejected=p.rejected,
+                credited_g=p.credited_g,
+            )
+            for p in admin.list_platforms(app)
+        ]
+
+    @api.get(
+        "/v1/oversight/reductions",
+        response_model=list[ReductionOut],
+        tags=["oversight"],
+        responses=staff_responses,
+        summary="Reductions, records and participants by region, scene, platform or day",
+    )
+    def oversight_reductions(
+        staff: Annotated[oversight.Staff, Depends(_staff)],
+        by: oversight.Dimension,
+        day_from: Window = None,
+        day_to: WindowEnd = None,
+    ) -> list[ReductionOut]:
+        """Credited grams, credited records and distinct citizens."""
+        rows = oversight.reductions(app, by, day_from, day_to)
+        return [ReductionOut(**dataclasses.asdict(r)) for r in rows]
+
+    @api.get(
+        "/v1/oversight/outcomes",
+        response_model=list[OutcomeOut],
+        tags=["oversight"],
+        responses=staff_responses,
+        summary="Records by platform, status and reason",
+    )
+    def oversight_outcomes(
+        staff: Annotated[oversight.Staff, Depends(_staff)],
+        day_from: Window = None,
+        day_to: WindowEnd = None,
+    ) -> list[OutcomeOut]:
+        """Rejections and duplicates by reason code, per platform."""
+        return [
+            OutcomeOut(**dataclasses.asdict(r)) for r in oversight.outcomes(app, day_from, day_to)
+        ]
+
+    @api.get(
+        "/v1/oversight/duplicate-pairs",
+        response_model=list[PairOut],
+        tags=["oversight"],
+        responses=staff_responses,
+        summary="Who reports the same behaviours as whom",
+    )
+    def oversight_pairs(
+        staff: Annotated[oversight.Staff, Depends(_staff)],
+        day_from: Window = None,
+        day_to: WindowEnd = None,
+    ) -> list[PairOut]:
+        """Duplicates by reporting platform and the platform received first, with the reason."""
+        rows = oversight.duplicate_pairs(app, day_from, day_to)
+        return [PairOut(**dataclasses.asdict(r)) for r in rows]
+
     @api.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness")
     async def healthz() -> Health:
         """The process answers."""
@@ -471,6 +671,67 @@ async def _citizen(request: Request) -> citizens.Citizen:
     return citizens.verify_token(app, token.strip())
 
 
+async def _staff(request: Request) -> oversight.Staff:
+    """The operator or regulator a bearer token speaks for."""
+    app: App = request.app.state.puhui
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("missing_token", "send Authorization: Bearer <staff token>")
+    return await run_in_threadpool(oversight.verify_staff_token, app, token.strip())
+
+
+def _require(staff: oversight.Staff, role: oversight.Role) -> None:
+    if staff.role is not role:
+        raise Forbidden(f"a {staff.role} token may not read this; it needs the {role} role")
+
+
+class Forbidden(Exception):
+    """An authenticated caller whose role does not allow the request."""
+
+
+def _methodology(m: Methodology) -> MethodologyOut:
+    return MethodologyOut(
+        id=m.id,
+        version=m.version,
+        ref=m.ref,
+        title=m.title,
+        title_zh=m.title_zh,
+        issuer=m.issuer,
+        status=str(m.status),
+        effective_from=m.effective_from,
+        effective_to=m.effective_to,
+        jurisdiction=list(m.jurisdiction),
+        official_code=m.official_code,
+        description=m.description,
+        scenes=[
+            SceneRuleOut(
+                scene=r.scene,
+                unit=r.unit,
+                baseline_formula=r.baseline.source,
+                project_formula=r.project.source,
+                caps=[_cap(c) for c in r.caps],
+            )
+            for r in m.scenes.values()
+        ],
+        parameters=[
+            ParameterOut(
+                name=p.name,
+                value=str(p.value),
+                unit=p.unit,
+                evidence=str(p.evidence),
+                source=p.source,
+            )
+            for p in m.parameters.values()
+        ],
+        references=list(m.references),
+    )
+
+
+def _cap(c: Cap) -> CapOut:
+    period: Literal["day", "month"] = "day" if c.period == "day" else "month"
+    return CapOut(period=period, max_g=c.max_g, max_count=c.max_count)
+
+
 def _explanation(
     entry_id: int, citizen: citizens.Citizen, e: queries.Explanation
 ) -> CreditExplanation:
@@ -537,6 +798,7 @@ def _stored(r: queries.StoredReceipt) -> StoredReceipt:
 TITLES = {
     400: "Bad request",
     401: "Not authenticated",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     413: "Payload too large",
@@ -572,6 +834,10 @@ def _install_errors(api: FastAPI) -> None:
     @api.exception_handler(AuthenticationError)
     async def refused(request: Request, exc: AuthenticationError) -> JSONResponse:
         return _problem(request, 401, exc.code, str(exc))
+
+    @api.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return _problem(request, 403, "forbidden", str(exc))
 
     @api.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
@@ -632,11 +898,21 @@ def _document_security(api: FastAPI) -> None:
             "scheme": "bearer",
             "description": "A token from POST /v1/citizen-tokens, valid 15 minutes.",
         }
+        schemes["StaffToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An operator's or regulator's token from `puhui staff add`.",
+        }
         for path, operations in schema.get("paths", {}).items():
             if path.startswith("/v1/"):
                 for operation in operations.values():
                     citizen = path == "/v1/me" or path.startswith("/v1/me/")
-                    operation["security"] = [{"CitizenToken": []}] if citizen else signed
+                    if citizen:
+                        operation["security"] = [{"CitizenToken": []}]
+                    elif path.startswith("/v1/oversight/"):
+                        operation["security"] = [{"StaffToken": []}]
+                    elif not path.startswith("/v1/methodologies"):
+                        operation["security"] = signed
         api.openapi_schema = schema
         return schema
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain.errors import PuhuiError
-from puhui.service import admin, credentials, ledger, queries
+from puhui.service import admin, credentials, ledger, oversight, queries
 from puhui.service import ingest as ingest_service
 
 app = typer.Typer(
@@ -33,7 +33,11 @@ platform_app = typer.Typer(help="Member platforms.", no_args_is_help=True)
 account_app = typer.Typer(help="Personal carbon accounts.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 methodology_app = typer.Typer(help="Methodologies and emission factors.", no_args_is_help=True)
+staff_app = typer.Typer(
+    help="API tokens of the exchange's operators and regulators.", no_args_is_help=True
+)
 app.add_typer(platform_app, name="platform")
+app.add_typer(staff_app, name="staff")
 app.add_typer(account_app, name="account")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(methodology_app, name="methodology")
@@ -105,6 +109,30 @@ def _print_credentials(issued: credentials.Credentials) -> None:
     out.print(f"API key id: {issued.key_id}")
     out.print(f"API secret: {issued.secret}")
     out.print("The secret is shown only now: hand it to the platform over a safe channel.")
+
+
+@staff_app.command("add")
+def staff_add(
+    name: Annotated[str, typer.Argument(help="Who holds the token (a person or a system).")],
+    role: Annotated[oversight.Role, typer.Option(help="What the token may read.")],
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Issue an API token to an operator or a regulator (shown once)."""
+    with _app(db, key_file) as a:
+        admin.check_ready(a)
+        issued = oversight.issue_staff_token(a, name, role)
+    out.print(f"{issued.role} token for {issued.name}: {issued.token}")
+    out.print("The token is shown only now; send it as `Authorization: Bearer <token>`.")
+
+
+@staff_app.command("revoke")
+def staff_revoke(name: str, db: Db = None, key_file: KeyFile = None) -> None:
+    """Revoke every token of a holder."""
+    with _app(db, key_file) as a:
+        admin.check_ready(a)
+        n = oversight.revoke_staff_tokens(a, name)
+    out.print(f"{n} token(s) of {name} revoked")
 
 
 @app.command()

@@ -75,6 +75,18 @@ credentials = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
 
+staff_tokens = Table(
+    "staff_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_digest", String(64), nullable=False, unique=True, comment="SHA-256, hex"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role in ('operator', 'regulator')", name="role"),
+)
+
 request_nonces = Table(
     "request_nonces",
     metadata,
