@@ -856,6 +856,15 @@ def _install_errors(api: FastAPI) -> None:
         log.error("refused", extra={"request_id": getattr(request.state, "request_id", None)})
         return _problem(request, 500, "internal_error", type(exc).__name__)
 
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "unexpected error",
+            exc_info=exc,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
+        return _problem(request, 500, "internal_error", "an unexpected error; it was logged")
+
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [

@@ -483,3 +483,7 @@ def _jsonable(value: Any) -> Any:
 def main() -> None:
     """Console entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -141,16 +141,21 @@ class IntakeStore:
         other and receive disjoint, increasing ranges: the receive order of records.
         """
         key = f"next_{counter}"
-        updated = self.conn.execute(
-            text(
-                "update meta set value = cast(cast(value as bigint) + :n as varchar(20)) "
-                "where key = :key returning value"
-            ),
-            {"n": n, "key": key},
-        ).scalar_one_or_none()
+        bump = text(
+            "update meta set value = cast(cast(value as bigint) + :n as varchar(20)) "
+            "where key = :key returning value"
+        )
+        updated = self.conn.execute(bump, {"n": n, "key": key}).scalar_one_or_none()
         if updated is None:
-            self.conn.execute(insert(t.meta).values(key=key, value=str(1 + n)))
-            return 1
+            # First use: create the counter; a concurrent first use waits for this row and
+            # then bumps it instead of inserting it again.
+            self.conn.execute(
+                text(
+                    "insert into meta (key, value) values (:key, '1') on conflict (key) do nothing"
+                ),
+                {"key": key},
+            )
+            updated = self.conn.execute(bump, {"n": n, "key": key}).scalar_one()
         return int(updated) - n
 
     # Lookups -------------------------------------------------------------------------------
