@@ -434,3 +434,11 @@ def test_methodologies_are_public_with_formulas_and_sources(client: TestClient) 
     assert bus["baseline_formula"]
     assert bus["unit"] == "km"
     assert client.get("/v1/methodologies/nothing").status_code == 404
+
+
+def test_a_request_id_is_echoed_only_when_tame(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"] == (
+        "abc-123"
+    )
+    wild = client.get("/healthz", headers={"x-request-id": 'a"b} {\\n'}).headers["x-request-id"]
+    assert len(wild) == 32

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,8 @@ MAX_BATCH = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_PAGE = 1_000
 PROBLEM = "application/problem+json"
+# A caller's own request id is kept (and logged) only if it is this tame.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 EXAMPLE_RECORD: dict[str, JsonValue] = {
     "platform": "amap",
@@ -336,7 +339,8 @@ def create_app(app: App) -> FastAPI:
     async def request_ids(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return _problem(
