@@ -19,6 +19,13 @@ from puhui.domain import signing
 from puhui.domain.errors import AuthenticationError, ConfigurationError
 from puhui.domain.signing import Refusal
 
+_HEADERS = (
+    signing.HEADER_KEY,
+    signing.HEADER_TIMESTAMP,
+    signing.HEADER_NONCE,
+    signing.HEADER_SIGNATURE,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -68,15 +75,7 @@ def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], b
         AuthenticationError: the request is not signed by an active key of a platform, or is
             stale or replayed (`code` says which).
     """
-    values = [
-        headers.get(h)
-        for h in (
-            signing.HEADER_KEY,
-            signing.HEADER_TIMESTAMP,
-            signing.HEADER_NONCE,
-            signing.HEADER_SIGNATURE,
-        )
-    ]
+    values = [headers.get(h) for h in _HEADERS]
     key_id, timestamp, nonce, signature = values
     if key_id is None or timestamp is None or nonce is None or signature is None:
         missing = [h for h, v in zip(_HEADERS, values, strict=True) if v is None]
@@ -124,14 +123,6 @@ def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], b
             )
         _remember_nonce(conn, key_id, nonce, now_s * 1000)
     return str(code)
-
-
-_HEADERS = (
-    signing.HEADER_KEY,
-    signing.HEADER_TIMESTAMP,
-    signing.HEADER_NONCE,
-    signing.HEADER_SIGNATURE,
-)
 
 
 def _remember_nonce(conn: Connection, key_id: str, nonce: str, now_ms: int) -> None:
