@@ -11,24 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FIELDS = (
-    "platform",
-    "record_id",
-    "subject",
-    "scene",
-    "region",
-    "start",
-    "end",
-    "distance_km",
-    "quantity",
-    "material",
-    "ref",
-    "origin_lat",
-    "origin_lon",
-    "dest_lat",
-    "dest_lon",
-    "device",
-)
+from puhui.adapters.batch.reader import FIELDS
 
 
 def trip(record_id: str, **overrides: Any) -> dict[str, Any]:

@@ -668,20 +668,21 @@ async def _platform(request: Request) -> str:
 
 async def _citizen(request: Request) -> citizens.Citizen:
     """The citizen a bearer token speaks for (a dependency of every citizen route)."""
-    app: App = request.app.state.puhui
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("missing_token", "send Authorization: Bearer <citizen token>")
-    return citizens.verify_token(app, token.strip())
+    return citizens.verify_token(request.app.state.puhui, _bearer(request, "citizen token"))
 
 
 async def _staff(request: Request) -> oversight.Staff:
     """The operator or regulator a bearer token speaks for."""
-    app: App = request.app.state.puhui
+    token = _bearer(request, "staff token")
+    return await run_in_threadpool(oversight.verify_staff_token, request.app.state.puhui, token)
+
+
+def _bearer(request: Request, kind: str) -> str:
+    """The token of an `Authorization: Bearer` header."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("missing_token", "send Authorization: Bearer <staff token>")
-    return await run_in_threadpool(oversight.verify_staff_token, app, token.strip())
+        raise AuthenticationError("missing_token", f"send Authorization: Bearer <{kind}>")
+    return token.strip()
 
 
 def _require(staff: oversight.Staff, role: oversight.Role) -> None:

@@ -21,11 +21,10 @@ from typing import Any
 from sqlalchemy import insert, select, text, update
 
 from puhui.adapters.sql import tables as t
+from puhui.adapters.sql.intake import CHINA_MS, DAY_MS
 from puhui.bootstrap import App
 from puhui.domain.errors import AuthenticationError, ConfigurationError, NotFoundError
 
-CHINA_MS = 8 * 3600 * 1000
-DAY_MS = 24 * 3600 * 1000
 EPOCH = date(1970, 1, 1)
 
 
