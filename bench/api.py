@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from prometheus_client.parser import text_string_to_metric_families
 
 from puhui.domain import signing
 
@@ -145,12 +146,36 @@ async def _load(
     }
 
 
+SCENARIOS = ("batch 100", "single", "balance")
+
+
+def _groups(base: str) -> tuple[float, float, float]:
+    """Settled groups so far, their submissions and their seconds, from the server's metrics."""
+    text = httpx2.get(base + "/metrics").text
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return (
+        values.get("puhui_settlement_group_submissions_count", 0.0),
+        values.get("puhui_settlement_group_submissions_sum", 0.0),
+        values.get("puhui_settlement_group_seconds_sum", 0.0),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="Run only this scenario (repeatable); all of them by default.",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="puhui-api-bench-"))
@@ -261,7 +286,15 @@ def main() -> None:
             "scenarios": {},
         }
         for name, (real, baseline) in scenarios.items():
+            if args.scenario and name not in args.scenario:
+                continue
+            before = _groups(base)
             measured = asyncio.run(_load(base, args.connections, args.seconds, real))
+            groups, grouped, settling = (b - a for a, b in zip(before, _groups(base), strict=True))
+            if groups:
+                measured["groups"] = groups
+                measured["submissions_per_group"] = grouped / groups
+                measured["ms_per_group"] = 1000 * settling / groups
             floor = asyncio.run(_load(bare, args.connections, args.seconds, baseline))
             results["scenarios"][name] = {"puhui": measured, "bare": floor}
             print(
@@ -272,6 +305,12 @@ def main() -> None:
                 f"{measured['requests_per_s'] / floor['requests_per_s']:.3f}",
                 flush=True,
             )
+            if groups:
+                print(
+                    f"{'':10s} {groups:.0f} groups of {measured['submissions_per_group']:.1f} "
+                    f"submissions, {measured['ms_per_group']:.0f} ms each",
+                    flush=True,
+                )
         OUT.mkdir(exist_ok=True)
         (OUT / "api.json").write_text(json.dumps(results, indent=2))
     finally:

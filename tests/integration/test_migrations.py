@@ -19,4 +19,4 @@ def test_the_migrated_schema_is_the_declared_schema(app: App) -> None:
 
 
 def test_init_is_at_the_head_revision(app: App) -> None:
-    assert migrate.current_revision(app.engine) == migrate.head_revision(app.engine)
+    assert migrate.current_revision(app.engine) == migrate.head_revision()

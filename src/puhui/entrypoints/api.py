@@ -12,7 +12,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,7 +41,7 @@ from puhui.domain.errors import (
 )
 from puhui.domain.methodology import Cap, Methodology
 from puhui.entrypoints import observability
-from puhui.service import admin, citizens, credentials, ingest, oversight, queries
+from puhui.service import admin, citizens, credentials, oversight, queries, submissions
 
 log = logging.getLogger("puhui.api")
 
@@ -117,7 +118,10 @@ class Receipt(BaseModel):
 class SubmissionResult(BaseModel):
     """The receipts of a submission, in the order of its records."""
 
-    batch: int = Field(description="Id of the batch this submission was recorded as.")
+    batch: int = Field(
+        description="Id of the batch this submission was recorded in; submissions that arrive "
+        "together are settled together, in one batch."
+    )
     credited_g: int = Field(description="Grams newly credited by this submission.")
     receipts: list[Receipt]
 
@@ -314,7 +318,15 @@ class Health(BaseModel):
 
 def create_app(app: App) -> FastAPI:
     """The ASGI application over an initialised puhui `App`."""
+    settlement = submissions.GroupCommit(app, observe=observability.observe_group)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(settlement.close)
+
     api = FastAPI(
+        lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
         title="puhui",
@@ -386,11 +398,13 @@ def create_app(app: App) -> FastAPI:
         A re-sent submission returns the same receipts and credits nothing twice. A record whose
         `platform` is not the signing platform is rejected (`platform_mismatch`).
         """
-        report, receipts = ingest.ingest_records(app, platform, body.records)
-        for status, n in report.by_status.items():
+        submitted = settlement.submit(platform, body.records)
+        for status, n in submitted.by_status().items():
             observability.RECORDS.labels(status).inc(n)
         return SubmissionResult(
-            batch=report.batches[0], credited_g=report.credited_g, receipts=_receipts(receipts)
+            batch=submitted.batch,
+            credited_g=submitted.credited_g,
+            receipts=_receipts(submitted.receipts),
         )
 
     @api.get(

@@ -34,6 +34,28 @@ LATENCY = Histogram(
 RECORDS = Counter(
     "puhui_records_total", "Records answered through the API, by receipt status.", ["status"]
 )
+GROUP_SUBMISSIONS = Histogram(
+    "puhui_settlement_group_submissions",
+    "API submissions settled together in one transaction (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+GROUP_RECORDS = Histogram(
+    "puhui_settlement_group_records",
+    "Records settled together in one transaction (group commit).",
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000),
+)
+GROUP_SECONDS = Histogram(
+    "puhui_settlement_group_seconds",
+    "Time to settle and commit one group of API submissions.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def observe_group(submissions: int, records: int, seconds: float) -> None:
+    """Record one settled group of API submissions."""
+    GROUP_SUBMISSIONS.observe(submissions)
+    GROUP_RECORDS.observe(records)
+    GROUP_SECONDS.observe(seconds)
 
 
 def metrics_payload() -> tuple[bytes, str]:

@@ -58,7 +58,7 @@ def check_ready(app: App) -> None:
     current = migrate.current_revision(app.engine)
     if current is None:
         raise ConfigurationError("the database is not initialised: run `puhui init`")
-    if current != migrate.head_revision(app.engine):
+    if current != migrate.head_revision():
         raise ConfigurationError("the database schema is out of date: run `puhui init`")
     with app.engine.connect() as conn:
         stored = conn.execute(

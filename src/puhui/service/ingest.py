@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -90,7 +90,8 @@ def ingest_files(
         platform: code of the submitting platform; records naming another are rejected.
         paths: JSON Lines, CSV or Parquet files.
         sink: called with each chunk's receipts (columns RECEIPT_FIELDS plus `row`, `detail`,
-            `file`), in file order.
+            `file`, and `settled_now`: false for a replay or conflict answered with an earlier
+            receipt), in file order.
         progress: called with the number of records of each chunk settled.
         chunk_size: records per transaction.
     """
@@ -99,9 +100,13 @@ def ingest_files(
 
 
 def ingest_records(
-    app: App, platform: str, records: Sequence[object], source: str = "api"
+    app: App,
+    platform: str,
+    records: Sequence[object],
+    source: str = "api",
+    pipeline: Pipeline | None = None,
 ) -> tuple[IngestReport, pa.Table]:
-    """Ingest records already parsed from JSON (one API request) as one batch, in one
+    """Ingest records already parsed from JSON (API submissions) as one batch, in one
     transaction, and return the report with the receipts in the order of the records.
 
     Raises:
@@ -111,9 +116,40 @@ def ingest_records(
         raise InputError("a submission holds at least one record")
     collected: list[pa.Table] = []
     report = ingest_sources(
-        app, platform, [(source, iter([records_table(records)]))], sink=collected.append
+        app,
+        platform,
+        [(source, iter([records_table(records)]))],
+        sink=collected.append,
+        pipeline=pipeline,
     )
     return report, pa.concat_tables(collected)
+
+
+class Pipeline:
+    """The engines an ingest runs on, kept warm between ingests: a preparer per submitting
+    platform (its DuckDB connection, region table and quantifications so far) and the DuckDB
+    connection of settlement. One ingest at a time."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.settler = duckdb.connect()
+        self._preparers: dict[str, Preparer] = {}
+        # Reading and preparing the next chunk (DuckDB, off the GIL) overlaps with settling and
+        # storing the current one; at most one chunk waits prepared.
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="puhui-prepare")
+
+    def preparer(self, platform: str) -> Preparer:
+        """The preparer of a platform's records."""
+        if platform not in self._preparers:
+            self._preparers[platform] = Preparer(self.app.catalogue, self.app.secret, platform)
+        return self._preparers[platform]
+
+    def close(self) -> None:
+        """Release the engines."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for preparer in self._preparers.values():
+            preparer.close()
+        self.settler.close()
 
 
 def ingest_sources(
@@ -122,17 +158,22 @@ def ingest_sources(
     sources: Iterable[tuple[str, Iterator[pa.Table]]],
     sink: ReceiptSink | None = None,
     progress: Progress | None = None,
+    pipeline: Pipeline | None = None,
 ) -> IngestReport:
-    """Ingest named streams of raw chunks (one batch each) of one member platform, in order."""
+    """Ingest named streams of raw chunks (one batch each) of one member platform, in order,
+    on a warm pipeline if one is given."""
     check_ready(app)
+    if pipeline is None:
+        own = Pipeline(app)
+        try:
+            return ingest_sources(app, platform, sources, sink, progress, own)
+        finally:
+            own.close()
     report = IngestReport()
     with app.engine.connect() as conn:
         platform_id = IntakeStore(conn).platform_id(platform)
-    preparer = Preparer(app.catalogue, app.secret, platform)
-    settler = duckdb.connect()
-    # Reading and preparing the next chunk (DuckDB, off the GIL) overlaps with settling and
-    # storing the current one; at most one chunk waits prepared.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="puhui-prepare")
+    preparer = pipeline.preparer(platform)
+    pending: Future[tuple[pa.Table, pa.Table] | None] | None = None
     try:
         for name, chunks in sources:
             received_at = app.clock()
@@ -150,19 +191,19 @@ def ingest_sources(
                 with report.timed("prepare"):
                     return raw, preparer.prepare(raw, epoch_ms(received_at))
 
-            pending = pool.submit(next_chunk)
+            pending = pipeline.pool.submit(next_chunk)
             while True:
                 with report.timed("wait for prepare"):
                     ready = pending.result()
                 if ready is None:
                     break
                 raw, prepared = ready
-                pending = pool.submit(next_chunk)
+                pending = pipeline.pool.submit(next_chunk)
                 with app.engine.connect() as conn, conn.begin() as transaction:
                     settled, entries, credited_g = _settle_chunk(
                         IntakeStore(conn),
                         preparer,
-                        settler,
+                        pipeline.settler,
                         prepared,
                         platform_id,
                         batch_id,
@@ -182,9 +223,12 @@ def ingest_sources(
                 if progress is not None:
                     progress(raw.num_rows)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        preparer.close()
-        settler.close()
+        # A failed chunk leaves the next one reading or preparing: let it finish before the
+        # pipeline is used again.
+        if pending is not None:
+            pending.cancel()
+            with suppress(Exception, CancelledError):
+                pending.result()
     return report
 
 
@@ -328,6 +372,7 @@ def _receipts(settled: pa.Table, platform: str, file: str) -> pa.Table:
             "file": pa.array([file] * n, pa.string()),
             "row": settled.column("row"),
             "detail": pc.fill_null(settled.column("detail"), ""),
+            "settled_now": pc.equal(settled.column("role"), "new"),
         }
     )
 
@@ -355,6 +400,7 @@ def receipts_csv(path: Path | None) -> Iterator[Callable[[pa.Table], None] | Non
 
         def sink(table: pa.Table) -> None:
             nonlocal writer
+            table = table.drop_columns(["settled_now"])
             if writer is None:
                 writer = pacsv.CSVWriter(f, table.schema)
             writer.write_table(table)

@@ -1,0 +1,183 @@
+"""Submissions over the API, settled in groups (group commit).
+
+A settlement costs about the same whether it holds one record or thousands: it takes the
+receive-order counter until it commits (that is what makes "first received wins" hold between
+concurrent requests), it runs the same DuckDB statements and it commits once. So a process
+settles its submissions one group at a time, on one warm `Pipeline`: whatever arrived while a
+group settled forms the next one. A lone submission settles at once; nothing waits for company.
+
+A group holds the submissions of one platform, in the order they arrived, up to
+`MAX_GROUP_RECORDS` records. It is one batch and one transaction: it commits whole or fails
+whole, and each submission is answered with its own receipts, exactly as if it had been settled
+alone right after the submissions before it. Among submissions of several platforms waiting
+together, receive order follows the first arrival of each platform.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from queue import SimpleQueue
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from puhui.bootstrap import App
+from puhui.domain.errors import InputError
+from puhui.service.ingest import Pipeline, ingest_records
+
+MAX_GROUP_RECORDS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The answer to one submission.
+
+    Attributes:
+        batch: the batch it was recorded in (shared by the submissions settled with it).
+        receipts: one per record, in the order of the records (columns of `ingest` receipts).
+    """
+
+    batch: int
+    receipts: pa.Table
+
+    @property
+    def credited_g(self) -> int:
+        """Grams newly credited by this submission (replays credit nothing)."""
+        credited = pc.and_(
+            self.receipts.column("settled_now"),
+            pc.equal(self.receipts.column("status"), "credited"),
+        )
+        return int(pc.sum(pc.if_else(credited, self.receipts.column("reduction_g"), 0)).as_py())
+
+    def by_status(self) -> Counter[str]:
+        """Receipts by status."""
+        return Counter(self.receipts.column("status").to_pylist())
+
+
+@dataclass(slots=True)
+class _Submission:
+    platform: str
+    records: Sequence[object]
+    answer: Future[Submitted] = field(default_factory=Future)
+
+
+GroupObserver = Callable[[int, int, float], None]
+
+
+class GroupCommit:
+    """Settles the submissions of one process in groups, on a thread of its own.
+
+    Args:
+        app: the application.
+        max_records: most records in one group (a larger submission settles alone).
+        observe: called after each settled group with its submissions, records and seconds.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        max_records: int = MAX_GROUP_RECORDS,
+        observe: GroupObserver | None = None,
+    ) -> None:
+        self.app = app
+        self.max_records = max_records
+        self.observe = observe
+        self._waiting: SimpleQueue[_Submission | None] = SimpleQueue()
+        self._held: _Submission | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, platform: str, records: Sequence[object]) -> Submitted:
+        """Settle the records of one submission and wait for their receipts.
+
+        Raises:
+            InputError: no records.
+            RuntimeError: the settlement loop is closed.
+            Exception: whatever failed the group's settlement (nothing of it was committed).
+        """
+        if not records:
+            raise InputError("a submission holds at least one record")
+        submission = _Submission(platform, records)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the settlement loop is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="puhui-settle", daemon=True)
+                self._thread.start()
+            self._waiting.put(submission)
+        return submission.answer.result()
+
+    def close(self) -> None:
+        """Settle what is waiting, then stop."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+            self._waiting.put(None)
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        pipeline = Pipeline(self.app)
+        try:
+            while (group := self._next_group()) is not None:
+                for platform_group in _by_platform(group):
+                    self._settle(pipeline, platform_group)
+        finally:
+            pipeline.close()
+
+    def _next_group(self) -> list[_Submission] | None:
+        """The held submission or the next to arrive, with whatever else is waiting, up to the
+        group's size; None once closed and drained."""
+        first = self._held or self._waiting.get()
+        self._held = None
+        if first is None:
+            return None
+        group, size = [first], len(first.records)
+        while not self._waiting.empty():
+            more = self._waiting.get()
+            if more is None:
+                self._waiting.put(None)  # seen again once this group is settled
+                break
+            if size + len(more.records) > self.max_records:
+                self._held = more
+                break
+            group.append(more)
+            size += len(more.records)
+        return group
+
+    def _settle(self, pipeline: Pipeline, group: list[_Submission]) -> None:
+        records = [record for submission in group for record in submission.records]
+        started = time.perf_counter()
+        try:
+            report, receipts = ingest_records(
+                self.app, group[0].platform, records, pipeline=pipeline
+            )
+        except BaseException as error:
+            for submission in group:
+                submission.answer.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        if self.observe is not None:
+            self.observe(len(group), len(records), time.perf_counter() - started)
+        offset = 0
+        for submission in group:
+            n = len(submission.records)
+            submission.answer.set_result(Submitted(report.batches[0], receipts.slice(offset, n)))
+            offset += n
+
+
+def _by_platform(group: list[_Submission]) -> list[list[_Submission]]:
+    """Split a group by platform, each platform's submissions in arrival order."""
+    by: dict[str, list[_Submission]] = {}
+    for submission in group:
+        by.setdefault(submission.platform, []).append(submission)
+    return list(by.values())
