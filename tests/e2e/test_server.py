@@ -67,6 +67,9 @@ def test_docs_metrics_and_logs_are_served_without_any_cdn(
     assert 'puhui_records_total{status="credited"} 1.0' in metrics
     assert 'puhui_records_total{status="rejected"} 1.0' in metrics
     assert 'route="/v1/records"' in metrics
+    # The submission settled as one group of one submission and two records.
+    assert "puhui_settlement_group_submissions_count 1.0" in metrics
+    assert "puhui_settlement_group_records_sum 2.0" in metrics
 
     server.process.terminate()
     server.process.wait(timeout=30)
