@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 
 from puhui.bootstrap import App
-from puhui.service import admin, ingest, ledger, submissions
+from puhui.domain.errors import RefusedError
+from puhui.service import admin, ingest, ledger, queries, submissions, wallet
 from tests.builders import event, trip
 
 SUBJECT = "13800138000"
@@ -124,3 +126,52 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def test_concurrent_redemptions_never_oversell_or_overdraw(app: App) -> None:
+    """32 clients make 1 000 redemption attempts on a stock of 100: exactly 100 succeed,
+    every balance is exact, and re-sent requests (same keys) change nothing."""
+    admin.add_platform(app, "amap")
+    rich = [f"1380000{i:04d}" for i in range(40)]
+    poor = [f"1370000{i:04d}" for i in range(10)]
+    _, receipts = ingest.ingest_records(
+        app, "amap", [event(f"e{i}", subject=s, quantity="10") for i, s in enumerate(rich)]
+    )
+    start = dict(zip(rich, receipts.column("reduction_g").to_pylist(), strict=True))
+    price = 100
+    wallet.add_reward(app, "tree", "A tree", "tree", "SEE", price_g=price, stock=100)
+    citizens = rich + poor
+    pseudonyms = {s: queries.pseudonym_of(app, s) for s in citizens}
+
+    def attempt(i: int) -> tuple[str, str, int | None]:
+        subject = citizens[i % len(citizens)]
+        try:
+            done = wallet.redeem(app, pseudonyms[subject], "tree", f"k{i}", "test")
+        except RefusedError as refused:
+            return subject, refused.code, None
+        return subject, "done", int(done.result["tree_number"])
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(attempt, range(1000)))
+    done = [r for r in results if r[1] == "done"]
+    assert len(done) == 100
+    assert sorted(r[2] for r in done) == list(range(1, 101))  # each tree numbered once
+    assert {r[1] for r in results} <= {"done", "out_of_stock", "insufficient_balance"}
+    assert all(r[1] != "done" for r in results if r[0] in poor)
+    won = Counter(r[0] for r in done)
+    for subject in rich:
+        held = wallet.holdings(app, pseudonyms[subject]).balance_g
+        assert held == start[subject] - price * won[subject]
+    reward = wallet.get_reward(app, "tree")
+    assert reward.remaining == 0
+
+    # The same requests again: the same answers, nothing more spent.
+    winners = [i for i, r in enumerate(results) if r[1] == "done"][:50]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        again = list(pool.map(attempt, winners))
+    assert again == [results[i] for i in winners]
+    assert (
+        sum(wallet.holdings(app, pseudonyms[s]).balance_g for s in rich)
+        == sum(start.values()) - 100 * price
+    )
+    assert ledger.verify(app) == []

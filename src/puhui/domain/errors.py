@@ -12,6 +12,7 @@ answers that record with a rejected receipt and goes on.
     ├── AlreadyExistsError        registering something that is already registered
     ├── InputError                a file or argument that cannot be read at all
     ├── AuthenticationError       a request whose signature, key, time or nonce is refused
+    ├── RefusedError              an account operation that may not be done (balance, stock, …)
     └── LedgerError               an entry that would break the ledger's invariants
         └── UnbalancedEntryError  postings of an entry do not sum to zero
 """
@@ -54,6 +55,18 @@ class AuthenticationError(PuhuiError):
 
     Attributes:
         code: why, as a stable code (see `puhui.domain.signing`).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RefusedError(PuhuiError):
+    """An operation on a personal carbon account that may not be done now; nothing was changed.
+
+    Attributes:
+        code: why, as a stable code (`insufficient_balance`, `out_of_stock`, …).
     """
 
     def __init__(self, code: str, message: str) -> None:

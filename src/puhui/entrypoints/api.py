@@ -38,17 +38,23 @@ from puhui.domain.errors import (
     InputError,
     NotFoundError,
     PuhuiError,
+    RefusedError,
 )
 from puhui.domain.methodology import Cap, Methodology
-from puhui.entrypoints import observability
-from puhui.service import admin, citizens, credentials, oversight, queries, submissions
+from puhui.entrypoints import api_wallet, observability
+from puhui.entrypoints.http import PROBLEM, Forbidden, Problem
+from puhui.entrypoints.http import citizen as _citizen
+from puhui.entrypoints.http import platform as _platform
+from puhui.entrypoints.http import problem_doc as _problem_doc
+from puhui.entrypoints.http import require as _require
+from puhui.entrypoints.http import staff as _staff
+from puhui.service import admin, citizens, oversight, queries, submissions
 
 log = logging.getLogger("puhui.api")
 
 MAX_BATCH = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_PAGE = 1_000
-PROBLEM = "application/problem+json"
 # A caller's own request id is kept (and logged) only if it is this tame.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -70,18 +76,6 @@ Window = Annotated[
 WindowEnd = Annotated[
     date | None, Query(description="Behaviours that started before this day (UTC+8).")
 ]
-
-
-class Problem(BaseModel):
-    """An error, as RFC 9457 problem details with puhui's stable code."""
-
-    type: str = Field(examples=["urn:puhui:problem:bad_signature"])
-    title: str
-    status: int
-    detail: str
-    code: str = Field(description="Stable reason code, also the last part of `type`.")
-    instance: str | None = None
-    request_id: str | None = None
 
 
 class Submission(BaseModel):
@@ -650,6 +644,7 @@ def create_app(app: App) -> FastAPI:
         payload, content_type = observability.metrics_payload()
         return Response(payload, media_type=content_type)
 
+    api_wallet.install(api, app)
     _document_security(api)
     return api
 
@@ -668,44 +663,6 @@ def _install_docs(api: FastAPI) -> None:
             swagger_css_url="/assets/docs/swagger-ui.css",
             swagger_favicon_url="/assets/docs/favicon.png",
         )
-
-
-async def _platform(request: Request) -> str:
-    """The signing platform of a request (a dependency of every platform route)."""
-    app: App = request.app.state.puhui
-    body = await request.body()
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return await run_in_threadpool(
-        credentials.authenticate, app, request.method, path, request.headers, body
-    )
-
-
-async def _citizen(request: Request) -> citizens.Citizen:
-    """The citizen a bearer token speaks for (a dependency of every citizen route)."""
-    return citizens.verify_token(request.app.state.puhui, _bearer(request, "citizen token"))
-
-
-async def _staff(request: Request) -> oversight.Staff:
-    """The operator or regulator a bearer token speaks for."""
-    token = _bearer(request, "staff token")
-    return await run_in_threadpool(oversight.verify_staff_token, request.app.state.puhui, token)
-
-
-def _bearer(request: Request, kind: str) -> str:
-    """The token of an `Authorization: Bearer` header."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("missing_token", f"send Authorization: Bearer <{kind}>")
-    return token.strip()
-
-
-def _require(staff: oversight.Staff, role: oversight.Role) -> None:
-    if staff.role is not role:
-        raise Forbidden(f"a {staff.role} token may not read this; it needs the {role} role")
-
-
-class Forbidden(Exception):
-    """An authenticated caller whose role does not allow the request."""
 
 
 def _methodology(m: Methodology) -> MethodologyOut:
@@ -827,12 +784,6 @@ TITLES = {
 }
 
 
-def _problem_doc(description: str = "Problem details (RFC 9457).") -> dict[str, Any]:
-    """An error response in the OpenAPI document: a `Problem` as application/problem+json."""
-    schema = {"$ref": "#/components/schemas/Problem"}
-    return {"model": Problem, "description": description, "content": {PROBLEM: {"schema": schema}}}
-
-
 def _problem(request: Request, status: int, code: str, detail: str) -> JSONResponse:
     body = Problem(
         type=f"urn:puhui:problem:{code}",
@@ -861,6 +812,10 @@ def _install_errors(api: FastAPI) -> None:
     @api.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return _problem(request, 404, "not_found", str(exc))
+
+    @api.exception_handler(RefusedError)
+    async def refused_operation(request: Request, exc: RefusedError) -> JSONResponse:
+        return _problem(request, 409, exc.code, str(exc))
 
     @api.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError) -> JSONResponse:
@@ -896,6 +851,16 @@ def _install_errors(api: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _problem(request, exc.status_code, code, str(exc.detail))
+
+
+# Routes anyone may call.
+PUBLIC = (
+    "/v1/methodologies",
+    "/v1/rewards",
+    "/v1/programmes",
+    "/v1/footprints",
+    "/v1/certificates",
+)
 
 
 def _document_security(api: FastAPI) -> None:
@@ -939,7 +904,7 @@ def _document_security(api: FastAPI) -> None:
                         operation["security"] = [{"CitizenToken": []}]
                     elif path.startswith("/v1/oversight/"):
                         operation["security"] = [{"StaffToken": []}]
-                    elif not path.startswith("/v1/methodologies"):
+                    elif not path.startswith(PUBLIC):
                         operation["security"] = signed
         api.openapi_schema = schema
         return schema

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,8 +20,9 @@ from rich.table import Table
 
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
+from puhui.domain import footprints
 from puhui.domain.errors import PuhuiError
-from puhui.service import admin, credentials, ledger, oversight, queries
+from puhui.service import admin, certificates, credentials, ledger, oversight, queries, wallet
 from puhui.service import ingest as ingest_service
 
 app = typer.Typer(
@@ -33,6 +35,10 @@ platform_app = typer.Typer(help="Member platforms.", no_args_is_help=True)
 account_app = typer.Typer(help="Personal carbon accounts.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 methodology_app = typer.Typer(help="Methodologies and emission factors.", no_args_is_help=True)
+programme_app = typer.Typer(help="Points programmes.", no_args_is_help=True)
+reward_app = typer.Typer(help="The rewards catalogue.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
+certificate_app = typer.Typer(help="Retirement and tree certificates.", no_args_is_help=True)
 staff_app = typer.Typer(
     help="API tokens of the exchange's operators and regulators.", no_args_is_help=True
 )
@@ -41,6 +47,10 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(account_app, name="account")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(methodology_app, name="methodology")
+app.add_typer(programme_app, name="programme")
+app.add_typer(reward_app, name="reward")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(certificate_app, name="certificate")
 
 out = Console()
 err = Console(stderr=True)
@@ -285,7 +295,12 @@ def account_show(
     """Show a citizen's balance and history (the identifier is pseudonymised, never stored)."""
     with _app(db, key_file) as a:
         view = queries.account(a, subject, limit)
+        held = wallet.holdings(a, view.pseudonym)
     out.print(f"account citizen:{view.pseudonym[:16]}…  balance {view.balance_g} g CO2e")
+    if held.retired_g:
+        out.print(f"retired against own footprint: {held.retired_g} g CO2e")
+    for programme, points in held.points.items():
+        out.print(f"points ({programme}): {points}")
     table = Table(
         "entry", "at (UTC)", "kind", "grams", "platform", "record", "scene", "methodology"
     )
@@ -301,6 +316,304 @@ def account_show(
             line.methodology,
         )
     out.print(table)
+
+
+Key = Annotated[
+    str,
+    typer.Option("--key", help="Idempotency key: the same key again returns the first answer."),
+]
+OPERATOR = "operator:cli"
+
+
+@account_app.command("redeem")
+def account_redeem(
+    subject: Annotated[str, typer.Argument(help="Mobile number or resident ID number.")],
+    reward: Annotated[str, typer.Argument(help="Reward code.")],
+    key: Key,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Redeem a reward for a citizen, paid from their grams or points."""
+    with _app(db, key_file) as a:
+        outcome = wallet.redeem(a, queries.pseudonym_of(a, subject), reward, key, OPERATOR)
+    _print_outcome(outcome)
+
+
+@account_app.command("retire")
+def account_retire(
+    subject: Annotated[str, typer.Argument(help="Mobile number or resident ID number.")],
+    key: Key,
+    grams: Annotated[
+        int | None, typer.Option(help="Grams to retire (default: the footprint's grams).")
+    ] = None,
+    footprint: Annotated[
+        str | None, typer.Option(help=f"Footprint offset: {', '.join(footprints.KINDS)}.")
+    ] = None,
+    amount: Annotated[
+        str | None, typer.Option(help="Of the footprint: km, or kWh for electricity.")
+    ] = None,
+    region: Annotated[str, typer.Option(help="GB/T 2260 code, for electricity.")] = "CN",
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Retire grams against a citizen's own footprint, for good, with a certificate."""
+    with _app(db, key_file) as a:
+        declared = None
+        if footprint is not None:
+            declared = footprints.compute(a.catalogue, footprint, Decimal(amount or "0"), region)
+            for line in declared.explanation():
+                out.print(line)
+        if grams is None:
+            if declared is None:
+                raise typer.BadParameter("give --grams or a --footprint")
+            grams = declared.grams
+        outcome = wallet.retire(
+            a,
+            queries.pseudonym_of(a, subject),
+            grams,
+            key,
+            OPERATOR,
+            footprint=declared.as_dict() if declared else None,
+        )
+    _print_outcome(outcome)
+
+
+@account_app.command("give")
+def account_give(
+    subject: Annotated[str, typer.Argument(help="The giver's mobile or ID number.")],
+    to: Annotated[str, typer.Argument(help="The receiver's mobile or ID number.")],
+    amount: Annotated[int, typer.Argument(help="Grams, or points with --programme.")],
+    key: Key,
+    programme: Annotated[str | None, typer.Option(help="Give this programme's points.")] = None,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Give grams or points from one citizen to another."""
+    with _app(db, key_file) as a:
+        outcome = wallet.transfer(
+            a,
+            queries.pseudonym_of(a, subject),
+            queries.pseudonym_of(a, to),
+            amount,
+            key,
+            OPERATOR,
+            programme=programme,
+        )
+    _print_outcome(outcome)
+
+
+@account_app.command("operations")
+def account_operations(
+    subject: Annotated[str, typer.Argument(help="Mobile number or resident ID number.")],
+    limit: Annotated[int, typer.Option(help="Operations to show.")] = 20,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """A citizen's operations (redemptions, retirements, gifts, reversals), newest first."""
+    with _app(db, key_file) as a:
+        done = wallet.operations(a, queries.pseudonym_of(a, subject), limit)
+    table = Table("operation", "at (UTC)", "kind", "by", "result")
+    for o in done:
+        table.add_row(
+            str(o.operation),
+            o.at.isoformat(timespec="seconds"),
+            o.kind,
+            o.actor,
+            json.dumps(o.result, ensure_ascii=False, sort_keys=True),
+        )
+    out.print(table)
+
+
+@ledger_app.command("reverse")
+def ledger_reverse(
+    entry: Annotated[int, typer.Argument(help="Id of the entry to reverse.")],
+    key: Key,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")],
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Reverse a credit (with its points), a redemption or a gift by its mirror entry."""
+    with _app(db, key_file) as a:
+        outcome = wallet.reverse(a, entry, key, OPERATOR, reason)
+    _print_outcome(outcome)
+
+
+def _print_outcome(outcome: wallet.Outcome) -> None:
+    note = " (already done: the first answer)" if outcome.replayed else ""
+    out.print(f"{outcome.kind} {outcome.operation}{note}")
+    out.print(json.dumps(outcome.result, ensure_ascii=False, sort_keys=True, indent=2))
+
+
+@programme_app.command("add")
+def programme_add(
+    code: str,
+    points_per_kg: Annotated[
+        str, typer.Option(help="Points per kg CO2e credited (up to six decimals).")
+    ],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    expiry_days: Annotated[int | None, typer.Option(help="Points expire after.")] = None,
+    platform: Annotated[
+        str | None, typer.Option(help="Run by this platform: only its records earn points.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Credits from this time on earn points (default: now).")
+    ] = None,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Define how credits earn points (`puhui jobs run` awards them)."""
+    with _app(db, key_file) as a:
+        p = wallet.add_programme(
+            a,
+            code,
+            name or code,
+            _decimal(points_per_kg),
+            expiry_days,
+            platform,
+            starts_at=_moment(since),
+        )
+    out.print(f"programme {p.code}: {p.points_per_kg} points per kg from {p.starts_at:%Y-%m-%d}")
+
+
+@programme_app.command("list")
+def programme_list(db: Db = None, key_file: KeyFile = None) -> None:
+    """Every points programme."""
+    with _app(db, key_file) as a:
+        programmes = wallet.list_programmes(a)
+    table = Table("code", "name", "platform", "points per kg", "expiry days", "since")
+    for p in programmes:
+        table.add_row(
+            p.code,
+            p.name,
+            p.platform or "(exchange)",
+            str(p.points_per_kg),
+            str(p.expiry_days or "never"),
+            p.starts_at.isoformat(timespec="seconds"),
+        )
+    out.print(table)
+
+
+@reward_app.command("add")
+def reward_add(
+    code: str,
+    kind: Annotated[str, typer.Option(help="coupon, tree or donation.")],
+    issuer: Annotated[str, typer.Option(help="Merchant, platform or project owner.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    price_g: Annotated[int | None, typer.Option(help="Price in grams CO2e.")] = None,
+    price_points: Annotated[int | None, typer.Option(help="Price in points.")] = None,
+    programme: Annotated[str | None, typer.Option(help="Whose points pay for it.")] = None,
+    stock: Annotated[int | None, typer.Option(help="Trees or donations available.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Redemptions per citizen.")] = None,
+    project: Annotated[str | None, typer.Option(help="Planting or donation project.")] = None,
+    valid_from: Annotated[str | None, typer.Option(help="RFC 3339 time with offset.")] = None,
+    valid_to: Annotated[str | None, typer.Option(help="RFC 3339 time with offset.")] = None,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Put a reward in the catalogue (a coupon's stock is the codes uploaded for it)."""
+    with _app(db, key_file) as a:
+        r = wallet.add_reward(
+            a,
+            code,
+            name or code,
+            kind,
+            issuer,
+            price_g=price_g,
+            price_points=price_points,
+            programme=programme,
+            stock=stock,
+            per_citizen_limit=limit,
+            valid_from=_moment(valid_from),
+            valid_to=_moment(valid_to),
+            project=project,
+        )
+    out.print(f"reward {r.code}: {r.kind} for {r.price} {r.unit}")
+
+
+@reward_app.command("codes")
+def reward_codes(
+    code: str,
+    file: Annotated[Path, typer.Argument(help="Text file, one coupon code a line.")],
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Add coupon codes to a coupon's pool (each handed out once)."""
+    with _app(db, key_file) as a:
+        lines = file.read_text(encoding="utf-8").splitlines()
+        added = wallet.add_codes(a, code, [line for line in lines if line.strip()])
+        r = wallet.get_reward(a, code)
+    out.print(f"{added} codes added; {r.remaining} of {r.stock} left")
+
+
+@reward_app.command("list")
+def reward_list(db: Db = None, key_file: KeyFile = None) -> None:
+    """The catalogue."""
+    with _app(db, key_file) as a:
+        rewards = wallet.list_rewards(a)
+    table = Table("code", "kind", "issuer", "price", "left", "per citizen", "window")
+    for r in rewards:
+        table.add_row(
+            r.code,
+            r.kind,
+            r.issuer,
+            f"{r.price} {r.unit}" + (f" ({r.programme})" if r.programme else ""),
+            "unlimited" if r.remaining is None else f"{r.remaining}/{r.stock}",
+            str(r.per_citizen_limit or "-"),
+            f"{r.valid_from or ''} – {r.valid_to or ''}",
+        )
+    out.print(table)
+
+
+@jobs_app.command("run")
+def jobs_run(db: Db = None, key_file: KeyFile = None) -> None:
+    """Award points for new credits and expire points past their validity (idempotent)."""
+    with _app(db, key_file) as a:
+        admin.check_ready(a)
+        report = wallet.run_jobs(a)
+    out.print(
+        f"awarded {report.awarded_points} points for {report.awarded_credits} credits; "
+        f"expired {report.expired_points} points in {report.expired_accounts} accounts"
+    )
+
+
+@certificate_app.command("show")
+def certificate_show(
+    certificate: Annotated[str, typer.Argument(help="Certificate id, PH-…")],
+    html: Annotated[Path | None, typer.Option(help="Also write it as an HTML page.")] = None,
+    pdf: Annotated[Path | None, typer.Option(help="Also write it as a PDF file.")] = None,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Verify a certificate and show (or write) it."""
+    with _app(db, key_file) as a:
+        found = wallet.verify_certificate(a, certificate)
+        if html is not None:
+            html.write_text(certificates.html(found), encoding="utf-8")
+        if pdf is not None:
+            pdf.write_bytes(certificates.pdf(found))
+    out.print(
+        f"{found.certificate}: {found.kind} certificate issued {found.issued_at:%Y-%m-%d %H:%M} UTC"
+    )
+    out.print(json.dumps(found.result, ensure_ascii=False, sort_keys=True, indent=2))
+
+
+def _decimal(value: str) -> Decimal:
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise typer.BadParameter(f"not a number: {value!r}") from None
+
+
+def _moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an RFC 3339 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"give the offset, e.g. {value}+08:00")
+    return moment.astimezone(UTC)
 
 
 @app.command()

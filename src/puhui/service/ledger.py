@@ -74,7 +74,9 @@ CHECKS: dict[str, tuple[str, str]] = {
         "every account names an existing citizen or platform",
         "select cast(a.id as varchar(20)) from accounts a "
         "left join subjects s on s.id = a.subject_id left join platforms p on p.id = a.platform_id "
-        "where (a.kind = 'citizen' and s.id is null) or (a.kind = 'issuance' and p.id is null)",
+        "left join subjects o on o.id = a.owner_id "
+        "where (a.kind = 'citizen' and s.id is null) or (a.kind = 'issuance' and p.id is null) "
+        "or (a.kind in ('points', 'retired') and o.id is null)",
     ),
     "posting_orphaned": (
         "every posting belongs to an existing entry and account",
@@ -96,6 +98,38 @@ CHECKS: dict[str, tuple[str, str]] = {
         "left join quantifications q on q.id = r.quantification_id "
         "where p.id is null or b.id is null or (r.subject_id is not null and s.id is null) "
         "or (r.quantification_id is not null and q.id is null)",
+    ),
+    "entry_mixed_units": (
+        "no entry moves grams and points together",
+        "select cast(p.entry_id as varchar(20)) from postings p "
+        "join accounts a on a.id = p.account_id group by p.entry_id "
+        "having count(distinct a.unit) > 1",
+    ),
+    "balance_negative": (
+        "no citizen, points, retired, reward or expired account is below zero",
+        "select cast(a.id as varchar(20)) from accounts a join balances b on b.account_id = a.id "
+        "where a.kind not in ('issuance', 'programme') and b.balance_g < 0",
+    ),
+    "retired_taken_out": (
+        "nothing is ever taken out of retired grams",
+        "select cast(p.entry_id as varchar(20)) from postings p "
+        "join accounts a on a.id = p.account_id where a.kind = 'retired' and p.amount_g < 0",
+    ),
+    "reversal_mismatch": (
+        "a reversal mirrors the entry it reverses, leg for leg",
+        "select cast(e.id as varchar(20)) from entries e "
+        "join entries r on r.id = e.reverses "
+        "join postings p on p.entry_id = e.id "
+        "left join postings q on q.entry_id = r.id and q.account_id = p.account_id "
+        "where q.amount_g is null or q.amount_g <> -p.amount_g "
+        "or (select count(*) from postings x where x.entry_id = e.id) "
+        "<> (select count(*) from postings y where y.entry_id = r.id)",
+    ),
+    "stock_mismatch": (
+        "a reward's stock is what was redeemed plus what remains, and each redemption is one",
+        "select w.code from rewards w where (w.stock is not null "
+        "and w.issued + w.remaining <> w.stock) or w.issued <> (select count(*) "
+        "from operations o where o.reward_id = w.id and o.kind = 'redeem')",
     ),
     "ref_credited_twice": (
         "no (scene, ref) is credited twice",
@@ -139,13 +173,14 @@ class LedgerTotals:
 
 
 def totals(app: App) -> LedgerTotals:
-    """Counts and grams issued, for the verify summary."""
+    """Counts and grams issued (credited to citizens), for the verify summary."""
     with app.engine.connect() as conn:
         accounts, entries, postings, issued = conn.execute(
             text(
                 "select (select count(*) from accounts), (select count(*) from entries), "
                 "(select count(*) from postings), "
-                "(select coalesce(sum(amount_g), 0) from postings where amount_g > 0)"
+                "(select coalesce(sum(p.amount_g), 0) from postings p "
+                "join entries e on e.id = p.entry_id where e.kind = 'credit' and p.amount_g > 0)"
             )
         ).one()
     return LedgerTotals(int(accounts), int(entries), int(postings), int(issued))

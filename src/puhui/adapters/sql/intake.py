@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
@@ -179,7 +179,8 @@ class IntakeStore:
         self.conn.execute(
             text(
                 "insert into subjects (pseudonym) select s.pseudonym from stage_subjects s "
-                "where not exists (select 1 from subjects x where x.pseudonym = s.pseudonym)"
+                "where not exists (select 1 from subjects x where x.pseudonym = s.pseudonym) "
+                "on conflict (pseudonym) do nothing"
             )
         )
         return fetch_arrow(
@@ -319,7 +320,9 @@ class IntakeStore:
             text(
                 "insert into accounts (kind, subject_id) "
                 f"select distinct 'citizen', r.subject_id from records r where {where} "
-                "and not exists (select 1 from accounts a where a.subject_id = r.subject_id)"
+                "and not exists (select 1 from accounts a where a.subject_id = r.subject_id) "
+                # A citizen's own operation may open the account at the same moment.
+                "on conflict (subject_id) do nothing"
             ),
             span,
         )
@@ -335,44 +338,48 @@ class IntakeStore:
         )
         self._refresh_statistics("records", last_seq)
         self._refresh_statistics("accounts", None)
-        first_entry = self.allocate("entry", int(n))
-        params = {**span, "base": first_entry, "batch": batch_id, "at": at}
+        # Entry ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so
+        # that the citizens' own operations never queue behind a chunk for an id.
+        params = {**span, "batch": batch_id, "at": at}
         self.conn.execute(
             text(
-                "insert into entries (id, kind, record_seq, batch_id, created_at) "
-                "select :base + row_number() over (order by r.seq) - 1, 'credit', r.seq, "
-                f":batch, :at from records r where {where}"
-            ),
+                "insert into entries (kind, record_seq, batch_id, created_at) "
+                f"select 'credit', r.seq, :batch, :at from records r where {where} order by r.seq"
+            ).bindparams(bindparam("at", type_=t.entries.c.created_at.type)),
             params,
         )
-        self._refresh_statistics("entries", first_entry + int(n) - 1)
-        entries = {"e0": first_entry, "e1": first_entry + int(n) - 1}
+        last_entry = self.conn.execute(text("select max(id) from entries")).scalar_one()
+        self._refresh_statistics("entries", int(last_entry))
         self.conn.execute(
             text(
                 "insert into postings (entry_id, account_id, amount_g) "
                 "select e.id, a.id, r.reduction_g from entries e "
                 "join records r on r.seq = e.record_seq "
                 "join accounts a on a.subject_id = r.subject_id "
-                "where e.id between :e0 and :e1 "
+                "where e.record_seq between :lo and :hi "
                 "union all "
                 "select e.id, a.id, -r.reduction_g from entries e "
                 "join records r on r.seq = e.record_seq "
                 "join accounts a "
                 "on a.platform_id = r.platform_id and a.methodology = r.methodology "
-                "where e.id between :e0 and :e1"
+                "where e.record_seq between :lo and :hi"
             ),
-            entries,
+            span,
         )
         self.conn.execute(
-            # `where true` lets SQLite tell the upsert clause from a join.
+            # Rows are locked in account order, as every other writer of balances does, so
+            # that concurrent writers queue instead of deadlocking. `where true` lets SQLite
+            # tell the upsert clause from a join.
             text(
                 "insert into balances (account_id, balance_g) "
-                "select account_id, sum(amount_g) from postings "
-                "where entry_id between :e0 and :e1 group by account_id having true "
+                "select p.account_id, sum(p.amount_g) from postings p "
+                "join entries e on e.id = p.entry_id "
+                "where e.record_seq between :lo and :hi group by p.account_id having true "
+                "order by p.account_id "
                 "on conflict (account_id) do update "
                 "set balance_g = balances.balance_g + excluded.balance_g"
             ),
-            entries,
+            span,
         )
         return int(n)
 

@@ -5,8 +5,13 @@ Who owns what:
   (platform, record_id): the normalised record and its receipt), `quantifications` (every
   distinct calculation a credit was pinned to), `conflicts` and `unkeyed_rejections` (audit of
   refused submissions that have no record row of their own);
-- ledger: `accounts`, `entries`, `postings` (append-only, integer grams) and `balances` (the
-  running sum of each account's postings).
+- ledger: `accounts`, `entries`, `postings` (append-only, integer amounts: grams CO2e, or
+  points in points accounts, never both in one entry) and `balances` (the running sum of each
+  account's postings);
+- personal carbon accounts: `programmes` (how credited grams earn points) and `awards` (which
+  credit earned which points), `rewards` and their coupon `reward_codes`, and `operations` (what
+  a citizen or the operator did to an account, keyed by the client's idempotency key: the audit
+  trail of redemptions, retirements, transfers and reversals).
 
 The tables written once per record or citizen (`records`, `entries`, `postings`, `accounts`,
 `balances`, `conflicts`) carry no
@@ -200,21 +205,30 @@ unkeyed_rejections = Table(
     Column("reason", Text, nullable=False),
 )
 
+ACCOUNT_KINDS = ("citizen", "issuance", "points", "programme", "expired", "retired", "reward")
+
 accounts = Table(
     "accounts",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("kind", String(16), nullable=False, comment="citizen or issuance"),
+    Column("kind", String(16), nullable=False, comment=", ".join(ACCOUNT_KINDS)),
     Column("subject_id", Integer, nullable=True, unique=True, comment="citizen accounts"),
     Column("platform_id", Integer, nullable=True, comment="issuance accounts"),
     Column("methodology", String(96), nullable=True, comment="issuance accounts: id@version"),
+    Column("code", String(160), nullable=True, unique=True, comment="the other kinds"),
+    Column("owner_id", Integer, nullable=True, comment="points and retired: the citizen's id"),
+    Column("unit", String(2), nullable=False, server_default=text("'g'"), comment="g or pt"),
     UniqueConstraint("platform_id", "methodology"),
     CheckConstraint(
-        "(kind = 'citizen' and subject_id is not null) or "
-        "(kind = 'issuance' and platform_id is not null and methodology is not null)",
+        "(kind = 'citizen' and subject_id is not null and unit = 'g') or "
+        "(kind = 'issuance' and platform_id is not null and methodology is not null "
+        "and unit = 'g') or "
+        "(kind in ('points', 'programme', 'expired', 'retired', 'reward') and code is not null)",
         name="kind",
     ),
+    CheckConstraint("unit in ('g', 'pt')", name="unit"),
 )
+Index("ix_accounts_owner_id", accounts.c.owner_id)
 
 balances = Table(
     "balances",
@@ -228,12 +242,16 @@ balances = Table(
 entries = Table(
     "entries",
     metadata,
-    Column("id", RowId, primary_key=True, autoincrement=False),
+    Column("id", RowId, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),
     Column("record_seq", BigInteger, nullable=True, unique=True),
     Column("batch_id", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("operation_id", Integer, nullable=True, comment="the citizen operation it records"),
+    Column("reverses", BigInteger, nullable=True, unique=True, comment="entry it reverses"),
+    Column("expires_at", DateTime(timezone=True), nullable=True, comment="points awarded"),
 )
+Index("ix_entries_operation_id", entries.c.operation_id)
 
 postings = Table(
     "postings",
@@ -245,3 +263,106 @@ postings = Table(
     CheckConstraint("amount_g <> 0", name="nonzero"),
 )
 Index("ix_postings_account", postings.c.account_id, postings.c.entry_id)
+
+# Personal carbon accounts: points programmes, rewards, citizens' operations ---------------------
+
+programmes = Table(
+    "programmes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column(
+        "platform_id",
+        Integer,
+        ForeignKey("platforms.id"),
+        nullable=True,
+        comment="the platform running it; null: the exchange's own",
+    ),
+    Column("points_per_kg", Numeric(18, 6), nullable=False, comment="points per 1 000 g credited"),
+    Column("expiry_days", Integer, nullable=True, comment="points expire after; null: never"),
+    Column(
+        "starts_at",
+        DateTime(timezone=True),
+        nullable=False,
+        comment="credits from this moment on earn points",
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("points_per_kg > 0", name="rate"),
+    CheckConstraint("expiry_days is null or expiry_days > 0", name="expiry"),
+)
+
+awards = Table(
+    "awards",
+    metadata,
+    Column("programme_id", Integer, nullable=False),
+    Column("credit_entry_id", BigInteger, nullable=False),
+    Column("award_entry_id", BigInteger, nullable=True, comment="null: the credit earned 0 points"),
+    PrimaryKeyConstraint("programme_id", "credit_entry_id"),
+)
+
+rewards = Table(
+    "rewards",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False, comment="coupon, tree or donation"),
+    Column("issuer", Text, nullable=False, comment="the merchant, platform or project"),
+    Column("project", Text, nullable=True, comment="planting or donation project"),
+    Column("price_g", BigInteger, nullable=True),
+    Column("price_points", BigInteger, nullable=True),
+    Column(
+        "programme_id",
+        Integer,
+        ForeignKey("programmes.id"),
+        nullable=True,
+        comment="whose points pay for it",
+    ),
+    Column("stock", Integer, nullable=True, comment="made available so far; null: unlimited"),
+    Column("remaining", Integer, nullable=True),
+    Column("issued", Integer, nullable=False, server_default=text("0"), comment="redeemed so far"),
+    Column("per_citizen_limit", Integer, nullable=True),
+    Column("valid_from", DateTime(timezone=True), nullable=True),
+    Column("valid_to", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("kind in ('coupon', 'tree', 'donation')", name="kind"),
+    CheckConstraint(
+        "(price_g > 0 and price_points is null and programme_id is null) or "
+        "(price_points > 0 and price_g is null and programme_id is not null)",
+        name="price",
+    ),
+    CheckConstraint(
+        "(stock is null and remaining is null) or (remaining >= 0 and remaining <= stock)",
+        name="stock",
+    ),
+    CheckConstraint("kind <> 'coupon' or stock is not null", name="coupon_stock"),
+    CheckConstraint("per_citizen_limit is null or per_citizen_limit > 0", name="limit"),
+)
+
+reward_codes = Table(
+    "reward_codes",
+    metadata,
+    Column("reward_id", Integer, ForeignKey("rewards.id"), nullable=False),
+    Column("ordinal", Integer, nullable=False, comment="handed out in this order"),
+    Column("code", String(128), nullable=False),
+    PrimaryKeyConstraint("reward_id", "ordinal"),
+    UniqueConstraint("reward_id", "code"),
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_id", Integer, nullable=False, comment="the citizen it is about"),
+    Column("idempotency_key", String(128), nullable=False, comment="chosen by the client"),
+    Column("kind", String(16), nullable=False),
+    Column("request_digest", String(64), nullable=False, comment="SHA-256 of the request"),
+    Column("reward_id", Integer, nullable=True),
+    Column("actor", String(80), nullable=False, comment="who asked: platform or staff"),
+    Column("result", Text, nullable=False, comment="JSON: what was done"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("subject_id", "idempotency_key"),
+    CheckConstraint("kind in ('redeem', 'retire', 'transfer', 'reverse')", name="kind"),
+)
+Index("ix_operations_subject_id_reward_id", operations.c.subject_id, operations.c.reward_id)

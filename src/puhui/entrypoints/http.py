@@ -1,0 +1,72 @@
+"""What every HTTP route shares: the problem-details model and who is calling (a signed
+member platform, a citizen's bearer token, an operator's or regulator's bearer token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from puhui.bootstrap import App
+from puhui.domain.errors import AuthenticationError
+from puhui.service import citizens, credentials, oversight
+
+PROBLEM = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details with puhui's stable code."""
+
+    type: str = Field(examples=["urn:puhui:problem:bad_signature"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable reason code, also the last part of `type`.")
+    instance: str | None = None
+    request_id: str | None = None
+
+
+def problem_doc(description: str = "Problem details (RFC 9457).") -> dict[str, Any]:
+    """An error response in the OpenAPI document: a `Problem` as application/problem+json."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"model": Problem, "description": description, "content": {PROBLEM: {"schema": schema}}}
+
+
+async def platform(request: Request) -> str:
+    """The signing platform of a request (a dependency of every platform route)."""
+    app: App = request.app.state.puhui
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await run_in_threadpool(
+        credentials.authenticate, app, request.method, path, request.headers, body
+    )
+
+
+async def citizen(request: Request) -> citizens.Citizen:
+    """The citizen a bearer token speaks for (a dependency of every citizen route)."""
+    return citizens.verify_token(request.app.state.puhui, bearer(request, "citizen token"))
+
+
+async def staff(request: Request) -> oversight.Staff:
+    """The operator or regulator a bearer token speaks for."""
+    token = bearer(request, "staff token")
+    return await run_in_threadpool(oversight.verify_staff_token, request.app.state.puhui, token)
+
+
+def bearer(request: Request, kind: str) -> str:
+    """The token of an `Authorization: Bearer` header."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("missing_token", f"send Authorization: Bearer <{kind}>")
+    return token.strip()
+
+
+def require(staff: oversight.Staff, role: oversight.Role) -> None:
+    if staff.role is not role:
+        raise Forbidden(f"a {staff.role} token may not read this; it needs the {role} role")
+
+
+class Forbidden(Exception):
+    """An authenticated caller whose role does not allow the request."""
