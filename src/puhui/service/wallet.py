@@ -678,41 +678,48 @@ def _reverse(c: _Context) -> None:
     row = c.conn.execute(select(e.c.kind, e.c.reverses).where(e.c.id == entry_id)).one()
     if row.kind not in REVERSIBLE:
         raise RefusedError("not_reversible", f"a {row.kind} entry cannot be reversed")
-    targets = [entry_id]
-    if row.kind == "credit":
-        # The points the credit earned go with it.
-        targets += [
-            int(award)
-            for award in c.conn.execute(
-                select(t.awards.c.award_entry_id).where(
-                    t.awards.c.credit_entry_id == entry_id, t.awards.c.award_entry_id.is_not(None)
-                )
-            ).scalars()
-        ]
-    reversals = []
-    for target in targets:
-        done = c.conn.execute(select(e.c.id).where(e.c.reverses == target)).scalar_one_or_none()
-        if done is not None:
-            raise RefusedError("already_reversed", f"entry {target} is reversed already")
-        legs = c.conn.execute(
-            text(
-                "select p.account_id, p.amount_g, a.kind from postings p "
-                "join accounts a on a.id = p.account_id where p.entry_id = :e"
-            ),
-            {"e": target},
-        ).all()
-        reversals.append(
-            _post(
-                c,
-                "reversal",
-                [
-                    (account, -amount, kind not in ("issuance", "programme"))
-                    for account, amount, kind in legs
-                ],
-                reverses=target,
-            )
+    done = c.conn.execute(select(e.c.id).where(e.c.reverses == entry_id)).scalar_one_or_none()
+    if done is not None:
+        raise RefusedError("already_reversed", f"entry {entry_id} is reversed already")
+    legs = c.conn.execute(
+        text(
+            "select p.account_id, p.amount_g, a.kind from postings p "
+            "join accounts a on a.id = p.account_id where p.entry_id = :e"
+        ),
+        {"e": entry_id},
+    ).all()
+    reversals = [
+        _post(
+            c,
+            "reversal",
+            [(a, -amount, kind not in ("issuance", "programme")) for a, amount, kind in legs],
+            reverses=entry_id,
         )
-    c.result.update({"reversed": targets, "entries": reversals, "reason": c.request["reason"]})
+    ]
+    if row.kind == "credit":
+        # The points the credit earned go with it: the citizen gives them back to each
+        # programme (an award entry holds many citizens' points, so it is not mirrored).
+        earned = c.conn.execute(
+            text(
+                "select p.code, w.points, r.subject_id from awards w "
+                "join programmes p on p.id = w.programme_id "
+                "join entries e on e.id = w.credit_entry_id "
+                "join records r on r.seq = e.record_seq "
+                "where w.credit_entry_id = :e and w.points > 0 order by p.code"
+            ),
+            {"e": entry_id},
+        ).all()
+        for programme, points, subject_id in earned:
+            account = _points_account(c.conn, programme, subject_id)
+            source = _account(c.conn, "programme", f"programme:{programme}", "pt")
+            reversals.append(
+                _post(
+                    c,
+                    "award_reversal",
+                    [(account, -int(points), True), (source, int(points), False)],
+                )
+            )
+    c.result.update({"reversed": entry_id, "entries": reversals, "reason": c.request["reason"]})
 
 
 # Points: awards and expiry (`puhui jobs run`) -------------------------------------------------
@@ -740,6 +747,8 @@ def run_jobs(app: App) -> JobReport:
 
 
 def _award(app: App, programme: Programme) -> tuple[int, int]:
+    """One award entry per run: each citizen's points for the credits not yet awarded, each
+    credit's points (floored) recorded in `awards`."""
     at = app.clock()
     with app.engine.begin() as conn:
         prog = _programme(conn, programme.code)
@@ -761,31 +770,33 @@ def _award(app: App, programme: Programme) -> tuple[int, int]:
         earned = []
         for entry_id, subject_id, grams in pending:
             points = int((Decimal(grams) * rate / 1000).to_integral_value(ROUND_FLOOR))
-            earned.append((entry_id, subject_id, points))
+            earned.append((entry_id, points))
             per_subject[subject_id] += points
-        expires = at + timedelta(days=programme.expiry_days) if programme.expiry_days else None
-        source = _account(conn, "programme", f"programme:{programme.code}", "pt")
-        entry_of: dict[int, int] = {}
-        context = _Context(conn, app, 0, None, at, {})
-        for subject_id in sorted(per_subject):
-            points = per_subject[subject_id]
-            if points > 0:
-                account = _points_account(conn, programme.code, subject_id)
-                entry_of[subject_id] = _post(
-                    context,
-                    "award",
-                    [(account, points, False), (source, -points, False)],
-                    expires_at=expires,
-                )
+        per_subject = {s: n for s, n in per_subject.items() if n > 0}
+        entry = None
+        if per_subject:
+            accounts = _points_accounts(conn, programme.code, sorted(per_subject))
+            source = _account(conn, "programme", f"programme:{programme.code}", "pt")
+            total = sum(per_subject.values())
+            legs: list[Leg] = [(accounts[s], n, False) for s, n in per_subject.items()]
+            entry = _post(
+                _Context(conn, app, 0, None, at, {}),
+                "award",
+                [*legs, (source, -total, False)],
+                expires_at=at + timedelta(days=programme.expiry_days)
+                if programme.expiry_days
+                else None,
+            )
         conn.execute(
             insert(t.awards),
             [
                 {
                     "programme_id": prog["id"],
                     "credit_entry_id": entry_id,
-                    "award_entry_id": entry_of.get(subject_id) if points > 0 else None,
+                    "award_entry_id": entry if points else None,
+                    "points": points,
                 }
-                for entry_id, subject_id, points in earned
+                for entry_id, points in earned
             ],
         )
     return sum(per_subject.values()), len(pending)
@@ -822,9 +833,9 @@ def _expire(app: App, programme: Programme) -> tuple[int, int]:
         if not due:
             return 0, 0
         sink = _account(conn, "expired", f"expired:{programme.code}", "pt")
-        context = _Context(conn, app, 0, None, at, {})
-        for account, points in due:
-            _post(context, "expire", [(account, -points, True), (sink, points, False)])
+        legs: list[Leg] = [(account, -points, True) for account, points in due]
+        total = sum(points for _, points in due)
+        _post(_Context(conn, app, 0, None, at, {}), "expire", [*legs, (sink, total, False)])
     return sum(n for _, n in due), len(due)
 
 
@@ -955,42 +966,29 @@ def _post(
     reverses: int | None = None,
     expires_at: datetime | None = None,
 ) -> int:
-    """Post one balanced entry: balances first, in account order, then the entry."""
+    """Post one balanced entry: balances first, in ascending account order (runs of the same
+    kind of change go to the database together), then the entry and its postings."""
     Entry(kind, tuple(Posting(str(account), amount) for account, amount, _ in legs))
-    units = set(
-        c.conn.execute(
-            select(t.accounts.c.unit).where(t.accounts.c.id.in_([a for a, _, _ in legs]))
-        ).scalars()
-    )
-    if len(units) != 1:
-        raise LedgerError("an entry moves grams or points, never both")
-    kinds = dict(
-        c.conn.execute(
-            select(t.accounts.c.id, t.accounts.c.kind).where(
-                t.accounts.c.id.in_([a for a, _, _ in legs])
+    ids = [a for a, _, _ in legs]
+    meta = {
+        account_id: (account_kind, unit)
+        for account_id, account_kind, unit in c.conn.execute(
+            select(t.accounts.c.id, t.accounts.c.kind, t.accounts.c.unit).where(
+                t.accounts.c.id.in_(ids)
             )
         ).all()
-    )
-    for account, amount, guarded in sorted(legs):
-        if amount < 0 and kinds[account] == "retired":
-            raise LedgerError("retired grams are never taken out again")
-        if amount < 0 and guarded:
-            changed = c.conn.execute(
-                update(t.balances)
-                .where(t.balances.c.account_id == account, t.balances.c.balance_g >= -amount)
-                .values(balance_g=t.balances.c.balance_g + amount)
-            ).rowcount
-            if changed != 1:
-                raise RefusedError("insufficient_balance", "not enough in the account")
-        else:
-            c.conn.execute(
-                text(
-                    "insert into balances (account_id, balance_g) values (:a, :g) "
-                    "on conflict (account_id) do update "
-                    "set balance_g = balances.balance_g + excluded.balance_g"
-                ),
-                {"a": account, "g": amount},
-            )
+    }
+    if len({unit for _, unit in meta.values()}) != 1:
+        raise LedgerError("an entry moves grams or points, never both")
+    if any(amount < 0 and meta[a][0] == "retired" for a, amount, _ in legs):
+        raise LedgerError("retired grams are never taken out again")
+    ordered = sorted(legs)
+    run: list[Leg] = []
+    for i, leg in enumerate(ordered):
+        run.append(leg)
+        if i + 1 == len(ordered) or _debit(ordered[i + 1]) != _debit(leg):
+            _apply(c.conn, run)
+            run = []
     entry_id = int(
         c.conn.execute(
             insert(t.entries)
@@ -1009,6 +1007,34 @@ def _post(
         [{"entry_id": entry_id, "account_id": a, "amount_g": amount} for a, amount, _ in legs],
     )
     return entry_id
+
+
+def _debit(leg: Leg) -> bool:
+    """Whether a leg takes from an account that may not go below zero."""
+    return leg[1] < 0 and leg[2]
+
+
+def _apply(conn: Connection, run: list[Leg]) -> None:
+    """Change the balances of a run of legs of one kind: conditional debits, or additions."""
+    if _debit(run[0]):
+        changed = conn.execute(
+            text(
+                "update balances set balance_g = balance_g + :g "
+                "where account_id = :a and balance_g >= -:g"
+            ),
+            [{"a": a, "g": amount} for a, amount, _ in run],
+        ).rowcount
+        if changed != len(run):
+            raise RefusedError("insufficient_balance", "not enough in the account")
+        return
+    conn.execute(
+        text(
+            "insert into balances (account_id, balance_g) values (:a, :g) "
+            "on conflict (account_id) do update "
+            "set balance_g = balances.balance_g + excluded.balance_g"
+        ),
+        [{"a": a, "g": amount} for a, amount, _ in run],
+    )
 
 
 def _subject(conn: Connection, pseudonym: str) -> int:
@@ -1039,8 +1065,31 @@ def _citizen_account(conn: Connection, subject_id: int) -> int:
 
 
 def _points_account(conn: Connection, programme: str, subject_id: int) -> int:
+    return _points_accounts(conn, programme, [subject_id])[subject_id]
+
+
+def _points_accounts(conn: Connection, programme: str, subject_ids: list[int]) -> dict[int, int]:
+    """The points accounts of citizens in a programme, opened where missing."""
     _programme(conn, programme)
-    return _account(conn, "points", f"points:{programme}:{subject_id}", "pt", owner=subject_id)
+    codes = {f"points:{programme}:{s}": s for s in subject_ids}
+    conn.execute(
+        text(
+            "insert into accounts (kind, code, owner_id, unit) values ('points', :c, :o, 'pt') "
+            "on conflict (code) do nothing"
+        ),
+        [{"c": code, "o": s} for code, s in codes.items()],
+    )
+    found: dict[int, int] = {}
+    chunk = 5_000
+    keys = list(codes)
+    for i in range(0, len(keys), chunk):
+        for account_id, code in conn.execute(
+            select(t.accounts.c.id, t.accounts.c.code).where(
+                t.accounts.c.code.in_(keys[i : i + chunk])
+            )
+        ).all():
+            found[codes[code]] = int(account_id)
+    return found
 
 
 def _account(conn: Connection, kind: str, code: str, unit: str, owner: int | None = None) -> int:

@@ -298,6 +298,7 @@ awards = Table(
     Column("programme_id", Integer, nullable=False),
     Column("credit_entry_id", BigInteger, nullable=False),
     Column("award_entry_id", BigInteger, nullable=True, comment="null: the credit earned 0 points"),
+    Column("points", BigInteger, nullable=False, comment="what the credit earned, floored"),
     PrimaryKeyConstraint("programme_id", "credit_entry_id"),
 )
 

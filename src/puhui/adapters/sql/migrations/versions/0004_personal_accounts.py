@@ -151,6 +151,9 @@ def upgrade() -> None:
             nullable=True,
             comment="null: the credit earned 0 points",
         ),
+        sa.Column(
+            "points", sa.BigInteger(), nullable=False, comment="what the credit earned, floored"
+        ),
         sa.PrimaryKeyConstraint("programme_id", "credit_entry_id", name=op.f("pk_awards")),
     )
     op.create_table(
