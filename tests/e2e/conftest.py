@@ -76,6 +76,7 @@ def cli(database_url: str, tmp_path: Path) -> Any:
         return done.stdout
 
     run.env = env  # type: ignore[attr-defined]
+    run.argv = _puhui()  # type: ignore[attr-defined]
     run("init")
     return run
 

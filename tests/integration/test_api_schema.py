@@ -57,7 +57,7 @@ CHECKS = [
 
 @given(case=schema.as_strategy())
 @settings(
-    max_examples=300,
+    max_examples=600,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -67,7 +67,9 @@ def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> N
     path = case.formatted_path
     if case.query:
         path += "?" + urlencode(case.query, doseq=True)
-    headers = {"content-type": "application/json"}
+    # Generated headers (an Idempotency-Key, say), then the caller's credentials.
+    headers = {k: str(v) for k, v in (case.headers or {}).items()}
+    headers["content-type"] = "application/json"
     citizen = case.path == "/v1/me" or case.path.startswith("/v1/me/")
     if citizen and secrets.randbelow(8):
         headers["authorization"] = f"Bearer {live.state.citizen_token}"

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from puhui.bootstrap import App
 from puhui.domain import signing
 from puhui.domain.errors import (
+    AlreadyExistsError,
     AuthenticationError,
     ConfigurationError,
     InputError,
@@ -777,6 +778,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    409: "Conflict",
     413: "Payload too large",
     422: "Unprocessable content",
     500: "Internal server error",
@@ -812,6 +814,10 @@ def _install_errors(api: FastAPI) -> None:
     @api.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return _problem(request, 404, "not_found", str(exc))
+
+    @api.exception_handler(AlreadyExistsError)
+    async def exists(request: Request, exc: AlreadyExistsError) -> JSONResponse:
+        return _problem(request, 409, "already_exists", str(exc))
 
     @api.exception_handler(RefusedError)
     async def refused_operation(request: Request, exc: RefusedError) -> JSONResponse:

@@ -38,6 +38,10 @@ IdempotencyKey = Annotated[
 ]
 
 
+Citizen = Annotated[citizens.Citizen, Depends(citizen)]
+Staff = Annotated[oversight.Staff, Depends(staff)]
+
+
 class HoldingsOut(BaseModel):
     """What a citizen holds. Grams CO2e and points are different things and never added up."""
 
@@ -211,8 +215,6 @@ def install(api: FastAPI, app: App) -> None:
         404: problem_doc(),
         409: problem_doc(),
     }
-    Citizen = Annotated[citizens.Citizen, Depends(citizen)]
-    Staff = Annotated[oversight.Staff, Depends(staff)]
 
     @api.get(
         "/v1/me/holdings",

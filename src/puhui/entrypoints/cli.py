@@ -419,7 +419,7 @@ def account_operations(
             o.at.isoformat(timespec="seconds"),
             o.kind,
             o.actor,
-            json.dumps(o.result, ensure_ascii=False, sort_keys=True),
+            _summary(o.kind, o.result),
         )
     out.print(table)
 
@@ -436,6 +436,24 @@ def ledger_reverse(
     with _app(db, key_file) as a:
         outcome = wallet.reverse(a, entry, key, OPERATOR, reason)
     _print_outcome(outcome)
+
+
+def _summary(kind: str, r: dict[str, Any]) -> str:
+    """One line of what an operation did."""
+    if kind == "redeem":
+        got = r.get("coupon_code") or (f"tree #{r['tree_number']}" if "tree_number" in r else "")
+        return (
+            f"{r['reward']} ({r['kind']}{': ' + got if got else ''}) for {r['price']} {r['unit']}"
+        )
+    if kind == "retire":
+        offset = r.get("footprint")
+        what = f" offsetting {offset['kind']} {offset['amount']} {offset['unit']}" if offset else ""
+        return f"{r['retired_g']} g retired{what}; certificate {r['certificate']}"
+    if kind == "transfer":
+        return f"gave {r['amount']} {r['unit']}" + (
+            f" ({r['programme']})" if r["programme"] else ""
+        )
+    return f"reversed entry {r['reversed']}: {r['reason']}"
 
 
 def _print_outcome(outcome: wallet.Outcome) -> None:

@@ -137,9 +137,14 @@ def list_programmes(app: App) -> list[Programme]:
             .order_by(p.c.code)
         ).all()
     return [
-        Programme(code, name, plat, Decimal(str(rate)), days, queries.aware(starts))
+        Programme(code, name, plat, _plain(Decimal(str(rate))), days, queries.aware(starts))
         for code, name, plat, rate, days, starts in rows
     ]
+
+
+def _plain(value: Decimal) -> Decimal:
+    """A rate without the column's trailing zeros: 10, 2.5."""
+    return value.quantize(Decimal(1)) if value == value.to_integral() else value.normalize()
 
 
 @dataclass(frozen=True, slots=True)
