@@ -59,6 +59,8 @@ MAX_KEY = 128
 CHINA = timedelta(hours=8)
 UNITS = ("g", "pt")
 REWARD_KINDS = ("coupon", "tree", "donation")
+# Accounts of one citizen; the others are shared by many operations.
+OWNED = ("citizen", "points", "retired")
 # Entries that a reversal may undo. A retirement never is; awards and expiries follow their
 # credit.
 REVERSIBLE = ("credit", "redeem", "transfer")
@@ -573,18 +575,16 @@ def _redeem(c: _Context) -> None:
         and (reward["valid_to"] is None or c.at < queries.aware(reward["valid_to"]))
     ):
         raise RefusedError("not_available", f"{reward['code']} cannot be redeemed now")
-    # The stock row first: it also queues every redemption of this reward behind the others,
-    # so the per-citizen count below sees them all.
-    r = t.rewards
-    taken = c.conn.execute(
-        update(r)
-        .where(r.c.id == reward["id"], (r.c.remaining.is_(None)) | (r.c.remaining > 0))
-        .values(remaining=r.c.remaining - 1, issued=r.c.issued + 1)
-        .returning(r.c.issued)
-    ).one_or_none()
-    if taken is None:
-        raise RefusedError("out_of_stock", f"{reward['code']} is out of stock")
+    if reward["price_g"] is not None:
+        unit, price = "g", int(reward["price_g"])
+        payer = _citizen_account(c.conn, c.subject_id)
+    else:
+        unit, price = "pt", int(reward["price_points"])
+        payer = _points_account(c.conn, reward["programme"], c.subject_id)
+    sink = _account(c.conn, "reward", f"reward:{reward['code']}", unit)
     if reward["per_citizen_limit"] is not None:
+        # The payer's row queues this citizen's operations: the count sees the ones before.
+        _lock(c.conn, payer)
         o = t.operations
         done = c.conn.execute(
             select(func.count())
@@ -600,14 +600,17 @@ def _redeem(c: _Context) -> None:
                 "limit_reached",
                 f"{reward['code']} can be redeemed {reward['per_citizen_limit']} times per citizen",
             )
-    if reward["price_g"] is not None:
-        unit, price = "g", int(reward["price_g"])
-        payer = _citizen_account(c.conn, c.subject_id)
-    else:
-        unit, price = "pt", int(reward["price_points"])
-        payer = _points_account(c.conn, reward["programme"], c.subject_id)
-    sink = _account(c.conn, "reward", f"reward:{reward['code']}", unit)
     entry = _post(c, "redeem", [(payer, -price, True), (sink, price, False)])
+    # The stock row last: every redemption of the reward queues on it until it commits.
+    r = t.rewards
+    taken = c.conn.execute(
+        update(r)
+        .where(r.c.id == reward["id"], (r.c.remaining.is_(None)) | (r.c.remaining > 0))
+        .values(remaining=r.c.remaining - 1, issued=r.c.issued + 1)
+        .returning(r.c.issued)
+    ).one_or_none()
+    if taken is None:
+        raise RefusedError("out_of_stock", f"{reward['code']} is out of stock")
     c.result.update(
         {"reward": reward["code"], "kind": reward["kind"], "unit": unit, "price": price}
     )
@@ -987,13 +990,6 @@ def _post(
         raise LedgerError("an entry moves grams or points, never both")
     if any(amount < 0 and meta[a][0] == "retired" for a, amount, _ in legs):
         raise LedgerError("retired grams are never taken out again")
-    ordered = sorted(legs)
-    run: list[Leg] = []
-    for i, leg in enumerate(ordered):
-        run.append(leg)
-        if i + 1 == len(ordered) or _debit(ordered[i + 1]) != _debit(leg):
-            _apply(c.conn, run)
-            run = []
     entry_id = int(
         c.conn.execute(
             insert(t.entries)
@@ -1011,7 +1007,24 @@ def _post(
         insert(t.postings),
         [{"entry_id": entry_id, "account_id": a, "amount_g": amount} for a, amount, _ in legs],
     )
+    # Balances last, in the one lock order: citizens' accounts, then the shared ones (a
+    # reward's, a programme's…, which every operation on them queues for), each by id.
+    ordered = sorted(legs, key=lambda leg: (meta[leg[0]][0] not in OWNED, leg[0]))
+    run: list[Leg] = []
+    for i, leg in enumerate(ordered):
+        run.append(leg)
+        if i + 1 == len(ordered) or _debit(ordered[i + 1]) != _debit(leg):
+            _apply(c.conn, run)
+            run = []
     return entry_id
+
+
+def _lock(conn: Connection, account: int) -> None:
+    """Hold an account's balance row until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time anyway)."""
+    conn.execute(
+        select(t.balances.c.balance_g).where(t.balances.c.account_id == account).with_for_update()
+    ).all()
 
 
 def _debit(leg: Leg) -> bool:
@@ -1043,6 +1056,8 @@ def _apply(conn: Connection, run: list[Leg]) -> None:
 
 
 def _subject(conn: Connection, pseudonym: str) -> int:
+    # A write first, always: SQLite then takes its write lock before this transaction reads
+    # anything, so concurrent operations wait for each other instead of failing.
     conn.execute(
         text("insert into subjects (pseudonym) values (:p) on conflict (pseudonym) do nothing"),
         {"p": pseudonym},
@@ -1055,6 +1070,11 @@ def _subject(conn: Connection, pseudonym: str) -> int:
 
 
 def _citizen_account(conn: Connection, subject_id: int) -> int:
+    found = conn.execute(
+        select(t.accounts.c.id).where(t.accounts.c.subject_id == subject_id)
+    ).scalar()
+    if found is not None:
+        return int(found)
     conn.execute(
         text(
             "insert into accounts (kind, subject_id, unit) values ('citizen', :s, 'g') "
@@ -1098,6 +1118,9 @@ def _points_accounts(conn: Connection, programme: str, subject_ids: list[int]) -
 
 
 def _account(conn: Connection, kind: str, code: str, unit: str, owner: int | None = None) -> int:
+    found = conn.execute(select(t.accounts.c.id).where(t.accounts.c.code == code)).scalar()
+    if found is not None:
+        return int(found)
     conn.execute(
         text(
             "insert into accounts (kind, code, owner_id, unit) values (:k, :c, :o, :u) "

@@ -367,15 +367,15 @@ class IntakeStore:
             span,
         )
         self.conn.execute(
-            # Rows are locked in account order, as every other writer of balances does, so
-            # that concurrent writers queue instead of deadlocking. `where true` lets SQLite
-            # tell the upsert clause from a join.
+            # Rows are locked in the order every writer of balances uses (citizens' accounts,
+            # then the shared ones, each by id), so concurrent writers queue, not deadlock.
+            # `having true` lets SQLite tell the upsert clause from a join.
             text(
                 "insert into balances (account_id, balance_g) "
                 "select p.account_id, sum(p.amount_g) from postings p "
-                "join entries e on e.id = p.entry_id "
-                "where e.record_seq between :lo and :hi group by p.account_id having true "
-                "order by p.account_id "
+                "join entries e on e.id = p.entry_id join accounts a on a.id = p.account_id "
+                "where e.record_seq between :lo and :hi group by p.account_id, a.kind "
+                "having true order by a.kind <> 'citizen', p.account_id "
                 "on conflict (account_id) do update "
                 "set balance_g = balances.balance_g + excluded.balance_g"
             ),
