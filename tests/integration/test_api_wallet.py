@@ -159,3 +159,17 @@ def test_only_operators_set_up_the_catalogue_and_reverse(app: App, amap: Platfor
     assert client.get("/v1/me/holdings", headers=bearer(token)).json()["balance_g"] == 0
     again = client.post("/v1/oversight/reversals", json=reversal, headers=bearer(operator, "r-2"))
     assert (again.status_code, again.json()["code"]) == (409, "already_reversed")
+
+
+def test_a_platform_runs_a_programme_of_its_own(app: App, amap: Platform) -> None:
+    body = {"code": "amap-miles", "name": "高德里程", "points_per_kg": "2.5"}
+    unsigned = amap.client.post("/v1/programmes", json=body)
+    assert unsigned.status_code == 401
+    created = amap.request("POST", "/v1/programmes", body)
+    assert created.status_code == 200, created.text
+    assert created.json()["platform"] == "amap"
+    listed = amap.client.get("/v1/programmes").json()
+    assert [(p["code"], p["platform"], p["points_per_kg"]) for p in listed] == [
+        ("amap-miles", "amap", "2.5")
+    ]
+    assert amap.request("POST", "/v1/programmes", body).status_code == 409

@@ -904,13 +904,15 @@ def _document_security(api: FastAPI) -> None:
         }
         for path, operations in schema.get("paths", {}).items():
             if path.startswith("/v1/"):
-                for operation in operations.values():
+                for method, operation in operations.items():
                     citizen = path == "/v1/me" or path.startswith("/v1/me/")
                     if citizen:
                         operation["security"] = [{"CitizenToken": []}]
                     elif path.startswith("/v1/oversight/"):
                         operation["security"] = [{"StaffToken": []}]
-                    elif not path.startswith(PUBLIC):
+                    elif (method, path) != ("post", "/v1/footprints") and (
+                        method != "get" or not path.startswith(PUBLIC)
+                    ):
                         operation["security"] = signed
         api.openapi_schema = schema
         return schema

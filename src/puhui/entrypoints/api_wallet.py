@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, JsonValue
 from puhui.bootstrap import App
 from puhui.domain import footprints
 from puhui.domain.errors import InputError
-from puhui.entrypoints.http import citizen, problem_doc, require, staff
+from puhui.entrypoints.http import citizen, platform, problem_doc, require, staff
 from puhui.service import certificates, citizens, oversight, queries, wallet
 
 MAX_CODES = 10_000
@@ -40,6 +40,7 @@ IdempotencyKey = Annotated[
 
 Citizen = Annotated[citizens.Citizen, Depends(citizen)]
 Staff = Annotated[oversight.Staff, Depends(staff)]
+Platform = Annotated[str, Depends(platform)]
 
 
 class HoldingsOut(BaseModel):
@@ -153,6 +154,16 @@ class ProgrammeIn(BaseModel):
     points_per_kg: Decimal = Field(gt=0, le=1_000_000, decimal_places=6)
     expiry_days: int | None = Field(None, ge=1, le=36_500)
     platform: str | None = Field(None, max_length=64)
+    starts_at: datetime | None = None
+
+
+class PlatformProgrammeIn(BaseModel):
+    """A new points programme of the signing platform: only its records earn these points."""
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    points_per_kg: Decimal = Field(gt=0, le=1_000_000, decimal_places=6)
+    expiry_days: int | None = Field(None, ge=1, le=36_500)
     starts_at: datetime | None = None
 
 
@@ -371,6 +382,29 @@ def install(api: FastAPI, app: App) -> None:
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="{found.certificate}.pdf"'},
         )
+
+    @api.post(
+        "/v1/programmes",
+        response_model=ProgrammeOut,
+        tags=["platform"],
+        responses={
+            401: problem_doc("Not signed by an active key of a platform."),
+            409: problem_doc("The code is taken."),
+        },
+        summary="Define a points programme of your own",
+    )
+    def add_own_programme(body: PlatformProgrammeIn, signer: Platform) -> ProgrammeOut:
+        """Credits of your records from `starts_at` (now by default) earn its points."""
+        p = wallet.add_programme(
+            app,
+            body.code,
+            body.name,
+            body.points_per_kg,
+            body.expiry_days,
+            signer,
+            starts_at=body.starts_at,
+        )
+        return ProgrammeOut(**dataclasses.asdict(p))
 
     @api.post(
         "/v1/oversight/programmes",

@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -508,7 +508,7 @@ def _operate(
     kind: str,
     request: dict[str, Any],
     actor: str,
-    work: Any,
+    work: Callable[[_Context], None],
     reward: str | None = None,
 ) -> Outcome:
     if not key or len(key) > MAX_KEY or not key.isprintable():
