@@ -238,7 +238,7 @@ def test_a_citizen_reads_balance_history_and_how_a_credit_was_computed(
 
     assert as_citizen(amap.client, token, "/v1/me").json() == {"balance_g": 1079 + 549}
     history = as_citizen(amap.client, token, "/v1/me/history").json()["items"]
-    assert [(m["platform"], m["scene"], m["amount_g"]) for m in history] == [
+    assert [(m["platform"], m["scene"], m["amount"]) for m in history] == [
         ("didi", "recycling", 549),
         ("amap", "bus", 1079),
     ]

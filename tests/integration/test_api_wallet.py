@@ -128,7 +128,15 @@ def test_a_citizen_redeems_retires_and_gives(app: App, amap: Platform) -> None:
     kinds = [o["kind"] for o in client.get("/v1/me/operations", headers=bearer(token)).json()]
     assert kinds == ["transfer", "retire", "redeem", "redeem"]
     history = client.get("/v1/me/history", headers=bearer(token)).json()["items"]
-    assert [m["kind"] for m in history[:3]] == ["transfer", "retire", "redeem"]
+    assert [(m["kind"], m["unit"], m["programme"]) for m in history] == [
+        ("transfer", "g", None),
+        ("retire", "g", None),
+        ("redeem", "pt", "green"),  # the tea, paid in points
+        ("redeem", "g", None),
+        ("award", "pt", "green"),
+        ("credit", "g", None),
+    ]
+    assert history[0]["amount"] == -100
 
 
 def test_only_operators_set_up_the_catalogue_and_reverse(app: App, amap: Platform) -> None:

@@ -49,7 +49,7 @@ from puhui.entrypoints.http import platform as _platform
 from puhui.entrypoints.http import problem_doc as _problem_doc
 from puhui.entrypoints.http import require as _require
 from puhui.entrypoints.http import staff as _staff
-from puhui.service import admin, citizens, oversight, queries, submissions
+from puhui.service import admin, citizens, oversight, queries, submissions, wallet
 
 log = logging.getLogger("puhui.api")
 
@@ -165,12 +165,16 @@ class BalanceOut(BaseModel):
 
 
 class MovementOut(BaseModel):
-    """One movement of the citizen's account."""
+    """One movement of the citizen's account: grams CO2e, or points of one programme."""
 
     entry_id: int
     at: datetime
-    kind: str
-    amount_g: int
+    kind: str = Field(
+        description="credit, redeem, retire, transfer, reversal, award, award_reversal, expire"
+    )
+    amount: int = Field(description="In `unit`: added (+) or taken (−).")
+    unit: Literal["g", "pt"]
+    programme: str | None = Field(description="For points: the programme.")
     platform: str
     scene: str
     methodology: str
@@ -475,7 +479,7 @@ def create_app(app: App) -> FastAPI:
     )
     def my_balance(citizen: Annotated[citizens.Citizen, Depends(_citizen)]) -> BalanceOut:
         """Verified reductions credited to you, over every member platform."""
-        return BalanceOut(balance_g=citizens.balance(app, citizen))
+        return BalanceOut(balance_g=wallet.holdings(app, citizen.pseudonym).balance_g)
 
     @api.get(
         "/v1/me/history",

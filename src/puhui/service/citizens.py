@@ -89,40 +89,34 @@ class Movement:
     entry_id: int
     at: datetime
     kind: str
-    amount_g: int
+    amount: int
+    unit: str
+    programme: str | None
     platform: str
     scene: str
     methodology: str
     record_id: str | None
 
 
-def balance(app: App, citizen: Citizen) -> int:
-    """The citizen's balance in grams (0 before any credit)."""
-    with app.engine.connect() as conn:
-        value = conn.execute(
-            text(
-                "select coalesce(b.balance_g, 0) from accounts a "
-                "join subjects s on s.id = a.subject_id "
-                "left join balances b on b.account_id = a.id where s.pseudonym = :p"
-            ),
-            {"p": citizen.pseudonym},
-        ).scalar_one_or_none()
-    return int(value or 0)
-
-
 def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[Movement]:
-    """The citizen's movements, newest first, with entry ids below `before` when given."""
+    """The citizen's movements of grams and of points, newest first, with entry ids below
+    `before` when given. (Grams moved to the retired account show as the retirement taking
+    them out of the citizen's grams.)"""
     with app.engine.connect() as conn:
         rows = conn.execute(
             text(
-                "select e.id, e.created_at, e.kind, p.amount_g, pl.code, r.scene, "
-                "r.methodology, r.record_id from postings p "
+                "select e.id, e.created_at, e.kind, p.amount_g, a.unit, a.code, pl.code, "
+                "r.scene, r.methodology, r.record_id from postings p "
                 "join accounts a on a.id = p.account_id "
-                "join subjects s on s.id = a.subject_id "
                 "join entries e on e.id = p.entry_id "
                 "left join records r on r.seq = e.record_seq "
                 "left join platforms pl on pl.id = r.platform_id "
-                "where s.pseudonym = :p and e.id < :before order by e.id desc limit :n"
+                "where p.account_id in ("
+                "select x.id from accounts x join subjects s on s.id = x.subject_id "
+                "where s.pseudonym = :p union all "
+                "select x.id from accounts x join subjects s on s.id = x.owner_id "
+                "where s.pseudonym = :p and x.kind = 'points') "
+                "and e.id < :before order by e.id desc limit :n"
             ),
             {"p": citizen.pseudonym, "before": before or 2**63 - 1, "n": limit},
         ).all()
@@ -132,12 +126,14 @@ def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[
             queries.aware(at),
             kind,
             int(amount),
+            unit,
+            account.split(":")[1] if account else None,
             code or "",
             scene or "",
             methodology or "",
             record_id if code == citizen.platform else None,
         )
-        for entry, at, kind, amount, code, scene, methodology, record_id in rows
+        for entry, at, kind, amount, unit, account, code, scene, methodology, record_id in rows
     ]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -29,6 +29,7 @@ from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_tabl
 from puhui.adapters.batch.settle import settle
 from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
+from puhui.domain import china_time
 from puhui.domain.errors import InputError
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.service.admin import check_ready
@@ -295,7 +296,7 @@ def _lookups(
     hi = pc.max(pc.coalesce(valid.column("end_ms"), starts)).as_py()
     claims = store.existing_claims(refs, chunk_subjects, lo, hi)
     usage = (
-        store.usage_day(_month_start_ms(lo), _next_month_ms(hi))
+        store.usage_day(china_time.month_start_ms(lo), china_time.next_month_ms(hi))
         if lo is not None and hi is not None
         else store.usage_day(0, 0)
     )
@@ -375,18 +376,6 @@ def _receipts(settled: pa.Table, platform: str, file: str) -> pa.Table:
             "settled_now": pc.equal(settled.column("role"), "new"),
         }
     )
-
-
-def _month_start_ms(ms: int) -> int:
-    day = date.fromordinal(date(1970, 1, 1).toordinal() + (ms + 8 * 3600_000) // 86_400_000)
-    start = date(day.year, day.month, 1)
-    return (start.toordinal() - date(1970, 1, 1).toordinal()) * 86_400_000 - 8 * 3600_000
-
-
-def _next_month_ms(ms: int) -> int:
-    day = date.fromordinal(date(1970, 1, 1).toordinal() + (ms + 8 * 3600_000) // 86_400_000)
-    nxt = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
-    return (nxt.toordinal() - date(1970, 1, 1).toordinal()) * 86_400_000 - 8 * 3600_000
 
 
 @contextmanager

@@ -21,11 +21,9 @@ from typing import Any
 from sqlalchemy import insert, select, text, update
 
 from puhui.adapters.sql import tables as t
-from puhui.adapters.sql.intake import CHINA_MS, DAY_MS
 from puhui.bootstrap import App
+from puhui.domain import china_time
 from puhui.domain.errors import AuthenticationError, ConfigurationError, NotFoundError
-
-EPOCH = date(1970, 1, 1)
 
 
 class Role(StrEnum):
@@ -135,7 +133,7 @@ def reductions(
     """Grams credited, credited records and distinct citizens per region, scene, platform or
     day, for behaviours that started in [day_from, day_to) (Asia/Shanghai days), largest first
     (days in calendar order)."""
-    day = f"(r.start_ms + {CHINA_MS}) / {DAY_MS}"
+    day = f"(r.start_ms + {china_time.OFFSET_MS}) / {china_time.DAY_MS}"
     key = {
         Dimension.REGION: "r.region",
         Dimension.SCENE: "r.scene",
@@ -153,7 +151,9 @@ def reductions(
     )
     return [
         ReductionRow(
-            (EPOCH + timedelta(days=int(k))).isoformat() if by is Dimension.DAY else str(k),
+            (china_time.EPOCH + timedelta(days=int(k))).isoformat()
+            if by is Dimension.DAY
+            else str(k),
             int(g),
             int(n),
             int(people),
@@ -228,10 +228,10 @@ def _window(day_from: date | None, day_to: date | None) -> tuple[str, dict[str, 
     clauses, params = "", {}
     if day_from is not None:
         clauses += " and r.start_ms >= :lo"
-        params["lo"] = (day_from - EPOCH).days * DAY_MS - CHINA_MS
+        params["lo"] = china_time.day_start_ms(day_from)
     if day_to is not None:
         clauses += " and r.start_ms < :hi"
-        params["hi"] = (day_to - EPOCH).days * DAY_MS - CHINA_MS
+        params["hi"] = china_time.day_start_ms(day_to)
     return clauses, params
 
 

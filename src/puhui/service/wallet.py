@@ -31,7 +31,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -39,7 +39,9 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from puhui.adapters.sql import tables as t
+from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
+from puhui.domain import china_time
 from puhui.domain.errors import (
     AlreadyExistsError,
     InputError,
@@ -56,7 +58,6 @@ MAX_GIFTS_G_PER_DAY = 200_000
 MAX_GIFT_POINTS = 100_000
 MAX_GIFTS_POINTS_PER_DAY = 200_000
 MAX_KEY = 128
-CHINA = timedelta(hours=8)
 UNITS = ("g", "pt")
 REWARD_KINDS = ("coupon", "tree", "donation")
 # Accounts of one citizen; the others are shared by many operations.
@@ -110,7 +111,7 @@ def add_programme(
     now = app.clock()
     starts_at = starts_at or now
     with app.engine.begin() as conn:
-        platform_id = _platform_id(conn, platform) if platform else None
+        platform_id = IntakeStore(conn).platform_id(platform) if platform else None
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -664,7 +665,7 @@ def _transfer(c: _Context) -> None:
         taker = _points_account(c.conn, programme, to_subject)
     if amount > most:
         raise RefusedError("gift_too_large", f"a gift is at most {most} {unit}")
-    day_start = _china_day_start(c.at)
+    day_start = china_time.day_start(c.at)
     given = c.conn.execute(
         text(
             "select coalesce(sum(-p.amount_g), 0) from postings p "
@@ -1150,20 +1151,6 @@ def _reward_row(conn: Connection, code: str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _platform_id(conn: Connection, code: str) -> int:
-    found = conn.execute(
-        select(t.platforms.c.id).where(t.platforms.c.code == code)
-    ).scalar_one_or_none()
-    if found is None:
-        raise NotFoundError(f"no platform {code!r}")
-    return int(found)
-
-
 def _check_code(code: str) -> None:
     if not code or len(code) > 64 or not all(ch.isalnum() or ch in "-_." for ch in code):
         raise InputError("a code has 1 to 64 letters, digits, '-', '_' or '.'")
-
-
-def _china_day_start(at: datetime) -> datetime:
-    local = (at.astimezone(UTC) + CHINA).date()
-    return datetime.combine(local, datetime.min.time(), UTC) - CHINA

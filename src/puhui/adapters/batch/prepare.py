@@ -13,12 +13,12 @@ import hmac
 import json
 import threading
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import duckdb
 import pyarrow as pa
 
-from puhui.domain import rules, subjects
+from puhui.domain import china_time, rules, subjects
 from puhui.domain.errors import FactorNotFoundError
 from puhui.domain.methodology import Catalogue, UnitQuantification
 from puhui.domain.reasons import Reason
@@ -26,7 +26,6 @@ from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_
 
 # Records may start a little after the moment they are received: platforms' clocks drift.
 FUTURE_TOLERANCE_MS = 5 * 60 * 1000
-CHINA = timedelta(hours=8)  # Asia/Shanghai has no daylight saving time
 
 _TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -259,7 +258,7 @@ class Preparer:
                 material, ref, origin_lat::varchar, origin_lon::varchar, dest_lat::varchar,
                 dest_lon::varchar, device)), 1, 32) as digest,
             case when start_ms is not null
-                 then (to_timestamp((start_ms + {int(CHINA.total_seconds() * 1000)}) / 1000)::date)
+                 then (to_timestamp((start_ms + {china_time.OFFSET_MS}) / 1000)::date)
             end as day_cn
         from checked
         """

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
+from puhui.domain import china_time
 from puhui.domain.errors import NotFoundError
 from puhui.domain.rules import LONGEST_TRIP_MS
 from puhui.domain.scenes import MAX_RECORD_ID, MAX_REF_KEY
@@ -83,9 +84,6 @@ RECORD_COLUMNS = (
     "quantification_id",
     "duplicate_of",
 )
-
-CHINA_MS = 8 * 3600 * 1000
-DAY_MS = 24 * 3600 * 1000
 
 
 class IntakeStore:
@@ -245,7 +243,7 @@ class IntakeStore:
                 "where r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
                 "group by r.subject_id, r.scene, (r.start_ms + :cn) / :day"
             ),
-            {"cn": CHINA_MS, "day": DAY_MS, "lo": first_ms, "hi": last_ms},
+            {"cn": china_time.OFFSET_MS, "day": china_time.DAY_MS, "lo": first_ms, "hi": last_ms},
         ).fetchall()
         return pa.table(
             {
