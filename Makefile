@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install
-	scripts/ensure-system-deps postgres curl
+	scripts/ensure-system-deps postgres curl chromium
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 

@@ -42,7 +42,7 @@ from puhui.domain.errors import (
     RefusedError,
 )
 from puhui.domain.methodology import Cap, Methodology
-from puhui.entrypoints import api_wallet, observability
+from puhui.entrypoints import api_wallet, dashboard, observability
 from puhui.entrypoints.http import PROBLEM, Forbidden, Problem
 from puhui.entrypoints.http import citizen as _citizen
 from puhui.entrypoints.http import platform as _platform
@@ -650,6 +650,7 @@ def create_app(app: App) -> FastAPI:
         return Response(payload, media_type=content_type)
 
     api_wallet.install(api, app)
+    dashboard.install(api, app)
     _document_security(api)
     return api
 

@@ -112,9 +112,11 @@ class Dimension(StrEnum):
     """What reductions can be broken down by."""
 
     REGION = "region"
+    PROVINCE = "province"
     SCENE = "scene"
     PLATFORM = "platform"
     DAY = "day"
+    MONTH = "month"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +136,21 @@ def reductions(
     day, for behaviours that started in [day_from, day_to) (Asia/Shanghai days), largest first
     (days in calendar order)."""
     day = f"(r.start_ms + {china_time.OFFSET_MS}) / {china_time.DAY_MS}"
+    seconds = f"(r.start_ms + {china_time.OFFSET_MS}) / 1000"
+    month = (
+        f"strftime('%Y-%m', {seconds}, 'unixepoch')"
+        if app.engine.dialect.name == "sqlite"
+        else f"to_char(to_timestamp({seconds}) at time zone 'UTC', 'YYYY-MM')"
+    )
     key = {
         Dimension.REGION: "r.region",
+        Dimension.PROVINCE: "substr(r.region, 1, 2) || '0000'",
         Dimension.SCENE: "r.scene",
         Dimension.PLATFORM: "p.code",
         Dimension.DAY: day,
+        Dimension.MONTH: month,
     }[by]
-    order = "1" if by is Dimension.DAY else "2 desc, 1"
+    order = "1" if by in (Dimension.DAY, Dimension.MONTH) else "2 desc, 1"
     where, params = _window(day_from, day_to)
     rows = _all(
         app,
@@ -160,6 +170,33 @@ def reductions(
         )
         for k, g, n, people in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Everything credited, in one line."""
+
+    credited_g: int
+    records: int
+    participants: int
+    platforms: int
+    received: int
+
+
+def totals(app: App, day_from: date | None = None, day_to: date | None = None) -> Totals:
+    """Grams credited, credited records, distinct citizens and platforms that credited, and
+    every record received (whatever its receipt)."""
+    where, params = _window(day_from, day_to)
+    [(g, n, people, platforms, received)] = _all(
+        app,
+        "select coalesce(sum(case when r.status = 'credited' then r.reduction_g end), 0), "
+        "count(case when r.status = 'credited' then 1 end), "
+        "count(distinct case when r.status = 'credited' then r.subject_id end), "
+        "count(distinct case when r.status = 'credited' then r.platform_id end), count(*) "
+        f"from records r where 1 = 1 {where}",
+        params,
+    )
+    return Totals(int(g), int(n), int(people), int(platforms), int(received))
 
 
 @dataclass(frozen=True, slots=True)

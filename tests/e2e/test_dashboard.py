@@ -1,0 +1,114 @@
+"""The public dashboard in a real browser (Debian's Chromium driven by Playwright) against a
+real server, on SQLite and PostgreSQL. Screenshots are kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.builders import event, trip, write_jsonl
+from tests.e2e.conftest import Server
+
+CHROMIUM = Path(os.environ.get("PUHUI_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run scripts/ensure-system-deps chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def loaded(cli: Any, server: Server, tmp_path: Path) -> Server:
+    """Records of two platforms in two provinces: credits, a duplicate, a rejection."""
+    cli("platform", "add", "amap")
+    cli("platform", "add", "szmetro")
+    amap = [
+        trip("t1"),
+        trip("t2", subject="13900139000", region="440300", start="2026-10-03T08:00:00+08:00",
+             end="2026-10-03T08:20:00+08:00"),
+        event("e1", subject="13700137000"),
+        trip("bad", region="999999"),
+    ]  # fmt: skip
+    metro = [trip("m1", platform="szmetro", scene="metro")]  # the same ride as t1
+    cli("ingest", "--platform", "amap", str(write_jsonl(tmp_path / "a.jsonl", amap)))
+    cli("ingest", "--platform", "szmetro", str(write_jsonl(tmp_path / "m.jsonl", metro)))
+    return server
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_the_public_dashboard_in_both_languages(
+    browser: Browser, loaded: Server, database_url: str, tmp_path: Path
+) -> None:
+    db = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    context = browser.new_context(accept_downloads=True, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{loaded.base}/dashboard")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert "碳普惠清算平台" in page.title()
+    for chart in ("by_province", "by_scene", "by_platform", "by_month", "outcomes"):
+        bars = page.locator(f"svg[data-chart={chart}] rect")
+        assert bars.count() > 0, chart
+        assert float(bars.first.get_attribute("width") or 0) > 0
+    assert page.locator("#by_province").get_by_text("北京市").count() > 0
+    assert page.locator("#outcomes").get_by_text("行程时间重叠").count() > 0
+    shot(page, f"dashboard-zh-{db}")
+
+    page.get_by_role("link", name="English").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert (
+        page.get_by_role("heading", level=1)
+        .inner_text()
+        .startswith("Carbon-inclusion clearing platform")
+    )
+    assert page.locator("#by_province").get_by_text("Beijing").count() > 0
+    shot(page, f"dashboard-en-{db}")
+
+    # The choice is remembered.
+    page.goto(f"{loaded.base}/dashboard")
+    assert page.locator("html").get_attribute("lang") == "en"
+
+    with page.expect_download() as csv_download:
+        page.locator("#by_scene").get_by_role("link", name="CSV").click()
+    rows = list(csv.reader(io.StringIO(Path(csv_download.value.path()).read_text("utf-8-sig"))))
+    assert rows[0] == ["Category", "Reduction (kg)", "Records", "Participants"]
+    assert {r[0] for r in rows[1:]} >= {"Bus", "Recycling"}
+    with page.expect_download() as xlsx_download:
+        page.locator("#by_platform").get_by_role("link", name="Excel").click()
+    sheet = load_workbook(io.BytesIO(Path(xlsx_download.value.path()).read_bytes())).active
+    assert sheet is not None
+    assert [c.value for c in sheet[1]] == ["Category", "Reduction (kg)", "Records", "Participants"]
+    assert sheet.max_row == 2  # amap only: szmetro's ride was a duplicate
+    context.close()
+
+
+def test_the_dashboard_fits_a_phone_and_a_keyboard(browser: Browser, loaded: Server) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{loaded.base}/dashboard?lang=en")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1
+    shot(page, "dashboard-phone")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert focused in ("中文", "English")
+    context.close()
