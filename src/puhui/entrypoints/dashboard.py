@@ -58,8 +58,9 @@ class DataTable:
         ]
 
 
-def tables(app: App, lang: str) -> dict[str, DataTable]:
-    """Every table of the public dashboard, in one language."""
+def tables(app: App, lang: str, received: int) -> dict[str, DataTable]:
+    """Every table of the public dashboard, in one language (`received`: every record
+    received, against which duplicates and rejections are counted)."""
     t = i18n.TEXT[lang]
     scenes = i18n.SCENES[lang]
     regions = app.catalogue.regions
@@ -88,7 +89,6 @@ def tables(app: App, lang: str) -> dict[str, DataTable]:
         "by_platform": reductions("by_platform", oversight.Dimension.PLATFORM, str),
         "by_month": reductions("by_month", oversight.Dimension.MONTH, str),
     }
-    everything = oversight.totals(app).received
     counted: dict[tuple[str, str], int] = {}
     for r in oversight.outcomes(app):
         if r.status != "credited":
@@ -98,7 +98,7 @@ def tables(app: App, lang: str) -> dict[str, DataTable]:
         [
             f"{t[status]}: {reasons.get(reason, reason)}",
             n,
-            f"{100 * n / everything:.2f} %" if everything else "",
+            f"{100 * n / received:.2f} %" if received else "",
         ]
         for (status, reason), n in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
@@ -141,7 +141,7 @@ def install(api: FastAPI, app: App) -> None:
             lang=chosen,
             totals=totals,
             tonnes=f"{totals.credited_g / 1_000_000:,.3f}",
-            tables=tables(app, chosen),
+            tables=tables(app, chosen, totals.received),
             bar_width=BAR_WIDTH,
         )
         response = HTMLResponse(page)
@@ -157,7 +157,7 @@ def install(api: FastAPI, app: App) -> None:
         lang: Annotated[str | None, Query(max_length=8)] = None,
     ) -> Response:
         chosen = i18n.language(lang or request.cookies.get("lang"))
-        found = tables(app, chosen).get(name)
+        found = tables(app, chosen, oversight.totals(app).received).get(name)
         if found is None:
             raise NotFoundError(f"no table {name!r}")
         filename = f"puhui-{name}.{fmt}"
