@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.builders import event, trip, write_jsonl
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, credentials_of
 
 CHROMIUM = Path(os.environ.get("PUHUI_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
@@ -35,7 +36,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def loaded(cli: Any, server: Server, tmp_path: Path) -> Server:
     """Records of two platforms in two provinces: credits, a duplicate, a rejection."""
-    cli("platform", "add", "amap")
+    server.amap = credentials_of(cli("platform", "add", "amap"))  # type: ignore[attr-defined]
     cli("platform", "add", "szmetro")
     amap = [
         trip("t1"),
@@ -111,4 +112,78 @@ def test_the_dashboard_fits_a_phone_and_a_keyboard(browser: Browser, loaded: Ser
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent")
     assert focused in ("中文", "English")
+    context.close()
+
+
+def staff_token(cli: Any, name: str, role: str) -> str:
+    found = re.search(r"token for \S+: (\S+)", cli("staff", "add", name, "--role", role))
+    assert found
+    return found.group(1)
+
+
+def sign_in(page: Page, base: str, kind: str, token: str) -> None:
+    page.goto(f"{base}/dashboard/login?kind={kind}")
+    page.locator("#token").fill(token)
+    page.locator("form button").click()
+    page.wait_for_load_state()
+
+
+def test_operators_see_each_platform_and_who_duplicates_whom(
+    browser: Browser, cli: Any, loaded: Server
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{loaded.base}/dashboard?lang=en")
+    sign_in(page, loaded.base, "staff", staff_token(cli, "auditor", "regulator"))
+    assert page.get_by_role("alert").inner_text() == "This page needs an operator's token."
+
+    sign_in(page, loaded.base, "staff", staff_token(cli, "ops", "operator"))
+    assert page.url.endswith("/dashboard/operator")
+    assert page.locator("svg[data-chart=health] rect").count() == 2
+    # szmetro reported a ride amap had reported first.
+    row = page.locator("#matrix tbody tr", has_text="szmetro")
+    assert row.locator("td").all_inner_texts() == ["1"]
+    assert page.locator("#matrix thead th").all_inner_texts()[1:] == ["amap"]
+    assert page.locator("#rejections").get_by_text("unknown region").count() == 1
+    shot(page, "operator")
+    with page.expect_download() as download:
+        page.locator("#health").get_by_role("link", name="CSV").click()
+    text = Path(download.value.path()).read_text("utf-8-sig")
+    assert text.splitlines()[0].startswith("Platform,Records submitted,credited")
+    page.goto(f"{loaded.base}/dashboard/logout")
+    page.goto(f"{loaded.base}/dashboard/operator")
+    assert page.locator("form").count() == 1  # signed out
+    context.close()
+
+
+def test_a_citizen_opens_how_a_credit_was_computed(
+    browser: Browser, cli: Any, loaded: Server
+) -> None:
+    cli("reward", "add", "river", "--kind", "donation", "--issuer", "CEPF", "--price-g", "100")
+    status, issued = loaded.signed(
+        loaded.amap,
+        "POST",
+        "/v1/citizen-tokens",
+        {"subject": "13800138000"},  # type: ignore[attr-defined]
+    )
+    assert status == 200
+    cli("account", "retire", "13800138000", "--grams", "50", "--key", "k1")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{loaded.base}/dashboard?lang=en")
+    sign_in(page, loaded.base, "citizen", issued["token"])
+    assert page.url.endswith("/dashboard/me")
+    assert page.get_by_test_id("balance").inner_text() == "1,029 g CO₂e"  # 1 079 − 50 retired
+    assert page.locator("#rewards").get_by_text("river").count() == 1
+    assert page.locator("#certificates a").first.inner_text().startswith("PH-")
+    shot(page, "citizen")
+    page.get_by_role("link", name="How was this computed?").first.click()
+    page.wait_for_load_state()
+    assert page.get_by_test_id("methodology").inner_text().startswith("bj-low-carbon-travel@")
+    sources = page.get_by_test_id("source").all_inner_texts()
+    assert sources
+    assert all(sources)
+    shot(page, "citizen-credit")
+    page.goto(f"{loaded.base}/dashboard/me?lang=zh-CN")
+    assert page.get_by_role("heading", level=2).first.inner_text() == "账户明细"
     context.close()

@@ -8,22 +8,27 @@ as CSV or Excel. Chinese by default, English with `?lang=en` (remembered in a co
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi import Path as Path_
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from openpyxl import Workbook
+from starlette.concurrency import run_in_threadpool
 
 from puhui.bootstrap import App
-from puhui.domain.errors import NotFoundError
+from puhui.domain import china_time
+from puhui.domain.errors import AuthenticationError, NotFoundError
 from puhui.entrypoints import i18n
-from puhui.service import oversight
+from puhui.service import admin, citizens, oversight, wallet
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -32,6 +37,9 @@ TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CHINA = timezone(china_time.OFFSET, "CST")
+# Session cookies holding the token a user signed in with (HttpOnly, SameSite=Strict).
+COOKIES = {"staff": "puhui_staff", "citizen": "puhui_citizen"}
 BAR_WIDTH = 360  # px of the longest bar
 
 
@@ -127,8 +135,210 @@ def tables(app: App, lang: str, received: int) -> dict[str, DataTable]:
     return out
 
 
+def operator_tables(app: App, lang: str) -> dict[str, DataTable]:
+    """The operator's tables: each platform's health, rejections by platform and reason, and
+    every methodology version."""
+    t = i18n.TEXT[lang]
+    reasons = i18n.REASONS[lang]
+    health = DataTable(
+        "health",
+        t["health"],
+        [t["platform"], t["submissions"], t["credited"], t["duplicate"], t["rejected"],
+         t["credited_share"], t["reduction_kg"]],
+        [
+            [p.code, total, p.credited, p.duplicate, p.rejected,
+             f"{100 * p.credited / total:.1f} %" if total else "", round(p.credited_g / 1000, 3)]
+            for p in admin.list_platforms(app)
+            for total in [p.credited + p.duplicate + p.rejected]
+        ],
+        chart_column=1,
+    )  # fmt: skip
+    health.chart()
+    rejections = DataTable(
+        "rejections",
+        t["rejections"],
+        [t["platform"], t["reason"], t["records"]],
+        [
+            [r.platform, reasons.get(r.reason, r.reason), r.records]
+            for r in oversight.outcomes(app)
+            if r.status == "rejected"
+        ],
+    )
+    versions = DataTable(
+        "versions",
+        t["versions"],
+        [t["methodology"], t["version"], t["status"], t["effective_from"], t["effective_to"]],
+        [
+            [m.id, m.version, str(m.status), m.effective_from.isoformat(),
+             m.effective_to.isoformat() if m.effective_to else ""]
+            for m in app.catalogue.methodologies
+        ],
+    )  # fmt: skip
+    return {"health": health, "rejections": rejections, "versions": versions}
+
+
+@dataclass
+class Matrix:
+    """Duplicates by reporting platform (rows) and the platform first to report (columns)."""
+
+    columns: list[str]
+    rows: list[tuple[str, list[int]]]
+
+
+def duplicate_matrix(app: App) -> Matrix:
+    """Who reports the same behaviours as whom."""
+    counts: dict[tuple[str, str], int] = {}
+    for pair in oversight.duplicate_pairs(app):
+        key = (pair.platform, pair.first_from)
+        counts[key] = counts.get(key, 0) + pair.records
+    reporters = sorted({a for a, _ in counts})
+    firsts = sorted({b for _, b in counts})
+    return Matrix(firsts, [(a, [counts.get((a, b), 0) for b in firsts]) for a in reporters])
+
+
 def install(api: FastAPI, app: App) -> None:
     """Add the dashboard's pages to the application."""
+
+    def render(
+        name: str, lang: str, page_title: str, status: int = 200, **values: Any
+    ) -> HTMLResponse:
+        html = TEMPLATES.get_template(name).render(
+            t=i18n.TEXT[lang], lang=lang, page_title=page_title, bar_width=BAR_WIDTH, **values
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def chosen(request: Request, lang: str | None) -> str:
+        return i18n.language(lang or request.cookies.get("lang"))
+
+    def login_page(lang: str, error: str = "", kind: str = "staff") -> HTMLResponse:
+        t = i18n.TEXT[lang]
+        return render("login.html", lang, t["login"], 401 if error else 200, error=error, kind=kind)
+
+    @api.get("/dashboard/login", include_in_schema=False)
+    def login_form(
+        request: Request,
+        lang: Annotated[str | None, Query(max_length=8)] = None,
+        kind: Annotated[str, Query(pattern="^(staff|citizen)$")] = "staff",
+    ) -> HTMLResponse:
+        return login_page(chosen(request, lang), kind=kind)
+
+    @api.post("/dashboard/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        lang = chosen(request, None)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        kind = (form.get("kind") or ["staff"])[0]
+        token = (form.get("token") or [""])[0].strip()
+        try:
+            if kind == "citizen":
+                citizens.verify_token(app, token)
+            else:
+                await run_in_threadpool(oversight.verify_staff_token, app, token)
+        except AuthenticationError:
+            return login_page(lang, i18n.TEXT[lang]["bad_token"], kind)
+        target = "/dashboard/me" if kind == "citizen" else "/dashboard/operator"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIES[kind], token, httponly=True, samesite="strict")
+        return response
+
+    @api.get("/dashboard/logout", include_in_schema=False)
+    def logout() -> Response:
+        response = RedirectResponse("/dashboard", status_code=303)
+        for cookie in COOKIES.values():
+            response.delete_cookie(cookie)
+        return response
+
+    def operator(request: Request, lang: str) -> oversight.Staff | HTMLResponse:
+        try:
+            staff = oversight.verify_staff_token(app, request.cookies.get(COOKIES["staff"], ""))
+        except AuthenticationError:
+            return login_page(lang, kind="staff")
+        if staff.role is not oversight.Role.OPERATOR:
+            return login_page(lang, i18n.TEXT[lang]["needs_operator"], "staff")
+        return staff
+
+    @api.get("/dashboard/operator", include_in_schema=False)
+    def operator_view(
+        request: Request, lang: Annotated[str | None, Query(max_length=8)] = None
+    ) -> HTMLResponse:
+        language = chosen(request, lang)
+        staff = operator(request, language)
+        if isinstance(staff, HTMLResponse):
+            return staff
+        return render(
+            "operator.html",
+            language,
+            i18n.TEXT[language]["operator"],
+            who=staff.name,
+            tables=operator_tables(app, language),
+            matrix=duplicate_matrix(app),
+        )
+
+    @api.get("/dashboard/operator/tables/{name}.{fmt}", include_in_schema=False)
+    def operator_download(
+        request: Request,
+        name: Annotated[str, Path_(max_length=40)],
+        fmt: Annotated[str, Path_(pattern="^(csv|xlsx)$")],
+        lang: Annotated[str | None, Query(max_length=8)] = None,
+    ) -> Response:
+        language = chosen(request, lang)
+        staff = operator(request, language)
+        if isinstance(staff, HTMLResponse):
+            return staff
+        return _download(operator_tables(app, language).get(name), name, fmt)
+
+    def citizen(request: Request) -> citizens.Citizen | None:
+        try:
+            return citizens.verify_token(app, request.cookies.get(COOKIES["citizen"], ""))
+        except AuthenticationError:
+            return None
+
+    @api.get("/dashboard/me", include_in_schema=False)
+    def citizen_view(
+        request: Request, lang: Annotated[str | None, Query(max_length=8)] = None
+    ) -> HTMLResponse:
+        language = chosen(request, lang)
+        who = citizen(request)
+        if who is None:
+            return login_page(language, kind="citizen")
+        certificates = [
+            {"id": o.result["certificate"], "what": i18n.KINDS[language].get(o.kind, o.kind)}
+            for o in wallet.operations(app, who.pseudonym, 100)
+            if "certificate" in o.result
+        ]
+        return render(
+            "me.html",
+            language,
+            i18n.TEXT[language]["citizen"],
+            held=wallet.holdings(app, who.pseudonym),
+            history=citizens.history(app, who, None, 100),
+            rewards=wallet.list_rewards(app, available_at=app.clock()),
+            certificates=certificates,
+            kinds=i18n.KINDS[language],
+            scenes=i18n.SCENES[language],
+        )
+
+    @api.get("/dashboard/me/credits/{entry_id}", include_in_schema=False)
+    def citizen_credit(
+        request: Request,
+        entry_id: Annotated[int, Path_(ge=1, le=2**63 - 1)],
+        lang: Annotated[str | None, Query(max_length=8)] = None,
+    ) -> HTMLResponse:
+        language = chosen(request, lang)
+        who = citizen(request)
+        if who is None:
+            return login_page(language, kind="citizen")
+        explained = citizens.explain_credit(app, who, entry_id)
+        if explained.platform != who.platform:
+            # Another platform's record id is never shown.
+            explained = dataclasses.replace(explained, record_id="")
+        return render(
+            "credit.html",
+            language,
+            i18n.TEXT[language]["how_computed"],
+            e=explained,
+            started=explained.start.astimezone(CHINA) if explained.start else None,
+            scene=i18n.SCENES[language].get(explained.scene, explained.scene),
+        )
 
     @api.get("/dashboard", include_in_schema=False)
     def public(
@@ -136,15 +346,14 @@ def install(api: FastAPI, app: App) -> None:
     ) -> HTMLResponse:
         chosen = i18n.language(lang or request.cookies.get("lang"))
         totals = oversight.totals(app)
-        page = TEMPLATES.get_template("public.html").render(
-            t=i18n.TEXT[chosen],
-            lang=chosen,
+        response = render(
+            "public.html",
+            chosen,
+            i18n.TEXT[chosen]["public"],
             totals=totals,
             tonnes=f"{totals.credited_g / 1_000_000:,.3f}",
             tables=tables(app, chosen, totals.received),
-            bar_width=BAR_WIDTH,
         )
-        response = HTMLResponse(page)
         if lang is not None:
             response.set_cookie("lang", chosen, max_age=365 * 86_400, samesite="lax")
         return response
@@ -157,14 +366,16 @@ def install(api: FastAPI, app: App) -> None:
         lang: Annotated[str | None, Query(max_length=8)] = None,
     ) -> Response:
         chosen = i18n.language(lang or request.cookies.get("lang"))
-        found = tables(app, chosen, oversight.totals(app).received).get(name)
-        if found is None:
-            raise NotFoundError(f"no table {name!r}")
-        filename = f"puhui-{name}.{fmt}"
-        disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
-        if fmt == "csv":
-            return Response(_csv(found), media_type="text/csv; charset=utf-8", headers=disposition)
-        return Response(_xlsx(found), media_type=XLSX, headers=disposition)
+        return _download(tables(app, chosen, oversight.totals(app).received).get(name), name, fmt)
+
+
+def _download(found: DataTable | None, name: str, fmt: str) -> Response:
+    if found is None:
+        raise NotFoundError(f"no table {name!r}")
+    disposition = {"Content-Disposition": f'attachment; filename="puhui-{name}.{fmt}"'}
+    if fmt == "csv":
+        return Response(_csv(found), media_type="text/csv; charset=utf-8", headers=disposition)
+    return Response(_xlsx(found), media_type=XLSX, headers=disposition)
 
 
 def _csv(table: DataTable) -> bytes:
