@@ -27,7 +27,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,15 +38,10 @@ import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
 from puhui.domain import signing
+from tests.pgcluster import DURABLE, PgCluster, free_port
 
 OUT = Path(__file__).parent / "out"
 ROOT = Path(__file__).parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _puhui(env: dict[str, str], *args: str) -> str:
@@ -183,11 +177,7 @@ def main() -> None:
     if args.sqlite:
         url = f"sqlite:///{work / 'bench.db'}"
     else:
-        sys.path.insert(0, str(ROOT))
-        from tests.pgcluster import PgCluster
-
-        durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
-        cluster = PgCluster(settings=durable).start()
+        cluster = PgCluster(settings=DURABLE).start()
         url = cluster.create_database("bench")
     env = {**os.environ, "PUHUI_DATABASE_URL": url, "PUHUI_KEY_FILE": str(work / "bench.key")}
     env["PYTHONPATH"] = str(ROOT)
@@ -198,7 +188,7 @@ def main() -> None:
         key_id = re.search(r"API key id: (\S+)", out).group(1)  # type: ignore[union-attr]
         secret = re.search(r"API secret: (\S+)", out).group(1)  # type: ignore[union-attr]
 
-        port, bare_port = _free_port(), _free_port()
+        port, bare_port = free_port(), free_port()
         log = (work / "server.log").open("wb")
         processes.append(
             subprocess.Popen(

@@ -230,11 +230,10 @@ def main() -> None:
     cluster = None
     if not args.sqlite_only:
         sys.path.insert(0, str(Path(__file__).parent.parent))
-        from tests.pgcluster import PgCluster
+        from tests.pgcluster import DURABLE, PgCluster
 
         # Durable, as in production: the test clusters turn fsync off, a benchmark must not.
-        durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
-        cluster = PgCluster(settings=durable).start()
+        cluster = PgCluster(settings=DURABLE).start()
         backends["postgresql"] = cluster.create_database("bench")
     try:
         for name, url in backends.items():

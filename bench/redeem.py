@@ -102,11 +102,10 @@ def main() -> None:
     from puhui.config import Settings
     from puhui.service import admin, ingest, ledger, queries, wallet
     from tests.builders import event
-    from tests.pgcluster import PgCluster
+    from tests.pgcluster import DURABLE, PgCluster
 
     work = Path(tempfile.mkdtemp(prefix="puhui-redeem-bench-"))
-    durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
-    with PgCluster(settings=durable) as cluster:
+    with PgCluster(settings=DURABLE) as cluster:
         url = cluster.create_database("bench")
         key_file = str(work / "bench.key")
         app = bootstrap(Settings(url, Path(key_file)))

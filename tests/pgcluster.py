@@ -58,6 +58,8 @@ SUPERUSER = "postgres"
 DEFAULT_DBNAME = "postgres"
 
 _REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
+# Settings of a cluster that loses no committed transaction, for benchmarks.
+DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 # Throwaway clusters trade durability for speed; pass `settings` to change any of these.
 _SERVER_SETTINGS: dict[str, str] = {
     "listen_addresses": "'127.0.0.1'",
@@ -122,7 +124,8 @@ def find_pg_bindir() -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -443,7 +446,7 @@ class PgCluster:
         log_path = self._tmpdir / "server.log"
         last_error = ""
         for _ in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             self._write_settings(port)
             result = self._run(
                 [

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ from typing import Any
 import pytest
 
 from puhui.domain import signing
+from tests.pgcluster import free_port
 
 
 def _puhui() -> list[str]:
     script = Path(sys.executable).with_name("puhui")
     return [str(script)] if script.is_file() else [sys.executable, "-m", "puhui.entrypoints.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -91,7 +85,7 @@ def credentials_of(output: str) -> dict[str, str]:
 
 @pytest.fixture
 def server(cli: Any, tmp_path: Path) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [*_puhui(), "serve", "--port", str(port), "--workers", "2"],
