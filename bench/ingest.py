@@ -199,6 +199,21 @@ def _spawn(url: str, data: Path, mode: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def ensure_data(records: int, fmt: str = "jsonl") -> Path:
+    """The generated files of `records` records (seed 7), written once into bench/out/."""
+    from bench.generate import generate
+
+    OUT.mkdir(exist_ok=True)
+    data = OUT / f"data-{records}-{fmt}"
+    if not (data / "files.json").exists():
+        started = time.perf_counter()
+        truth = generate(data, records=records, seed=7, fmt=fmt)
+        files = [(platform, Path(path).name) for platform, path in truth.files]
+        (data / "files.json").write_text(json.dumps(files))
+        print(f"generated {records} records in {time.perf_counter() - started:.1f} s")
+    return data
+
+
 def main() -> None:
     """Generate, measure, report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -212,16 +227,7 @@ def main() -> None:
         print(json.dumps(child(url, Path(data), mode)))
         return
 
-    from bench.generate import generate
-
-    OUT.mkdir(exist_ok=True)
-    data = OUT / f"data-{args.records}-{args.format}"
-    if not (data / "files.json").exists():
-        started = time.perf_counter()
-        truth = generate(data, records=args.records, seed=7, fmt=args.format)
-        files = [(platform, Path(path).name) for platform, path in truth.files]
-        (data / "files.json").write_text(json.dumps(files))
-        print(f"generated {args.records} records in {time.perf_counter() - started:.1f} s")
+    data = ensure_data(args.records, args.format)
 
     results: dict[str, Any] = {"records": args.records, "format": args.format, "runs": {}}
     results["runs"]["read"] = _spawn("sqlite://", data, "read")
