@@ -16,11 +16,13 @@ does all of it or nothing, and is recorded in `operations` under the client's id
 sent again with the same key and the same request, it returns the first answer and changes
 nothing; with the same key and another request it is refused (`idempotency_conflict`).
 
-Concurrency: an operation first claims its key (a write, so SQLite takes its write lock before
-reading anything), then takes the reward's stock row when there is one, then the balance rows
-it changes in ascending account order, as intake does; so concurrent operations queue and never
-deadlock. A debit is a conditional update (`balance >= amount`), so no balance that may not be
-negative ever is, and no stock goes below zero.
+Concurrency: an operation first registers its citizen and claims its key (writes, so SQLite
+takes its write lock before reading anything), then changes balances in the order every writer
+uses, intake included (citizens' own accounts, then shared accounts, each by id), and takes a
+reward's stock row last; so concurrent operations queue and never deadlock, and the rows all
+redemptions of a reward share are held only briefly. A debit is a conditional update
+(`balance >= amount`), so no balance that may not be negative ever is, and no stock goes below
+zero.
 """
 
 from __future__ import annotations
