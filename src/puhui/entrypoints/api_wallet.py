@@ -146,17 +146,6 @@ class CertificateOut(BaseModel):
     result: dict[str, JsonValue]
 
 
-class ProgrammeIn(BaseModel):
-    """A new points programme."""
-
-    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    points_per_kg: Decimal = Field(gt=0, le=1_000_000, decimal_places=6)
-    expiry_days: int | None = Field(None, ge=1, le=36_500)
-    platform: str | None = Field(None, max_length=64)
-    starts_at: datetime | None = None
-
-
 class PlatformProgrammeIn(BaseModel):
     """A new points programme of the signing platform: only its records earn these points."""
 
@@ -165,6 +154,12 @@ class PlatformProgrammeIn(BaseModel):
     points_per_kg: Decimal = Field(gt=0, le=1_000_000, decimal_places=6)
     expiry_days: int | None = Field(None, ge=1, le=36_500)
     starts_at: datetime | None = None
+
+
+class ProgrammeIn(PlatformProgrammeIn):
+    """A new points programme, the exchange's or a platform's."""
+
+    platform: str | None = Field(None, max_length=64)
 
 
 class RewardIn(BaseModel):
@@ -395,16 +390,7 @@ def install(api: FastAPI, app: App) -> None:
     )
     def add_own_programme(body: PlatformProgrammeIn, signer: Platform) -> ProgrammeOut:
         """Credits of your records from `starts_at` (now by default) earn its points."""
-        p = wallet.add_programme(
-            app,
-            body.code,
-            body.name,
-            body.points_per_kg,
-            body.expiry_days,
-            signer,
-            starts_at=body.starts_at,
-        )
-        return ProgrammeOut(**dataclasses.asdict(p))
+        return new_programme(body, signer)
 
     @api.post(
         "/v1/oversight/programmes",
@@ -416,16 +402,7 @@ def install(api: FastAPI, app: App) -> None:
     def add_programme(body: ProgrammeIn, who: Staff) -> ProgrammeOut:
         """Credits from `starts_at` (now by default) earn points when the jobs run."""
         require(who, oversight.Role.OPERATOR)
-        p = wallet.add_programme(
-            app,
-            body.code,
-            body.name,
-            body.points_per_kg,
-            body.expiry_days,
-            body.platform,
-            starts_at=body.starts_at,
-        )
-        return ProgrammeOut(**dataclasses.asdict(p))
+        return new_programme(body, body.platform)
 
     @api.post(
         "/v1/oversight/rewards",
@@ -480,6 +457,18 @@ def install(api: FastAPI, app: App) -> None:
         """Award points for new credits, expire points past their validity. Idempotent."""
         require(who, oversight.Role.OPERATOR)
         return JobsOut(**dataclasses.asdict(wallet.run_jobs(app)))
+
+    def new_programme(body: PlatformProgrammeIn, platform: str | None) -> ProgrammeOut:
+        p = wallet.add_programme(
+            app,
+            body.code,
+            body.name,
+            body.points_per_kg,
+            body.expiry_days,
+            platform,
+            starts_at=body.starts_at,
+        )
+        return ProgrammeOut(**dataclasses.asdict(p))
 
     def _footprint(body: FootprintIn) -> footprints.Footprint:
         return footprints.compute(app.catalogue, body.kind, body.amount, body.region)

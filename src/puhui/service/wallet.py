@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from puhui.adapters.sql import tables as t
@@ -114,21 +114,20 @@ def add_programme(
     starts_at = starts_at or now
     with app.engine.begin() as conn:
         platform_id = IntakeStore(conn).platform_id(platform) if platform else None
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(t.programmes).values(
-                        code=code,
-                        name=name,
-                        platform_id=platform_id,
-                        points_per_kg=points_per_kg,
-                        expiry_days=expiry_days,
-                        starts_at=starts_at,
-                        created_at=now,
-                    )
-                )
-        except IntegrityError:
-            raise AlreadyExistsError(f"programme {code!r} exists already") from None
+        _insert_new(
+            conn,
+            t.programmes,
+            "programme",
+            {
+                "code": code,
+                "name": name,
+                "platform_id": platform_id,
+                "points_per_kg": points_per_kg,
+                "expiry_days": expiry_days,
+                "starts_at": starts_at,
+                "created_at": now,
+            },
+        )
     return Programme(code, name, platform, points_per_kg, expiry_days, starts_at)
 
 
@@ -226,28 +225,27 @@ def add_reward(
         raise InputError("a reward's window ends after it starts")
     with app.engine.begin() as conn:
         programme_id = _programme(conn, programme)["id"] if programme else None
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(t.rewards).values(
-                        code=code,
-                        name=name,
-                        kind=kind,
-                        issuer=issuer,
-                        project=project,
-                        price_g=price_g,
-                        price_points=price_points,
-                        programme_id=programme_id,
-                        stock=stock,
-                        remaining=stock,
-                        per_citizen_limit=per_citizen_limit,
-                        valid_from=valid_from,
-                        valid_to=valid_to,
-                        created_at=app.clock(),
-                    )
-                )
-        except IntegrityError:
-            raise AlreadyExistsError(f"reward {code!r} exists already") from None
+        _insert_new(
+            conn,
+            t.rewards,
+            "reward",
+            {
+                "code": code,
+                "name": name,
+                "kind": kind,
+                "issuer": issuer,
+                "project": project,
+                "price_g": price_g,
+                "price_points": price_points,
+                "programme_id": programme_id,
+                "stock": stock,
+                "remaining": stock,
+                "per_citizen_limit": per_citizen_limit,
+                "valid_from": valid_from,
+                "valid_to": valid_to,
+                "created_at": app.clock(),
+            },
+        )
     return get_reward(app, code)
 
 
@@ -1151,6 +1149,19 @@ def _reward_row(conn: Connection, code: str) -> dict[str, Any]:
     if row is None:
         raise NotFoundError(f"no reward {code!r}")
     return dict(row._mapping)
+
+
+def _insert_new(conn: Connection, table: Table, what: str, values: dict[str, Any]) -> None:
+    """Insert a row whose `code` must be new.
+
+    Raises:
+        AlreadyExistsError: the code is taken.
+    """
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(table).values(**values))
+    except IntegrityError:
+        raise AlreadyExistsError(f"{what} {values['code']!r} exists already") from None
 
 
 def _check_code(code: str) -> None:
