@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python -m bench.api --seconds 10 --connections 64 --workers 2
 	$(BIN)/python -m bench.redeem --seconds 10 --clients 8 16
 	$(BIN)/python -m bench.dashboard --records 1000000
+	$(BIN)/python -m bench.dashboard --records 1000000 --postgres
 
 bench-quick: install
 	$(BIN)/python -m bench.ingest --records 100000 --sqlite-only

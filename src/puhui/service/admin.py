@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, cast, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from puhui.adapters import keystore
@@ -108,18 +108,19 @@ def add_platform(app: App, code: str, name: str | None = None) -> PlatformInfo:
 
 def list_platforms(app: App) -> list[PlatformInfo]:
     """Every registered platform, by code, with its stored records by status and the grams
-    credited to citizens for them (replays are not counted again)."""
-    r = t.records.c
+    credited to citizens for them (replays are not counted again), from the tallies."""
+    k = t.tallies.c
     p = t.platforms.c
     per_platform = (
         select(
-            r.platform_id,
-            func.count().filter(r.status == "credited").label("credited"),
-            func.count().filter(r.status == "duplicate").label("duplicate"),
-            func.count().filter(r.status == "rejected").label("rejected"),
-            func.coalesce(func.sum(r.reduction_g), 0).label("credited_g"),
+            k.key,
+            func.sum(k.records).filter(k.status == "credited").label("credited"),
+            func.sum(k.records).filter(k.status == "duplicate").label("duplicate"),
+            func.sum(k.records).filter(k.status == "rejected").label("rejected"),
+            func.coalesce(func.sum(k.grams), 0).label("credited_g"),
         )
-        .group_by(r.platform_id)
+        .where(k.dimension == "platform")
+        .group_by(k.key)
         .subquery()
     )
     s = per_platform.c
@@ -133,7 +134,7 @@ def list_platforms(app: App) -> list[PlatformInfo]:
             func.coalesce(s.rejected, 0),
             func.coalesce(s.credited_g, 0),
         )
-        .select_from(t.platforms.outerjoin(per_platform, s.platform_id == p.id))
+        .select_from(t.platforms.outerjoin(per_platform, s.key == cast(p.id, String(12))))
         .order_by(p.code)
     )
     with app.engine.connect() as conn:

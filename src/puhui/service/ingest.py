@@ -3,7 +3,8 @@
 The data flows one way, chunk by chunk, so a file of any size is never held whole:
 read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`) → look up what
 the database already knows of the chunk's keys → settle set-based (`adapters.batch.settle`) →
-store records, receipts and balanced ledger entries in one transaction → write receipts out.
+store records, receipts, balanced ledger entries and the statistics' tallies in one
+transaction → write receipts out.
 A chunk commits as a whole or not at all; re-running a file after a failure replays what was
 committed and settles the rest.
 """
@@ -27,6 +28,7 @@ import pyarrow.csv as pacsv
 from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
 from puhui.adapters.batch.settle import settle
+from puhui.adapters.sql import tallies
 from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
 from puhui.domain import china_time
@@ -250,7 +252,7 @@ def _settle_chunk(
     with report.timed("settle"):
         settled = settle(settler, prepared, subject_ids, existing, claims, usage)
     with report.timed("store"):
-        _store(store, preparer, settled, platform_id, batch_id)
+        stored = _store(store, preparer, settled, platform_id, batch_id)
     with report.timed("ledger"):
         n = prepared.num_rows
         entries = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
@@ -258,6 +260,8 @@ def _settle_chunk(
         counts = Counter(new.column("status").to_pylist())
         credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
+    with report.timed("tallies"):
+        tallies.add(store.conn, platform_id, stored, first_seq, first_seq + n - 1)
     return settled, entries, credited_g
 
 
@@ -305,8 +309,9 @@ def _lookups(
 
 def _store(
     store: IntakeStore, preparer: Preparer, settled: pa.Table, platform_id: int, batch_id: int
-) -> None:
-    """Store new records with their receipts, and the audit of refused submissions."""
+) -> pa.Table:
+    """Store new records with their receipts, and the audit of refused submissions; returns
+    the records stored."""
     units = preparer.units()
     keys = {k for k in settled.column("quant_key").to_pylist() if k}
     qids = store.quantification_ids(
@@ -358,6 +363,7 @@ def _store(
         if role == "unkeyed"
     ]
     store.write_unkeyed(batch_id, unkeyed)
+    return new
 
 
 def _receipts(settled: pa.Table, platform: str, file: str) -> pa.Table:

@@ -6,10 +6,12 @@ first, like a batch's checks. Each check is one set-based query, so it scales wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from puhui.adapters.sql import tallies
 from puhui.bootstrap import App
 
 
@@ -22,7 +24,7 @@ class Violation:
     examples: tuple[str, ...]
 
 
-CHECKS: dict[str, tuple[str, str]] = {
+CHECKS: dict[str, tuple[str, str | Callable[[str], str]]] = {
     "entry_unbalanced": (
         "every entry's postings sum to zero and it has at least two",
         "select cast(entry_id as varchar(20)) from postings group by entry_id "
@@ -148,14 +150,20 @@ CHECKS: dict[str, tuple[str, str]] = {
         "case when a.end_ms - a.start_ms < b.end_ms - b.start_ms "
         "then a.end_ms - a.start_ms else b.end_ms - b.start_ms end",
     ),
+    "tally_mismatch": (
+        "the statistics' tallies (dimension:key:status:reason) recount exactly from records",
+        tallies.mismatches,
+    ),
 }
 
 
 def verify(app: App) -> list[Violation]:
     """Re-check every ledger invariant; an empty list means the ledger is sound."""
     violations = []
+    dialect = app.engine.dialect.name
     with app.engine.connect() as conn:
-        for name, (_doc, sql) in CHECKS.items():
+        for name, (_doc, query) in CHECKS.items():
+            sql = query if isinstance(query, str) else query(dialect)
             rows = conn.execute(text(sql)).scalars().all()
             if rows:
                 violations.append(Violation(name, len(rows), tuple(str(r) for r in rows[:10])))

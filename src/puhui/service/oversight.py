@@ -5,7 +5,9 @@ Roles: a `regulator` reads statistics and methodologies; an `operator` also read
 platforms' details. Tokens are random, shown once, and stored as their SHA-256.
 
 Statistics count stored records (a replay is not counted twice). Reductions are the grams
-credited; a day is the Asia/Shanghai calendar day the behaviour started.
+credited; a day is the Asia/Shanghai calendar day the behaviour started. They are read from
+the tallies settlement keeps (`adapters/sql/tallies.py`), whatever the number of records; only
+a window of days on a breakdown other than by day recounts the window's records.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
 from puhui.adapters.sql import tables as t
+from puhui.adapters.sql import tallies
 from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import AuthenticationError, ConfigurationError, NotFoundError
@@ -134,42 +138,49 @@ def reductions(
 ) -> list[ReductionRow]:
     """Grams credited, credited records and distinct citizens per region, scene, platform or
     day, for behaviours that started in [day_from, day_to) (Asia/Shanghai days), largest first
-    (days in calendar order)."""
-    day = f"(r.start_ms + {china_time.OFFSET_MS}) / {china_time.DAY_MS}"
-    seconds = f"(r.start_ms + {china_time.OFFSET_MS}) / 1000"
-    month = (
-        f"strftime('%Y-%m', {seconds}, 'unixepoch')"
-        if app.engine.dialect.name == "sqlite"
-        else f"to_char(to_timestamp({seconds}) at time zone 'UTC', 'YYYY-MM')"
-    )
-    key = {
-        Dimension.REGION: "r.region",
-        Dimension.PROVINCE: "substr(r.region, 1, 2) || '0000'",
-        Dimension.SCENE: "r.scene",
-        Dimension.PLATFORM: "p.code",
-        Dimension.DAY: day,
-        Dimension.MONTH: month,
-    }[by]
+    (days in calendar order).
+
+    Read from the tallies kept at settlement, except a breakdown other than by day within a
+    window of days, which recounts the window's records (distinct citizens of a window cannot
+    be added up from those of its days)."""
     order = "1" if by in (Dimension.DAY, Dimension.MONTH) else "2 desc, 1"
+    if by is Dimension.DAY or (day_from is None and day_to is None):
+        key = "coalesce(p.code, t.key)" if by is Dimension.PLATFORM else "t.key"
+        where, params = "", dict[str, object]()
+        if day_from is not None:
+            where += " and t.key >= :lo"
+            params["lo"] = day_from.isoformat()
+        if day_to is not None:
+            where += " and t.key < :hi"
+            params["hi"] = day_to.isoformat()
+        rows = _all(
+            app,
+            f"select {key}, sum(t.grams), sum(t.records), sum(t.participants) from tallies t "
+            f"{_PLATFORM_OF_KEY} where t.dimension = :dimension and t.status = 'credited' "
+            f"{where} group by {key} order by {order}",
+            {"dimension": by.value, **params},
+        )
+    else:
+        rows = _live_reductions(app, by, day_from, day_to, order)
+    return [ReductionRow(str(k), int(g), int(n), int(people)) for k, g, n, people in rows]
+
+
+def _live_reductions(
+    app: App, by: Dimension, day_from: date | None, day_to: date | None, order: str
+) -> list[tuple[Any, ...]]:
+    key = "p.code" if by is Dimension.PLATFORM else tallies.keys(app.engine.dialect.name)[by]
     where, params = _window(day_from, day_to)
-    rows = _all(
+    return _all(
         app,
         f"select {key}, sum(r.reduction_g), count(*), count(distinct r.subject_id) "
         "from records r join platforms p on p.id = r.platform_id "
         f"where r.status = 'credited' {where} group by {key} order by {order}",
         params,
     )
-    return [
-        ReductionRow(
-            (china_time.EPOCH + timedelta(days=int(k))).isoformat()
-            if by is Dimension.DAY
-            else str(k),
-            int(g),
-            int(n),
-            int(people),
-        )
-        for k, g, n, people in rows
-    ]
+
+
+# Tallies of platforms are keyed by the platform's id.
+_PLATFORM_OF_KEY = "left join platforms p on cast(p.id as varchar(12)) = t.key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,16 +197,26 @@ class Totals:
 def totals(app: App, day_from: date | None = None, day_to: date | None = None) -> Totals:
     """Grams credited, credited records, distinct citizens and platforms that credited, and
     every record received (whatever its receipt)."""
-    where, params = _window(day_from, day_to)
-    [(g, n, people, platforms, received)] = _all(
-        app,
-        "select coalesce(sum(case when r.status = 'credited' then r.reduction_g end), 0), "
-        "count(case when r.status = 'credited' then 1 end), "
-        "count(distinct case when r.status = 'credited' then r.subject_id end), "
-        "count(distinct case when r.status = 'credited' then r.platform_id end), count(*) "
-        f"from records r where 1 = 1 {where}",
-        params,
-    )
+    if day_from is None and day_to is None:
+        sql = (
+            "select coalesce(sum(case when t.status = 'credited' then t.grams end), 0), "
+            "coalesce(sum(case when t.status = 'credited' then t.records end), 0), "
+            "coalesce(sum(t.participants), 0), "
+            "(select count(distinct k.key) from tallies k where k.dimension = 'platform' "
+            "and k.status = 'credited' and k.records > 0), coalesce(sum(t.records), 0) "
+            "from tallies t where t.dimension = 'all'"
+        )
+        params: dict[str, int] = {}
+    else:
+        where, params = _window(day_from, day_to)
+        sql = (
+            "select coalesce(sum(case when r.status = 'credited' then r.reduction_g end), 0), "
+            "count(case when r.status = 'credited' then 1 end), "
+            "count(distinct case when r.status = 'credited' then r.subject_id end), "
+            "count(distinct case when r.status = 'credited' then r.platform_id end), count(*) "
+            f"from records r where 1 = 1 {where}"
+        )
+    [(g, n, people, platforms, received)] = _all(app, sql, params)
     return Totals(int(g), int(n), int(people), int(platforms), int(received))
 
 
@@ -214,16 +235,22 @@ def outcomes(
 ) -> list[OutcomeRow]:
     """Records by platform, status and reason code (a record failing several checks counts
     once under each of its reasons; `credited` without a reason is listed with reason "")."""
-    where, params = _window(day_from, day_to)
-    rows = _all(
-        app,
-        "select p.code, r.status, r.reason, count(*) from records r "
-        f"join platforms p on p.id = r.platform_id where 1 = 1 {where} "
-        "group by p.code, r.status, r.reason",
-        params,
-    )
+    if day_from is None and day_to is None:
+        sql = (
+            "select p.code, t.status, t.reason, t.records from tallies t "
+            "join platforms p on cast(p.id as varchar(12)) = t.key "
+            "where t.dimension = 'platform' and t.records > 0"
+        )
+        params: dict[str, int] = {}
+    else:
+        where, params = _window(day_from, day_to)
+        sql = (
+            "select p.code, r.status, r.reason, count(*) from records r "
+            f"join platforms p on p.id = r.platform_id where 1 = 1 {where} "
+            "group by p.code, r.status, r.reason"
+        )
     counts: Counter[tuple[str, str, str]] = Counter()
-    for code, status, reason, n in rows:
+    for code, status, reason, n in _all(app, sql, params):
         for one in (reason or "").split(";"):
             counts[(str(code), str(status), one)] += int(n)
     return [
@@ -247,18 +274,27 @@ def duplicate_pairs(
 ) -> list[PairRow]:
     """Who reports the same behaviours as whom: duplicates by reporting platform, the
     platform whose record was received first, and why they are the same behaviour."""
-    where, params = _window(day_from, day_to)
-    rows = _all(
-        app,
-        "select p.code, q.code, r.reason, count(*) from records r "
-        "join platforms p on p.id = r.platform_id "
-        "join records f on f.seq = r.duplicate_of "
-        "join platforms q on q.id = f.platform_id "
-        f"where r.status = 'duplicate' {where} group by p.code, q.code, r.reason "
-        "order by 4 desc, 1, 2, 3",
-        params,
+    if day_from is None and day_to is None:
+        sql = (
+            "select p.code, q.code, t.reason, t.records from platforms p cross join platforms q "
+            "join tallies t on t.key = cast(p.id as varchar(12)) || '>' "
+            "|| cast(q.id as varchar(12)) where t.dimension = 'pair'"
+        )
+        params: dict[str, int] = {}
+    else:
+        where, params = _window(day_from, day_to)
+        sql = (
+            "select p.code, q.code, r.reason, count(*) from records r "
+            "join platforms p on p.id = r.platform_id "
+            "join records f on f.seq = r.duplicate_of "
+            "join platforms q on q.id = f.platform_id "
+            f"where r.status = 'duplicate' {where} group by p.code, q.code, r.reason"
+        )
+    rows = sorted(
+        ((str(a), str(b), str(why), int(n)) for a, b, why, n in _all(app, sql, params)),
+        key=lambda row: (-row[3], row[:3]),
     )
-    return [PairRow(str(a), str(b), str(why), int(n)) for a, b, why, n in rows]
+    return [PairRow(*row) for row in rows]
 
 
 def _window(day_from: date | None, day_to: date | None) -> tuple[str, dict[str, int]]:
@@ -272,6 +308,6 @@ def _window(day_from: date | None, day_to: date | None) -> tuple[str, dict[str, 
     return clauses, params
 
 
-def _all(app: App, sql: str, params: dict[str, int]) -> list[tuple[Any, ...]]:
+def _all(app: App, sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
     with app.engine.connect() as conn:
         return [tuple(row) for row in conn.execute(text(sql), params).all()]

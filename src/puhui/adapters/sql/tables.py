@@ -11,7 +11,9 @@ Who owns what:
 - personal carbon accounts: `programmes` (how credited grams earn points) and `awards` (which
   credit earned which points), `rewards` and their coupon `reward_codes`, and `operations` (what
   a citizen or the operator did to an account, keyed by the client's idempotency key: the audit
-  trail of redemptions, retirements, transfers and reversals).
+  trail of redemptions, retirements, transfers and reversals);
+- statistics: `tallies` (records, grams and participants per value of each dimension, kept as
+  records are settled) and `tally_members` (which citizens a value has counted already).
 
 The tables written once per record or citizen (`records`, `entries`, `postings`, `accounts`,
 `balances`, `conflicts`) carry no
@@ -367,3 +369,44 @@ operations = Table(
     CheckConstraint("kind in ('redeem', 'retire', 'transfer', 'reverse')", name="kind"),
 )
 Index("ix_operations_subject_id_reward_id", operations.c.subject_id, operations.c.reward_id)
+
+TALLY_DIMENSIONS = ("all", "platform", "pair", "region", "province", "scene", "day", "month")
+
+tallies = Table(
+    "tallies",
+    metadata,
+    Column("dimension", String(12), nullable=False),
+    Column(
+        "key",
+        String(40),
+        nullable=False,
+        comment="'' (all), platform id, 'reporter>first' platform ids (pair), region, "
+        "province, scene, YYYY-MM-DD (day) or YYYY-MM (month), Asia/Shanghai",
+    ),
+    Column("status", String(10), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("grams", BigInteger, nullable=False, comment="credited"),
+    Column(
+        "participants",
+        BigInteger,
+        nullable=False,
+        comment="distinct citizens credited, on the row of status credited and reason ''",
+    ),
+    PrimaryKeyConstraint("dimension", "key", "status", "reason"),
+    CheckConstraint(
+        "dimension in (" + ", ".join(f"'{d}'" for d in TALLY_DIMENSIONS) + ")", name="dimension"
+    ),
+    sqlite_with_rowid=False,
+)
+
+tally_members = Table(
+    "tally_members",
+    metadata,
+    Column("dimension", String(12), nullable=False),
+    Column("key", String(40), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    PrimaryKeyConstraint("dimension", "key", "subject_id"),
+    # Stored in its primary key's order: no second copy of every row in an index.
+    sqlite_with_rowid=False,
+)

@@ -1,0 +1,267 @@
+"""Statistics kept as records are settled, so that published figures cost the same to read
+with a thousand records or a billion.
+
+Each settled chunk adds its records to `tallies`, in the chunk's own transaction: per value of
+each dimension, the records and credited grams by status and reason, and the distinct citizens
+credited. `tally_members` remembers which citizens a value has counted, so that a citizen is
+counted once per value, however many chunks credit them.
+
+Dimensions:
+- `all` (key '') and `platform` (the platform's id): every record, by status and reason;
+- `pair` ('reporter>first', platform ids): duplicates, by the reporting platform, the platform
+  whose record was received first, and the reason;
+- `region`, `province`, `scene`, `day` and `month` (Asia/Shanghai, of the behaviour's start):
+  credited records only, reason ''.
+
+Participants are on the row of status `credited` and reason '' of a value (a row with no
+records of its own when all of the value's credits were capped).
+
+Settlement counts a chunk from its rows in Arrow (`add`); `rebuild` and `mismatches` recount
+every stored record in SQL, the first for records stored before tallies existed (migration
+0005), the second for `puhui ledger verify`, which reports every tally that differs.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection, text
+
+from puhui.adapters.sql import bulk
+from puhui.domain import china_time
+
+# Dimensions counting credited records only; with `all` and `platform` they count participants.
+CREDITED_ONLY = ("region", "province", "scene", "day", "month")
+WITH_PARTICIPANTS = ("all", "platform", *CREDITED_ONLY)
+MEMBER_COLUMNS = ("dimension", "key", "subject_id")
+_ADD_COUNTS = (
+    "on conflict (dimension, key, status, reason) do update "
+    "set records = tallies.records + excluded.records, grams = tallies.grams + excluded.grams"
+)
+_ADD_PARTICIPANTS = (
+    "on conflict (dimension, key, status, reason) do update "
+    "set participants = tallies.participants + excluded.participants"
+)
+
+
+def keys(dialect: str) -> dict[str, str]:
+    """The SQL expression of each dimension's key over `records r` (not `pair`)."""
+    seconds = f"(r.start_ms + {china_time.OFFSET_MS}) / 1000"
+    if dialect == "sqlite":
+        day = f"date({seconds}, 'unixepoch')"
+        month = f"strftime('%Y-%m', {seconds}, 'unixepoch')"
+    else:
+        local = f"to_timestamp({seconds}) at time zone 'UTC'"
+        day = f"to_char({local}, 'YYYY-MM-DD')"
+        month = f"to_char({local}, 'YYYY-MM')"
+    return {
+        "all": "''",
+        "platform": "cast(r.platform_id as varchar(12))",
+        "region": "r.region",
+        "province": "substr(r.region, 1, 2) || '0000'",
+        "scene": "r.scene",
+        "day": day,
+        "month": month,
+    }
+
+
+def _rows(dialect: str, where: str) -> str:
+    """One row per record and dimension it counts in: dimension, key, status, reason, grams,
+    subject_id, for the records matching `where` (over `records r`)."""
+    key = keys(dialect)
+    parts = [
+        f"select '{d}' as dimension, {key[d]} as key, r.status, r.reason, "
+        f"r.reduction_g as grams, r.subject_id from records r where {where}"
+        for d in ("all", "platform")
+    ]
+    parts += [
+        f"select '{d}', {key[d]}, r.status, '', r.reduction_g, r.subject_id from records r "
+        f"where {where} and r.status = 'credited'"
+        for d in CREDITED_ONLY
+    ]
+    parts.append(_pair_rows(where))
+    return " union all ".join(parts)
+
+
+def _pair_rows(where: str) -> str:
+    """The `pair` rows of the duplicates matching `where`, in the columns of `_rows`."""
+    return (
+        "select 'pair' as dimension, cast(r.platform_id as varchar(12)) || '>' "
+        "|| cast(f.platform_id as varchar(12)) as key, r.status, r.reason, 0 as grams, "
+        "r.subject_id from records r join records f on f.seq = r.duplicate_of "
+        f"where {where} and r.status = 'duplicate'"
+    )
+
+
+def _participant_rows(dialect: str, where: str) -> str:
+    """The distinct (dimension, key, subject_id) credited among the records matching `where`."""
+    counted = ", ".join(f"'{d}'" for d in WITH_PARTICIPANTS)
+    return (
+        f"select distinct x.dimension, x.key, x.subject_id from ({_rows(dialect, where)}) x "
+        f"where x.status = 'credited' and x.dimension in ({counted})"
+    )
+
+
+def add(
+    conn: Connection, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int
+) -> None:
+    """Count the records just stored (seq in [first_seq, last_seq], all of one platform; columns
+    of `records`), in the caller's transaction.
+
+    The chunk's own rows are grouped in Arrow; only the platforms of duplicates' first reports
+    and whether a citizen was counted before are read from the database."""
+    rows = _chunk_rows(platform_id, stored)
+    counts = rows.group_by(["dimension", "key", "status", "reason"]).aggregate(
+        [("grams", "sum"), ("grams", "count")]
+    )
+    deltas = bulk.rows_of(
+        counts, ("dimension", "key", "status", "reason", "grams_count", "grams_sum")
+    )
+    deltas += conn.execute(
+        text(
+            "select x.dimension, x.key, x.status, x.reason, count(*), 0 "
+            f"from ({_pair_rows('r.seq between :lo and :hi')}) x "
+            "group by x.dimension, x.key, x.status, x.reason"
+        ),
+        {"lo": first_seq, "hi": last_seq},
+    ).all()
+    if deltas:
+        conn.execute(
+            text(
+                "insert into tallies (dimension, key, status, reason, records, grams, "
+                "participants) values (:d, :k, :s, :r, :n, :g, 0) "
+                f"{_ADD_COUNTS}"
+            ),
+            [{"d": d, "k": k, "s": s, "r": r, "n": n, "g": g} for d, k, s, r, n, g in deltas],
+        )
+    credited = rows.filter(pc.equal(rows.column("status"), "credited"))
+    members = (
+        credited.select(["dimension", "key", "subject_id"])
+        .group_by(["dimension", "key", "subject_id"])
+        .aggregate([])
+        # In the primary key's order: each check of `tally_members` lands near the last one.
+        .sort_by([("dimension", "ascending"), ("key", "ascending"), ("subject_id", "ascending")])
+    )
+    conn.execute(
+        text(
+            "create temporary table if not exists stage_members "
+            "(dimension varchar(12), key varchar(40), subject_id integer)"
+        )
+    )
+    conn.execute(text("delete from stage_members"))
+    bulk.insert_rows(conn, "stage_members", MEMBER_COLUMNS, bulk.rows_of(members, MEMBER_COLUMNS))
+    if conn.dialect.name == "postgresql":
+        # Never analysed automatically: without statistics the planner may hash all members.
+        conn.execute(text("analyze stage_members"))
+    # Citizens a value counted before are dropped; the rest join its members and participants.
+    conn.execute(
+        text(
+            "delete from stage_members where exists (select 1 from tally_members m "
+            "where m.dimension = stage_members.dimension and m.key = stage_members.key "
+            "and m.subject_id = stage_members.subject_id)"
+        )
+    )
+    conn.execute(
+        text(
+            "insert into tally_members (dimension, key, subject_id) "
+            "select dimension, key, subject_id from stage_members"
+        )
+    )
+    conn.execute(
+        text(
+            "insert into tallies (dimension, key, status, reason, records, grams, participants) "
+            "select dimension, key, 'credited', '', 0, 0, count(*) from stage_members "
+            f"group by dimension, key having true {_ADD_PARTICIPANTS}"
+        )
+    )
+
+
+def _chunk_rows(platform_id: int, stored: pa.Table) -> pa.Table:
+    """One row per stored record and dimension it counts in (not `pair`): dimension, key,
+    status, reason, grams, subject_id."""
+    n = stored.num_rows
+    status = stored.column("status")
+    reason = pc.fill_null(stored.column("reason"), "")
+    grams = stored.column("reduction_g")
+    subject = stored.column("subject_id").cast(pa.int64())
+    region = stored.column("region")
+    local_day = pc.divide(
+        pc.add(stored.column("start_ms"), china_time.OFFSET_MS), china_time.DAY_MS
+    )
+    day = local_day.cast(pa.int32()).cast(pa.date32()).cast(pa.string())
+    blank = pa.array([""] * n, pa.string())
+    keys = {
+        "all": blank,
+        "platform": pa.array([str(platform_id)] * n, pa.string()),
+        "region": region,
+        "province": pc.binary_join_element_wise(pc.utf8_slice_codeunits(region, 0, 2), "0000", ""),
+        "scene": stored.column("scene"),
+        "day": day,
+        "month": pc.utf8_slice_codeunits(day, 0, 7),
+    }
+    credited = pc.equal(status, "credited")
+    parts = []
+    for dimension, key in keys.items():
+        part = pa.table(
+            {
+                "dimension": pa.array([dimension] * n, pa.string()),
+                "key": key,
+                "status": status,
+                "reason": reason if dimension in ("all", "platform") else blank,
+                "grams": grams,
+                "subject_id": subject,
+            }
+        )
+        parts.append(part if dimension in ("all", "platform") else part.filter(credited))
+    return pa.concat_tables(parts)
+
+
+def rebuild(conn: Connection) -> None:
+    """Recount every stored record from scratch, in the database."""
+    conn.execute(text("delete from tallies"))
+    conn.execute(text("delete from tally_members"))
+    dialect = conn.dialect.name
+    conn.execute(
+        text(
+            "insert into tallies (dimension, key, status, reason, records, grams, participants) "
+            "select x.dimension, x.key, x.status, x.reason, count(*), sum(x.grams), 0 "
+            f"from ({_rows(dialect, '1 = 1')}) x "
+            # `having true` lets SQLite tell the upsert clause from a join.
+            f"group by x.dimension, x.key, x.status, x.reason having true {_ADD_COUNTS}"
+        )
+    )
+    conn.execute(
+        text(
+            "insert into tally_members (dimension, key, subject_id) "
+            f"select * from ({_participant_rows(dialect, '1 = 1')}) p"
+        )
+    )
+    conn.execute(
+        text(
+            "insert into tallies (dimension, key, status, reason, records, grams, participants) "
+            "select dimension, key, 'credited', '', 0, 0, count(*) from tally_members "
+            f"group by dimension, key having true {_ADD_PARTICIPANTS}"
+        )
+    )
+
+
+def mismatches(dialect: str) -> str:
+    """A query naming every tally that differs from a recount of `records` (one row each:
+    'dimension:key:status:reason'), for `ledger verify`.
+
+    The recount and the tallies, the latter negated, are added up per tally: whatever does
+    not come to zero differs (a count missing on either side included)."""
+    recount = (
+        "select x.dimension, x.key, x.status, x.reason, count(*) as records, "
+        f"sum(x.grams) as grams, 0 as participants from ({_rows(dialect, '1 = 1')}) x "
+        "group by x.dimension, x.key, x.status, x.reason "
+        "union all select p.dimension, p.key, 'credited', '', 0, 0, count(*) "
+        f"from ({_participant_rows(dialect, '1 = 1')}) p group by p.dimension, p.key "
+        "union all select dimension, key, status, reason, -records, -grams, -participants "
+        "from tallies"
+    )
+    return (
+        "select d.dimension || ':' || d.key || ':' || d.status || ':' || d.reason "
+        f"from ({recount}) d group by d.dimension, d.key, d.status, d.reason "
+        "having sum(d.records) <> 0 or sum(d.grams) <> 0 or sum(d.participants) <> 0"
+    )
