@@ -197,26 +197,22 @@ class Totals:
 def totals(app: App, day_from: date | None = None, day_to: date | None = None) -> Totals:
     """Grams credited, credited records, distinct citizens and platforms that credited, and
     every record received (whatever its receipt)."""
-    if day_from is None and day_to is None:
-        sql = (
-            "select coalesce(sum(case when t.status = 'credited' then t.grams end), 0), "
-            "coalesce(sum(case when t.status = 'credited' then t.records end), 0), "
-            "coalesce(sum(t.participants), 0), "
-            "(select count(distinct k.key) from tallies k where k.dimension = 'platform' "
-            "and k.status = 'credited' and k.records > 0), coalesce(sum(t.records), 0) "
-            "from tallies t where t.dimension = 'all'"
-        )
-        params: dict[str, int] = {}
-    else:
-        where, params = _window(day_from, day_to)
-        sql = (
-            "select coalesce(sum(case when r.status = 'credited' then r.reduction_g end), 0), "
-            "count(case when r.status = 'credited' then 1 end), "
-            "count(distinct case when r.status = 'credited' then r.subject_id end), "
-            "count(distinct case when r.status = 'credited' then r.platform_id end), count(*) "
-            f"from records r where 1 = 1 {where}"
-        )
-    [(g, n, people, platforms, received)] = _all(app, sql, params)
+    [(g, n, people, platforms, received)] = _tallied_or_recounted(
+        app,
+        "select coalesce(sum(case when t.status = 'credited' then t.grams end), 0), "
+        "coalesce(sum(case when t.status = 'credited' then t.records end), 0), "
+        "coalesce(sum(t.participants), 0), "
+        "(select count(distinct k.key) from tallies k where k.dimension = 'platform' "
+        "and k.status = 'credited' and k.records > 0), coalesce(sum(t.records), 0) "
+        "from tallies t where t.dimension = 'all'",
+        "select coalesce(sum(case when r.status = 'credited' then r.reduction_g end), 0), "
+        "count(case when r.status = 'credited' then 1 end), "
+        "count(distinct case when r.status = 'credited' then r.subject_id end), "
+        "count(distinct case when r.status = 'credited' then r.platform_id end), count(*) "
+        "from records r where 1 = 1 {window}",
+        day_from,
+        day_to,
+    )
     return Totals(int(g), int(n), int(people), int(platforms), int(received))
 
 
@@ -235,22 +231,19 @@ def outcomes(
 ) -> list[OutcomeRow]:
     """Records by platform, status and reason code (a record failing several checks counts
     once under each of its reasons; `credited` without a reason is listed with reason "")."""
-    if day_from is None and day_to is None:
-        sql = (
-            "select p.code, t.status, t.reason, t.records from tallies t "
-            "join platforms p on cast(p.id as varchar(12)) = t.key "
-            "where t.dimension = 'platform' and t.records > 0"
-        )
-        params: dict[str, int] = {}
-    else:
-        where, params = _window(day_from, day_to)
-        sql = (
-            "select p.code, r.status, r.reason, count(*) from records r "
-            f"join platforms p on p.id = r.platform_id where 1 = 1 {where} "
-            "group by p.code, r.status, r.reason"
-        )
+    rows = _tallied_or_recounted(
+        app,
+        "select p.code, t.status, t.reason, t.records from tallies t "
+        "join platforms p on cast(p.id as varchar(12)) = t.key "
+        "where t.dimension = 'platform' and t.records > 0",
+        "select p.code, r.status, r.reason, count(*) from records r "
+        "join platforms p on p.id = r.platform_id where 1 = 1 {window} "
+        "group by p.code, r.status, r.reason",
+        day_from,
+        day_to,
+    )
     counts: Counter[tuple[str, str, str]] = Counter()
-    for code, status, reason, n in _all(app, sql, params):
+    for code, status, reason, n in rows:
         for one in (reason or "").split(";"):
             counts[(str(code), str(status), one)] += int(n)
     return [
@@ -274,27 +267,35 @@ def duplicate_pairs(
 ) -> list[PairRow]:
     """Who reports the same behaviours as whom: duplicates by reporting platform, the
     platform whose record was received first, and why they are the same behaviour."""
-    if day_from is None and day_to is None:
-        sql = (
-            "select p.code, q.code, t.reason, t.records from platforms p cross join platforms q "
-            "join tallies t on t.key = cast(p.id as varchar(12)) || '>' "
-            "|| cast(q.id as varchar(12)) where t.dimension = 'pair'"
-        )
-        params: dict[str, int] = {}
-    else:
-        where, params = _window(day_from, day_to)
-        sql = (
-            "select p.code, q.code, r.reason, count(*) from records r "
-            "join platforms p on p.id = r.platform_id "
-            "join records f on f.seq = r.duplicate_of "
-            "join platforms q on q.id = f.platform_id "
-            f"where r.status = 'duplicate' {where} group by p.code, q.code, r.reason"
-        )
-    rows = sorted(
-        ((str(a), str(b), str(why), int(n)) for a, b, why, n in _all(app, sql, params)),
+    rows = _tallied_or_recounted(
+        app,
+        "select p.code, q.code, t.reason, t.records from platforms p cross join platforms q "
+        "join tallies t on t.key = cast(p.id as varchar(12)) || '>' "
+        "|| cast(q.id as varchar(12)) where t.dimension = 'pair'",
+        "select p.code, q.code, r.reason, count(*) from records r "
+        "join platforms p on p.id = r.platform_id "
+        "join records f on f.seq = r.duplicate_of "
+        "join platforms q on q.id = f.platform_id "
+        "where r.status = 'duplicate' {window} group by p.code, q.code, r.reason",
+        day_from,
+        day_to,
+    )
+    ordered = sorted(
+        ((str(a), str(b), str(why), int(n)) for a, b, why, n in rows),
         key=lambda row: (-row[3], row[:3]),
     )
-    return [PairRow(*row) for row in rows]
+    return [PairRow(*row) for row in ordered]
+
+
+def _tallied_or_recounted(
+    app: App, tallied: str, recount: str, day_from: date | None, day_to: date | None
+) -> list[tuple[Any, ...]]:
+    """The rows of `tallied` without a window of days; with one, those of `recount`, whose
+    `{window}` takes the window's conditions on `records r`."""
+    if day_from is None and day_to is None:
+        return _all(app, tallied, {})
+    where, params = _window(day_from, day_to)
+    return _all(app, recount.format(window=where), params)
 
 
 def _window(day_from: date | None, day_to: date | None) -> tuple[str, dict[str, int]]:
