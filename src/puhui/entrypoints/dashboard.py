@@ -344,18 +344,18 @@ def install(api: FastAPI, app: App) -> None:
     def public(
         request: Request, lang: Annotated[str | None, Query(max_length=8)] = None
     ) -> HTMLResponse:
-        chosen = i18n.language(lang or request.cookies.get("lang"))
+        language = chosen(request, lang)
         totals = oversight.totals(app)
         response = render(
             "public.html",
-            chosen,
-            i18n.TEXT[chosen]["public"],
+            language,
+            i18n.TEXT[language]["public"],
             totals=totals,
             tonnes=f"{totals.credited_g / 1_000_000:,.3f}",
-            tables=tables(app, chosen, totals.received),
+            tables=tables(app, language, totals.received),
         )
         if lang is not None:
-            response.set_cookie("lang", chosen, max_age=365 * 86_400, samesite="lax")
+            response.set_cookie("lang", language, max_age=365 * 86_400, samesite="lax")
         return response
 
     @api.get("/dashboard/tables/{name}.{fmt}", include_in_schema=False)
@@ -365,8 +365,8 @@ def install(api: FastAPI, app: App) -> None:
         fmt: Annotated[str, Path_(pattern="^(csv|xlsx)$")],
         lang: Annotated[str | None, Query(max_length=8)] = None,
     ) -> Response:
-        chosen = i18n.language(lang or request.cookies.get("lang"))
-        return _download(tables(app, chosen, oversight.totals(app).received).get(name), name, fmt)
+        language = chosen(request, lang)
+        return _download(tables(app, language, oversight.totals(app).received).get(name), name, fmt)
 
 
 def _download(found: DataTable | None, name: str, fmt: str) -> Response:
