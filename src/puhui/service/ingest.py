@@ -27,6 +27,7 @@ import pyarrow.csv as pacsv
 
 from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
+from puhui.adapters.batch.sequential import SMALL_CHUNK, settle_small
 from puhui.adapters.batch.settle import settle
 from puhui.adapters.sql import tallies
 from puhui.adapters.sql.intake import IntakeStore
@@ -131,10 +132,16 @@ def ingest_records(
 class Pipeline:
     """The engines an ingest runs on, kept warm between ingests: a preparer per submitting
     platform (its DuckDB connection, region table and quantifications so far) and the DuckDB
-    connection of settlement. One ingest at a time."""
+    connection of settlement. One ingest at a time.
 
-    def __init__(self, app: App) -> None:
+    Chunks of up to `small_chunk` records are settled by the statement of the rules itself
+    (`adapters.batch.sequential`), larger ones by the DuckDB statement: both decide the same
+    receipts, and the tests hold both to the statement.
+    """
+
+    def __init__(self, app: App, small_chunk: int = SMALL_CHUNK) -> None:
         self.app = app
+        self.small_chunk = small_chunk
         self.settler = duckdb.connect()
         self._preparers: dict[str, Preparer] = {}
         # Reading and preparing the next chunk (DuckDB, off the GIL) overlaps with settling and
@@ -206,7 +213,7 @@ def ingest_sources(
                     settled, entries, credited_g = _settle_chunk(
                         IntakeStore(conn),
                         preparer,
-                        pipeline.settler,
+                        pipeline,
                         prepared,
                         platform_id,
                         batch_id,
@@ -238,7 +245,7 @@ def ingest_sources(
 def _settle_chunk(
     store: IntakeStore,
     preparer: Preparer,
-    settler: duckdb.DuckDBPyConnection,
+    pipeline: Pipeline,
     prepared: pa.Table,
     platform_id: int,
     batch_id: int,
@@ -250,7 +257,10 @@ def _settle_chunk(
             store, prepared, platform_id
         )
     with report.timed("settle"):
-        settled = settle(settler, prepared, subject_ids, existing, claims, usage)
+        if prepared.num_rows <= pipeline.small_chunk:
+            settled = settle_small(prepared, subject_ids, existing, claims, usage, platform_id)
+        else:
+            settled = settle(pipeline.settler, prepared, subject_ids, existing, claims, usage)
     with report.timed("store"):
         stored = _store(store, preparer, settled, platform_id, batch_id)
     with report.timed("ledger"):

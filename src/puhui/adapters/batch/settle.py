@@ -17,14 +17,22 @@ outgrown). The rules, from spec/activity-record-v1.md:
    day and month (Asia/Shanghai): count caps first, then gram caps, day before month. A record
    credited less than computed carries reason `capped`. Count caps count every credited record
    of the period, including one capped to 0 g; gram caps count the grams actually credited.
+
+This is a rendering of `domain.settlement`, the statement of these rules, and is tested against
+it. Gram caps have a closed form over window sums only when every record of a citizen's scene
+and month meets the same caps; a month in which the caps differ (trips under two regions'
+methodologies) is rare, and its records' grams are decided by the statement instead.
 """
 
 from __future__ import annotations
+
+from contextlib import suppress
 
 import duckdb
 import pyarrow as pa
 
 from puhui.domain.reasons import Reason
+from puhui.domain.settlement import Book, Candidate, Caps, Usage, month_of
 
 UNKEYED = (
     Reason.MALFORMED_ROW,
@@ -111,6 +119,10 @@ day_counted as (
 ),
 month_counted as (
     select d.*,
+        -- Do the records of this citizen's scene and month meet different gram caps?
+        min(coalesce(d.day_max_g, -1)) over m <> max(coalesce(d.day_max_g, -1)) over m
+            or min(coalesce(d.month_max_g, -1)) over m <> max(coalesce(d.month_max_g, -1)) over m
+            as mixed_caps,
         -- Like stored ones, every credited record counts towards the month, even one a day
         -- count cap left at 0 g.
         within_day_count and (month_max_count is null or coalesce(um.n, 0) + row_number() over (
@@ -120,6 +132,7 @@ month_counted as (
     from day_counted d
     left join usage_month um on um.subject_id = d.subject_id and um.scene = d.scene and um.month = d.month
     left join usage_day ud on ud.subject_id = d.subject_id and ud.scene = d.scene and ud.day = d.day
+    window m as (partition by d.subject_id, d.scene, d.month)
 ),
 day_capped as (
     -- Greedy crediting under a cap has a closed form: what the cumulative total gains below
@@ -172,7 +185,8 @@ new_final as (
         case when d.outcome = 'duplicate' then least(d.ref_dup_of, d.overlap_dup_of) end
             as duplicate_of,
         'new' as role,
-        d.seq as receipt_seq
+        d.seq as receipt_seq,
+        coalesce(c.mixed_caps, false) as mixed_caps
     from decided d left join capped c on c.seq = d.seq
 ),
 others as (
@@ -196,7 +210,8 @@ others as (
                      when 'repeat' then nf.duplicate_of end as duplicate_of,
         cl.role,
         case when cl.role in ('replay_stored', 'conflict_stored') then cl.stored_seq
-             when cl.role in ('repeat', 'conflict_repeat') then cl.first_seq end as receipt_seq
+             when cl.role in ('repeat', 'conflict_repeat') then cl.first_seq end as receipt_seq,
+        false as mixed_caps
     from classified cl
     left join existing_records e on e.seq = cl.stored_seq
     left join new_final nf on nf.seq = cl.first_seq
@@ -236,7 +251,67 @@ def settle(
         "sum(g) as g, sum(n) as n from usage_day group by all"
     )
     try:
-        return con.sql(SETTLE_SQL).to_arrow_table()
+        settled = con.sql(SETTLE_SQL).to_arrow_table()
+        con.register("settled", settled)
+        mixed = [
+            Candidate(
+                seq=seq,
+                key=None,
+                digest="",
+                citizen=subject,
+                scene=scene,
+                day=day,
+                computed_g=computed_g,
+                caps=Caps(*caps),
+            )
+            for seq, subject, scene, day, computed_g, *caps in con.execute(
+                "select p.seq, sid.subject_id, p.scene, p.day_cn, p.computed_g, p.day_max_g, "
+                "p.day_max_count, p.month_max_g, p.month_max_count from prepared p "
+                "join subject_ids sid on sid.pseudonym = p.pseudonym "
+                "join settled s on s.seq = p.seq and s.role = 'new' and s.status = 'credited' "
+                "where s.mixed_caps order by p.seq"
+            ).fetchall()
+        ]
+        if mixed:
+            settled = _capped_by_the_statement(settled, mixed, usage_day)
+        return settled.drop_columns(["mixed_caps"])
     finally:
-        for name in ("prepared", "subject_ids", "existing_records", "existing_claims", "usage_day"):
-            con.unregister(name)
+        for name in (
+            "prepared",
+            "subject_ids",
+            "existing_records",
+            "existing_claims",
+            "usage_day",
+            "settled",
+        ):
+            with suppress(duckdb.Error):
+                con.unregister(name)
+
+
+def _capped_by_the_statement(
+    settled: pa.Table, mixed: list[Candidate], usage_day: pa.Table
+) -> pa.Table:
+    """Decide the grams of credited records whose month meets several caps, in receive order,
+    as `domain.settlement` states it, from the usage stored before the chunk."""
+    months = {(c.citizen, c.scene, month_of(c.day)) for c in mixed if c.day is not None}
+    usage = {
+        (u["subject_id"], u["scene"], u["day"]): Usage(u["n"], u["g"])
+        for u in usage_day.to_pylist()
+        if (u["subject_id"], u["scene"], month_of(u["day"])) in months
+    }
+    book = Book.of(usage_by_day=usage)
+    grams = {c.seq: book.credit_within_caps(c) for c in mixed}
+    computed = {c.seq: c.computed_g for c in mixed}
+    seqs = settled.column("seq").to_pylist()
+    reductions = [
+        grams.get(s, g)
+        for s, g in zip(seqs, settled.column("reduction_g").to_pylist(), strict=True)
+    ]
+    reasons = [
+        (str(Reason.CAPPED) if grams[s] < computed[s] else "") if s in grams else r
+        for s, r in zip(seqs, settled.column("reason").to_pylist(), strict=True)
+    ]
+    i = settled.schema.get_field_index("reduction_g")
+    settled = settled.set_column(i, "reduction_g", pa.array(reductions, pa.int64()))
+    i = settled.schema.get_field_index("reason")
+    return settled.set_column(i, "reason", pa.array(reasons, pa.string()))

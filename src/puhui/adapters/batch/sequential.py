@@ -1,0 +1,166 @@
+"""Settlement of small chunks by the statement of the rules itself (`domain.settlement`).
+
+A DuckDB statement costs tens of milliseconds to bind, optimise and schedule whatever the size
+of its data, so an API submission of one or a hundred records would pay that for nothing. Small
+chunks are decided instead by `domain.settlement.Book`, loaded with what the lookups fetched
+from the database (stored receipts of the chunk's record ids, claims of its refs and citizens'
+trips, cap usage of its citizens' months): the same inputs and the same output columns as
+`settle.settle`, so the rest of the ingest cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+
+from puhui.adapters.batch.settle import UNKEYED
+from puhui.domain.settlement import Book, Candidate, Caps, Claim, Decision, Role, Usage, settle
+
+# Up to this many records a chunk is settled here; above it, by the DuckDB statement.
+SMALL_CHUNK = 2_000
+
+_PASSED = (
+    "row", "seq", "record_id", "digest", "subject_id", "scene", "region", "kind", "start_ms",
+    "end_ms", "amount_milli", "material", "ref", "extra", "quant_key",
+)  # fmt: skip
+_DECIDED = pa.schema(
+    [
+        ("methodology", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("reduction_g", pa.int64()),
+        ("duplicate_of", pa.int64()),
+        ("role", pa.string()),
+        ("receipt_seq", pa.int64()),
+    ]
+)
+
+
+def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    names = table.column_names
+    columns = [table.column(n).to_pylist() for n in names]
+    for values in zip(*columns, strict=True):
+        yield dict(zip(names, values, strict=True))
+
+
+def candidates(prepared: pa.Table, subject_ids: pa.Table, platform_id: int) -> list[Candidate]:
+    """The records of a prepared chunk (with `seq`) as settlement's candidates; citizens are
+    their subject ids."""
+    ids = dict(
+        zip(
+            subject_ids.column("pseudonym").to_pylist(),
+            subject_ids.column("subject_id").to_pylist(),
+            strict=True,
+        )
+    )
+    unkeyed = set(UNKEYED)
+    out = []
+    for r in _rows(prepared):
+        checks = tuple(r["checks"] or ())
+        keyed = r["record_id"] is not None and r["platform"] is not None
+        out.append(
+            Candidate(
+                seq=r["seq"],
+                key=(platform_id, r["record_id"]) if keyed and not unkeyed & set(checks) else None,
+                digest=r["digest"],
+                checks=checks,
+                citizen=ids.get(r["pseudonym"]),
+                scene=r["scene"],
+                ref=r["ref"],
+                start_ms=r["start_ms"],
+                end_ms=r["end_ms"] if r["kind"] == "trip" else None,
+                day=r["day_cn"],
+                computed_g=r["computed_g"] or 0,
+                methodology=r["methodology"],
+                caps=Caps(
+                    r["day_max_g"], r["day_max_count"], r["month_max_g"], r["month_max_count"]
+                ),
+            )
+        )
+    return out
+
+
+def _book(
+    platform_id: int, existing_records: pa.Table, existing_claims: pa.Table, usage_day: pa.Table
+) -> tuple[Book, dict[int, dict[str, Any]]]:
+    stored = {r["seq"]: r for r in _rows(existing_records)}
+    known = [
+        (
+            (platform_id, r["record_id"]),
+            r["digest"],
+            Decision(
+                r["seq"],
+                Role.NEW,
+                r["status"],
+                r["reason"] or "",
+                r["reduction_g"],
+                r["methodology"],
+                r["duplicate_of"],
+                r["seq"],
+            ),
+        )
+        for r in stored.values()
+    ]
+    claims = [
+        Claim(
+            c["seq"],
+            c["scene"],
+            c["ref"],
+            c["subject_id"],
+            c["start_ms"],
+            c["end_ms"] if c["kind"] == "trip" else None,
+        )
+        for c in _rows(existing_claims)
+    ]
+    usage: dict[tuple[object, str, date], Usage] = {
+        (u["subject_id"], u["scene"], u["day"]): Usage(u["n"], u["g"]) for u in _rows(usage_day)
+    }
+    return Book.of(known, claims, usage), stored
+
+
+def settle_small(
+    prepared: pa.Table,
+    subject_ids: pa.Table,
+    existing_records: pa.Table,
+    existing_claims: pa.Table,
+    usage_day: pa.Table,
+    platform_id: int,
+) -> pa.Table:
+    """Decide the receipt of every record of a prepared chunk, as `settle.settle` does."""
+    book, stored = _book(platform_id, existing_records, existing_claims, usage_day)
+    chunk = candidates(prepared, subject_ids, platform_id)
+    decisions = list(settle(chunk, book))
+    first_seq = chunk[0].seq if chunk else 0
+    details = prepared.column("detail").to_pylist()
+    decided: dict[str, list[Any]] = {name: [] for name in _DECIDED.names}
+    for d, detail in zip(decisions, details, strict=True):
+        answered = d.seq if d.receipt_seq is None else d.receipt_seq
+        earlier = answered < first_seq
+        if d.role is Role.REPLAY:
+            role = "replay_stored" if earlier else "repeat"
+            detail = stored[answered]["detail"] if earlier else details[answered - first_seq]
+        elif d.role is Role.CONFLICT:
+            role, detail = ("conflict_stored" if earlier else "conflict_repeat"), ""
+        else:
+            role = str(d.role)
+        decided["methodology"].append(d.methodology)
+        decided["status"].append(str(d.status))
+        decided["reason"].append(d.reason)
+        decided["detail"].append(detail)
+        decided["reduction_g"].append(d.reduction_g)
+        decided["duplicate_of"].append(d.duplicate_of)
+        decided["role"].append(role)
+        decided["receipt_seq"].append(d.receipt_seq)
+    out = prepared.append_column(
+        pa.field("subject_id", pa.int64()),
+        pa.array([c.citizen for c in chunk], pa.int64()),
+    ).select(list(_PASSED))
+    for name in _DECIDED.names:
+        out = out.append_column(
+            _DECIDED.field(name), pa.array(decided[name], _DECIDED.field(name).type)
+        )
+    return out
