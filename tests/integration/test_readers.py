@@ -257,7 +257,8 @@ def _big_parquet(path: Path, n: int) -> Path:
 def test_a_large_file_is_read_in_bounded_chunks(
     tmp_path: Path, name: str, make: Callable[[Path, int], Path]
 ) -> None:
-    """300 000 records with chunks of 50 000: never more than a chunk in hand, none lost."""
+    """300 000 records with chunks of 50 000: never more than a chunk in hand, none lost, and
+    every chunk but the last full, so that a chunk is one transaction of the size asked for."""
     n, size = 300_000, 50_000
     path = make(tmp_path / name, n)
     chunks = read_chunks(path, chunk_size=size)
@@ -265,14 +266,17 @@ def test_a_large_file_is_read_in_bounded_chunks(
     assert 0 < first.num_rows <= size
     assert first.column("row")[0].as_py() == 1
     count, expected_row, largest = first.num_rows, first.num_rows + 1, first.num_rows
+    sizes = [first.num_rows]
     for chunk in chunks:
         assert chunk.num_rows <= size
+        sizes.append(chunk.num_rows)
         assert chunk.column("row")[0].as_py() == expected_row
         count += chunk.num_rows
         expected_row += chunk.num_rows
         largest = max(largest, chunk.num_rows)
     assert count == n
     assert largest <= size
+    assert sizes == [size] * (n // size)
 
 
 # Refusals -------------------------------------------------------------------------------------

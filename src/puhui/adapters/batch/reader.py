@@ -105,8 +105,9 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
     except duckdb.Error as exc:
         raise InputError(f"{path}: {exc}") from None
     row = 0
-    for batch in reader:
-        table = pa.Table.from_batches([batch])
+    # DuckDB hands out batches of a few thousand rows whatever size is asked for: gather them
+    # into chunks of `chunk_size`, so that a chunk is one transaction of that size.
+    for table in _gathered(reader, chunk_size):
         keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
         table = table.filter(keep)
         if table.num_rows:
@@ -114,6 +115,22 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
             row += table.num_rows
             yield _finish(table.add_column(0, "row", rows))
     con.close()
+
+
+def _gathered(reader: pa.RecordBatchReader, chunk_size: int) -> Iterator[pa.Table]:
+    """Tables of `chunk_size` rows (the last one shorter) from a stream of smaller batches."""
+    waiting: list[pa.RecordBatch] = []
+    size = 0
+    for batch in reader:
+        waiting.append(batch)
+        size += batch.num_rows
+        while size >= chunk_size:
+            table = pa.Table.from_batches(waiting)
+            yield table.slice(0, chunk_size)
+            rest = table.slice(chunk_size)
+            waiting, size = rest.to_batches(), rest.num_rows
+    if size:
+        yield pa.Table.from_batches(waiting, schema=reader.schema)
 
 
 def _csv(path: Path, chunk_size: int) -> Iterator[pa.Table]:
