@@ -261,6 +261,8 @@ class Preparer:
                  then (to_timestamp((start_ms + {china_time.OFFSET_MS}) / 1000)::date)
             end as day_cn
         from checked
+        -- Joins do not keep the input's order on large inputs: receive order is file order.
+        order by row
         """
 
     def _quantify(self, normal: pa.Table) -> pa.Table:
@@ -340,6 +342,7 @@ select n.*,
 from normal n
 left join quant q
   on q.scene = n.scene and q.region = n.region and q.material = n.material and q.day_cn = n.day_cn
+order by n.row
 """
 
 
