@@ -46,7 +46,7 @@ SCHEMA = pa.schema(
     + [pa.field(f, pa.string()) for f in FIELDS]
 )
 
-DEFAULT_CHUNK = 200_000
+DEFAULT_CHUNK = 100_000
 
 
 def read_chunks(path: Path, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pa.Table]:
