@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +32,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'puhui.db'}"
     cluster: PgCluster = request.getfixturevalue("pg_cluster")
     return cluster.create_database("t_" + uuid.uuid4().hex[:16])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def new_database(request: pytest.FixtureRequest) -> Callable[[Path], str]:
+    """Make a fresh, empty database for each example of a property test: an SQLite file in a
+    given folder, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return lambda folder: f"sqlite:///{folder / 'puhui.db'}"
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return lambda _folder: cluster.create_database("e_" + uuid.uuid4().hex[:16])
 
 
 @pytest.fixture

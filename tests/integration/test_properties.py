@@ -13,7 +13,6 @@ example starts from an empty database.
 from __future__ import annotations
 
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -32,7 +31,6 @@ from puhui.domain.errors import NotFoundError
 from puhui.service import admin, ingest, ledger, queries
 from tests.builders import write_csv, write_jsonl, write_parquet
 from tests.conftest import NOW
-from tests.pgcluster import PgCluster
 
 PLATFORMS = ("amap", "didi", "bank")
 WRITERS = {"jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}
@@ -169,15 +167,6 @@ def worlds(draw: st.DrawFn) -> World:
         first = order.index(file)
         order.insert(min(len(order), first + 1 + offset), file)
     return World(n, tuple(files), tuple(order))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_database(request: pytest.FixtureRequest) -> Callable[[Path], str]:
-    """Make a fresh, empty database for each example: an SQLite file, or a new PostgreSQL one."""
-    if request.param == "sqlite":
-        return lambda folder: f"sqlite:///{folder / 'puhui.db'}"
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    return lambda _folder: cluster.create_database("p_" + uuid.uuid4().hex[:16])
 
 
 class Clearing:

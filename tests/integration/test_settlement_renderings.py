@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +32,6 @@ from puhui.domain.methodology import Cap, Catalogue
 from puhui.domain.settlement import Role, settle
 from puhui.service import admin, ingest, ledger, queries
 from tests.conftest import NOW
-from tests.pgcluster import PgCluster
 
 BEIJING = timezone(timedelta(hours=8))
 PLATFORMS = ("amap", "didi")
@@ -145,15 +142,6 @@ def judged(app: App, history: list[tuple[str, list[dict[str, Any]]]]) -> list[di
         }
         for d in settle(everything)
     ]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def new_database(request: pytest.FixtureRequest) -> Callable[[Path], str]:
-    """A fresh, empty database for each example."""
-    if request.param == "sqlite":
-        return lambda folder: f"sqlite:///{folder / 'puhui.db'}"
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    return lambda _folder: cluster.create_database("s_" + uuid.uuid4().hex[:16])
 
 
 @settings(

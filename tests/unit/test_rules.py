@@ -1,4 +1,5 @@
-"""Worked examples of the plausibility rules, each predicate run in DuckDB over a small table.
+"""Worked examples of the plausibility rules: each rule's statement, and its predicate run in
+DuckDB over a small table, which must agree.
 
 Rows carry the normalised columns the rules may use: trips from 08:00 UTC on 1 October 2026,
 `amount_milli` in metres for trips, coordinates in decimal degrees or null.
@@ -62,14 +63,22 @@ def event(scene: str = "paperless", quantity_milli: int = 1000) -> dict[str, Any
 def violated(
     con: duckdb.DuckDBPyConnection, code: Reason, rows: list[dict[str, Any]]
 ) -> list[bool]:
-    """Evaluate one rule's predicate on each row, as prepare does (null counts as false)."""
+    """Evaluate one rule on each row: its statement, and its SQL predicate as prepare runs it
+    (null counts as false), which must agree."""
     con.register("records", pa.Table.from_pylist(rows, schema=COLUMNS))
     predicate = rules.RULES[code].predicate()
     try:
         result = con.execute(f"select coalesce(({predicate}), false) from records").fetchall()
     finally:
         con.unregister("records")
-    return [bool(r[0]) for r in result]
+    stated = [
+        rules.RULES[code].violated(
+            rules.Measured(**{k: v for k, v in row.items() if k != "region"})
+        )
+        for row in rows
+    ]
+    assert [bool(r[0]) for r in result] == stated, "the SQL rendering disagrees with the rule"
+    return stated
 
 
 # Duration -----------------------------------------------------------------------------------

@@ -58,7 +58,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MALFORMED_ROW: "The line or row could not be parsed (invalid JSON, wrong CSV shape).",
     Reason.MISSING_FIELD: "A field required for every record is missing or empty.",
     Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not "
-    "parse, a timestamp without a UTC offset.",
+    "parse, a timestamp without a UTC offset, or a day, time or offset that does not exist, or a "
+    "year outside 1900–2999.",
     Reason.RECORD_ID_TOO_LONG: "`record_id` is longer than 128 characters.",
     Reason.PLATFORM_MISMATCH: "`platform` is not the platform that submitted the record.",
     Reason.UNKNOWN_SCENE: "`scene` is not one of the nine scene codes.",

@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 
 from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
-from puhui.adapters.batch.sequential import SMALL_CHUNK, settle_small
+from puhui.adapters.batch.sequential import SMALL_CHUNK, SMALL_PREPARE, settle_small
 from puhui.adapters.batch.settle import settle
 from puhui.adapters.sql import tallies
 from puhui.adapters.sql.intake import IntakeStore
@@ -134,14 +134,21 @@ class Pipeline:
     platform (its DuckDB connection, region table and quantifications so far) and the DuckDB
     connection of settlement. One ingest at a time.
 
-    Chunks of up to `small_chunk` records are settled by the statement of the rules itself
-    (`adapters.batch.sequential`), larger ones by the DuckDB statement: both decide the same
-    receipts, and the tests hold both to the statement.
+    Chunks of up to `small_prepare` records are prepared, and chunks of up to `small_chunk`
+    settled, by the statements of the rules themselves (`domain.intake`, `domain.settlement`),
+    larger ones by the DuckDB statements: both give the same receipts, and the tests hold the
+    DuckDB renderings to the statements.
     """
 
-    def __init__(self, app: App, small_chunk: int = SMALL_CHUNK) -> None:
+    def __init__(
+        self, app: App, small_chunk: int = SMALL_CHUNK, small_prepare: int | None = None
+    ) -> None:
         self.app = app
         self.small_chunk = small_chunk
+        # Preparing record by record overtakes DuckDB's fixed cost sooner than settling does.
+        self.small_prepare = (
+            min(small_chunk, SMALL_PREPARE) if small_prepare is None else small_prepare
+        )
         self.settler = duckdb.connect()
         self._preparers: dict[str, Preparer] = {}
         # Reading and preparing the next chunk (DuckDB, off the GIL) overlaps with settling and
@@ -151,7 +158,9 @@ class Pipeline:
     def preparer(self, platform: str) -> Preparer:
         """The preparer of a platform's records."""
         if platform not in self._preparers:
-            self._preparers[platform] = Preparer(self.app.catalogue, self.app.secret, platform)
+            self._preparers[platform] = Preparer(
+                self.app.catalogue, self.app.secret, platform, self.small_prepare
+            )
         return self._preparers[platform]
 
     def close(self) -> None:

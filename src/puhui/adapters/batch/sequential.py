@@ -10,7 +10,6 @@ trips, cap usage of its citizens' months): the same inputs and the same output c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -19,8 +18,12 @@ import pyarrow as pa
 from puhui.adapters.batch.settle import UNKEYED
 from puhui.domain.settlement import Book, Candidate, Caps, Claim, Decision, Role, Usage, settle
 
-# Up to this many records a chunk is settled here; above it, by the DuckDB statement.
+# Up to this many records a chunk is settled here; above it, by the DuckDB statement. Measured
+# on 2 cores: 16 records 0.5 ms here, about 60 ms in DuckDB; the two meet above 2 000.
 SMALL_CHUNK = 2_000
+# Up to this many records a chunk is prepared by `domain.intake`; above it, by DuckDB. Measured:
+# 16 records 1.2 ms against 36 ms, 600 records 37 ms against 41 ms.
+SMALL_PREPARE = 500
 
 _PASSED = (
     "row", "seq", "record_id", "digest", "subject_id", "scene", "region", "kind", "start_ms",
@@ -40,13 +43,6 @@ _DECIDED = pa.schema(
 )
 
 
-def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    names = table.column_names
-    columns = [table.column(n).to_pylist() for n in names]
-    for values in zip(*columns, strict=True):
-        yield dict(zip(names, values, strict=True))
-
-
 def candidates(prepared: pa.Table, subject_ids: pa.Table, platform_id: int) -> list[Candidate]:
     """The records of a prepared chunk (with `seq`) as settlement's candidates; citizens are
     their subject ids."""
@@ -59,7 +55,7 @@ def candidates(prepared: pa.Table, subject_ids: pa.Table, platform_id: int) -> l
     )
     unkeyed = set(UNKEYED)
     out = []
-    for r in _rows(prepared):
+    for r in prepared.to_pylist():
         checks = tuple(r["checks"] or ())
         keyed = r["record_id"] is not None and r["platform"] is not None
         out.append(
@@ -87,7 +83,7 @@ def candidates(prepared: pa.Table, subject_ids: pa.Table, platform_id: int) -> l
 def _book(
     platform_id: int, existing_records: pa.Table, existing_claims: pa.Table, usage_day: pa.Table
 ) -> tuple[Book, dict[int, dict[str, Any]]]:
-    stored = {r["seq"]: r for r in _rows(existing_records)}
+    stored = {r["seq"]: r for r in existing_records.to_pylist()}
     known = [
         (
             (platform_id, r["record_id"]),
@@ -114,10 +110,11 @@ def _book(
             c["start_ms"],
             c["end_ms"] if c["kind"] == "trip" else None,
         )
-        for c in _rows(existing_claims)
+        for c in existing_claims.to_pylist()
     ]
     usage: dict[tuple[object, str, date], Usage] = {
-        (u["subject_id"], u["scene"], u["day"]): Usage(u["n"], u["g"]) for u in _rows(usage_day)
+        (u["subject_id"], u["scene"], u["day"]): Usage(u["n"], u["g"])
+        for u in usage_day.to_pylist()
     }
     return Book.of(known, claims, usage), stored
 

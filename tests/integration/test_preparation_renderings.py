@@ -1,0 +1,126 @@
+"""The DuckDB rendering of intake prepares what the statement of intake (`domain.intake`) does.
+
+Generated chunks mix ordinary records with the texts platforms get wrong: numbers with spaces,
+signs, exponents, underscores, `inf` and `nan`, digits of other scripts; timestamps in UTC, with
+offsets, lower-case separators, nine fraction digits, impossible days, hours, minutes and
+offsets, years out of range; unknown scenes, regions and materials, malformed subjects,
+another platform's records, over-long ids and refs, coordinates out of range. Every column of
+every record must be the same either way (the JSON of coordinates compared as values), since the
+receipts, the digests that tell a replay from a conflict, and the stored records come from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from puhui.adapters.batch.prepare import Preparer, epoch_ms
+from puhui.adapters.batch.reader import FIELDS, records_table
+from puhui.adapters.methodology_files import load_catalogue
+from puhui.domain.methodology import Catalogue
+from tests.conftest import NOW
+
+numbers = st.one_of(
+    st.sampled_from(["5", "0", "2.5", "0.0004", "-1", "+3", ".5", "5.", "1e3", "2.5E-1", " 4 ",
+                     "\t4", "1_000", "inf", "-inf", "nan", "Infinity", "1,5", "abc", "٣", "0x10",
+                     "2.00000000005", "-0.0004", "1e-400", "123456.789", "-0.0", "1e400"]),
+    st.decimals(min_value=-10, max_value=500, places=4, allow_nan=False).map(str),
+    st.floats(min_value=-200, max_value=200, allow_nan=False).map(repr),
+)  # fmt: skip
+stamps = st.one_of(
+    st.sampled_from(["2026-10-01T08:00:00+08:00", "2026-10-01T00:00:00Z", "2026-10-01t08:20:00z",
+                     "2026-10-01 08:10:00.5+08:00", "2026-10-01T08:00:00.123456789+08:00",
+                     "2026-10-01T08:00:00.9999999Z", "2026-02-30T08:00:00Z",
+                     "2026-10-01T24:00:00Z", "2026-10-01T08:60:00Z", "2026-10-01T08:00:00+24:00",
+                     "2026-10-01T08:00:00+99:99", "2026-10-01T08:00:00", "0001-01-01T00:00:00Z",
+                     "1899-12-31T23:59:59Z", "1900-01-01T00:00:00+08:00", "3000-01-01T00:00:00Z",
+                     "2026-10-01T08:00:00+08:00\n", "yesterday", "2026-11-01T08:04:00+08:00",
+                     "2026-11-01T08:06:00+08:00", "2024-02-29T12:00:00-05:30"]),
+    st.datetimes(
+        min_value=datetime(2026, 9, 1),
+        max_value=datetime(2026, 11, 2),
+    ).map(lambda d: d.isoformat(timespec="milliseconds") + "+08:00"),
+)  # fmt: skip
+coordinates = st.one_of(st.none(), numbers, st.sampled_from(["39.9", "116.4", "91", "-181"]))
+
+
+@st.composite
+def raw_records(draw: st.DrawFn) -> dict[str, Any]:
+    """A record as a platform might send it, right or wrong in any field."""
+    record: dict[str, Any] = {
+        "platform": draw(st.sampled_from(["amap", "amap", "amap", "didi", None])),
+        "record_id": draw(st.sampled_from(["r1", "r2", "x" * 129, "é" * 128, None])),
+        "subject": draw(st.sampled_from(["13800138000", "+86 138-0013 8000", "11010519491231002X",
+                                         "11010519491231002x", "12345", "１３８００１３８０００",
+                                         None])),
+        "scene": draw(st.sampled_from(["bus", "metro", "walk", "bike", "ev", "recycling",
+                                       "paperless", "electricity", "no_cutlery", "taxi", None])),
+        "region": draw(st.sampled_from(["110000", "510100", "440300", "999999", "1100", None])),
+        "start": draw(st.one_of(st.none(), stamps)),
+        "end": draw(st.one_of(st.none(), stamps)),
+        "distance_km": draw(st.one_of(st.none(), numbers)),
+        "quantity": draw(st.one_of(st.none(), numbers)),
+        "material": draw(st.sampled_from(["paper", "plastic", "Paper", "wood", None])),
+        "ref": draw(st.sampled_from([None, "T-1", " t-1 ", "\tT-1", "İX", "ΟΔΟΣ Α", "r" * 300])),
+        "origin_lat": draw(coordinates),
+        "origin_lon": draw(coordinates),
+        "dest_lat": draw(coordinates),
+        "dest_lon": draw(coordinates),
+        "device": draw(st.sampled_from([None, "d-1", "设备"])),
+    }  # fmt: skip
+    return {k: v for k, v in record.items() if v is not None}
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
+@pytest.fixture(scope="module")
+def preparers(catalogue: Catalogue) -> Iterator[tuple[Preparer, Preparer]]:
+    """The DuckDB rendering (no chunk is small) and the statement (every chunk is)."""
+    duck = Preparer(catalogue, b"k" * 32, "amap", small_chunk=0)
+    statement = Preparer(catalogue, b"k" * 32, "amap", small_chunk=10**9)
+    yield duck, statement
+    duck.close()
+    statement.close()
+
+
+def _comparable(table: pa.Table) -> list[dict[str, Any]]:
+    rows = table.to_pylist()
+    for row in rows:
+        if row["extra"] is not None:
+            row["extra"] = {
+                k: "non-finite" if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in json.loads(row["extra"]).items()
+            }
+    return rows
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(records=st.lists(st.one_of(raw_records(), st.just("not an object")), min_size=1, max_size=8))
+@example(records=[dict.fromkeys(FIELDS, "x")])
+def test_duckdb_prepares_what_the_statement_of_intake_prepares(
+    preparers: tuple[Preparer, Preparer], records: list[Any]
+) -> None:
+    """Same reasons, values, pseudonyms, digests, days and quantifications, record by record."""
+    duck, statement = preparers
+    raw = records_table(records)
+    by_duckdb = duck.prepare(raw, epoch_ms(NOW))
+    by_statement = statement.prepare(raw, epoch_ms(NOW))
+    assert by_statement.schema == by_duckdb.schema
+    for got, expected in zip(_comparable(by_duckdb), _comparable(by_statement), strict=True):
+        assert got == expected
