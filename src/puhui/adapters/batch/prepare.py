@@ -1,4 +1,5 @@
-"""Validate, normalise, pseudonymise and quantify a chunk of raw records, set-based in DuckDB.
+"""Validate, normalise, pseudonymise and quantify a chunk of raw records: set-based in DuckDB,
+or record by record by the statement of intake (`domain.intake`) for small chunks.
 
 In: a raw chunk from `reader` (all strings). Out: one row per record with typed, normalised
 columns, the list of every reason it fails (empty when valid), its pseudonym, a digest of its
@@ -158,11 +159,7 @@ class Preparer:
             caps: dict[str, int | None] = dict.fromkeys(_CAPS)
             computed_g = 0
             if found is not None:
-                rule = self.catalogue.get(found.unit.methodology).scenes[found.unit.scene]
-                for period in ("day", "month"):
-                    cap = rule.cap(period)
-                    caps[f"{period}_max_g"] = cap.max_g if cap else None
-                    caps[f"{period}_max_count"] = cap.max_count if cap else None
+                caps = self._caps(found)
                 with localcontext(_WIDE):
                     per_milli = found.unit.reduction_g / 1000
                     computed_g = int(
@@ -361,7 +358,6 @@ class Preparer:
             found = self._quantified(scene, region, material, day)
             if found is None:
                 continue
-            rule = self.catalogue.get(found.unit.methodology).scenes[scene]
             keys.append(found.key)
             scenes.append(scene)
             regions_.append(region)
@@ -369,10 +365,8 @@ class Preparer:
             days.append(day)
             methodologies.append(found.unit.methodology)
             per_milli.append(found.unit.reduction_g / 1000)
-            for period in ("day", "month"):
-                cap = rule.cap(period)
-                caps[f"{period}_max_g"].append(cap.max_g if cap else None)
-                caps[f"{period}_max_count"].append(cap.max_count if cap else None)
+            for name, value in self._caps(found).items():
+                caps[name].append(value)
         return pa.table(
             {
                 "scene": pa.array(scenes, pa.string()),
@@ -401,6 +395,16 @@ class Preparer:
                     None if unit is None else Quantified(quantification_key(unit), unit)
                 )
         return self.quantified[cache_key]
+
+    def _caps(self, found: Quantified) -> dict[str, int | None]:
+        """The caps of the methodology that quantified a record, for its scene."""
+        rule = self.catalogue.get(found.unit.methodology).scenes[found.unit.scene]
+        caps: dict[str, int | None] = {}
+        for period in ("day", "month"):
+            cap = rule.cap(period)
+            caps[f"{period}_max_g"] = cap.max_g if cap else None
+            caps[f"{period}_max_count"] = cap.max_count if cap else None
+        return caps
 
     def units(self) -> dict[str, UnitQuantification]:
         """Every unit quantification used so far, by key."""
