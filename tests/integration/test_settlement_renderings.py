@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from puhui.adapters.batch.prepare import Preparer, epoch_ms
 from puhui.adapters.batch.reader import records_table
 from puhui.adapters.batch.sequential import candidates
+from puhui.adapters.sql import intake as intake_store
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain.errors import NotFoundError
@@ -150,7 +151,11 @@ def judged(app: App, history: list[tuple[str, list[dict[str, Any]]]]) -> list[di
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(history=histories(), small_chunk=st.sampled_from([0, 4, 1_000_000]))
+@given(
+    history=histories(),
+    small_chunk=st.sampled_from([0, 4, 1_000_000]),
+    inline_keys=st.sampled_from([0, intake_store.INLINE_KEYS]),
+)
 # One citizen's bus rides on one day in Chengdu (1 008 g, 900 g a day there) and then in
 # Beijing (1 079 g, 1 500 g a day there), in one chunk: the second gets the 600 g that remain
 # under its own cap.
@@ -169,15 +174,19 @@ def judged(app: App, history: list[tuple[str, list[dict[str, Any]]]]) -> list[di
         )
     ],
     small_chunk=0,
+    inline_keys=0,
 )  # fmt: skip
 def test_every_rendering_decides_what_the_rules_decide_for_any_split(
     new_database: Callable[[Path], str],
     history: list[tuple[str, list[dict[str, Any]]]],
     small_chunk: int,
+    inline_keys: int,
 ) -> None:
     """Submissions settled one by one (DuckDB for chunks over `small_chunk` records, the
-    statement itself for the others) give each record the receipt the rules give it, credit
-    each citizen the grams the rules credit, and leave a sound ledger."""
+    statement itself for the others; the chunk's keys bound as parameters or staged in
+    temporary tables) give each record the receipt the rules give it, credit each citizen the
+    grams the rules credit, and leave a sound ledger."""
+    inline, intake_store.INLINE_KEYS = intake_store.INLINE_KEYS, inline_keys
     with tempfile.TemporaryDirectory() as folder:
         app = bootstrap(Settings(new_database(Path(folder)), Path(folder) / "k"), clock=lambda: NOW)
         app.catalogue = tight(app.catalogue)
@@ -207,6 +216,7 @@ def test_every_rendering_decides_what_the_rules_decide_for_any_split(
             assert ledger.verify(app) == []
         finally:
             app.close()
+            intake_store.INLINE_KEYS = inline
 
 
 def _balance(app: App, subject: str) -> int:

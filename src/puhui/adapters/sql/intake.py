@@ -28,6 +28,9 @@ _STAGING = {
     "stage_subject_ids": "subject_id integer",
 }
 
+# Up to this many keys of one kind are bound as parameters; more are staged in a temporary table.
+INLINE_KEYS = 500
+
 EXISTING_RECORDS = pa.schema(
     [
         ("record_id", pa.string()),
@@ -92,6 +95,9 @@ class IntakeStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._staged = False
+        self._subjects: tuple[str, dict[str, Any]] = self._keys(
+            "stage_subject_ids", ["subject_id"], []
+        )
 
     # Platforms, batches and counters -------------------------------------------------------
 
@@ -158,6 +164,33 @@ class IntakeStore:
 
     # Lookups -------------------------------------------------------------------------------
 
+    def _keys(
+        self, name: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> tuple[str, dict[str, Any]]:
+        """A row source of keys, for `where (columns) in <source>`, and its parameters.
+
+        Up to INLINE_KEYS keys are bound as a VALUES list: a small chunk (an API submission)
+        costs one statement per lookup. More keys are staged in a temporary table (emptied,
+        filled in bulk and, on PostgreSQL, analysed), so that a lookup stays one indexed join
+        whatever the size of the chunk. Either way the source's columns are column1, column2, …
+        """
+        if len(rows) <= INLINE_KEYS:
+            if not rows:
+                types = [d.split(" ", 1)[1] for d in _STAGING[name].split(", ")]
+                nulls = ", ".join(
+                    f"cast(null as {t}) as column{i + 1}" for i, t in enumerate(types)
+                )
+                return f"(select {nulls} where 1 = 0)", {}
+            params = {f"{name}_{r}_{c}": v for r, row in enumerate(rows) for c, v in enumerate(row)}
+            values = ", ".join(
+                "(" + ", ".join(f":{name}_{r}_{c}" for c in range(len(columns))) + ")"
+                for r in range(len(rows))
+            )
+            return f"(values {values})", params
+        self._stage(name, columns, rows)
+        named = ", ".join(f"{c} as column{i + 1}" for i, c in enumerate(columns))
+        return f"(select {named} from {name})", {}
+
     def _stage(self, name: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         if not self._staged:
             for table, ddl in _STAGING.items():
@@ -173,31 +206,32 @@ class IntakeStore:
     def subject_ids(self, pseudonyms: Iterable[str]) -> pa.Table:
         """Register new pseudonyms and return the id of each one."""
         distinct = sorted(set(pseudonyms))
-        self._stage("stage_subjects", ["pseudonym"], [(p,) for p in distinct])
+        source, params = self._keys("stage_subjects", ["pseudonym"], [(p,) for p in distinct])
         self.conn.execute(
             text(
-                "insert into subjects (pseudonym) select s.pseudonym from stage_subjects s "
-                "where not exists (select 1 from subjects x where x.pseudonym = s.pseudonym) "
+                f"insert into subjects (pseudonym) select k.column1 from {source} k "
+                "where not exists (select 1 from subjects x where x.pseudonym = k.column1) "
                 "on conflict (pseudonym) do nothing"
-            )
+            ),
+            params,
         )
         return fetch_arrow(
             self.conn,
-            "select x.pseudonym, x.id from subjects x "
-            "join stage_subjects s on s.pseudonym = x.pseudonym",
-            {},
+            f"select x.pseudonym, x.id from subjects x where x.pseudonym in "
+            f"(select column1 from {source} k)",
+            params,
             SUBJECT_IDS,
         )
 
     def existing_records(self, platform_id: int, record_ids: Iterable[str]) -> pa.Table:
         """Stored receipts of this platform's records with these ids."""
-        self._stage("stage_keys", ["record_id"], [(r,) for r in set(record_ids)])
+        source, params = self._keys("stage_keys", ["record_id"], [(r,) for r in set(record_ids)])
         return fetch_arrow(
             self.conn,
             "select r.record_id, r.seq, r.digest, r.status, r.reason, r.detail, r.reduction_g, "
             "r.methodology, r.duplicate_of from records r "
-            "join stage_keys k on k.record_id = r.record_id where r.platform_id = :platform",
-            {"platform": platform_id},
+            f"where r.platform_id = :platform and r.record_id in (select column1 from {source} k)",
+            {"platform": platform_id, **params},
             EXISTING_RECORDS,
         )
 
@@ -209,41 +243,57 @@ class IntakeStore:
         end_ms: int | None,
     ) -> pa.Table:
         """Stored records that are not rejected and could be the same behaviour as a record of
-        the chunk: same (scene, ref), or a trip of the same citizen in the chunk's time span."""
-        self._stage("stage_refs", ["scene", "ref"], sorted(set(refs)))
-        self._stage("stage_subject_ids", ["subject_id"], [(s,) for s in sorted(set(subject_ids))])
+        the chunk: same (scene, ref), or a trip of the same citizen in the chunk's time span.
+        The citizens are kept for `usage_day`."""
+        by_ref, params = self._keys("stage_refs", ["scene", "ref"], sorted(set(refs)))
+        self._subjects = self._keys(
+            "stage_subject_ids", ["subject_id"], [(s,) for s in sorted(set(subject_ids))]
+        )
         columns = (
             "r.seq, r.scene, r.ref, r.subject_id, "
             "case when r.end_ms is null then 'event' else 'trip' end as kind, r.start_ms, r.end_ms"
         )
         sql = (
-            f"select {columns} from records r join stage_refs s "
-            "on s.scene = r.scene and s.ref = r.ref "
-            "where r.ref is not null and r.status <> 'rejected'"
+            f"select {columns} from records r "
+            f"where (r.scene, r.ref) in (select column1, column2 from {by_ref} k) "
+            "and r.ref is not null and r.status <> 'rejected'"
         )
-        params: dict[str, Any] = {}
         if start_ms is not None and end_ms is not None:
+            by_subject, more = self._subjects
             sql += (
-                f" union select {columns} from records r join stage_subject_ids s "
-                "on s.subject_id = r.subject_id "
-                "where r.start_ms >= :lo and r.start_ms < :hi and r.end_ms > :start "
+                f" union select {columns} from records r "
+                f"where r.subject_id in (select column1 from {by_subject} k) "
+                "and r.start_ms >= :lo and r.start_ms < :hi and r.end_ms > :start "
                 "and r.status <> 'rejected'"
             )
-            params = {"lo": start_ms - LONGEST_TRIP_MS, "hi": end_ms, "start": start_ms}
+            params = {
+                **params,
+                **more,
+                "lo": start_ms - LONGEST_TRIP_MS,
+                "hi": end_ms,
+                "start": start_ms,
+            }
         return fetch_arrow(self.conn, sql, params, CLAIMS)
 
     def usage_day(self, first_ms: int, last_ms: int) -> pa.Table:
-        """Grams and records already credited per staged citizen, scene and day (Asia/Shanghai)
-        between two instants (the caller widens them to whole months)."""
+        """Grams and records already credited per citizen of the last `existing_claims`, scene
+        and day (Asia/Shanghai) between two instants (the caller widens them to whole months)."""
+        by_subject, params = self._subjects
         rows = self.conn.execute(
             text(
                 "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "
                 "sum(r.reduction_g), count(*) from records r "
-                "join stage_subject_ids s on s.subject_id = r.subject_id "
-                "where r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
+                f"where r.subject_id in (select column1 from {by_subject} k) "
+                "and r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
                 "group by r.subject_id, r.scene, (r.start_ms + :cn) / :day"
             ),
-            {"cn": china_time.OFFSET_MS, "day": china_time.DAY_MS, "lo": first_ms, "hi": last_ms},
+            {
+                "cn": china_time.OFFSET_MS,
+                "day": china_time.DAY_MS,
+                "lo": first_ms,
+                "hi": last_ms,
+                **params,
+            },
         ).fetchall()
         return pa.table(
             {
@@ -335,7 +385,9 @@ class IntakeStore:
             span,
         )
         self._refresh_statistics("records", last_seq)
-        self._refresh_statistics("accounts", None)
+        if self.conn.dialect.name == "postgresql":
+            last_account = self.conn.execute(text("select max(id) from accounts")).scalar_one()
+            self._refresh_statistics("accounts", int(last_account or 0))
         # Entry ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so
         # that the citizens' own operations never queue behind a chunk for an id.
         params = {**span, "batch": batch_id, "at": at}
