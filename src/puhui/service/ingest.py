@@ -35,6 +35,7 @@ from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import InputError
 from puhui.domain.scenes import MAX_RECORD_ID
+from puhui.domain.settlement import Role
 from puhui.service.admin import check_ready
 
 RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "methodology")
@@ -234,7 +235,7 @@ def ingest_sources(
                 with report.timed("receipts"):
                     receipts = _receipts(settled, platform, name)
                     roles = settled.column("role")
-                    replays = pc.sum(pc.is_in(roles, pa.array(["replay_stored", "repeat"]))).as_py()
+                    replays = pc.sum(pc.equal(roles, pa.scalar(Role.REPLAY.value))).as_py()
                     report.add(receipts, entries, int(replays or 0), credited_g)
                 if sink is not None:
                     with report.timed("receipts"):
@@ -275,7 +276,7 @@ def _settle_chunk(
     with report.timed("ledger"):
         n = prepared.num_rows
         entries = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
-        new = settled.filter(pc.equal(settled.column("role"), "new"))
+        new = settled.filter(pc.equal(settled.column("role"), pa.scalar(Role.NEW.value)))
         counts = Counter(new.column("status").to_pylist())
         credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
@@ -349,7 +350,7 @@ def _store(
             for k in keys
         }
     )
-    new = settled.filter(pc.equal(settled.column("role"), "new"))
+    new = settled.filter(pc.equal(settled.column("role"), pa.scalar(Role.NEW.value)))
     new = new.append_column(
         "quantification_id",
         pa.array(
@@ -367,7 +368,7 @@ def _store(
             settled.column("row").to_pylist(),
             strict=True,
         )
-        if role in ("conflict_stored", "conflict_repeat")
+        if role == Role.CONFLICT
     ]
     store.write_conflicts(batch_id, conflicts)
     unkeyed = [
@@ -379,7 +380,7 @@ def _store(
             settled.column("reason").to_pylist(),
             strict=True,
         )
-        if role == "unkeyed"
+        if role == Role.UNKEYED
     ]
     store.write_unkeyed(batch_id, unkeyed)
     return new
@@ -398,7 +399,7 @@ def _receipts(settled: pa.Table, platform: str, file: str) -> pa.Table:
             "file": pa.array([file] * n, pa.string()),
             "row": settled.column("row"),
             "detail": pc.fill_null(settled.column("detail"), ""),
-            "settled_now": pc.equal(settled.column("role"), "new"),
+            "settled_now": pc.equal(settled.column("role"), pa.scalar(Role.NEW.value)),
         }
     )
 

@@ -138,19 +138,16 @@ def settle_small(
         answered = d.seq if d.receipt_seq is None else d.receipt_seq
         earlier = answered < first_seq
         if d.role is Role.REPLAY:
-            role = "replay_stored" if earlier else "repeat"
             detail = stored[answered]["detail"] if earlier else details[answered - first_seq]
         elif d.role is Role.CONFLICT:
-            role, detail = ("conflict_stored" if earlier else "conflict_repeat"), ""
-        else:
-            role = str(d.role)
+            detail = ""
         decided["methodology"].append(d.methodology)
         decided["status"].append(str(d.status))
         decided["reason"].append(d.reason)
         decided["detail"].append(detail)
         decided["reduction_g"].append(d.reduction_g)
         decided["duplicate_of"].append(d.duplicate_of)
-        decided["role"].append(role)
+        decided["role"].append(str(d.role))
         decided["receipt_seq"].append(d.receipt_seq)
     out = prepared.append_column(
         pa.field("subject_id", pa.int64()),

@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from puhui.domain.reasons import Reason
-from puhui.domain.settlement import Book, Candidate, Caps, Usage, month_of
+from puhui.domain.settlement import Book, Candidate, Caps, Role, Usage, month_of
 
 UNKEYED = (
     Reason.MALFORMED_ROW,
@@ -184,7 +184,7 @@ new_final as (
         coalesce(c.credited_g, 0)::bigint as reduction_g,
         case when d.outcome = 'duplicate' then least(d.ref_dup_of, d.overlap_dup_of) end
             as duplicate_of,
-        'new' as role,
+        '{Role.NEW}' as role,
         d.seq as receipt_seq,
         coalesce(c.mixed_caps, false) as mixed_caps
     from decided d left join capped c on c.seq = d.seq
@@ -208,7 +208,10 @@ others as (
                      when 'repeat' then nf.reduction_g else 0 end as reduction_g,
         case cl.role when 'replay_stored' then e.duplicate_of
                      when 'repeat' then nf.duplicate_of end as duplicate_of,
-        cl.role,
+        -- The statement's roles: a replay or a conflict of a record stored or of this chunk.
+        case when cl.role in ('replay_stored', 'repeat') then '{Role.REPLAY}'
+             when cl.role in ('conflict_stored', 'conflict_repeat') then '{Role.CONFLICT}'
+             else '{Role.UNKEYED}' end as role,
         case when cl.role in ('replay_stored', 'conflict_stored') then cl.stored_seq
              when cl.role in ('repeat', 'conflict_repeat') then cl.first_seq end as receipt_seq,
         false as mixed_caps
@@ -234,11 +237,10 @@ def settle(
 ) -> pa.Table:
     """Decide the receipt of every record of a prepared chunk (with `seq` assigned).
 
-    Every input row gets one output row carrying its receipt. Rows with role `new` are to be
-    stored. `replay_stored` and `repeat` rows are replays answered with the receipt of the
-    record they repeat (`receipt_seq`); `conflict_stored` and `conflict_repeat` rows are refused
-    as conflicts with it; `unkeyed` rows cannot be stored under a (platform, record_id) and are
-    answered as rejected.
+    Every input row gets one output row carrying its receipt and its `Role`: `new` rows are to
+    be stored; `replay` rows are answered with the receipt of the record they repeat, stored or
+    earlier in the chunk (`receipt_seq`); `conflict` rows are refused as conflicts with it;
+    `unkeyed` rows cannot be stored under a (platform, record_id) and are answered as rejected.
     """
     con.register("prepared", prepared)
     con.register("subject_ids", subject_ids)
