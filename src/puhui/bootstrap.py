@@ -12,8 +12,10 @@ from sqlalchemy import Engine
 from puhui.adapters import keystore
 from puhui.adapters.methodology_files import load_catalogue
 from puhui.adapters.sql.engine import make_engine
+from puhui.adapters.sql.unit_of_work import SqlIntakeUnitOfWork
 from puhui.config import Settings
 from puhui.domain.methodology import Catalogue
+from puhui.service.ports import IntakeUnitOfWork
 
 
 def utc_now() -> datetime:
@@ -38,6 +40,10 @@ class App:
     def secret(self) -> bytes:
         """The subject key (read on first use)."""
         return keystore.read_key(self.settings.key_file)
+
+    def intake(self) -> IntakeUnitOfWork:
+        """A new unit of work of intake (one transaction; enter it, commit it)."""
+        return SqlIntakeUnitOfWork(self.engine)
 
     def close(self) -> None:
         """Release database connections."""

@@ -29,14 +29,13 @@ from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
 from puhui.adapters.batch.sequential import SMALL_CHUNK, SMALL_PREPARE, settle_small
 from puhui.adapters.batch.settle import settle
-from puhui.adapters.sql import tallies
-from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import InputError
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.domain.settlement import Role
 from puhui.service.admin import check_ready
+from puhui.service.ports import IntakeStore
 
 RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "methodology")
 
@@ -190,15 +189,16 @@ def ingest_sources(
         finally:
             own.close()
     report = IngestReport()
-    with app.engine.connect() as conn:
-        platform_id = IntakeStore(conn).platform_id(platform)
+    with app.intake() as uow:
+        platform_id = uow.store.platform_id(platform)
     preparer = pipeline.preparer(platform)
     pending: Future[tuple[pa.Table, pa.Table] | None] | None = None
     try:
         for name, chunks in sources:
             received_at = app.clock()
-            with app.engine.begin() as conn:
-                batch_id = IntakeStore(conn).new_batch(platform_id, name, received_at)
+            with app.intake() as uow:
+                batch_id = uow.store.new_batch(platform_id, name, received_at)
+                uow.commit()
             report.batches.append(batch_id)
 
             def next_chunk(
@@ -219,9 +219,10 @@ def ingest_sources(
                     break
                 raw, prepared = ready
                 pending = pipeline.pool.submit(next_chunk)
-                with app.engine.connect() as conn, conn.begin() as transaction:
+                # One unit of work a chunk: it commits whole or not at all.
+                with app.intake() as uow:
                     settled, entries, credited_g = _settle_chunk(
-                        IntakeStore(conn),
+                        uow.store,
                         preparer,
                         pipeline,
                         prepared,
@@ -231,7 +232,7 @@ def ingest_sources(
                         report,
                     )
                     with report.timed("commit"):
-                        transaction.commit()
+                        uow.commit()
                 with report.timed("receipts"):
                     receipts = _receipts(settled, platform, name)
                     roles = settled.column("role")
@@ -281,7 +282,7 @@ def _settle_chunk(
         credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
     with report.timed("tallies"):
-        tallies.add(store.conn, platform_id, stored, first_seq, first_seq + n - 1)
+        store.add_to_tallies(platform_id, stored, first_seq, first_seq + n - 1)
     return settled, entries, credited_g
 
 

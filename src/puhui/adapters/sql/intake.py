@@ -15,6 +15,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from puhui.adapters.sql import tables as t
+from puhui.adapters.sql import tallies
 from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
 from puhui.domain import china_time
 from puhui.domain.errors import NotFoundError
@@ -352,6 +353,12 @@ class IntakeStore:
             ("batch_id", "line", "record_id", "reason"),
             [(batch_id, line, rid[:128] if rid else None, why) for line, rid, why in rows],
         )
+
+    def add_to_tallies(
+        self, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int
+    ) -> None:
+        """Add a settled chunk's stored records to the statistics' tallies."""
+        tallies.add(self.conn, platform_id, stored, first_seq, last_seq)
 
     def post_credits(self, batch_id: int, first_seq: int, last_seq: int, at: datetime) -> int:
         """Post one balanced entry per credited record with seq in [first_seq, last_seq]:
