@@ -34,6 +34,7 @@ is the only order.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from datetime import date
 from enum import StrEnum
 
 from puhui.domain.reasons import Reason, Status
+from puhui.domain.rules import LONGEST_TRIP_MS
 
 
 class Role(StrEnum):
@@ -210,8 +212,10 @@ class Book:
         """Hold a behaviour for the record `claim.seq` (claims arrive in receive order)."""
         if claim.ref is not None:
             self.by_ref.setdefault((claim.scene, claim.ref), claim.seq)
-        if claim.end_ms is not None:
-            self.trips[claim.citizen].append(claim)
+        if claim.start_ms is not None and claim.end_ms is not None:
+            # Kept in order of start, so that a trip is compared only with those that could
+            # overlap it.
+            bisect.insort(self.trips[claim.citizen], claim, key=lambda t: t.start_ms or 0)
 
     def use(self, citizen: object, scene: str | None, day: date, count: int, grams: int) -> None:
         """Count credited records and grams towards a citizen's scene on a day and its month."""
@@ -224,12 +228,21 @@ class Book:
         return None if c.ref is None else self.by_ref.get((c.scene, c.ref))
 
     def earliest_overlapping_trip(self, c: Candidate) -> int | None:
-        """The earliest trip of the same citizen overlapping this one by more than half."""
+        """The earliest trip of the same citizen overlapping this one by more than half.
+
+        No trip lasts longer than LONGEST_TRIP_MS (longer ones are rejected), so only trips
+        that started less than that before this one ends can overlap it.
+        """
         if c.start_ms is None or c.end_ms is None:
             return None
+        trips = self.trips.get(c.citizen, [])
+        first = bisect.bisect_right(
+            trips, c.start_ms - LONGEST_TRIP_MS, key=lambda t: t.start_ms or 0
+        )
+        last = bisect.bisect_left(trips, c.end_ms, key=lambda t: t.start_ms or 0)
         found = [
             t.seq
-            for t in self.trips.get(c.citizen, ())
+            for t in trips[first:last]
             if t.start_ms is not None
             and t.end_ms is not None
             and overlaps(t.start_ms, t.end_ms, c.start_ms, c.end_ms)
