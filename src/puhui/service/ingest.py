@@ -1,10 +1,11 @@
 """Ingest: platform files in, receipts and credits out.
 
 The data flows one way, chunk by chunk, so a file of any size is never held whole:
-read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`) → look up what
-the database already knows of the chunk's keys → settle set-based (`adapters.batch.settle`) →
-store records, receipts, balanced ledger entries and the statistics' tallies in one
-transaction → write receipts out.
+read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`: DuckDB, or the
+statement `domain.intake` for small chunks) → look up what the database already knows of the
+chunk's keys → settle (`adapters.batch.settle` in DuckDB, or the statement `domain.settlement`
+for small chunks) → store records, receipts, balanced ledger entries and the statistics'
+tallies in one unit of work (`service.ports`) → write receipts out.
 A chunk commits as a whole or not at all; re-running a file after a failure replays what was
 committed and settles the rest.
 """

@@ -168,7 +168,7 @@ class IntakeStore:
     def _keys(
         self, name: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
     ) -> tuple[str, dict[str, Any]]:
-        """A row source of keys, for `where (columns) in <source>`, and its parameters.
+        """A row source of keys to join on, and its parameters.
 
         Up to INLINE_KEYS keys are bound as a VALUES list: a small chunk (an API submission)
         costs one statement per lookup. More keys are staged in a temporary table (emptied,
@@ -218,8 +218,7 @@ class IntakeStore:
         )
         return fetch_arrow(
             self.conn,
-            f"select x.pseudonym, x.id from subjects x where x.pseudonym in "
-            f"(select column1 from {source} k)",
+            f"select x.pseudonym, x.id from subjects x join {source} k on x.pseudonym = k.column1",
             params,
             SUBJECT_IDS,
         )
@@ -230,8 +229,8 @@ class IntakeStore:
         return fetch_arrow(
             self.conn,
             "select r.record_id, r.seq, r.digest, r.status, r.reason, r.detail, r.reduction_g, "
-            "r.methodology, r.duplicate_of from records r "
-            f"where r.platform_id = :platform and r.record_id in (select column1 from {source} k)",
+            f"r.methodology, r.duplicate_of from records r join {source} k "
+            "on r.record_id = k.column1 where r.platform_id = :platform",
             {"platform": platform_id, **params},
             EXISTING_RECORDS,
         )
@@ -255,16 +254,16 @@ class IntakeStore:
             "case when r.end_ms is null then 'event' else 'trip' end as kind, r.start_ms, r.end_ms"
         )
         sql = (
-            f"select {columns} from records r "
-            f"where (r.scene, r.ref) in (select column1, column2 from {by_ref} k) "
-            "and r.ref is not null and r.status <> 'rejected'"
+            f"select {columns} from records r join {by_ref} k "
+            "on r.scene = k.column1 and r.ref = k.column2 "
+            "where r.ref is not null and r.status <> 'rejected'"
         )
         if start_ms is not None and end_ms is not None:
             by_subject, more = self._subjects
             sql += (
-                f" union select {columns} from records r "
-                f"where r.subject_id in (select column1 from {by_subject} k) "
-                "and r.start_ms >= :lo and r.start_ms < :hi and r.end_ms > :start "
+                f" union select {columns} from records r join {by_subject} k "
+                "on r.subject_id = k.column1 "
+                "where r.start_ms >= :lo and r.start_ms < :hi and r.end_ms > :start "
                 "and r.status <> 'rejected'"
             )
             params = {
@@ -283,9 +282,9 @@ class IntakeStore:
         rows = self.conn.execute(
             text(
                 "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "
-                "sum(r.reduction_g), count(*) from records r "
-                f"where r.subject_id in (select column1 from {by_subject} k) "
-                "and r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
+                f"sum(r.reduction_g), count(*) from records r join {by_subject} k "
+                "on r.subject_id = k.column1 "
+                "where r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
                 "group by r.subject_id, r.scene, (r.start_ms + :cn) / :day"
             ),
             {
