@@ -68,15 +68,16 @@ def child(url: str, data: Path, mode: str) -> dict[str, Any]:
         start = time.perf_counter()
         stages: dict[str, float] = {}
         statuses: dict[str, int] = {}
-        receipts = Path(tempfile.mkdtemp(prefix="puhui-receipts-"))
-        for n, (platform, path) in enumerate(paths):
-            with ingest.receipts_csv(receipts / f"{n:02d}-{path.stem}.csv") as sink:
-                report = ingest.ingest_files(app, platform, [path], sink=sink)
-            records += report.records
-            for stage, seconds in report.seconds.items():
-                stages[stage] = stages.get(stage, 0.0) + seconds
-            for status, n in report.by_status.items():
-                statuses[status] = statuses.get(status, 0) + n
+        with tempfile.TemporaryDirectory(prefix="puhui-receipts-") as folder:
+            receipts = Path(folder)
+            for n, (platform, path) in enumerate(paths):
+                with ingest.receipts_csv(receipts / f"{n:02d}-{path.stem}.csv") as sink:
+                    report = ingest.ingest_files(app, platform, [path], sink=sink)
+                records += report.records
+                for stage, seconds in report.seconds.items():
+                    stages[stage] = stages.get(stage, 0.0) + seconds
+                for status, n in report.by_status.items():
+                    statuses[status] = statuses.get(status, 0) + n
         result = {"stages": stages, "statuses": statuses}
         app.close()
     seconds = time.perf_counter() - start

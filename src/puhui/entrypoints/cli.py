@@ -154,6 +154,7 @@ def serve(
     key_file: KeyFile = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    import contextlib
     import tempfile
 
     import uvicorn
@@ -167,17 +168,21 @@ def serve(
     # and add their metrics up in a shared folder.
     os.environ["PUHUI_DATABASE_URL"] = settings.database_url
     os.environ["PUHUI_KEY_FILE"] = str(settings.key_file.resolve())
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="puhui-metrics-")
-    out.print(f"puhui API on http://{host}:{port}  (docs http://{host}:{port}/docs)")
-    uvicorn.run(
-        "puhui.entrypoints.asgi:application",
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=log_config(),
-        access_log=False,
-    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Removed when the server stops.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="puhui-metrics-")
+            )
+        out.print(f"puhui API on http://{host}:{port}  (docs http://{host}:{port}/docs)")
+        uvicorn.run(
+            "puhui.entrypoints.asgi:application",
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config(),
+            access_log=False,
+        )
 
 
 @platform_app.command("list")
