@@ -187,6 +187,17 @@ def test_every_rendering_decides_what_the_rules_decide_for_any_split(
     temporary tables) give each record the receipt the rules give it, credit each citizen the
     grams the rules credit, and leave a sound ledger."""
     inline, intake_store.INLINE_KEYS = intake_store.INLINE_KEYS, inline_keys
+    try:
+        _ingest_and_judge(new_database, history, small_chunk)
+    finally:
+        intake_store.INLINE_KEYS = inline
+
+
+def _ingest_and_judge(
+    new_database: Callable[[Path], str],
+    history: list[tuple[str, list[dict[str, Any]]]],
+    small_chunk: int,
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         app = bootstrap(Settings(new_database(Path(folder)), Path(folder) / "k"), clock=lambda: NOW)
         app.catalogue = tight(app.catalogue)
@@ -216,7 +227,6 @@ def test_every_rendering_decides_what_the_rules_decide_for_any_split(
             assert ledger.verify(app) == []
         finally:
             app.close()
-            intake_store.INLINE_KEYS = inline
 
 
 def _balance(app: App, subject: str) -> int:

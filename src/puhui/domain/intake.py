@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
 
 from puhui.domain import china_time, subjects
@@ -33,19 +33,17 @@ NUMBERS = ("distance_km", "quantity", "origin_lat", "origin_lon", "dest_lat", "d
 MALFORMED_DETAIL = "not a JSON object or not a row of the header's width"
 
 # RFC 3339 with an offset (`T`, `t` or a space between date and time, up to 9 fraction digits),
-# in the years 1900 to 2999: hours 00–23, minutes and seconds 00–59, offsets up to ±23:59.
+# in the years 1900 to 2999: hours 00–23, minutes and seconds 00–59, offsets up to ±23:59. The
+# groups capture year, month, day, hour, minute, second, fraction, offset sign, hours, minutes.
 TIMESTAMP = (
-    r"^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    r"^((?:19|2[0-9])[0-9]{2})-([0-9]{2})-([0-9]{2})[Tt ]"
+    r"([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,9}))?"
+    r"(?:[Zz]|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))$"
 )
 # A decimal number, optionally signed, with an optional exponent, spaces around allowed.
 NUMBER = r"^[ \t\n\f\r]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t\n\f\r]*$"
 
-# TIMESTAMP again, with its parts captured.
-_TIMESTAMP = re.compile(
-    r"((?:19|2[0-9])[0-9]{2})-([0-9]{2})-([0-9]{2})[Tt ]"
-    r"([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))"
-)
+_TIMESTAMP = re.compile(TIMESTAMP[1:-1])
 _NUMBER = re.compile(NUMBER[1:-1])
 _WIDE = Context(prec=80)
 _TEN_PLACES = Decimal("1e-10")
@@ -108,31 +106,25 @@ def instant_ms(text: str | None) -> int | None:
     if found is None:
         return None
     year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
-    if not (1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)):
+    try:
+        days = (date(year, month, day) - china_time.EPOCH).days
+    except ValueError:  # a day that does not exist
         return None
     offset_min = 0
     if found.group(8):
         sign = 1 if found.group(8) == "+" else -1
         offset_min = sign * (int(found.group(9)) * 60 + int(found.group(10)))
-    days = _days_from_epoch(year, month, day)
     seconds = ((days * 24 + hour) * 60 + minute) * 60 + second - offset_min * 60
     return seconds * 1000 + int(((found.group(7) or "") + "000")[:3])
 
 
-def _days_in_month(year: int, month: int) -> int:
-    if month == 2:
-        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
-    return 30 if month in (4, 6, 9, 11) else 31
-
-
-def _days_from_epoch(year: int, month: int, day: int) -> int:
-    """Days from 1970-01-01 in the proleptic Gregorian calendar (any year)."""
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+def pseudonyms(secret: bytes, subject: str) -> tuple[str | None, str | None]:
+    """The pseudonym of a subject, or, when it is malformed, a keyed hash of its text (for the
+    content digest): never the subject itself."""
+    canonical = subjects.normalise(subject)
+    if canonical is None:
+        return None, hmac.digest(secret, subject.encode(), "sha256").hex()
+    return subjects.pseudonymise(secret, canonical), None
 
 
 def double(text: str | None) -> float | None:
@@ -210,13 +202,7 @@ def normalise(
     region_known = region is not None and known_region(region)
 
     subject = f["subject"]
-    pseudonym = keyed = None
-    if subject is not None:
-        canonical = subjects.normalise(subject)
-        if canonical is None:
-            keyed = hmac.digest(secret, subject.encode(), "sha256").hex()
-        else:
-            pseudonym = subjects.pseudonymise(secret, canonical)
+    pseudonym, keyed = (None, None) if subject is None else pseudonyms(secret, subject)
 
     missing = [name for name in REQUIRED if f[name] is None]
     ill_typed = [n for n in NUMBERS if f[n] is not None and _NUMBER.fullmatch(f[n] or "") is None]
@@ -303,11 +289,7 @@ def normalise(
         material = ""
     elif material not in MATERIALS:
         material = None
-    day = None
-    if start_ms is not None:
-        day = china_time.EPOCH + timedelta(
-            days=(start_ms + china_time.OFFSET_MS) // china_time.DAY_MS
-        )
+    day = None if start_ms is None else china_time.day_of_ms(start_ms)
     return Normalised(
         row=row,
         platform=f["platform"],

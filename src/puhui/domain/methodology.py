@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from enum import StrEnum
 from typing import Any
 
@@ -189,8 +189,10 @@ class UnitQuantification:
         >>> q.reduction_for(Decimal("5.0009"))
         1079
         """
-        quantised = amount.quantize(MILLI, rounding=ROUND_FLOOR)
-        return int((quantised * self.reduction_g).to_integral_value(rounding=ROUND_FLOOR))
+        # Wide enough that the product is exact for any amount intake accepts (below 10^15).
+        with localcontext(Context(prec=80)):
+            quantised = amount.quantize(MILLI, rounding=ROUND_FLOOR)
+            return int((quantised * self.reduction_g).to_integral_value(rounding=ROUND_FLOOR))
 
 
 class Catalogue:

@@ -89,20 +89,25 @@ def rule(
     return register
 
 
-def _is_trip_with_times(r: Measured) -> bool:
-    return r.kind == "trip" and r.start_ms is not None and r.end_ms is not None
+def _duration_ms(r: Measured) -> int | None:
+    """How long a trip lasted; None for an event or a trip without both times."""
+    if r.kind != "trip" or r.start_ms is None or r.end_ms is None:
+        return None
+    return r.end_ms - r.start_ms
 
 
 @rule(Reason.NON_POSITIVE_DURATION, sql=lambda: "kind = 'trip' and end_ms <= start_ms")
 def non_positive_duration(r: Measured) -> bool:
     """A trip must last longer than zero seconds."""
-    return _is_trip_with_times(r) and r.end_ms <= r.start_ms  # type: ignore[operator]
+    duration = _duration_ms(r)
+    return duration is not None and duration <= 0
 
 
 @rule(Reason.TRIP_TOO_LONG, sql=lambda: f"kind = 'trip' and end_ms - start_ms > {LONGEST_TRIP_MS}")
 def trip_too_long(r: Measured) -> bool:
     """A trip must end within LONGEST_TRIP_MS (24 hours) of its start."""
-    return _is_trip_with_times(r) and r.end_ms - r.start_ms > LONGEST_TRIP_MS  # type: ignore[operator]
+    duration = _duration_ms(r)
+    return duration is not None and duration > LONGEST_TRIP_MS
 
 
 def _speed_sql() -> str:
@@ -117,10 +122,11 @@ def _speed_sql() -> str:
 @rule(Reason.SPEED_IMPLAUSIBLE, sql=_speed_sql)
 def speed_implausible(r: Measured) -> bool:
     """Average speed (distance over duration) above the mode's bound in MAX_SPEED_KMH."""
-    if not _is_trip_with_times(r) or r.amount_milli is None or r.scene not in MAX_SPEED_KMH:
+    duration = _duration_ms(r)
+    if duration is None or duration <= 0 or r.amount_milli is None:
         return False
-    duration = r.end_ms - r.start_ms  # type: ignore[operator]
-    return duration > 0 and r.amount_milli * 3600 > MAX_SPEED_KMH[r.scene] * duration
+    bound = MAX_SPEED_KMH.get(r.scene or "")
+    return bound is not None and r.amount_milli * 3600 > bound * duration
 
 
 def _straight_line_sql() -> str:

@@ -10,20 +10,19 @@ deduplication. Raw subjects live only in this step's memory.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_FLOOR, Context, localcontext
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from puhui.domain import china_time, intake, rules, subjects
+from puhui.domain import china_time, intake, rules
 from puhui.domain.errors import FactorNotFoundError
-from puhui.domain.methodology import Catalogue, UnitQuantification
+from puhui.domain.methodology import MILLI, Catalogue, UnitQuantification
 from puhui.domain.reasons import Reason
 from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_KEY, TRIP_SCENES
 
@@ -160,11 +159,7 @@ class Preparer:
             computed_g = 0
             if found is not None:
                 caps = self._caps(found)
-                with localcontext(_WIDE):
-                    per_milli = found.unit.reduction_g / 1000
-                    computed_g = int(
-                        ((n.amount_milli or 0) * per_milli).to_integral_value(ROUND_FLOOR)
-                    )
+                computed_g = found.unit.reduction_for(Decimal(n.amount_milli or 0) * MILLI)
             row = {
                 **{name: getattr(n, name) for name in _NORMALISED},
                 "reasons": list(n.reasons),
@@ -185,21 +180,12 @@ class Preparer:
             "select distinct subject from raw where subject is not null"
         ).to_arrow_table()
         raws = distinct.column("subject").to_pylist()
-        pseudonyms: list[str | None] = []
-        keyed: list[str | None] = []
-        for value in raws:
-            canonical = subjects.normalise(value)
-            if canonical is None:
-                pseudonyms.append(None)
-                keyed.append(hmac.digest(self.secret, value.encode(), "sha256").hex())
-            else:
-                pseudonyms.append(subjects.pseudonymise(self.secret, canonical))
-                keyed.append(None)
+        pairs = [intake.pseudonyms(self.secret, value) for value in raws]
         return pa.table(
             {
                 "subject": pa.array(raws, pa.string()),
-                "pseudonym": pa.array(pseudonyms, pa.string()),
-                "keyed": pa.array(keyed, pa.string()),
+                "pseudonym": pa.array([p for p, _ in pairs], pa.string()),
+                "keyed": pa.array([k for _, k in pairs], pa.string()),
             }
         )
 
@@ -433,7 +419,6 @@ _NORMALISED = (
     "row", "platform", "record_id", "scene", "region", "kind", "material", "ref", "start_ms",
     "end_ms", "amount_milli", "pseudonym", "detail", "extra", "digest", "day_cn",
 )  # fmt: skip
-_WIDE = Context(prec=80)
 
 # What preparation hands to settlement, whichever way it was prepared.
 PREPARED = pa.schema(

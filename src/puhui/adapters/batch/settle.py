@@ -30,6 +30,7 @@ from contextlib import suppress
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from puhui.domain.reasons import Reason
 from puhui.domain.settlement import Book, Candidate, Caps, Role, Usage, month_of
@@ -254,6 +255,8 @@ def settle(
     )
     try:
         settled = con.sql(SETTLE_SQL).to_arrow_table()
+        if not pc.any(settled.column("mixed_caps")).as_py():
+            return settled.drop_columns(["mixed_caps"])
         con.register("settled", settled)
         mixed = [
             Candidate(
@@ -270,13 +273,12 @@ def settle(
                 "select p.seq, sid.subject_id, p.scene, p.day_cn, p.computed_g, p.day_max_g, "
                 "p.day_max_count, p.month_max_g, p.month_max_count from prepared p "
                 "join subject_ids sid on sid.pseudonym = p.pseudonym "
-                "join settled s on s.seq = p.seq and s.role = 'new' and s.status = 'credited' "
+                f"join settled s on s.seq = p.seq and s.role = '{Role.NEW}' "
+                "and s.status = 'credited' "
                 "where s.mixed_caps order by p.seq"
             ).fetchall()
         ]
-        if mixed:
-            settled = _capped_by_the_statement(settled, mixed, usage_day)
-        return settled.drop_columns(["mixed_caps"])
+        return _capped_by_the_statement(settled, mixed, usage_day).drop_columns(["mixed_caps"])
     finally:
         for name in (
             "prepared",

@@ -22,11 +22,12 @@ from puhui.domain.errors import NotFoundError
 from puhui.domain.rules import LONGEST_TRIP_MS
 from puhui.domain.scenes import MAX_RECORD_ID, MAX_REF_KEY
 
-_STAGING = {
-    "stage_keys": f"record_id varchar({MAX_RECORD_ID})",
-    "stage_refs": f"scene varchar(16), ref varchar({MAX_REF_KEY})",
-    "stage_subjects": "pseudonym varchar(64)",
-    "stage_subject_ids": "subject_id integer",
+# The key sets of a chunk's lookups: their columns and SQL types.
+_STAGING: dict[str, tuple[tuple[str, str], ...]] = {
+    "stage_keys": (("record_id", f"varchar({MAX_RECORD_ID})"),),
+    "stage_refs": (("scene", "varchar(16)"), ("ref", f"varchar({MAX_REF_KEY})")),
+    "stage_subjects": (("pseudonym", "varchar(64)"),),
+    "stage_subject_ids": (("subject_id", "integer"),),
 }
 
 # Up to this many keys of one kind are bound as parameters; more are staged in a temporary table.
@@ -96,9 +97,7 @@ class IntakeStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._staged = False
-        self._subjects: tuple[str, dict[str, Any]] = self._keys(
-            "stage_subject_ids", ["subject_id"], []
-        )
+        self._subjects: tuple[str, dict[str, Any]] = self._keys("stage_subject_ids", [])
 
     # Platforms, batches and counters -------------------------------------------------------
 
@@ -165,49 +164,45 @@ class IntakeStore:
 
     # Lookups -------------------------------------------------------------------------------
 
-    def _keys(
-        self, name: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-    ) -> tuple[str, dict[str, Any]]:
-        """A row source of keys to join on, and its parameters.
+    def _keys(self, name: str, rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
+        """A row source of keys of the set `name` to join on, and its parameters.
 
         Up to INLINE_KEYS keys are bound as a VALUES list: a small chunk (an API submission)
         costs one statement per lookup. More keys are staged in a temporary table (emptied,
         filled in bulk and, on PostgreSQL, analysed), so that a lookup stays one indexed join
         whatever the size of the chunk. Either way the source's columns are column1, column2, …
         """
+        columns = _STAGING[name]
+        if not rows:
+            nulls = ", ".join(
+                f"cast(null as {t}) as column{i + 1}" for i, (_, t) in enumerate(columns)
+            )
+            return f"(select {nulls} where 1 = 0)", {}
         if len(rows) <= INLINE_KEYS:
-            if not rows:
-                types = [d.split(" ", 1)[1] for d in _STAGING[name].split(", ")]
-                nulls = ", ".join(
-                    f"cast(null as {t}) as column{i + 1}" for i, t in enumerate(types)
-                )
-                return f"(select {nulls} where 1 = 0)", {}
             params = {f"{name}_{r}_{c}": v for r, row in enumerate(rows) for c, v in enumerate(row)}
             values = ", ".join(
                 "(" + ", ".join(f":{name}_{r}_{c}" for c in range(len(columns))) + ")"
                 for r in range(len(rows))
             )
             return f"(values {values})", params
-        self._stage(name, columns, rows)
-        named = ", ".join(f"{c} as column{i + 1}" for i, c in enumerate(columns))
-        return f"(select {named} from {name})", {}
-
-    def _stage(self, name: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         if not self._staged:
-            for table, ddl in _STAGING.items():
+            for table, cols in _STAGING.items():
+                ddl = ", ".join(f"{c} {t}" for c, t in cols)
                 self.conn.execute(text(f"create temporary table if not exists {table} ({ddl})"))
             self._staged = True
         self.conn.execute(text(f"delete from {name}"))
-        insert_rows(self.conn, name, columns, rows)
+        insert_rows(self.conn, name, [c for c, _ in columns], rows)
         if self.conn.dialect.name == "postgresql":
             # Temporary tables are never analysed automatically: without statistics the
             # planner guesses their size and may scan `records` instead of probing its indexes.
             self.conn.execute(text(f"analyze {name}"))
+        named = ", ".join(f"{c} as column{i + 1}" for i, (c, _) in enumerate(columns))
+        return f"(select {named} from {name})", {}
 
     def subject_ids(self, pseudonyms: Iterable[str]) -> pa.Table:
         """Register new pseudonyms and return the id of each one."""
         distinct = sorted(set(pseudonyms))
-        source, params = self._keys("stage_subjects", ["pseudonym"], [(p,) for p in distinct])
+        source, params = self._keys("stage_subjects", [(p,) for p in distinct])
         self.conn.execute(
             text(
                 f"insert into subjects (pseudonym) select k.column1 from {source} k "
@@ -225,7 +220,7 @@ class IntakeStore:
 
     def existing_records(self, platform_id: int, record_ids: Iterable[str]) -> pa.Table:
         """Stored receipts of this platform's records with these ids."""
-        source, params = self._keys("stage_keys", ["record_id"], [(r,) for r in set(record_ids)])
+        source, params = self._keys("stage_keys", [(r,) for r in set(record_ids)])
         return fetch_arrow(
             self.conn,
             "select r.record_id, r.seq, r.digest, r.status, r.reason, r.detail, r.reduction_g, "
@@ -245,10 +240,8 @@ class IntakeStore:
         """Stored records that are not rejected and could be the same behaviour as a record of
         the chunk: same (scene, ref), or a trip of the same citizen in the chunk's time span.
         The citizens are kept for `usage_day`."""
-        by_ref, params = self._keys("stage_refs", ["scene", "ref"], sorted(set(refs)))
-        self._subjects = self._keys(
-            "stage_subject_ids", ["subject_id"], [(s,) for s in sorted(set(subject_ids))]
-        )
+        by_ref, params = self._keys("stage_refs", sorted(set(refs)))
+        self._subjects = self._keys("stage_subject_ids", [(s,) for s in sorted(set(subject_ids))])
         columns = (
             "r.seq, r.scene, r.ref, r.subject_id, "
             "case when r.end_ms is null then 'event' else 'trip' end as kind, r.start_ms, r.end_ms"
