@@ -235,7 +235,7 @@ def test_reversing_a_credit_takes_its_points_back(app: App) -> None:
     wallet.run_jobs(app)
     entry = int(
         app.engine.connect()
-        .execute(text("select id from entries where kind = 'credit'"))
+        .execute(text("select id from transfers where kind = 'credit'"))
         .scalar_one()
     )
     done = wallet.reverse(app, entry, "fraud-1", "staff:ops", "fraud found")
@@ -247,14 +247,17 @@ def test_reversing_a_credit_takes_its_points_back(app: App) -> None:
 
 
 def test_verify_finds_retired_grams_taken_out(app: App) -> None:
-    """The ledger check is not vacuous: a forged posting out of a retired account is found."""
+    """The ledger check is not vacuous: a forged transfer out of a retired account is found."""
     credit(app, recycle("r1", ALICE))
     done = wallet.retire(app, p(app, ALICE), 100, "k1", "test")
     with app.engine.begin() as conn:
         retired = conn.execute(text("select id from accounts where kind = 'retired'")).scalar_one()
         citizen = conn.execute(text("select id from accounts where kind = 'citizen'")).scalar_one()
         conn.execute(
-            text("update postings set amount_g = -amount_g where entry_id = :e"),
+            text(
+                "update transfers set debit_account_id = credit_account_id, "
+                "credit_account_id = debit_account_id where id = :e"
+            ),
             {"e": done.result["entry"]},
         )
         conn.execute(

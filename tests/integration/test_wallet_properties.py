@@ -80,7 +80,7 @@ class World:
         self.credit_entries = dict(
             self.app.engine.connect()
             .exec_driver_sql(
-                "select r.record_id, e.id from entries e join records r on r.seq = e.record_seq"
+                "select r.record_id, x.id from transfers x join records r on r.seq = x.record_seq"
             )
             .all()
         )
@@ -179,7 +179,7 @@ def test_any_sequence_keeps_the_accounts_sound(world: World) -> None:
                 entry = int(
                     self.app.engine.connect()
                     .exec_driver_sql(
-                        "select e.id from entries e join records r on r.seq = e.record_seq "
+                        "select x.id from transfers x join records r on r.seq = x.record_seq "
                         "where r.record_id = ?",
                         (record_id,),
                     )

@@ -10,9 +10,11 @@ from puhui.domain.errors import LedgerError, UnbalancedEntryError
 from puhui.domain.ledger import (
     Entry,
     Posting,
+    Transfer,
     citizen_account,
     credit,
     issuance_account,
+    transfers_of,
 )
 
 CITIZEN = citizen_account("ab12")
@@ -95,3 +97,40 @@ def test_entries_and_postings_are_immutable() -> None:
         entry.kind = "other"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         entry.postings[0].amount_g = 6  # type: ignore[misc]
+
+
+def test_a_two_posting_entry_is_stored_as_one_transfer() -> None:
+    """A credit is one row: from what the platform issued to the citizen."""
+    assert transfers_of(credit(CITIZEN, ISSUANCE, 1079)) == (Transfer(ISSUANCE, CITIZEN, 1079),)
+
+
+def test_one_account_paying_many_is_one_transfer_per_payee() -> None:
+    """An award run: the programme pays each citizen's points."""
+    run = Entry("award", (Posting("a", 3), Posting("b", 2), Posting("programme", -5)))
+    assert transfers_of(run) == (Transfer("programme", "a", 3), Transfer("programme", "b", 2))
+
+
+def test_many_accounts_paying_one_is_one_transfer_per_payer() -> None:
+    """An expiry run: each citizen's lapsed points go to the programme's expired account."""
+    run = Entry("expire", (Posting("a", -3), Posting("b", -2), Posting("expired", 5)))
+    assert transfers_of(run) == (Transfer("a", "expired", 3), Transfer("b", "expired", 2))
+
+
+def test_any_balanced_entry_is_stored_as_transfers_that_move_the_same_amounts() -> None:
+    """Many to many: every account ends with the same change as its posting."""
+    entry = Entry("split", (Posting("a", -7), Posting("b", -4), Posting("c", 5), Posting("d", 6)))
+    change: dict[str, int] = {}
+    for moved in transfers_of(entry):
+        change[moved.debit] = change.get(moved.debit, 0) - moved.amount
+        change[moved.credit] = change.get(moved.credit, 0) + moved.amount
+    assert change == {p.account: p.amount_g for p in entry.postings}
+
+
+@pytest.mark.parametrize(
+    ("debit", "credit_", "amount"), [("a", "b", 0), ("a", "b", -5), ("a", "a", 5)]
+)
+def test_a_transfer_moves_a_positive_amount_between_two_accounts(
+    debit: str, credit_: str, amount: int
+) -> None:
+    with pytest.raises(UnbalancedEntryError):
+        Transfer(debit, credit_, amount)

@@ -281,7 +281,7 @@ def _print_report(report: ingest_service.IngestReport) -> None:
         out.print(reasons)
     out.print(
         f"credited {report.credited_g:,} g CO2e ({report.credited_g / 1_000_000:.3f} t) "
-        f"in {report.entries:,} ledger entries"
+        f"in {report.transfers:,} ledger transfers"
     )
     if report.replays:
         out.print(
@@ -670,8 +670,7 @@ def ledger_verify(db: Db = None, key_file: KeyFile = None) -> None:
         violations = ledger.verify(a)
         totals = ledger.totals(a)
     out.print(
-        f"{totals.entries} entries, {totals.postings} postings, {totals.accounts} accounts, "
-        f"{totals.issued_g} g issued"
+        f"{totals.transfers} transfers, {totals.accounts} accounts, {totals.issued_g} g issued"
     )
     if not violations:
         out.print(f"ledger sound: {len(ledger.CHECKS)} checks passed")

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from puhui.adapters.sql import ledger
 from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
 from puhui.domain.errors import AuthenticationError, NotFoundError
@@ -105,18 +106,19 @@ def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[
     with app.engine.connect() as conn:
         rows = conn.execute(
             text(
-                "select e.id, e.created_at, e.kind, p.amount_g, a.unit, a.code, pl.code, "
-                "r.scene, r.methodology, r.record_id from postings p "
-                "join accounts a on a.id = p.account_id "
-                "join entries e on e.id = p.entry_id "
-                "left join records r on r.seq = e.record_seq "
+                "select p.id, p.created_at, p.kind, p.amount_g, a.unit, a.code, pl.code, "
+                "r.scene, r.methodology, r.record_id from "
+                + ledger.legs(
+                    "select y.id from accounts y join subjects s on s.id = y.subject_id "
+                    "where s.pseudonym = :p union all "
+                    "select y.id from accounts y join subjects s on s.id = y.owner_id "
+                    "where s.pseudonym = :p and y.kind = 'points'",
+                    "x.id < :before",
+                )
+                + " p join accounts a on a.id = p.account_id "
+                "left join records r on r.seq = p.record_seq "
                 "left join platforms pl on pl.id = r.platform_id "
-                "where p.account_id in ("
-                "select x.id from accounts x join subjects s on s.id = x.subject_id "
-                "where s.pseudonym = :p union all "
-                "select x.id from accounts x join subjects s on s.id = x.owner_id "
-                "where s.pseudonym = :p and x.kind = 'points') "
-                "and e.id < :before order by e.id desc limit :n"
+                "order by p.id desc limit :n"
             ),
             {"p": citizen.pseudonym, "before": before or 2**63 - 1, "n": limit},
         ).all()
@@ -146,13 +148,12 @@ def explain_credit(app: App, citizen: Citizen, entry_id: int) -> queries.Explana
     with app.engine.connect() as conn:
         row = conn.execute(
             text(
-                "select pl.code, r.record_id from postings p "
-                "join accounts a on a.id = p.account_id "
+                "select pl.code, r.record_id from transfers x "
+                "join accounts a on a.id = x.credit_account_id "
                 "join subjects s on s.id = a.subject_id "
-                "join entries e on e.id = p.entry_id "
-                "join records r on r.seq = e.record_seq "
+                "join records r on r.seq = x.record_seq "
                 "join platforms pl on pl.id = r.platform_id "
-                "where s.pseudonym = :p and e.id = :entry"
+                "where s.pseudonym = :p and x.id = :entry"
             ),
             {"p": citizen.pseudonym, "entry": entry_id},
         ).one_or_none()

@@ -4,7 +4,7 @@ The data flows one way, chunk by chunk, so a file of any size is never held whol
 read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`: DuckDB, or the
 statement `domain.intake` for small chunks) → look up what the database already knows of the
 chunk's keys → settle (`adapters.batch.settle` in DuckDB, or the statement `domain.settlement`
-for small chunks) → store records, receipts, balanced ledger entries and the statistics'
+for small chunks) → store records, receipts, one ledger transfer per credit and the statistics'
 tallies in one unit of work (`service.ports`) → write receipts out.
 A chunk commits as a whole or not at all; re-running a file after a failure replays what was
 committed and settles the rest.
@@ -44,13 +44,13 @@ RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "m
 @dataclass
 class IngestReport:
     """What an ingest did: receipts by status and reason (replays included, as their receipts
-    are returned again), and the grams and ledger entries this ingest newly credited."""
+    are returned again), and the grams and ledger transfers this ingest newly credited."""
 
     records: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     by_reason: Counter[str] = field(default_factory=Counter)
     credited_g: int = 0
-    entries: int = 0
+    transfers: int = 0
     replays: int = 0
     batches: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -64,11 +64,11 @@ class IngestReport:
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
-    def add(self, receipts: pa.Table, entries: int, replays: int, credited_g: int) -> None:
+    def add(self, receipts: pa.Table, transfers: int, replays: int, credited_g: int) -> None:
         """Count one settled chunk."""
         self.records += receipts.num_rows
         self.replays += replays
-        self.entries += entries
+        self.transfers += transfers
         self.credited_g += credited_g
         self.by_status.update(receipts.column("status").to_pylist())
         for reason in receipts.column("reason").to_pylist():
@@ -222,7 +222,7 @@ def ingest_sources(
                 pending = pipeline.pool.submit(next_chunk)
                 # One unit of work a chunk: it commits whole or not at all.
                 with app.intake() as uow:
-                    settled, entries, credited_g = _settle_chunk(
+                    settled, transfers, credited_g = _settle_chunk(
                         uow.store,
                         preparer,
                         pipeline,
@@ -238,7 +238,7 @@ def ingest_sources(
                     receipts = _receipts(settled, platform, name)
                     roles = settled.column("role")
                     replays = pc.sum(pc.equal(roles, pa.scalar(Role.REPLAY.value))).as_py()
-                    report.add(receipts, entries, int(replays or 0), credited_g)
+                    report.add(receipts, transfers, int(replays or 0), credited_g)
                 if sink is not None:
                     with report.timed("receipts"):
                         sink(receipts)
@@ -277,14 +277,14 @@ def _settle_chunk(
         stored = _store(store, preparer, settled, platform_id, batch_id)
     with report.timed("ledger"):
         n = prepared.num_rows
-        entries = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
+        transfers = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
         new = settled.filter(pc.equal(settled.column("role"), pa.scalar(Role.NEW.value)))
         counts = Counter(new.column("status").to_pylist())
         credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
     with report.timed("tallies"):
-        store.add_to_tallies(platform_id, stored, first_seq, first_seq + n - 1)
-    return settled, entries, credited_g
+        store.add_to_tallies(platform_id, stored, first_seq, first_seq + n - 1, usage)
+    return settled, transfers, credited_g
 
 
 def _lookups(

@@ -25,47 +25,49 @@ class Violation:
 
 
 CHECKS: dict[str, tuple[str, str | Callable[[str], str]]] = {
-    "entry_unbalanced": (
-        "every entry's postings sum to zero and it has at least two",
-        "select cast(entry_id as varchar(20)) from postings group by entry_id "
-        "having sum(amount_g) <> 0 or count(*) < 2",
-    ),
-    "entry_without_postings": (
-        "every entry has postings",
-        "select cast(e.id as varchar(20)) from entries e "
-        "where not exists (select 1 from postings p where p.entry_id = e.id)",
-    ),
-    "posting_zero": (
-        "no posting is zero grams",
-        "select cast(entry_id as varchar(20)) from postings where amount_g = 0",
+    "transfer_not_positive": (
+        "every transfer moves a positive amount between two accounts",
+        "select cast(id as varchar(20)) from transfers "
+        "where amount <= 0 or debit_account_id = credit_account_id",
     ),
     "balance_mismatch": (
-        "every account's balance equals the sum of its postings",
+        "every account's balance is what its transfers brought in less what they took out",
         "select cast(a.id as varchar(20)) from accounts a "
         "left join balances b on b.account_id = a.id "
-        "left join (select account_id, sum(amount_g) as s from postings group by account_id) p "
+        "left join (select x.account_id, sum(x.amount) as s from ("
+        "select credit_account_id as account_id, amount from transfers union all "
+        "select debit_account_id, -amount from transfers) x group by x.account_id) p "
         "on p.account_id = a.id where coalesce(b.balance_g, 0) <> coalesce(p.s, 0)",
     ),
     "ledger_total": (
-        "all postings together sum to zero",
-        "select cast(sum(amount_g) as varchar(30)) from postings having sum(amount_g) <> 0",
+        "all balances of a unit together sum to zero: every gram and point is in one place",
+        "select a.unit || ':' || cast(sum(b.balance_g) as varchar(30)) from balances b "
+        "join accounts a on a.id = b.account_id group by a.unit having sum(b.balance_g) <> 0",
     ),
     "credit_missing": (
-        "every credited record with grams has its credit entry",
+        "every credited record with grams has its credit transfer",
         "select cast(r.seq as varchar(20)) from records r where r.status = 'credited' "
-        "and r.reduction_g > 0 and not exists (select 1 from entries e where e.record_seq = r.seq)",
+        "and r.reduction_g > 0 "
+        "and not exists (select 1 from transfers x where x.record_seq = r.seq)",
     ),
     "credit_without_credited_record": (
-        "every credit entry belongs to a credited record",
-        "select cast(e.id as varchar(20)) from entries e join records r on r.seq = e.record_seq "
-        "where e.kind = 'credit' and (r.status <> 'credited' or r.reduction_g = 0)",
+        "every credit transfer belongs to a credited record, and only credits to records",
+        "select cast(x.id as varchar(20)) from transfers x "
+        "left join records r on r.seq = x.record_seq "
+        "where (x.kind = 'credit') <> (x.record_seq is not null) "
+        "or (x.kind = 'credit' and (r.status <> 'credited' or r.reduction_g = 0))",
     ),
     "credit_amount_mismatch": (
-        "a credit entry moves exactly the record's grams to the record's citizen",
-        "select cast(e.id as varchar(20)) from entries e join records r on r.seq = e.record_seq "
-        "join postings p on p.entry_id = e.id join accounts a on a.id = p.account_id "
-        "where e.kind = 'credit' and p.amount_g > 0 "
-        "and (p.amount_g <> r.reduction_g or a.subject_id is null or a.subject_id <> r.subject_id)",
+        "a credit transfer moves exactly the record's grams from its platform's issuance "
+        "account for its methodology to the record's citizen",
+        "select cast(x.id as varchar(20)) from transfers x "
+        "join records r on r.seq = x.record_seq "
+        "left join accounts a on a.id = x.credit_account_id "
+        "left join accounts i on i.id = x.debit_account_id "
+        "where x.kind = 'credit' and (x.amount <> r.reduction_g "
+        "or a.subject_id is null or a.subject_id <> r.subject_id "
+        "or i.kind is null or i.kind <> 'issuance' or i.platform_id <> r.platform_id "
+        "or i.methodology <> r.methodology)",
     ),
     "balance_orphaned": (
         "every balance belongs to an account",
@@ -80,17 +82,17 @@ CHECKS: dict[str, tuple[str, str | Callable[[str], str]]] = {
         "where (a.kind = 'citizen' and s.id is null) or (a.kind = 'issuance' and p.id is null) "
         "or (a.kind in ('points', 'retired') and o.id is null)",
     ),
-    "posting_orphaned": (
-        "every posting belongs to an existing entry and account",
-        "select cast(p.entry_id as varchar(20)) from postings p "
-        "left join entries e on e.id = p.entry_id left join accounts a on a.id = p.account_id "
-        "where e.id is null or a.id is null",
-    ),
-    "entry_orphaned": (
-        "every credit entry belongs to a stored record",
-        "select cast(e.id as varchar(20)) from entries e "
-        "left join records r on r.seq = e.record_seq "
-        "where e.record_seq is not null and r.seq is null",
+    "transfer_orphaned": (
+        "every transfer moves between existing accounts, names an existing record when it "
+        "names one, and is linked, if at all, to the first transfer of its entry",
+        "select cast(x.id as varchar(20)) from transfers x "
+        "left join accounts d on d.id = x.debit_account_id "
+        "left join accounts c on c.id = x.credit_account_id "
+        "left join records r on r.seq = x.record_seq "
+        "left join transfers f on f.id = x.linked_to "
+        "where d.id is null or c.id is null or (x.record_seq is not null and r.seq is null) "
+        "or (x.linked_to is not null and (f.id is null or f.linked_to is not null "
+        "or f.kind <> x.kind or f.id > x.id))",
     ),
     "record_orphaned": (
         "every record names an existing platform, batch, citizen and calculation",
@@ -101,11 +103,11 @@ CHECKS: dict[str, tuple[str, str | Callable[[str], str]]] = {
         "where p.id is null or b.id is null or (r.subject_id is not null and s.id is null) "
         "or (r.quantification_id is not null and q.id is null)",
     ),
-    "entry_mixed_units": (
-        "no entry moves grams and points together",
-        "select cast(p.entry_id as varchar(20)) from postings p "
-        "join accounts a on a.id = p.account_id group by p.entry_id "
-        "having count(distinct a.unit) > 1",
+    "transfer_mixed_units": (
+        "no transfer moves grams into points or points into grams",
+        "select cast(x.id as varchar(20)) from transfers x "
+        "join accounts d on d.id = x.debit_account_id "
+        "join accounts c on c.id = x.credit_account_id where d.unit <> c.unit",
     ),
     "balance_negative": (
         "no citizen, points, retired, reward or expired account is below zero",
@@ -114,18 +116,16 @@ CHECKS: dict[str, tuple[str, str | Callable[[str], str]]] = {
     ),
     "retired_taken_out": (
         "nothing is ever taken out of retired grams",
-        "select cast(p.entry_id as varchar(20)) from postings p "
-        "join accounts a on a.id = p.account_id where a.kind = 'retired' and p.amount_g < 0",
+        "select cast(x.id as varchar(20)) from transfers x "
+        "join accounts a on a.id = x.debit_account_id where a.kind = 'retired'",
     ),
     "reversal_mismatch": (
-        "a reversal mirrors the entry it reverses, leg for leg",
-        "select cast(e.id as varchar(20)) from entries e "
-        "join entries r on r.id = e.reverses "
-        "join postings p on p.entry_id = e.id "
-        "left join postings q on q.entry_id = r.id and q.account_id = p.account_id "
-        "where q.amount_g is null or q.amount_g <> -p.amount_g "
-        "or (select count(*) from postings x where x.entry_id = e.id) "
-        "<> (select count(*) from postings y where y.entry_id = r.id)",
+        "a reversal mirrors the transfer it reverses: the same amount, the other way",
+        "select cast(x.id as varchar(20)) from transfers x "
+        "left join transfers r on r.id = x.reverses "
+        "where x.reverses is not null and (r.id is null or r.amount <> x.amount "
+        "or r.debit_account_id <> x.credit_account_id "
+        "or r.credit_account_id <> x.debit_account_id)",
     ),
     "stock_mismatch": (
         "a reward's stock is what was redeemed plus what remains, and each redemption is one",
@@ -175,20 +175,17 @@ class LedgerTotals:
     """Size of the ledger."""
 
     accounts: int
-    entries: int
-    postings: int
+    transfers: int
     issued_g: int
 
 
 def totals(app: App) -> LedgerTotals:
     """Counts and grams issued (credited to citizens), for the verify summary."""
     with app.engine.connect() as conn:
-        accounts, entries, postings, issued = conn.execute(
+        accounts, transfers, issued = conn.execute(
             text(
-                "select (select count(*) from accounts), (select count(*) from entries), "
-                "(select count(*) from postings), "
-                "(select coalesce(sum(p.amount_g), 0) from postings p "
-                "join entries e on e.id = p.entry_id where e.kind = 'credit' and p.amount_g > 0)"
+                "select (select count(*) from accounts), (select count(*) from transfers), "
+                "(select coalesce(sum(amount), 0) from transfers where kind = 'credit')"
             )
         ).one()
-    return LedgerTotals(int(accounts), int(entries), int(postings), int(issued))
+    return LedgerTotals(int(accounts), int(transfers), int(issued))

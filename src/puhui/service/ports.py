@@ -74,7 +74,7 @@ class IntakeStore(Protocol):
         ...
 
     def post_credits(self, batch_id: int, first_seq: int, last_seq: int, at: datetime) -> int:
-        """Post the credits of the records numbered first_seq to last_seq; their count."""
+        """Post the credit transfers of the records numbered first_seq to last_seq; their count."""
         ...
 
     def add_to_batch(self, batch_id: int, counts: dict[str, int], credited_g: int) -> None:
@@ -82,9 +82,10 @@ class IntakeStore(Protocol):
         ...
 
     def add_to_tallies(
-        self, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int
+        self, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int, usage: pa.Table
     ) -> None:
-        """Add a settled chunk's stored records to the statistics' tallies."""
+        """Add a settled chunk's stored records to the statistics' tallies; `usage` is the
+        chunk's `usage_day` lookup (who was credited before, in the chunk's months)."""
         ...
 
 

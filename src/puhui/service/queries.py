@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from puhui.adapters.sql import ledger
 from puhui.adapters.sql import tables as t
 from puhui.bootstrap import App
 from puhui.domain import subjects
@@ -75,11 +76,11 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
             raise NotFoundError("no account for this citizen: nothing has been credited yet")
         lines = conn.execute(
             text(
-                "select e.id, e.created_at, e.kind, p.amount_g, pl.code, r.record_id, r.scene, "
-                "r.methodology from postings p join entries e on e.id = p.entry_id "
-                "left join records r on r.seq = e.record_seq "
+                "select p.id, p.created_at, p.kind, p.amount_g, pl.code, r.record_id, r.scene, "
+                f"r.methodology from {ledger.legs(':a')} p "
+                "left join records r on r.seq = p.record_seq "
                 "left join platforms pl on pl.id = r.platform_id "
-                "where p.account_id = :a order by e.id desc limit :n"
+                "order by p.id desc limit :n"
             ),
             {"a": row[0], "n": limit},
         ).all()

@@ -40,18 +40,18 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from puhui.adapters.sql import ledger
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.intake import IntakeStore
+from puhui.adapters.sql.ledger import Leg
 from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import (
     AlreadyExistsError,
     InputError,
-    LedgerError,
     NotFoundError,
     RefusedError,
 )
-from puhui.domain.ledger import Entry, Posting
 from puhui.service import queries
 
 # Gifts: at most this much in one gift, and sent by one citizen in one day (China time).
@@ -62,8 +62,6 @@ MAX_GIFTS_POINTS_PER_DAY = 200_000
 MAX_KEY = 128
 UNITS = ("g", "pt")
 REWARD_KINDS = ("coupon", "tree", "donation")
-# Accounts of one citizen; the others are shared by many operations.
-OWNED = ("citizen", "points", "retired")
 # Entries that a reversal may undo. A retirement never is; awards and expiries follow their
 # credit.
 REVERSIBLE = ("credit", "redeem", "transfer")
@@ -469,11 +467,13 @@ def reverse(app: App, entry_id: int, key: str, actor: str, reason: str) -> Outco
     with app.engine.connect() as conn:
         subject_id = conn.execute(
             text(
-                "select coalesce(a.subject_id, a.owner_id) from postings p "
-                "join accounts a on a.id = p.account_id join entries e on e.id = p.entry_id "
-                "where p.entry_id = :e and coalesce(a.subject_id, a.owner_id) is not null "
-                "order by case when e.kind = 'transfer' and p.amount_g > 0 then 0 else 1 end, "
-                "a.id limit 1"
+                # The citizen taking the grams (or points) back: a gift's receiver, else the
+                # one citizen the transfer moved grams to or from.
+                "select coalesce(a.subject_id, a.owner_id) from transfers x "
+                "join accounts a on a.id in (x.debit_account_id, x.credit_account_id) "
+                "where x.id = :e and coalesce(a.subject_id, a.owner_id) is not null "
+                "order by case when x.kind = 'transfer' and a.id = x.credit_account_id "
+                "then 0 else 1 end, a.id limit 1"
             ),
             {"e": entry_id},
         ).scalar_one_or_none()
@@ -668,11 +668,9 @@ def _transfer(c: _Context) -> None:
     day_start = china_time.day_start(c.at)
     given = c.conn.execute(
         text(
-            "select coalesce(sum(-p.amount_g), 0) from postings p "
-            "join entries e on e.id = p.entry_id "
-            "where p.account_id = :a and e.kind = 'transfer' and p.amount_g < 0 "
-            "and e.created_at >= :since"
-        ).bindparams(bindparam("since", type_=t.entries.c.created_at.type)),
+            "select coalesce(sum(x.amount), 0) from transfers x "
+            "where x.debit_account_id = :a and x.kind = 'transfer' and x.created_at >= :since"
+        ).bindparams(bindparam("since", type_=t.transfers.c.created_at.type)),
         {"a": giver, "since": day_start},
     ).scalar_one()
     if int(given) + amount > per_day:
@@ -683,25 +681,34 @@ def _transfer(c: _Context) -> None:
 
 def _reverse(c: _Context) -> None:
     entry_id = int(c.request["entry"])
-    e = t.entries
-    row = c.conn.execute(select(e.c.kind, e.c.reverses).where(e.c.id == entry_id)).one()
+    x = t.transfers
+    row = c.conn.execute(
+        select(x.c.kind, x.c.debit_account_id, x.c.credit_account_id, x.c.amount).where(
+            x.c.id == entry_id
+        )
+    ).one()
     if row.kind not in REVERSIBLE:
         raise RefusedError("not_reversible", f"a {row.kind} entry cannot be reversed")
-    done = c.conn.execute(select(e.c.id).where(e.c.reverses == entry_id)).scalar_one_or_none()
+    done = c.conn.execute(select(x.c.id).where(x.c.reverses == entry_id)).scalar_one_or_none()
     if done is not None:
         raise RefusedError("already_reversed", f"entry {entry_id} is reversed already")
-    legs = c.conn.execute(
-        text(
-            "select p.account_id, p.amount_g, a.kind from postings p "
-            "join accounts a on a.id = p.account_id where p.entry_id = :e"
-        ),
-        {"e": entry_id},
-    ).all()
+    kinds = dict(
+        c.conn.execute(
+            select(t.accounts.c.id, t.accounts.c.kind).where(
+                t.accounts.c.id.in_([row.debit_account_id, row.credit_account_id])
+            )
+        ).all()
+    )
+    # The mirror: what went in comes out again (guarded, unless the account is a source).
+    taker = row.credit_account_id
     reversals = [
         _post(
             c,
             "reversal",
-            [(a, -amount, kind not in ("issuance", "programme")) for a, amount, kind in legs],
+            [
+                (taker, -row.amount, kinds[taker] not in ("issuance", "programme")),
+                (row.debit_account_id, row.amount, False),
+            ],
             reverses=entry_id,
         )
     ]
@@ -712,9 +719,9 @@ def _reverse(c: _Context) -> None:
             text(
                 "select p.code, w.points, r.subject_id from awards w "
                 "join programmes p on p.id = w.programme_id "
-                "join entries e on e.id = w.credit_entry_id "
-                "join records r on r.seq = e.record_seq "
-                "where w.credit_entry_id = :e and w.points > 0 order by p.code"
+                "join transfers x on x.id = w.credit_transfer_id "
+                "join records r on r.seq = x.record_seq "
+                "where w.credit_transfer_id = :e and w.points > 0 order by p.code"
             ),
             {"e": entry_id},
         ).all()
@@ -764,12 +771,12 @@ def _award(app: App, programme: Programme) -> tuple[int, int]:
         platform_filter = "and r.platform_id = :platform" if prog["platform_id"] else ""
         pending = conn.execute(
             text(
-                "select e.id, r.subject_id, r.reduction_g from entries e "
-                "join records r on r.seq = e.record_seq "
-                "where e.kind = 'credit' and e.created_at >= :starts "
+                "select x.id, r.subject_id, x.amount from transfers x "
+                "join records r on r.seq = x.record_seq "
+                "where x.kind = 'credit' and x.created_at >= :starts "
                 f"{platform_filter} and not exists (select 1 from awards w "
-                "where w.programme_id = :prog and w.credit_entry_id = e.id) order by e.id"
-            ).bindparams(bindparam("starts", type_=t.entries.c.created_at.type)),
+                "where w.programme_id = :prog and w.credit_transfer_id = x.id) order by x.id"
+            ).bindparams(bindparam("starts", type_=t.transfers.c.created_at.type)),
             {"starts": prog["starts_at"], "platform": prog["platform_id"], "prog": prog["id"]},
         ).all()
         if not pending:
@@ -777,18 +784,18 @@ def _award(app: App, programme: Programme) -> tuple[int, int]:
         rate = programme.points_per_kg
         per_subject: dict[int, int] = defaultdict(int)
         earned = []
-        for entry_id, subject_id, grams in pending:
+        for credit_id, subject_id, grams in pending:
             points = int((Decimal(grams) * rate / 1000).to_integral_value(ROUND_FLOOR))
-            earned.append((entry_id, points))
+            earned.append((credit_id, subject_id, points))
             per_subject[subject_id] += points
         per_subject = {s: n for s, n in per_subject.items() if n > 0}
-        entry = None
+        paid: dict[int, int] = {}  # citizen → the transfer of the run that paid them
         if per_subject:
             accounts = _points_accounts(conn, programme.code, sorted(per_subject))
             source = _account(conn, "programme", f"programme:{programme.code}", "pt")
             total = sum(per_subject.values())
             legs: list[Leg] = [(accounts[s], n, False) for s, n in per_subject.items()]
-            entry = _post(
+            run = _post(
                 _Context(conn, app, 0, None, at, {}),
                 "award",
                 [*legs, (source, -total, False)],
@@ -796,16 +803,26 @@ def _award(app: App, programme: Programme) -> tuple[int, int]:
                 if programme.expiry_days
                 else None,
             )
+            owner = {account: s for s, account in accounts.items()}
+            x = t.transfers
+            paid = {
+                owner[account]: int(transfer_id)
+                for transfer_id, account in conn.execute(
+                    select(x.c.id, x.c.credit_account_id).where(
+                        (x.c.id == run) | (x.c.linked_to == run)
+                    )
+                ).all()
+            }
         conn.execute(
             insert(t.awards),
             [
                 {
                     "programme_id": prog["id"],
-                    "credit_entry_id": entry_id,
-                    "award_entry_id": entry if points else None,
+                    "credit_transfer_id": credit_id,
+                    "award_transfer_id": paid[subject_id] if points else None,
                     "points": points,
                 }
-                for entry_id, points in earned
+                for credit_id, subject_id, points in earned
             ],
         )
     return sum(per_subject.values()), len(pending)
@@ -819,16 +836,15 @@ def _expire(app: App, programme: Programme) -> tuple[int, int]:
         rows = conn.execute(
             text(
                 "select a.id, "
-                "coalesce(sum(case when p.amount_g > 0 and e.expires_at <= :at "
-                "then p.amount_g end), 0) as lapsed, "
-                "coalesce(sum(case when p.amount_g < 0 and e.kind <> 'expire' "
-                "then -p.amount_g end), 0) as used, "
-                "coalesce(sum(case when e.kind = 'expire' then -p.amount_g end), 0) as expired "
-                "from accounts a join postings p on p.account_id = a.id "
-                "join entries e on e.id = p.entry_id "
-                "where a.kind = 'points' and substr(a.code, 1, :n) = :prefix "
-                "group by a.id order by a.id"
-            ).bindparams(bindparam("at", type_=t.entries.c.expires_at.type)),
+                "(select coalesce(sum(x.amount), 0) from transfers x "
+                "where x.credit_account_id = a.id and x.expires_at <= :at) as lapsed, "
+                "(select coalesce(sum(x.amount), 0) from transfers x "
+                "where x.debit_account_id = a.id and x.kind <> 'expire') as used, "
+                "(select coalesce(sum(x.amount), 0) from transfers x "
+                "where x.debit_account_id = a.id and x.kind = 'expire') as expired "
+                "from accounts a where a.kind = 'points' and substr(a.code, 1, :n) = :prefix "
+                "order by a.id"
+            ).bindparams(bindparam("at", type_=t.transfers.c.expires_at.type)),
             {
                 "at": at,
                 "prefix": f"points:{programme.code}:",
@@ -964,8 +980,6 @@ def verify_certificate(app: App, certificate: str) -> Certificate:
 
 # Ledger plumbing -----------------------------------------------------------------------------
 
-Leg = tuple[int, int, bool]  # account id, amount (+ in, − out), whether it may not go negative
-
 
 def _post(
     c: _Context,
@@ -975,49 +989,10 @@ def _post(
     reverses: int | None = None,
     expires_at: datetime | None = None,
 ) -> int:
-    """Post one balanced entry: balances first, in ascending account order (runs of the same
-    kind of change go to the database together), then the entry and its postings."""
-    Entry(kind, tuple(Posting(str(account), amount) for account, amount, _ in legs))
-    ids = [a for a, _, _ in legs]
-    meta = {
-        account_id: (account_kind, unit)
-        for account_id, account_kind, unit in c.conn.execute(
-            select(t.accounts.c.id, t.accounts.c.kind, t.accounts.c.unit).where(
-                t.accounts.c.id.in_(ids)
-            )
-        ).all()
-    }
-    if len({unit for _, unit in meta.values()}) != 1:
-        raise LedgerError("an entry moves grams or points, never both")
-    if any(amount < 0 and meta[a][0] == "retired" for a, amount, _ in legs):
-        raise LedgerError("retired grams are never taken out again")
-    entry_id = int(
-        c.conn.execute(
-            insert(t.entries)
-            .values(
-                kind=kind,
-                created_at=c.at,
-                operation_id=c.operation,
-                reverses=reverses,
-                expires_at=expires_at,
-            )
-            .returning(t.entries.c.id)
-        ).scalar_one()
+    """Post one balanced entry through the ledger writer; the id of its (first) transfer."""
+    return ledger.post(
+        c.conn, kind, legs, c.at, operation=c.operation, reverses=reverses, expires_at=expires_at
     )
-    c.conn.execute(
-        insert(t.postings),
-        [{"entry_id": entry_id, "account_id": a, "amount_g": amount} for a, amount, _ in legs],
-    )
-    # Balances last, in the one lock order: citizens' accounts, then the shared ones (a
-    # reward's, a programme's…, which every operation on them queues for), each by id.
-    ordered = sorted(legs, key=lambda leg: (meta[leg[0]][0] not in OWNED, leg[0]))
-    run: list[Leg] = []
-    for i, leg in enumerate(ordered):
-        run.append(leg)
-        if i + 1 == len(ordered) or _debit(ordered[i + 1]) != _debit(leg):
-            _apply(c.conn, run)
-            run = []
-    return entry_id
 
 
 def _lock(conn: Connection, account: int) -> None:
@@ -1026,34 +1001,6 @@ def _lock(conn: Connection, account: int) -> None:
     conn.execute(
         select(t.balances.c.balance_g).where(t.balances.c.account_id == account).with_for_update()
     ).all()
-
-
-def _debit(leg: Leg) -> bool:
-    """Whether a leg takes from an account that may not go below zero."""
-    return leg[1] < 0 and leg[2]
-
-
-def _apply(conn: Connection, run: list[Leg]) -> None:
-    """Change the balances of a run of legs of one kind: conditional debits, or additions."""
-    if _debit(run[0]):
-        changed = conn.execute(
-            text(
-                "update balances set balance_g = balance_g + :g "
-                "where account_id = :a and balance_g >= -:g"
-            ),
-            [{"a": a, "g": amount} for a, amount, _ in run],
-        ).rowcount
-        if changed != len(run):
-            raise RefusedError("insufficient_balance", "not enough in the account")
-        return
-    conn.execute(
-        text(
-            "insert into balances (account_id, balance_g) values (:a, :g) "
-            "on conflict (account_id) do update "
-            "set balance_g = balances.balance_g + excluded.balance_g"
-        ),
-        [{"a": a, "g": amount} for a, amount, _ in run],
-    )
 
 
 def _subject(conn: Connection, pseudonym: str) -> int:

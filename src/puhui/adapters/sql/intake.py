@@ -1,5 +1,5 @@
 """Intake storage: what settlement needs to know about earlier records, and writing a settled
-chunk with its ledger postings, set-based, in the caller's transaction.
+chunk with its credits, set-based, in the caller's transaction.
 
 Keys of the chunk are first staged into temporary tables so that every lookup is one indexed
 join, whatever the size of the chunk or of the database.
@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, insert, select, text, update
 
+from puhui.adapters.sql import ledger, tallies
 from puhui.adapters.sql import tables as t
-from puhui.adapters.sql import tallies
 from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
 from puhui.domain import china_time
 from puhui.domain.errors import NotFoundError
@@ -347,90 +347,22 @@ class IntakeStore:
         )
 
     def add_to_tallies(
-        self, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int
+        self, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int, usage: pa.Table
     ) -> None:
-        """Add a settled chunk's stored records to the statistics' tallies."""
-        tallies.add(self.conn, platform_id, stored, first_seq, last_seq)
+        """Add a settled chunk's stored records to the statistics' tallies (`usage`: the
+        chunk's `usage_day` lookup)."""
+        tallies.add(self.conn, platform_id, stored, first_seq, last_seq, usage)
 
     def post_credits(self, batch_id: int, first_seq: int, last_seq: int, at: datetime) -> int:
-        """Post one balanced entry per credited record with seq in [first_seq, last_seq]:
-        the citizen's account is credited, the issuing platform's account for the methodology
-        debited. Accounts are opened on first use; balances follow. Returns the entry count."""
-        where = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
-        span = {"lo": first_seq, "hi": last_seq}
-        n = self.conn.execute(
-            text(f"select count(*) from records r where {where}"), span
-        ).scalar_one()
-        if not n:
-            return 0
-        self.conn.execute(
-            text(
-                "insert into accounts (kind, subject_id) "
-                f"select distinct 'citizen', r.subject_id from records r where {where} "
-                "and not exists (select 1 from accounts a where a.subject_id = r.subject_id) "
-                # A citizen's own operation may open the account at the same moment.
-                "on conflict (subject_id) do nothing"
-            ),
-            span,
-        )
-        self.conn.execute(
-            text(
-                "insert into accounts (kind, platform_id, methodology) "
-                "select distinct 'issuance', r.platform_id, r.methodology "
-                f"from records r where {where} "
-                "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
-                "and a.methodology = r.methodology)"
-            ),
-            span,
-        )
+        """Post one transfer per credited record with seq in [first_seq, last_seq] (the
+        ledger writer's `post_credits`); returns their count."""
         self._refresh_statistics("records", last_seq)
         if self.conn.dialect.name == "postgresql":
             last_account = self.conn.execute(text("select max(id) from accounts")).scalar_one()
             self._refresh_statistics("accounts", int(last_account or 0))
-        # Entry ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so
-        # that the citizens' own operations never queue behind a chunk for an id.
-        params = {**span, "batch": batch_id, "at": at}
-        self.conn.execute(
-            text(
-                "insert into entries (kind, record_seq, batch_id, created_at) "
-                f"select 'credit', r.seq, :batch, :at from records r where {where} order by r.seq"
-            ).bindparams(bindparam("at", type_=t.entries.c.created_at.type)),
-            params,
-        )
-        last_entry = self.conn.execute(text("select max(id) from entries")).scalar_one()
-        self._refresh_statistics("entries", int(last_entry))
-        self.conn.execute(
-            text(
-                "insert into postings (entry_id, account_id, amount_g) "
-                "select e.id, a.id, r.reduction_g from entries e "
-                "join records r on r.seq = e.record_seq "
-                "join accounts a on a.subject_id = r.subject_id "
-                "where e.record_seq between :lo and :hi "
-                "union all "
-                "select e.id, a.id, -r.reduction_g from entries e "
-                "join records r on r.seq = e.record_seq "
-                "join accounts a "
-                "on a.platform_id = r.platform_id and a.methodology = r.methodology "
-                "where e.record_seq between :lo and :hi"
-            ),
-            span,
-        )
-        self.conn.execute(
-            # Rows are locked in the order every writer of balances uses (citizens' accounts,
-            # then the shared ones, each by id), so concurrent writers queue, not deadlock.
-            # `having true` lets SQLite tell the upsert clause from a join.
-            text(
-                "insert into balances (account_id, balance_g) "
-                "select p.account_id, sum(p.amount_g) from postings p "
-                "join entries e on e.id = p.entry_id join accounts a on a.id = p.account_id "
-                "where e.record_seq between :lo and :hi group by p.account_id, a.kind "
-                "having true order by a.kind <> 'citizen', p.account_id "
-                "on conflict (account_id) do update "
-                "set balance_g = balances.balance_g + excluded.balance_g"
-            ),
-            span,
-        )
-        return int(n)
+            last_transfer = self.conn.execute(text("select max(id) from transfers")).scalar_one()
+            self._refresh_statistics("transfers", int(last_transfer or 0) + last_seq - first_seq)
+        return ledger.post_credits(self.conn, batch_id, first_seq, last_seq, at)
 
     def _refresh_statistics(self, table: str, rows: int | None) -> None:
         """Let PostgreSQL's planner see the rows this transaction just wrote.

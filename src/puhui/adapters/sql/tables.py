@@ -5,9 +5,9 @@ Who owns what:
   (platform, record_id): the normalised record and its receipt), `quantifications` (every
   distinct calculation a credit was pinned to), `conflicts` and `unkeyed_rejections` (audit of
   refused submissions that have no record row of their own);
-- ledger: `accounts`, `entries`, `postings` (append-only, integer amounts: grams CO2e, or
-  points in points accounts, never both in one entry) and `balances` (the running sum of each
-  account's postings);
+- ledger: `accounts`, `transfers` (append-only, one row per amount moved from one account to
+  another, integer amounts: grams CO2e, or points between points accounts, never both) and
+  `balances` (each account's transfers in less its transfers out);
 - personal carbon accounts: `programmes` (how credited grams earn points) and `awards` (which
   credit earned which points), `rewards` and their coupon `reward_codes`, and `operations` (what
   a citizen or the operator did to an account, keyed by the client's idempotency key: the audit
@@ -15,11 +15,10 @@ Who owns what:
 - statistics: `tallies` (records, grams and participants per value of each dimension, kept as
   records are settled) and `tally_members` (which citizens a value has counted already).
 
-The tables written once per record or citizen (`records`, `entries`, `postings`, `accounts`,
-`balances`, `conflicts`) carry no
-foreign-key constraints: a per-row check costs more than the insert itself on PostgreSQL (about
-7 µs a row here) and a bulk load writes millions of rows. Their references are checked set-based
-by `puhui ledger verify` instead; the small tables keep theirs.
+The tables written once per record or citizen (`records`, `transfers`, `accounts`, `balances`,
+`conflicts`) carry no foreign-key constraints: a per-row check costs more than the insert
+itself on PostgreSQL (about 7 µs a row here) and a bulk load writes millions of rows. Their
+references are checked set-based by `puhui ledger verify` instead; the small tables keep theirs.
 """
 
 from __future__ import annotations
@@ -241,30 +240,58 @@ balances = Table(
     postgresql_with={"fillfactor": 70},
 )
 
-entries = Table(
-    "entries",
+transfers = Table(
+    "transfers",
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),
-    Column("record_seq", BigInteger, nullable=True, unique=True),
-    Column("batch_id", Integer, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("debit_account_id", Integer, nullable=False, comment="the amount is taken from it"),
+    Column("credit_account_id", Integer, nullable=False, comment="the amount is added to it"),
+    Column("amount", BigInteger, nullable=False, comment="grams CO2e, or points (unit pt)"),
+    Column("record_seq", BigInteger, nullable=True, comment="credits: the record credited"),
+    Column("batch_id", Integer, nullable=True, comment="credits: the batch that settled it"),
+    Column(
+        "linked_to",
+        BigInteger,
+        nullable=True,
+        comment="the first transfer of the entry it was posted with; null: it is the first",
+    ),
     Column("operation_id", Integer, nullable=True, comment="the citizen operation it records"),
-    Column("reverses", BigInteger, nullable=True, unique=True, comment="entry it reverses"),
+    Column("reverses", BigInteger, nullable=True, comment="the transfer it reverses"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True, comment="points awarded"),
+    CheckConstraint("amount > 0", name="positive"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
 )
-Index("ix_entries_operation_id", entries.c.operation_id)
-
-postings = Table(
-    "postings",
-    metadata,
-    Column("entry_id", BigInteger, nullable=False),
-    Column("account_id", Integer, nullable=False),
-    Column("amount_g", BigInteger, nullable=False),
-    PrimaryKeyConstraint("entry_id", "account_id"),
-    CheckConstraint("amount_g <> 0", name="nonzero"),
+# The database itself refuses a second credit of one record.
+Index(
+    "uq_transfers_record_seq",
+    transfers.c.record_seq,
+    unique=True,
+    sqlite_where=text("record_seq is not null"),
+    postgresql_where=text("record_seq is not null"),
 )
-Index("ix_postings_account", postings.c.account_id, postings.c.entry_id)
+Index("ix_transfers_debit_account_id", transfers.c.debit_account_id, transfers.c.id)
+Index("ix_transfers_credit_account_id", transfers.c.credit_account_id, transfers.c.id)
+Index(
+    "ix_transfers_linked_to",
+    transfers.c.linked_to,
+    sqlite_where=text("linked_to is not null"),
+    postgresql_where=text("linked_to is not null"),
+)
+Index(
+    "ix_transfers_operation_id",
+    transfers.c.operation_id,
+    sqlite_where=text("operation_id is not null"),
+    postgresql_where=text("operation_id is not null"),
+)
+Index(
+    "uq_transfers_reverses",
+    transfers.c.reverses,
+    unique=True,
+    sqlite_where=text("reverses is not null"),
+    postgresql_where=text("reverses is not null"),
+)
 
 # Personal carbon accounts: points programmes, rewards, citizens' operations ---------------------
 
@@ -298,10 +325,10 @@ awards = Table(
     "awards",
     metadata,
     Column("programme_id", Integer, nullable=False),
-    Column("credit_entry_id", BigInteger, nullable=False),
-    Column("award_entry_id", BigInteger, nullable=True, comment="null: the credit earned 0 points"),
+    Column("credit_transfer_id", BigInteger, nullable=False),
+    Column("award_transfer_id", BigInteger, nullable=True, comment="null: the credit earned 0 points"),
     Column("points", BigInteger, nullable=False, comment="what the credit earned, floored"),
-    PrimaryKeyConstraint("programme_id", "credit_entry_id"),
+    PrimaryKeyConstraint("programme_id", "credit_transfer_id"),
 )
 
 rewards = Table(

@@ -3,8 +3,10 @@ with a thousand records or a billion.
 
 Each settled chunk adds its records to `tallies`, in the chunk's own transaction: per value of
 each dimension, the records and credited grams by status and reason, and the distinct citizens
-credited. `tally_members` remembers which citizens a value has counted, so that a citizen is
-counted once per value, however many chunks credit them.
+credited. A citizen is counted once per value, however many chunks credit them: for a day or a
+month, the chunk's own lookup of what its citizens were credited in the chunk's months (the
+usage that caps are checked against) tells who was counted before; for the values that last
+longer, `tally_members` remembers which citizens a value has counted.
 
 Dimensions:
 - `all` (key '') and `platform` (the platform's id): every record, by status and reason;
@@ -33,6 +35,9 @@ from puhui.domain import china_time
 # Dimensions counting credited records only; with `all` and `platform` they count participants.
 CREDITED_ONLY = ("region", "province", "scene", "day", "month")
 WITH_PARTICIPANTS = ("all", "platform", *CREDITED_ONLY)
+# Participants counted from the chunk's own usage lookup (the rest through `tally_members`).
+FROM_USAGE = ("day", "month")
+MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
 MEMBER_COLUMNS = ("dimension", "key", "subject_id")
 _ADD_COUNTS = (
     "on conflict (dimension, key, status, reason) do update "
@@ -93,9 +98,11 @@ def _pair_rows(where: str) -> str:
     )
 
 
-def _participant_rows(dialect: str, where: str) -> str:
+def _participant_rows(
+    dialect: str, where: str, dimensions: tuple[str, ...] = WITH_PARTICIPANTS
+) -> str:
     """The distinct (dimension, key, subject_id) credited among the records matching `where`."""
-    counted = ", ".join(f"'{d}'" for d in WITH_PARTICIPANTS)
+    counted = ", ".join(f"'{d}'" for d in dimensions)
     return (
         f"select distinct x.dimension, x.key, x.subject_id from ({_rows(dialect, where)}) x "
         f"where x.status = 'credited' and x.dimension in ({counted})"
@@ -103,13 +110,23 @@ def _participant_rows(dialect: str, where: str) -> str:
 
 
 def add(
-    conn: Connection, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int
+    conn: Connection,
+    platform_id: int,
+    stored: pa.Table,
+    first_seq: int,
+    last_seq: int,
+    usage: pa.Table,
 ) -> None:
     """Count the records just stored (seq in [first_seq, last_seq], all of one platform; columns
     of `records`), in the caller's transaction.
 
+    `usage` is what the chunk's citizens were credited before it, per scene and China day, over
+    whole months around the chunk's records (the `usage_day` lookup settlement checked caps
+    against): a citizen with a credit on a day, or in a month, was counted for it already.
+
     The chunk's own rows are grouped in Arrow; only the platforms of duplicates' first reports
-    and whether a citizen was counted before are read from the database."""
+    and whether a citizen was counted before for the longer-lived values are read from the
+    database."""
     rows = _chunk_rows(platform_id, stored)
     counts = rows.group_by(["dimension", "key", "status", "reason"]).aggregate(
         [("grams", "sum"), ("grams", "count")]
@@ -135,6 +152,8 @@ def add(
             [{"d": d, "k": k, "s": s, "r": r, "n": n, "g": g} for d, k, s, r, n, g in deltas],
         )
     credited = rows.filter(pc.equal(rows.column("status"), "credited"))
+    _add_participants_of_days(conn, credited, usage)
+    credited = credited.filter(pc.is_in(credited.column("dimension"), pa.array(MEMBER_DIMENSIONS)))
     members = (
         credited.select(["dimension", "key", "subject_id"])
         .group_by(["dimension", "key", "subject_id"])
@@ -174,6 +193,47 @@ def add(
             f"group by dimension, key having true {_ADD_PARTICIPANTS}"
         )
     )
+
+
+def _add_participants_of_days(conn: Connection, credited: pa.Table, usage: pa.Table) -> None:
+    """Count the citizens credited on a day or in a month for the first time: those credited in
+    the chunk that the usage before it has no credit for on that day, or in that month."""
+    day = usage.column("day").cast(pa.string())
+    before = pa.table(
+        {
+            "subject_id": pa.concat_arrays([usage.column("subject_id").combine_chunks()] * 2).cast(
+                pa.int64()
+            ),
+            "dimension": pa.array(
+                ["day"] * usage.num_rows + ["month"] * usage.num_rows, pa.string()
+            ),
+            "key": pa.concat_arrays(
+                [
+                    day.combine_chunks().cast(pa.string()),
+                    pc.utf8_slice_codeunits(day, 0, 7).combine_chunks().cast(pa.string()),
+                ]
+            ),
+        }
+    )
+    ours = credited.filter(pc.is_in(credited.column("dimension"), pa.array(FROM_USAGE)))
+    first = (
+        ours.select(["dimension", "key", "subject_id"])
+        .group_by(["dimension", "key", "subject_id"])
+        .aggregate([])
+        .join(before, ["dimension", "key", "subject_id"], join_type="left anti")
+    )
+    counts = first.group_by(["dimension", "key"]).aggregate([("subject_id", "count")])
+    if counts.num_rows:
+        conn.execute(
+            text(
+                "insert into tallies (dimension, key, status, reason, records, grams, "
+                f"participants) values (:d, :k, 'credited', '', 0, 0, :n) {_ADD_PARTICIPANTS}"
+            ),
+            [
+                {"d": d, "k": k, "n": n}
+                for d, k, n in bulk.rows_of(counts, ("dimension", "key", "subject_id_count"))
+            ],
+        )
 
 
 def _chunk_rows(platform_id: int, stored: pa.Table) -> pa.Table:
@@ -233,14 +293,15 @@ def rebuild(conn: Connection) -> None:
     conn.execute(
         text(
             "insert into tally_members (dimension, key, subject_id) "
-            f"select * from ({_participant_rows(dialect, '1 = 1')}) p"
+            f"select * from ({_participant_rows(dialect, '1 = 1', MEMBER_DIMENSIONS)}) p"
         )
     )
     conn.execute(
         text(
             "insert into tallies (dimension, key, status, reason, records, grams, participants) "
-            "select dimension, key, 'credited', '', 0, 0, count(*) from tally_members "
-            f"group by dimension, key having true {_ADD_PARTICIPANTS}"
+            "select p.dimension, p.key, 'credited', '', 0, 0, count(*) "
+            f"from ({_participant_rows(dialect, '1 = 1')}) p "
+            f"group by p.dimension, p.key having true {_ADD_PARTICIPANTS}"
         )
     )
 

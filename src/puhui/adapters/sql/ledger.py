@@ -1,0 +1,197 @@
+"""The ledger writer: every transfer and every balance change goes through here.
+
+Two writers share it: intake posts the credits of a settled chunk (`post_credits`, one transfer
+per credited record, set-based), and citizens' operations and the scheduled jobs post entries
+(`post`, one transfer per leg of the entry's many side, linked to the first). Both change
+balances in one lock order, citizens' own accounts first, then the shared ones (issuance,
+rewards, programmes…), each by id, so that concurrent writers queue and never deadlock. A debit
+of an account that may not go below zero is a conditional update (`balance >= amount`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, insert, select, text
+
+from puhui.adapters.sql import tables as t
+from puhui.domain.errors import LedgerError, RefusedError
+from puhui.domain.ledger import Entry, Posting, transfers_of
+
+# Accounts of one citizen; the others are shared by many writers and come last.
+OWNED = ("citizen", "points", "retired")
+# An account that may not go below zero, and its amount: a guarded debit.
+Leg = tuple[int, int, bool]  # account id, amount (+ in, − out), whether it may not go negative
+
+
+def post(
+    conn: Connection,
+    kind: str,
+    legs: list[Leg],
+    at: datetime,
+    *,
+    operation: int | None = None,
+    reverses: int | None = None,
+    expires_at: datetime | None = None,
+) -> int:
+    """Post one balanced entry and return the id of its first transfer (the entry's id).
+
+    Raises:
+        UnbalancedEntryError: the legs do not sum to zero.
+        LedgerError: grams and points mixed, or retired grams taken out.
+        RefusedError: `insufficient_balance`, a guarded account would go below zero.
+    """
+    entry = Entry(kind, tuple(Posting(str(account), amount) for account, amount, _ in legs))
+    accounts = {
+        account_id: (account_kind, unit)
+        for account_id, account_kind, unit in conn.execute(
+            select(t.accounts.c.id, t.accounts.c.kind, t.accounts.c.unit).where(
+                t.accounts.c.id.in_([a for a, _, _ in legs])
+            )
+        ).all()
+    }
+    if len({unit for _, unit in accounts.values()}) != 1:
+        raise LedgerError("an entry moves grams or points, never both")
+    if any(amount < 0 and accounts[a][0] == "retired" for a, amount, _ in legs):
+        raise LedgerError("retired grams are never taken out again")
+    first: int | None = None
+    for moved in transfers_of(entry):
+        transfer_id = int(
+            conn.execute(
+                insert(t.transfers)
+                .values(
+                    kind=kind,
+                    debit_account_id=int(moved.debit),
+                    credit_account_id=int(moved.credit),
+                    amount=moved.amount,
+                    linked_to=first,
+                    operation_id=operation,
+                    reverses=reverses if first is None else None,
+                    created_at=at,
+                    expires_at=expires_at,
+                )
+                .returning(t.transfers.c.id)
+            ).scalar_one()
+        )
+        first = transfer_id if first is None else first
+    assert first is not None
+    apply_balances(conn, legs, {a: k for a, (k, _) in accounts.items()})
+    return first
+
+
+def apply_balances(conn: Connection, legs: Iterable[Leg], kinds: dict[int, str]) -> None:
+    """Change balances in the one lock order (citizens' own accounts, then shared ones, each by
+    id); runs of the same kind of change go to the database together."""
+    ordered = sorted(legs, key=lambda leg: (kinds[leg[0]] not in OWNED, leg[0]))
+    run: list[Leg] = []
+    for i, leg in enumerate(ordered):
+        run.append(leg)
+        if i + 1 == len(ordered) or _guarded(ordered[i + 1]) != _guarded(leg):
+            _apply(conn, run)
+            run = []
+
+
+def _guarded(leg: Leg) -> bool:
+    """Whether a leg takes from an account that may not go below zero."""
+    return leg[1] < 0 and leg[2]
+
+
+def _apply(conn: Connection, run: list[Leg]) -> None:
+    """Change the balances of a run of legs of one kind: guarded debits, or additions."""
+    if _guarded(run[0]):
+        changed = conn.execute(
+            text(
+                "update balances set balance_g = balance_g + :g "
+                "where account_id = :a and balance_g >= -:g"
+            ),
+            [{"a": a, "g": amount} for a, amount, _ in run],
+        ).rowcount
+        if changed != len(run):
+            raise RefusedError("insufficient_balance", "not enough in the account")
+        return
+    conn.execute(
+        text(
+            "insert into balances (account_id, balance_g) values (:a, :g) "
+            "on conflict (account_id) do update "
+            "set balance_g = balances.balance_g + excluded.balance_g"
+        ),
+        [{"a": a, "g": amount} for a, amount, _ in run],
+    )
+
+
+def post_credits(
+    conn: Connection, batch_id: int, first_seq: int, last_seq: int, at: datetime
+) -> int:
+    """Post one transfer per credited record with seq in [first_seq, last_seq]: from the
+    issuing platform's account for the methodology to the citizen's account. Accounts are
+    opened on first use; balances change once per account of the chunk. Returns the count."""
+    where = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
+    span = {"lo": first_seq, "hi": last_seq}
+    conn.execute(
+        text(
+            "insert into accounts (kind, subject_id) "
+            f"select distinct 'citizen', r.subject_id from records r where {where} "
+            "and not exists (select 1 from accounts a where a.subject_id = r.subject_id) "
+            # A citizen's own operation may open the account at the same moment.
+            "on conflict (subject_id) do nothing"
+        ),
+        span,
+    )
+    conn.execute(
+        text(
+            "insert into accounts (kind, platform_id, methodology) "
+            "select distinct 'issuance', r.platform_id, r.methodology "
+            f"from records r where {where} "
+            "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
+            "and a.methodology = r.methodology)"
+        ),
+        span,
+    )
+    # Transfer ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so
+    # that the citizens' own operations never queue behind a chunk for an id.
+    posted = conn.execute(
+        text(
+            "insert into transfers (kind, debit_account_id, credit_account_id, amount, "
+            "record_seq, batch_id, created_at) "
+            "select 'credit', i.id, a.id, r.reduction_g, r.seq, :batch, :at from records r "
+            "join accounts a on a.subject_id = r.subject_id "
+            "join accounts i on i.platform_id = r.platform_id and i.methodology = r.methodology "
+            f"where {where} order by r.seq"
+        ).bindparams(bindparam("at", type_=t.transfers.c.created_at.type)),
+        {**span, "batch": batch_id, "at": at},
+    ).rowcount
+    if not posted:
+        return 0
+    # One change per account of the chunk, in the lock order of `apply_balances`. `having
+    # true` lets SQLite tell the upsert clause from a join.
+    conn.execute(
+        text(
+            "insert into balances (account_id, balance_g) "
+            "select x.account_id, sum(x.amount) from ("
+            "select credit_account_id as account_id, amount from transfers "
+            "where record_seq between :lo and :hi "
+            "union all select debit_account_id, -amount from transfers "
+            "where record_seq between :lo and :hi) x "
+            "join accounts a on a.id = x.account_id group by x.account_id, a.kind "
+            f"having true order by a.kind not in ({', '.join(repr(k) for k in OWNED)}), "
+            "x.account_id on conflict (account_id) do update "
+            "set balance_g = balances.balance_g + excluded.balance_g"
+        ),
+        span,
+    )
+    return int(posted)
+
+
+def legs(accounts: str, where: str = "1 = 1") -> str:
+    """A row source of the legs of the transfers in and out of the accounts `accounts` (an SQL
+    row source of account ids) that satisfy `where` (over `x`, the transfer): id, created_at,
+    kind, amount_g (+ in, − out), account_id and record_seq, the postings of a double-entry
+    ledger. Each side reads its own index."""
+    columns = "x.id, x.created_at, x.kind, x.record_seq"
+    return (
+        f"(select {columns}, x.amount as amount_g, x.credit_account_id as account_id "
+        f"from transfers x where x.credit_account_id in ({accounts}) and {where} "
+        f"union all select {columns}, -x.amount, x.debit_account_id from transfers x "
+        f"where x.debit_account_id in ({accounts}) and {where})"
+    )
