@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from puhui.bootstrap import App
-from puhui.domain.errors import RefusedError
-from puhui.service import admin, ingest, ledger, queries, submissions, wallet
+from puhui.domain.errors import AuthenticationError, RefusedError
+from puhui.service import admin, credentials, ingest, ledger, queries, submissions, wallet
 from tests.builders import event, trip
+from tests.conftest import NOW
 
 SUBJECT = "13800138000"
 
@@ -119,6 +120,61 @@ def test_a_failed_group_fails_its_submissions_only(
     assert again.receipts.column("status").to_pylist() == ["credited"]
     with pytest.raises(RuntimeError, match="closed"):
         loop.submit("amap", [event("e2")])
+
+
+def test_a_replayed_nonce_in_a_group_is_refused_and_the_others_settle(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nonces of a group's requests are claimed in the group's transaction: a nonce used
+    before, or twice in the group, refuses that request alone; nothing of it is stored."""
+    admin.add_platform(app, "amap")
+    release = threading.Event()
+    groups: list[list[str]] = []
+    settle_records = submissions.ingest_records
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        groups.append([r["record_id"] for r in args[2]])
+        if len(groups) == 2:  # the blocker
+            release.wait(timeout=30)
+        return settle_records(*args, **kwargs)
+
+    monkeypatch.setattr(submissions, "ingest_records", held)
+    at = int(NOW.timestamp() * 1000)
+
+    def signed(nonce: str) -> credentials.Signed:
+        return credentials.Signed("amap", "pk_" + "0" * 24, nonce, at)
+
+    loop = submissions.GroupCommit(app)
+    assert loop.submit("amap", [event("e0")], signed("n" * 16)).batch
+    waiting = [
+        ([event("e1")], signed("a" * 16)),
+        ([event("e2")], signed("n" * 16)),  # used by the first request
+        ([event("e3")], signed("a" * 16)),  # used by the first of this group
+        ([event("e4")], signed("b" * 16)),
+    ]
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        blocker = pool.submit(loop.submit, "amap", [event("e9")], signed("c" * 16))
+        _wait_for(lambda: len(groups) == 2)
+        answers = []
+        for records, nonce in waiting:
+            queued = loop._waiting.qsize()
+            answers.append(pool.submit(loop.submit, "amap", records, nonce))
+            _wait_for(lambda queued=queued: loop._waiting.qsize() == queued + 1)
+        release.set()
+        blocker.result(timeout=60)
+        outcomes = []
+        for answer in answers:
+            try:
+                outcomes.append(answer.result(timeout=60).receipts.column("status").to_pylist())
+            except AuthenticationError as refused:
+                outcomes.append(refused.code)
+    loop.close()
+    assert outcomes == [["credited"], "replayed_nonce", "replayed_nonce", ["credited"]]
+    # The group with the replay stored nothing; the others settled again, together.
+    assert groups[2:] == [["e1", "e2", "e4"], ["e1", "e4"]]
+    stored = {r["record_id"] for r in queries.receipts(app, "amap")}
+    assert stored == {"e0", "e9", "e1", "e4"}
+    assert ledger.verify(app) == []
 
 
 def _wait_for(condition: Callable[[], bool]) -> None:

@@ -48,8 +48,9 @@ from puhui.entrypoints.http import citizen as _citizen
 from puhui.entrypoints.http import platform as _platform
 from puhui.entrypoints.http import problem_doc as _problem_doc
 from puhui.entrypoints.http import require as _require
+from puhui.entrypoints.http import signed as _signed
 from puhui.entrypoints.http import staff as _staff
-from puhui.service import admin, citizens, oversight, queries, submissions, wallet
+from puhui.service import admin, citizens, credentials, oversight, queries, submissions, wallet
 
 log = logging.getLogger("puhui.api")
 
@@ -391,13 +392,15 @@ def create_app(app: App) -> FastAPI:
         responses=platform_responses,
         summary="Submit records and get their receipts",
     )
-    def submit(body: Submission, platform: Annotated[str, Depends(_platform)]) -> SubmissionResult:
+    def submit(
+        body: Submission, signed: Annotated[credentials.Signed, Depends(_signed)]
+    ) -> SubmissionResult:
         """Check, quantify, deduplicate and credit up to 10 000 records in one transaction.
 
         A re-sent submission returns the same receipts and credits nothing twice. A record whose
         `platform` is not the signing platform is rejected (`platform_mismatch`).
         """
-        submitted = settlement.submit(platform, body.records)
+        submitted = settlement.submit(signed.platform, body.records, signed)
         for status, n in submitted.by_status().items():
             observability.RECORDS.labels(status).inc(n)
         return SubmissionResult(

@@ -44,6 +44,17 @@ async def platform(request: Request) -> str:
     )
 
 
+async def signed(request: Request) -> credentials.Signed:
+    """A request signed by an active key of a platform, its nonce left for the caller to claim
+    (the records route claims it in the transaction that settles the records)."""
+    app: App = request.app.state.puhui
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await run_in_threadpool(
+        credentials.verify_signature, app, request.method, path, request.headers, body
+    )
+
+
 async def citizen(request: Request) -> citizens.Citizen:
     """The citizen a bearer token speaks for (a dependency of every citizen route)."""
     return citizens.verify_token(request.app.state.puhui, bearer(request, "citizen token"))

@@ -10,8 +10,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, insert, select, update
 
+from puhui.adapters.sql import nonces
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
@@ -68,12 +69,51 @@ def _issue(app: App, conn: Connection, platform: str) -> Credentials:
     return Credentials(platform, key_id, secret)
 
 
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A request signed by an active key of a platform; its nonce not yet claimed."""
+
+    platform: str
+    key_id: str
+    nonce: str
+    seen_ms: int
+
+    @property
+    def claim(self) -> tuple[str, str, int]:
+        """The nonce as `IntakeStore.claim_nonces` takes it."""
+        return (self.key_id, self.nonce, self.seen_ms)
+
+
 def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
-    """The code of the platform that signed a request.
+    """The code of the platform that signed a request, its nonce remembered.
 
     Raises:
         AuthenticationError: the request is not signed by an active key of a platform, or is
             stale or replayed (`code` says which).
+    """
+    signed = verify_signature(app, method, path, headers, body)
+    with app.engine.begin() as conn:
+        if nonces.claim(conn, [signed.claim]):
+            raise replayed(signed)
+    return signed.platform
+
+
+def replayed(signed: Signed) -> AuthenticationError:
+    """The refusal of a request whose nonce was used before."""
+    return AuthenticationError(
+        Refusal.REPLAYED_NONCE, f"nonce {signed.nonce} was already used with key {signed.key_id}"
+    )
+
+
+def verify_signature(
+    app: App, method: str, path: str, headers: Mapping[str, str], body: bytes
+) -> Signed:
+    """Check a request's signature, key and time, reading only; the caller claims its nonce
+    (`authenticate` in a transaction of its own; an API group in the group's transaction).
+
+    Raises:
+        AuthenticationError: the request is not signed by an active key of a platform, or is
+            stale (`code` says which).
     """
     values = [headers.get(h) for h in _HEADERS]
     key_id, timestamp, nonce, signature = values
@@ -100,7 +140,7 @@ def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], b
             f"(at most {signing.MAX_SKEW_S} s allowed)",
         )
     c = t.credentials.c
-    with app.engine.begin() as conn:
+    with app.engine.connect() as conn:
         row = conn.execute(
             select(t.platforms.c.code, c.secret_digest, c.revoked_at)
             .join(t.platforms, t.platforms.c.id == c.platform_id)
@@ -121,23 +161,4 @@ def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], b
                 "the signature does not match: sign METHOD, path with query, timestamp, nonce "
                 "and the body's SHA-256, one per line",
             )
-        _remember_nonce(conn, key_id, nonce, now_s * 1000)
-    return str(code)
-
-
-def _remember_nonce(conn: Connection, key_id: str, nonce: str, now_ms: int) -> None:
-    """Record a nonce; refuse one seen before. Nonces older than twice the allowed skew can no
-    longer come with an acceptable timestamp and are forgotten."""
-    horizon = now_ms - 2 * signing.MAX_SKEW_S * 1000
-    conn.execute(delete(t.request_nonces).where(t.request_nonces.c.seen_ms < horizon))
-    inserted = conn.execute(
-        text(
-            "insert into request_nonces (key_id, nonce, seen_ms) values (:key, :nonce, :ms) "
-            "on conflict do nothing"
-        ),
-        {"key": key_id, "nonce": nonce, "ms": now_ms},
-    )
-    if inserted.rowcount != 1:
-        raise AuthenticationError(
-            Refusal.REPLAYED_NONCE, f"nonce {nonce} was already used with key {key_id}"
-        )
+    return Signed(str(code), key_id, nonce, now_s * 1000)

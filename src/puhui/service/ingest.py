@@ -36,7 +36,7 @@ from puhui.domain.errors import InputError
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.domain.settlement import Role
 from puhui.service.admin import check_ready
-from puhui.service.ports import IntakeStore
+from puhui.service.ports import IntakeStore, Nonce
 
 RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "methodology")
 
@@ -110,12 +110,16 @@ def ingest_records(
     records: Sequence[object],
     source: str = "api",
     pipeline: Pipeline | None = None,
+    nonces: Sequence[Nonce] = (),
 ) -> tuple[IngestReport, pa.Table]:
     """Ingest records already parsed from JSON (API submissions) as one batch, in one
     transaction, and return the report with the receipts in the order of the records.
+    `nonces` (key id, nonce, when seen in epoch ms) of the signed requests that carried them
+    are claimed in the same transaction.
 
     Raises:
         InputError: no records.
+        ReplayedNonces: a nonce was used before (nothing was stored).
     """
     if not records:
         raise InputError("a submission holds at least one record")
@@ -126,6 +130,7 @@ def ingest_records(
         [(source, iter([records_table(records)]))],
         sink=collected.append,
         pipeline=pipeline,
+        nonces=nonces,
     )
     return report, pa.concat_tables(collected)
 
@@ -152,9 +157,26 @@ class Pipeline:
         )
         self.settler = duckdb.connect()
         self._preparers: dict[str, Preparer] = {}
+        self._ready = False
+        # Never change once committed: platform ids by code, stored calculations' ids by key.
+        self.platform_ids: dict[str, int] = {}
+        self.quantification_ids: dict[str, int] = {}
+        self.stored_quantifications: dict[str, int] = {}  # by the chunk not yet committed
         # Reading and preparing the next chunk (DuckDB, off the GIL) overlaps with settling and
         # storing the current one; at most one chunk waits prepared.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="puhui-prepare")
+
+    def check_ready(self) -> None:
+        """`admin.check_ready`, once per pipeline: a warm pipeline settles many groups."""
+        if not self._ready:
+            check_ready(self.app)
+            self._ready = True
+
+    def platform_id(self, store: IntakeStore, platform: str) -> int:
+        """The id of a registered platform (NotFoundError when there is none)."""
+        if platform not in self.platform_ids:
+            self.platform_ids[platform] = store.platform_id(platform)
+        return self.platform_ids[platform]
 
     def preparer(self, platform: str) -> Preparer:
         """The preparer of a platform's records."""
@@ -179,28 +201,29 @@ def ingest_sources(
     sink: ReceiptSink | None = None,
     progress: Progress | None = None,
     pipeline: Pipeline | None = None,
+    nonces: Sequence[Nonce] = (),
 ) -> IngestReport:
     """Ingest named streams of raw chunks (one batch each) of one member platform, in order,
-    on a warm pipeline if one is given."""
-    check_ready(app)
+    on a warm pipeline if one is given.
+
+    A source's batch is opened in the transaction of its first chunk: a source that fails
+    before any chunk is stored leaves no batch behind. `nonces` are the signed requests'
+    nonces of an API group, claimed in that same transaction (`ReplayedNonces` if any was
+    used before: then nothing is stored)."""
     if pipeline is None:
         own = Pipeline(app)
         try:
-            return ingest_sources(app, platform, sources, sink, progress, own)
+            return ingest_sources(app, platform, sources, sink, progress, own, nonces)
         finally:
             own.close()
+    pipeline.check_ready()
     report = IngestReport()
-    with app.intake() as uow:
-        platform_id = uow.store.platform_id(platform)
     preparer = pipeline.preparer(platform)
     pending: Future[tuple[pa.Table, pa.Table] | None] | None = None
     try:
         for name, chunks in sources:
             received_at = app.clock()
-            with app.intake() as uow:
-                batch_id = uow.store.new_batch(platform_id, name, received_at)
-                uow.commit()
-            report.batches.append(batch_id)
+            batch_id: int | None = None
 
             def next_chunk(
                 chunks: Iterator[pa.Table] = chunks, received_at: datetime = received_at
@@ -222,6 +245,13 @@ def ingest_sources(
                 pending = pipeline.pool.submit(next_chunk)
                 # One unit of work a chunk: it commits whole or not at all.
                 with app.intake() as uow:
+                    platform_id = pipeline.platform_id(uow.store, platform)
+                    if batch_id is None:
+                        if nonces:
+                            replayed = uow.store.claim_nonces(nonces)
+                            if replayed:
+                                raise ReplayedNonces(replayed)
+                        batch_id = uow.store.new_batch(platform_id, name, received_at)
                     settled, transfers, credited_g = _settle_chunk(
                         uow.store,
                         preparer,
@@ -234,6 +264,9 @@ def ingest_sources(
                     )
                     with report.timed("commit"):
                         uow.commit()
+                pipeline.quantification_ids |= pipeline.stored_quantifications
+                if not report.batches or report.batches[-1] != batch_id:
+                    report.batches.append(batch_id)
                 with report.timed("receipts"):
                     receipts = _receipts(settled, platform, name)
                     roles = settled.column("role")
@@ -244,6 +277,14 @@ def ingest_sources(
                         sink(receipts)
                 if progress is not None:
                     progress(raw.num_rows)
+            if batch_id is None:
+                # A source without records still has its (empty) batch.
+                with app.intake() as uow:
+                    batch_id = uow.store.new_batch(
+                        pipeline.platform_id(uow.store, platform), name, received_at
+                    )
+                    uow.commit()
+                report.batches.append(batch_id)
     finally:
         # A failed chunk leaves the next one reading or preparing: let it finish before the
         # pipeline is used again.
@@ -252,6 +293,14 @@ def ingest_sources(
             with suppress(Exception, CancelledError):
                 pending.result()
     return report
+
+
+class ReplayedNonces(Exception):
+    """Signed requests of a group whose nonces were used before: the group stored nothing."""
+
+    def __init__(self, replayed: set[tuple[str, str]]) -> None:
+        super().__init__(f"{len(replayed)} nonce(s) used before")
+        self.replayed = replayed
 
 
 def _settle_chunk(
@@ -274,7 +323,7 @@ def _settle_chunk(
         else:
             settled = settle(pipeline.settler, prepared, subject_ids, existing, claims, usage)
     with report.timed("store"):
-        stored = _store(store, preparer, settled, platform_id, batch_id)
+        stored = _store(store, pipeline, preparer, settled, platform_id, batch_id)
     with report.timed("ledger"):
         n = prepared.num_rows
         transfers = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
@@ -330,13 +379,20 @@ def _lookups(
 
 
 def _store(
-    store: IntakeStore, preparer: Preparer, settled: pa.Table, platform_id: int, batch_id: int
+    store: IntakeStore,
+    pipeline: Pipeline,
+    preparer: Preparer,
+    settled: pa.Table,
+    platform_id: int,
+    batch_id: int,
 ) -> pa.Table:
     """Store new records with their receipts, and the audit of refused submissions; returns
     the records stored."""
     units = preparer.units()
+    known = pipeline.quantification_ids
     keys = {k for k in settled.column("quant_key").to_pylist() if k}
-    qids = store.quantification_ids(
+    qids = {k: known[k] for k in keys if k in known}
+    qids |= store.quantification_ids(
         {
             k: (
                 {
@@ -349,9 +405,10 @@ def _store(
                 },
                 trace_json(units[k]),
             )
-            for k in keys
+            for k in keys - qids.keys()
         }
     )
+    pipeline.stored_quantifications = qids
     new = settled.filter(pc.equal(settled.column("role"), pa.scalar(Role.NEW.value)))
     new = new.append_column(
         "quantification_id",

@@ -16,6 +16,8 @@ import pyarrow as pa
 
 # A calculation to store: its columns and its trace (JSON), by the key it is stored under.
 Traces = dict[str, tuple[dict[str, str], str]]
+# The nonce of a signed request: key id, nonce, when it was seen (epoch milliseconds).
+Nonce = tuple[str, str, int]
 
 
 class IntakeStore(Protocol):
@@ -24,6 +26,11 @@ class IntakeStore(Protocol):
 
     def platform_id(self, code: str) -> int:
         """The id of a registered platform (NotFoundError when there is none)."""
+        ...
+
+    def claim_nonces(self, nonces: Sequence[Nonce]) -> set[tuple[str, str]]:
+        """Remember signed requests' nonces; return the (key id, nonce) pairs used before
+        (or twice among these), forgetting nonces too old to come back."""
         ...
 
     def new_batch(self, platform_id: int, source: str, received_at: datetime) -> int:

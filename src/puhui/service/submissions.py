@@ -9,7 +9,10 @@ group settled forms the next one. A lone submission settles at once; nothing wai
 A group holds the submissions of one platform, in the order they arrived, up to
 `MAX_GROUP_RECORDS` records. It is one batch and one transaction: it commits whole or fails
 whole, and each submission is answered with its own receipts, exactly as if it had been settled
-alone right after the submissions before it. Among submissions of several platforms waiting
+alone right after the submissions before it. The nonces of the signed requests that carried
+them are claimed in that transaction too (one statement for the group, no commit of their
+own): should one have been used before, the group stores nothing, that request is refused as
+replayed and the others settle as a group again. Among submissions of several platforms waiting
 together, receive order follows the first arrival of each platform.
 """
 
@@ -28,7 +31,8 @@ import pyarrow.compute as pc
 
 from puhui.bootstrap import App
 from puhui.domain.errors import InputError
-from puhui.service.ingest import Pipeline, ingest_records
+from puhui.service.credentials import Signed, replayed
+from puhui.service.ingest import Pipeline, ReplayedNonces, ingest_records
 
 MAX_GROUP_RECORDS = 20_000
 
@@ -63,6 +67,7 @@ class Submitted:
 class _Submission:
     platform: str
     records: Sequence[object]
+    signed: Signed | None = None
     answer: Future[Submitted] = field(default_factory=Future)
 
 
@@ -93,17 +98,21 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def submit(self, platform: str, records: Sequence[object]) -> Submitted:
-        """Settle the records of one submission and wait for their receipts.
+    def submit(
+        self, platform: str, records: Sequence[object], signed: Signed | None = None
+    ) -> Submitted:
+        """Settle the records of one submission and wait for their receipts. `signed`: the
+        signed request that carried it, whose nonce is claimed with the group.
 
         Raises:
             InputError: no records.
+            AuthenticationError: `replayed_nonce`, the request's nonce was used before.
             RuntimeError: the settlement loop is closed.
             Exception: whatever failed the group's settlement (nothing of it was committed).
         """
         if not records:
             raise InputError("a submission holds at least one record")
-        submission = _Submission(platform, records)
+        submission = _Submission(platform, records, signed)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the settlement loop is closed")
@@ -154,12 +163,27 @@ class GroupCommit:
         return group
 
     def _settle(self, pipeline: Pipeline, group: list[_Submission]) -> None:
+        group = _without_replays_among(group)
+        if not group:
+            return
         records = [record for submission in group for record in submission.records]
+        nonces = [s.signed.claim for s in group if s.signed is not None]
         started = time.perf_counter()
         try:
             report, receipts = ingest_records(
-                self.app, group[0].platform, records, pipeline=pipeline
+                self.app, group[0].platform, records, pipeline=pipeline, nonces=nonces
             )
+        except ReplayedNonces as error:
+            # Rare: nothing was stored. Refuse the replays, settle the others again.
+            others = []
+            for submission in group:
+                signed = submission.signed
+                if signed is not None and signed.claim[:2] in error.replayed:
+                    submission.answer.set_exception(replayed(signed))
+                else:
+                    others.append(submission)
+            self._settle(pipeline, others)
+            return
         except BaseException as error:
             for submission in group:
                 submission.answer.set_exception(error)
@@ -173,6 +197,22 @@ class GroupCommit:
             n = len(submission.records)
             submission.answer.set_result(Submitted(report.batches[0], receipts.slice(offset, n)))
             offset += n
+
+
+def _without_replays_among(group: list[_Submission]) -> list[_Submission]:
+    """The group without the requests whose nonce an earlier one of the group carries, those
+    refused as replayed."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for submission in group:
+        signed = submission.signed
+        if signed is not None and signed.claim[:2] in seen:
+            submission.answer.set_exception(replayed(signed))
+            continue
+        if signed is not None:
+            seen.add(signed.claim[:2])
+        kept.append(submission)
+    return kept
 
 
 def _by_platform(group: list[_Submission]) -> list[list[_Submission]]:

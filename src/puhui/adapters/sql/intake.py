@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Connection, insert, select, text, update
 
-from puhui.adapters.sql import ledger, tallies
+from puhui.adapters.sql import ledger, nonces, tallies
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
 from puhui.domain import china_time
@@ -113,6 +113,11 @@ class IntakeStore:
         if found is None:
             raise NotFoundError(f"platform {code!r} is not registered (puhui platform add {code})")
         return int(found)
+
+    def claim_nonces(self, seen: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
+        """Remember signed requests' nonces (key id, nonce, seen in epoch ms); return the
+        (key id, nonce) pairs used before, or more than once among these."""
+        return nonces.claim(self.conn, seen)
 
     def new_batch(self, platform_id: int, source: str, received_at: datetime) -> int:
         """Open a batch and return its id."""
@@ -356,30 +361,4 @@ class IntakeStore:
     def post_credits(self, batch_id: int, first_seq: int, last_seq: int, at: datetime) -> int:
         """Post one transfer per credited record with seq in [first_seq, last_seq] (the
         ledger writer's `post_credits`); returns their count."""
-        self._refresh_statistics("records", last_seq)
-        if self.conn.dialect.name == "postgresql":
-            last_account = self.conn.execute(text("select max(id) from accounts")).scalar_one()
-            self._refresh_statistics("accounts", int(last_account or 0))
-            last_transfer = self.conn.execute(text("select max(id) from transfers")).scalar_one()
-            self._refresh_statistics("transfers", int(last_transfer or 0) + last_seq - first_seq)
         return ledger.post_credits(self.conn, batch_id, first_seq, last_seq, at)
-
-    def _refresh_statistics(self, table: str, rows: int | None) -> None:
-        """Let PostgreSQL's planner see the rows this transaction just wrote.
-
-        Without fresh statistics a bulk load plans its joins as if the tables were still empty
-        (nested loops over sequential scans). Statistics are refreshed only when the table has
-        more than doubled since they were taken (`rows` is an upper bound of its size now, the
-        highest id written, or None to always refresh): a sample of a large table costs about
-        half a second and changes little. SQLite plans from its indexes and needs nothing.
-        """
-        if self.conn.dialect.name != "postgresql":
-            return
-        if rows is not None:
-            known = self.conn.execute(
-                text("select reltuples from pg_class where oid = cast(:t as regclass)"),
-                {"t": table},
-            ).scalar_one()
-            if known is not None and known >= 0 and rows <= 2 * max(known, 1000):
-                return
-        self.conn.execute(text(f"analyze {table}"))

@@ -326,7 +326,9 @@ awards = Table(
     metadata,
     Column("programme_id", Integer, nullable=False),
     Column("credit_transfer_id", BigInteger, nullable=False),
-    Column("award_transfer_id", BigInteger, nullable=True, comment="null: the credit earned 0 points"),
+    Column(
+        "award_transfer_id", BigInteger, nullable=True, comment="null: the credit earned 0 points"
+    ),
     Column("points", BigInteger, nullable=False, comment="what the credit earned, floored"),
     PrimaryKeyConstraint("programme_id", "credit_transfer_id"),
 )

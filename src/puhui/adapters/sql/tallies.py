@@ -25,6 +25,8 @@ every stored record in SQL, the first for records stored before tallies existed 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, text
@@ -38,6 +40,8 @@ WITH_PARTICIPANTS = ("all", "platform", *CREDITED_ONLY)
 # Participants counted from the chunk's own usage lookup (the rest through `tally_members`).
 FROM_USAGE = ("day", "month")
 MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
+# Up to this many members of a chunk are bound as parameters; more are staged first.
+INLINE_MEMBERS = 300
 MEMBER_COLUMNS = ("dimension", "key", "subject_id")
 _ADD_COUNTS = (
     "on conflict (dimension, key, status, reason) do update "
@@ -131,36 +135,68 @@ def add(
     counts = rows.group_by(["dimension", "key", "status", "reason"]).aggregate(
         [("grams", "sum"), ("grams", "count")]
     )
-    deltas = bulk.rows_of(
-        counts, ("dimension", "key", "status", "reason", "grams_count", "grams_sum")
-    )
-    deltas += conn.execute(
-        text(
-            "select x.dimension, x.key, x.status, x.reason, count(*), 0 "
-            f"from ({_pair_rows('r.seq between :lo and :hi')}) x "
-            "group by x.dimension, x.key, x.status, x.reason"
-        ),
-        {"lo": first_seq, "hi": last_seq},
-    ).all()
-    if deltas:
-        conn.execute(
-            text(
-                "insert into tallies (dimension, key, status, reason, records, grams, "
-                "participants) values (:d, :k, :s, :r, :n, :g, 0) "
-                f"{_ADD_COUNTS}"
-            ),
-            [{"d": d, "k": k, "s": s, "r": r, "n": n, "g": g} for d, k, s, r, n, g in deltas],
+    # (dimension, key, status, reason) → records, grams, participants to add.
+    deltas: dict[tuple[str, str, str, str], list[int]] = {
+        (d, k, s, r): [n, g, 0]
+        for d, k, s, r, n, g in bulk.rows_of(
+            counts, ("dimension", "key", "status", "reason", "grams_count", "grams_sum")
         )
+    }
+    if pc.any(pc.equal(stored.column("status"), "duplicate")).as_py():
+        for d, k, s, r, n in conn.execute(
+            text(
+                "select x.dimension, x.key, x.status, x.reason, count(*) "
+                f"from ({_pair_rows('r.seq between :lo and :hi')}) x "
+                "group by x.dimension, x.key, x.status, x.reason"
+            ),
+            {"lo": first_seq, "hi": last_seq},
+        ):
+            deltas[(d, k, s, r)] = [int(n), 0, 0]
     credited = rows.filter(pc.equal(rows.column("status"), "credited"))
-    _add_participants_of_days(conn, credited, usage)
-    credited = credited.filter(pc.is_in(credited.column("dimension"), pa.array(MEMBER_DIMENSIONS)))
+    first = _first_of_days(credited, usage)
     members = (
-        credited.select(["dimension", "key", "subject_id"])
+        credited.filter(pc.is_in(credited.column("dimension"), pa.array(MEMBER_DIMENSIONS)))
+        .select(["dimension", "key", "subject_id"])
         .group_by(["dimension", "key", "subject_id"])
         .aggregate([])
         # In the primary key's order: each check of `tally_members` lands near the last one.
         .sort_by([("dimension", "ascending"), ("key", "ascending"), ("subject_id", "ascending")])
     )
+    firsts = Counter(first) + Counter(_new_members(conn, members))
+    for (d, k), n in firsts.items():
+        deltas.setdefault((d, k, "credited", ""), [0, 0, 0])[2] += n
+    if deltas:
+        conn.execute(
+            text(
+                "insert into tallies (dimension, key, status, reason, records, grams, "
+                "participants) values (:d, :k, :s, :r, :n, :g, :p) "
+                "on conflict (dimension, key, status, reason) do update "
+                "set records = tallies.records + excluded.records, "
+                "grams = tallies.grams + excluded.grams, "
+                "participants = tallies.participants + excluded.participants"
+            ),
+            [
+                {"d": d, "k": k, "s": s, "r": r, "n": n, "g": g, "p": p}
+                for (d, k, s, r), (n, g, p) in sorted(deltas.items())
+            ],
+        )
+
+
+def _new_members(conn: Connection, members: pa.Table) -> list[tuple[str, str]]:
+    """Add the chunk's (dimension, key, citizen) to `tally_members`; the (dimension, key) of
+    each one it did not hold yet. Up to `INLINE_MEMBERS` are bound as one VALUES list; more
+    are staged in a temporary table first."""
+    rows = bulk.rows_of(members, MEMBER_COLUMNS)
+    if not rows:
+        return []
+    insert = "insert into tally_members (dimension, key, subject_id) "
+    done = " on conflict do nothing returning dimension, key"
+    if len(rows) <= INLINE_MEMBERS:
+        values = ", ".join(f"(:d{i}, :k{i}, :s{i})" for i in range(len(rows)))
+        params = {
+            f"{n}{i}": v for i, row in enumerate(rows) for n, v in zip("dks", row, strict=True)
+        }
+        return [tuple(r) for r in conn.execute(text(f"{insert}values {values}{done}"), params)]
     conn.execute(
         text(
             "create temporary table if not exists stage_members "
@@ -168,41 +204,28 @@ def add(
         )
     )
     conn.execute(text("delete from stage_members"))
-    bulk.insert_rows(conn, "stage_members", MEMBER_COLUMNS, bulk.rows_of(members, MEMBER_COLUMNS))
+    bulk.insert_rows(conn, "stage_members", MEMBER_COLUMNS, rows)
     if conn.dialect.name == "postgresql":
         # Never analysed automatically: without statistics the planner may hash all members.
         conn.execute(text("analyze stage_members"))
-    # Citizens a value counted before are dropped; the rest join its members and participants.
-    conn.execute(
-        text(
-            "delete from stage_members where exists (select 1 from tally_members m "
-            "where m.dimension = stage_members.dimension and m.key = stage_members.key "
-            "and m.subject_id = stage_members.subject_id)"
+    # `where true` lets SQLite tell the upsert clause from a join.
+    return [
+        tuple(r)
+        for r in conn.execute(
+            text(f"{insert}select dimension, key, subject_id from stage_members where true{done}")
         )
-    )
-    conn.execute(
-        text(
-            "insert into tally_members (dimension, key, subject_id) "
-            "select dimension, key, subject_id from stage_members"
-        )
-    )
-    conn.execute(
-        text(
-            "insert into tallies (dimension, key, status, reason, records, grams, participants) "
-            "select dimension, key, 'credited', '', 0, 0, count(*) from stage_members "
-            f"group by dimension, key having true {_ADD_PARTICIPANTS}"
-        )
-    )
+    ]
 
 
-def _add_participants_of_days(conn: Connection, credited: pa.Table, usage: pa.Table) -> None:
-    """Count the citizens credited on a day or in a month for the first time: those credited in
-    the chunk that the usage before it has no credit for on that day, or in that month."""
+def _first_of_days(credited: pa.Table, usage: pa.Table) -> list[tuple[str, str]]:
+    """The (dimension, key) of each citizen credited on a day or in a month for the first
+    time: credited in the chunk, and without a credit that day, or that month, in the usage
+    before it."""
     day = usage.column("day").cast(pa.string())
     before = pa.table(
         {
-            "subject_id": pa.concat_arrays([usage.column("subject_id").combine_chunks()] * 2).cast(
-                pa.int64()
+            "subject_id": pa.concat_arrays(
+                [usage.column("subject_id").combine_chunks().cast(pa.int64())] * 2
             ),
             "dimension": pa.array(
                 ["day"] * usage.num_rows + ["month"] * usage.num_rows, pa.string()
@@ -222,18 +245,9 @@ def _add_participants_of_days(conn: Connection, credited: pa.Table, usage: pa.Ta
         .aggregate([])
         .join(before, ["dimension", "key", "subject_id"], join_type="left anti")
     )
-    counts = first.group_by(["dimension", "key"]).aggregate([("subject_id", "count")])
-    if counts.num_rows:
-        conn.execute(
-            text(
-                "insert into tallies (dimension, key, status, reason, records, grams, "
-                f"participants) values (:d, :k, 'credited', '', 0, 0, :n) {_ADD_PARTICIPANTS}"
-            ),
-            [
-                {"d": d, "k": k, "n": n}
-                for d, k, n in bulk.rows_of(counts, ("dimension", "key", "subject_id_count"))
-            ],
-        )
+    return list(
+        zip(first.column("dimension").to_pylist(), first.column("key").to_pylist(), strict=True)
+    )
 
 
 def _chunk_rows(platform_id: int, stored: pa.Table) -> pa.Table:
