@@ -42,6 +42,8 @@ FROM_USAGE = ("day", "month")
 MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
 # Up to this many members of a chunk are bound as parameters; more are staged first.
 INLINE_MEMBERS = 300
+# Chunks of up to this many records are counted in Python; larger ones in Arrow.
+SMALL_CHUNK = 2_000
 MEMBER_COLUMNS = ("dimension", "key", "subject_id")
 _ADD_COUNTS = (
     "on conflict (dimension, key, status, reason) do update "
@@ -128,20 +130,13 @@ def add(
     whole months around the chunk's records (the `usage_day` lookup settlement checked caps
     against): a citizen with a credit on a day, or in a month, was counted for it already.
 
-    The chunk's own rows are grouped in Arrow; only the platforms of duplicates' first reports
-    and whether a citizen was counted before for the longer-lived values are read from the
-    database."""
-    rows = _chunk_rows(platform_id, stored)
-    counts = rows.group_by(["dimension", "key", "status", "reason"]).aggregate(
-        [("grams", "sum"), ("grams", "count")]
-    )
-    # (dimension, key, status, reason) → records, grams, participants to add.
-    deltas: dict[tuple[str, str, str, str], list[int]] = {
-        (d, k, s, r): [n, g, 0]
-        for d, k, s, r, n, g in bulk.rows_of(
-            counts, ("dimension", "key", "status", "reason", "grams_count", "grams_sum")
-        )
-    }
+    The chunk's own rows are counted in Python (small chunks) or Arrow; only the platforms of
+    duplicates' first reports and whether a citizen was counted before for the longer-lived
+    values are read from the database."""
+    if stored.num_rows <= SMALL_CHUNK:
+        deltas, members, first = _counted_in_python(platform_id, stored, usage)
+    else:
+        deltas, members, first = _counted_in_arrow(platform_id, stored, usage)
     if pc.any(pc.equal(stored.column("status"), "duplicate")).as_py():
         for d, k, s, r, n in conn.execute(
             text(
@@ -152,41 +147,116 @@ def add(
             {"lo": first_seq, "hi": last_seq},
         ):
             deltas[(d, k, s, r)] = [int(n), 0, 0]
-    credited = rows.filter(pc.equal(rows.column("status"), "credited"))
-    first = _first_of_days(credited, usage)
-    members = (
-        credited.filter(pc.is_in(credited.column("dimension"), pa.array(MEMBER_DIMENSIONS)))
-        .select(["dimension", "key", "subject_id"])
-        .group_by(["dimension", "key", "subject_id"])
-        .aggregate([])
-        # In the primary key's order: each check of `tally_members` lands near the last one.
-        .sort_by([("dimension", "ascending"), ("key", "ascending"), ("subject_id", "ascending")])
-    )
     firsts = Counter(first) + Counter(_new_members(conn, members))
     for (d, k), n in firsts.items():
         deltas.setdefault((d, k, "credited", ""), [0, 0, 0])[2] += n
-    if deltas:
+    # One statement per 500 tallies (each changes once: no key twice in one statement).
+    rows = sorted(deltas.items())
+    for i in range(0, len(rows), 500):
+        part = rows[i : i + 500]
+        values = ", ".join(
+            f"(:d{j}, :k{j}, :s{j}, :r{j}, :n{j}, :g{j}, :p{j})" for j in range(len(part))
+        )
+        params: dict[str, object] = {}
+        for j, ((d, k, st, r), (n, g, p)) in enumerate(part):
+            params |= {f"d{j}": d, f"k{j}": k, f"s{j}": st, f"r{j}": r}
+            params |= {f"n{j}": n, f"g{j}": g, f"p{j}": p}
         conn.execute(
             text(
                 "insert into tallies (dimension, key, status, reason, records, grams, "
-                "participants) values (:d, :k, :s, :r, :n, :g, :p) "
+                f"participants) values {values} "
                 "on conflict (dimension, key, status, reason) do update "
                 "set records = tallies.records + excluded.records, "
                 "grams = tallies.grams + excluded.grams, "
                 "participants = tallies.participants + excluded.participants"
             ),
-            [
-                {"d": d, "k": k, "s": s, "r": r, "n": n, "g": g, "p": p}
-                for (d, k, s, r), (n, g, p) in sorted(deltas.items())
-            ],
+            params,
         )
 
 
-def _new_members(conn: Connection, members: pa.Table) -> list[tuple[str, str]]:
-    """Add the chunk's (dimension, key, citizen) to `tally_members`; the (dimension, key) of
+Deltas = dict[tuple[str, str, str, str], list[int]]
+Member = tuple[str, str, int]
+
+
+def _counted_in_python(
+    platform_id: int, stored: pa.Table, usage: pa.Table
+) -> tuple[Deltas, list[Member], list[tuple[str, str]]]:
+    """What a small chunk adds: (dimension, key, status, reason) → [records, grams, 0]; the
+    (dimension, key, citizen) of `MEMBER_DIMENSIONS` it credits, in order; and the (dimension,
+    key) of each citizen credited on a day or in a month for the first time."""
+    deltas: Deltas = {}
+    members: set[Member] = set()
+    days: set[Member] = set()
+
+    def count(d: str, k: str, status: str, reason: str, grams: int) -> None:
+        n = deltas.setdefault((d, k, status, reason), [0, 0, 0])
+        n[0] += 1
+        n[1] += grams
+
+    columns = ("status", "reason", "reduction_g", "subject_id", "region", "scene", "start_ms")
+    for status, reason, grams, subject, region, scene, start in zip(
+        *(stored.column(c).to_pylist() for c in columns), strict=True
+    ):
+        count("all", "", status, reason or "", grams)
+        count("platform", str(platform_id), status, reason or "", grams)
+        if status != "credited":
+            continue
+        day = china_time.day_of_ms(start).isoformat()
+        for d, k in (
+            ("region", region),
+            ("province", region[:2] + "0000"),
+            ("scene", scene),
+            ("day", day),
+            ("month", day[:7]),
+        ):
+            count(d, k, status, "", grams)
+        for d, k in (
+            ("all", ""),
+            ("platform", str(platform_id)),
+            ("region", region),
+            ("province", region[:2] + "0000"),
+            ("scene", scene),
+        ):
+            members.add((d, k, subject))
+        days.update((("day", day, subject), ("month", day[:7], subject)))
+    before: set[Member] = set()
+    for subject, day in zip(
+        usage.column("subject_id").to_pylist(), usage.column("day").to_pylist(), strict=True
+    ):
+        before.update((("day", day.isoformat(), subject), ("month", day.isoformat()[:7], subject)))
+    return deltas, sorted(members), [(d, k) for d, k, s in days - before]
+
+
+def _counted_in_arrow(
+    platform_id: int, stored: pa.Table, usage: pa.Table
+) -> tuple[Deltas, list[Member], list[tuple[str, str]]]:
+    """`_counted_in_python` for a large chunk, grouped in Arrow."""
+    rows = _chunk_rows(platform_id, stored)
+    counts = rows.group_by(["dimension", "key", "status", "reason"]).aggregate(
+        [("grams", "sum"), ("grams", "count")]
+    )
+    deltas: Deltas = {
+        (d, k, s, r): [n, g, 0]
+        for d, k, s, r, n, g in bulk.rows_of(
+            counts, ("dimension", "key", "status", "reason", "grams_count", "grams_sum")
+        )
+    }
+    credited = rows.filter(pc.equal(rows.column("status"), "credited"))
+    members = (
+        credited.filter(pc.is_in(credited.column("dimension"), pa.array(MEMBER_DIMENSIONS)))
+        .select(["dimension", "key", "subject_id"])
+        .group_by(["dimension", "key", "subject_id"])
+        .aggregate([])
+        .sort_by([("dimension", "ascending"), ("key", "ascending"), ("subject_id", "ascending")])
+    )
+    return deltas, bulk.rows_of(members, MEMBER_COLUMNS), _first_of_days(credited, usage)
+
+
+def _new_members(conn: Connection, rows: list[Member]) -> list[tuple[str, str]]:
+    """Add the chunk's (dimension, key, citizen), in the primary key's order (each check of
+    `tally_members` lands near the last one), to `tally_members`; the (dimension, key) of
     each one it did not hold yet. Up to `INLINE_MEMBERS` are bound as one VALUES list; more
     are staged in a temporary table first."""
-    rows = bulk.rows_of(members, MEMBER_COLUMNS)
     if not rows:
         return []
     insert = "insert into tally_members (dimension, key, subject_id) "
