@@ -104,23 +104,35 @@ def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[
     `before` when given. (Grams moved to the retired account show as the retirement taking
     them out of the citizen's grams.)"""
     with app.engine.connect() as conn:
+        # The citizen's own accounts first: their ids bound, each side of the ledger is then
+        # read through its index, newest first, however large the ledger.
+        accounts = (
+            conn.execute(
+                text(
+                    "select y.id from accounts y join subjects s on s.id = y.subject_id "
+                    "where s.pseudonym = :p union all "
+                    "select y.id from accounts y join subjects s on s.id = y.owner_id "
+                    "where s.pseudonym = :p and y.kind = 'points'"
+                ),
+                {"p": citizen.pseudonym},
+            )
+            .scalars()
+            .all()
+        )
+        if not accounts:
+            return []
+        ids = {f"a{i}": int(a) for i, a in enumerate(accounts)}
         rows = conn.execute(
             text(
                 "select p.id, p.created_at, p.kind, p.amount_g, a.unit, a.code, pl.code, "
                 "r.scene, r.methodology, r.record_id from "
-                + ledger.legs(
-                    "select y.id from accounts y join subjects s on s.id = y.subject_id "
-                    "where s.pseudonym = :p union all "
-                    "select y.id from accounts y join subjects s on s.id = y.owner_id "
-                    "where s.pseudonym = :p and y.kind = 'points'",
-                    "x.id < :before",
-                )
+                + ledger.legs(", ".join(f":{k}" for k in ids), "x.id < :before")
                 + " p join accounts a on a.id = p.account_id "
                 "left join records r on r.seq = p.record_seq "
                 "left join platforms pl on pl.id = r.platform_id "
                 "order by p.id desc limit :n"
             ),
-            {"p": citizen.pseudonym, "before": before or 2**63 - 1, "n": limit},
+            {**ids, "before": before or 2**63 - 1, "n": limit},
         ).all()
     return [
         Movement(

@@ -365,15 +365,25 @@ def _lookups(
         )
         if r is not None
     }
-    chunk_subjects = {ids[p] for p in valid.column("pseudonym").to_pylist()}
+    chunk_subjects = [ids[p] for p in valid.column("pseudonym").to_pylist()]
+    trips = [
+        (subject, start, end)
+        for subject, start, end in zip(
+            chunk_subjects,
+            valid.column("start_ms").to_pylist(),
+            valid.column("end_ms").to_pylist(),
+            strict=True,
+        )
+        if end is not None
+    ]
+    claims = store.existing_claims(refs, trips)
     starts = valid.column("start_ms")
     lo = pc.min(starts).as_py()
     hi = pc.max(pc.coalesce(valid.column("end_ms"), starts)).as_py()
-    claims = store.existing_claims(refs, chunk_subjects, lo, hi)
     usage = (
-        store.usage_day(china_time.month_start_ms(lo), china_time.next_month_ms(hi))
+        store.usage_day(chunk_subjects, china_time.month_start_ms(lo), china_time.next_month_ms(hi))
         if lo is not None and hi is not None
-        else store.usage_day(0, 0)
+        else store.usage_day((), 0, 0)
     )
     return prepared, first_seq, subject_ids, existing, claims, usage
 

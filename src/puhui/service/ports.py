@@ -51,17 +51,14 @@ class IntakeStore(Protocol):
         ...
 
     def existing_claims(
-        self,
-        refs: Iterable[tuple[str, str]],
-        subject_ids: Iterable[int],
-        start_ms: int | None,
-        end_ms: int | None,
+        self, refs: Iterable[tuple[str, str]], trips: Iterable[tuple[int, int, int]]
     ) -> pa.Table:
-        """Stored claims of the same (scene, ref), or trips of these citizens in the span."""
+        """Stored claims of the same (scene, ref), or stored trips of the same citizens that
+        share time with these trips (subject id, start, end)."""
         ...
 
-    def usage_day(self, first_ms: int, last_ms: int) -> pa.Table:
-        """Credited grams and records per citizen of the last claims, scene and China day."""
+    def usage_day(self, subject_ids: Iterable[int], first_ms: int, last_ms: int) -> pa.Table:
+        """Credited grams and records per citizen of these, scene and China day."""
         ...
 
     def quantification_ids(self, traces: Traces) -> dict[str, int]:

@@ -28,6 +28,7 @@ _STAGING: dict[str, tuple[tuple[str, str], ...]] = {
     "stage_refs": (("scene", "varchar(16)"), ("ref", f"varchar({MAX_REF_KEY})")),
     "stage_subjects": (("pseudonym", "varchar(64)"),),
     "stage_subject_ids": (("subject_id", "integer"),),
+    "stage_trips": (("subject_id", "integer"), ("start_ms", "bigint"), ("end_ms", "bigint")),
 }
 
 # Up to this many keys of one kind are bound as parameters; more are staged in a temporary table.
@@ -97,7 +98,6 @@ class IntakeStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._staged = False
-        self._subjects: tuple[str, dict[str, Any]] = self._keys("stage_subject_ids", [])
 
     # Platforms, batches and counters -------------------------------------------------------
 
@@ -236,17 +236,14 @@ class IntakeStore:
         )
 
     def existing_claims(
-        self,
-        refs: Iterable[tuple[str, str]],
-        subject_ids: Iterable[int],
-        start_ms: int | None,
-        end_ms: int | None,
+        self, refs: Iterable[tuple[str, str]], trips: Iterable[tuple[int, int, int]]
     ) -> pa.Table:
         """Stored records that are not rejected and could be the same behaviour as a record of
-        the chunk: same (scene, ref), or a trip of the same citizen in the chunk's time span.
-        The citizens are kept for `usage_day`."""
+        the chunk: the same (scene, ref), or a trip of the same citizen (subject id, start,
+        end) that shares some time with it. Each trip is looked up in the index of citizens'
+        trips by start, over the starts that could reach it (no trip lasts longer than
+        LONGEST_TRIP_MS), so only the stored trips a rule could compare are returned."""
         by_ref, params = self._keys("stage_refs", sorted(set(refs)))
-        self._subjects = self._keys("stage_subject_ids", [(s,) for s in sorted(set(subject_ids))])
         columns = (
             "r.seq, r.scene, r.ref, r.subject_id, "
             "case when r.end_ms is null then 'event' else 'trip' end as kind, r.start_ms, r.end_ms"
@@ -256,27 +253,24 @@ class IntakeStore:
             "on r.scene = k.column1 and r.ref = k.column2 "
             "where r.ref is not null and r.status <> 'rejected'"
         )
-        if start_ms is not None and end_ms is not None:
-            by_subject, more = self._subjects
+        spans = sorted(set(trips))
+        if spans:
+            by_trip, more = self._keys("stage_trips", spans)
+            # `cross join` keeps SQLite's join order: each chunk trip probes the index.
             sql += (
-                f" union select {columns} from records r join {by_subject} k "
-                "on r.subject_id = k.column1 "
-                "where r.start_ms >= :lo and r.start_ms < :hi and r.end_ms > :start "
-                "and r.status <> 'rejected'"
+                f" union select {columns} from {by_trip} k cross join records r "
+                "where r.subject_id = k.column1 and r.start_ms >= k.column2 - :longest "
+                "and r.start_ms < k.column3 and r.end_ms > k.column2 and r.status <> 'rejected'"
             )
-            params = {
-                **params,
-                **more,
-                "lo": start_ms - LONGEST_TRIP_MS,
-                "hi": end_ms,
-                "start": start_ms,
-            }
+            params = {**params, **more, "longest": LONGEST_TRIP_MS}
         return fetch_arrow(self.conn, sql, params, CLAIMS)
 
-    def usage_day(self, first_ms: int, last_ms: int) -> pa.Table:
-        """Grams and records already credited per citizen of the last `existing_claims`, scene
-        and day (Asia/Shanghai) between two instants (the caller widens them to whole months)."""
-        by_subject, params = self._subjects
+    def usage_day(self, subject_ids: Iterable[int], first_ms: int, last_ms: int) -> pa.Table:
+        """Grams and records already credited per citizen, scene and day (Asia/Shanghai)
+        between two instants (the caller widens them to whole months)."""
+        by_subject, params = self._keys(
+            "stage_subject_ids", [(s,) for s in sorted(set(subject_ids))]
+        )
         rows = self.conn.execute(
             text(
                 "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "

@@ -193,10 +193,10 @@ def post_credits(
 
 
 def legs(accounts: str, where: str = "1 = 1") -> str:
-    """A row source of the legs of the transfers in and out of the accounts `accounts` (an SQL
-    row source of account ids) that satisfy `where` (over `x`, the transfer): id, created_at,
-    kind, amount_g (+ in, − out), account_id and record_seq, the postings of a double-entry
-    ledger. Each side reads its own index."""
+    """A row source of the legs of the transfers in and out of the accounts `accounts` (SQL:
+    a list of bound account ids) that satisfy `where` (over `x`, the transfer): id,
+    created_at, kind, amount_g (+ in, − out), account_id and record_seq, the postings of a
+    double-entry ledger. Each side reads its own index."""
     columns = "x.id, x.created_at, x.kind, x.record_seq"
     return (
         f"(select {columns}, x.amount as amount_g, x.credit_account_id as account_id "
