@@ -33,7 +33,9 @@ test: install
 bench: install
 	scripts/ensure-system-deps postgres
 	$(BIN)/python -m bench.ingest --records 1000000
+	$(BIN)/python -m bench.groups
 	$(BIN)/python -m bench.api --seconds 10 --connections 64 --workers 2
+	$(BIN)/python -m bench.api --seconds 10 --connections 64 --workers 2 --sqlite
 	$(BIN)/python -m bench.redeem --seconds 10 --clients 8 16
 	$(BIN)/python -m bench.dashboard --records 1000000
 	$(BIN)/python -m bench.dashboard --records 1000000 --postgres
