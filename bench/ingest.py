@@ -147,8 +147,6 @@ _FLOOR_TABLES = (
 def _claims_floor(url: str, paths: list[tuple[str, Path]]) -> int:
     """Write a claim row and a transfer row for every record, as if all were credited, and the
     balances per chunk: the floor of engine v2's layout."""
-    from collections import Counter
-
     from sqlalchemy import text
 
     from puhui.adapters.batch.reader import read_chunks
@@ -182,7 +180,6 @@ def _claims_floor(url: str, paths: list[tuple[str, Path]]) -> int:
                 for s, r, c in zip(seqs, ids, citizens, strict=True)
             ]
             transfers = [(s, 0, c, 1079, s) for s, c in zip(seqs, citizens, strict=True)]
-            change = Counter(citizens)
             with engine.begin() as conn:
                 insert_rows(
                     conn,
@@ -207,14 +204,19 @@ def _claims_floor(url: str, paths: list[tuple[str, Path]]) -> int:
                     ("id", "debit", "credit", "amount", "record_seq"),
                     transfers,
                 )
+                # Set-based, as ingest does: one statement per chunk, citizens then the source.
                 conn.execute(
                     text(
-                        "insert into floor_balances (account_id, balance) values (:a, :g) "
+                        "insert into floor_balances (account_id, balance) "
+                        "select x.a, sum(x.g) from (select credit as a, amount as g "
+                        "from floor_transfers where id between :lo and :hi union all "
+                        "select debit, -amount from floor_transfers "
+                        "where id between :lo and :hi) x "
+                        "group by x.a having true order by x.a = 0, x.a "
                         "on conflict (account_id) do update "
                         "set balance = floor_balances.balance + excluded.balance"
                     ),
-                    [{"a": a, "g": 1079 * m} for a, m in sorted(change.items())]
-                    + [{"a": 0, "g": -1079 * k}],
+                    {"lo": n + 1, "hi": n + k},
                 )
             n += k
     engine.dispose()

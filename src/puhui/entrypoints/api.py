@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ from puhui.domain.errors import (
     RefusedError,
 )
 from puhui.domain.methodology import Cap, Methodology
-from puhui.entrypoints import api_wallet, dashboard, observability
+from puhui.entrypoints import api_wallet, dashboard, observability, settler
 from puhui.entrypoints.http import PROBLEM, Forbidden, Problem
 from puhui.entrypoints.http import citizen as _citizen
 from puhui.entrypoints.http import platform as _platform
@@ -316,9 +317,82 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class RequestLog:
+    """Every request gets an id (the client's `X-Request-Id` if well formed), is refused with
+    413 when its declared body is over the limit, and is counted, timed and logged with its
+    route and status, 5xx included. A plain ASGI middleware: it adds no task or stream per
+    request, unlike `@app.middleware("http")`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            status = 413
+            response = _problem(
+                Request(scope),
+                413,
+                "body_too_large",
+                f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+            )
+            response.headers["X-Request-Id"] = request_id
+            await response(scope, receive, send)
+            self._log(scope, request_id, status, started)
+            return
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append(
+                    (b"x-request-id", request_id.encode("latin-1"))
+                )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self._log(scope, request_id, status, started)
+
+    @staticmethod
+    def _log(scope: Any, request_id: str, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        template = getattr(scope.get("route"), "path", "unmatched")
+        observability.REQUESTS.labels(scope["method"], template, status).inc()
+        observability.LATENCY.labels(scope["method"], template).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "ms": round(elapsed * 1000, 2),
+            },
+        )
+
+
 def create_app(app: App) -> FastAPI:
     """The ASGI application over an initialised puhui `App`."""
-    settlement = submissions.GroupCommit(app, observe=observability.observe_group)
+    # Under `puhui serve`, one settlement process settles every worker's submissions; without
+    # it (tests, an ASGI server started by hand) this process settles its own.
+    settlement: submissions.GroupCommit | settler.RemoteSettlement
+    if os.environ.get(settler.ADDRESS_ENV):
+        settlement = settler.RemoteSettlement(
+            os.environ[settler.ADDRESS_ENV], bytes.fromhex(os.environ[settler.KEY_ENV])
+        )
+    else:
+        settlement = submissions.GroupCommit(app, observe=observability.observe_group)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -347,39 +421,7 @@ def create_app(app: App) -> FastAPI:
     _install_errors(api)
     _install_docs(api)
 
-    @api.middleware("http")
-    async def request_ids(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        given = request.headers.get("x-request-id", "")
-        request.state.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return _problem(
-                request,
-                413,
-                "body_too_large",
-                f"request bodies are limited to {MAX_BODY_BYTES} bytes",
-            )
-        started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        observability.REQUESTS.labels(request.method, template, response.status_code).inc()
-        observability.LATENCY.labels(request.method, template).observe(elapsed)
-        response.headers["X-Request-Id"] = request.state.request_id
-        log.info(
-            "request",
-            extra={
-                "request_id": request.state.request_id,
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "ms": round(elapsed * 1000, 2),
-            },
-        )
-        return response
+    api.add_middleware(RequestLog)
 
     platform_responses: dict[int | str, dict[str, Any]] = {
         401: _problem_doc("Not signed by an active key of a platform, stale, or replayed.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -21,7 +22,7 @@ from rich.table import Table
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain import footprints
-from puhui.domain.errors import PuhuiError
+from puhui.domain.errors import ConfigurationError, PuhuiError
 from puhui.service import admin, certificates, credentials, ledger, oversight, queries, wallet
 from puhui.service import ingest as ingest_service
 
@@ -169,11 +170,13 @@ def serve(
     os.environ["PUHUI_DATABASE_URL"] = settings.database_url
     os.environ["PUHUI_KEY_FILE"] = str(settings.key_file.resolve())
     with contextlib.ExitStack() as stack:
-        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Removed when the server stops.
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # The workers and the settlement process add their metrics up here; removed when
+            # the server stops.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="puhui-metrics-")
             )
+        _start_settler(stack, settings)
         out.print(f"puhui API on http://{host}:{port}  (docs http://{host}:{port}/docs)")
         uvicorn.run(
             "puhui.entrypoints.asgi:application",
@@ -183,6 +186,42 @@ def serve(
             log_config=log_config(),
             access_log=False,
         )
+
+
+def _start_settler(stack: contextlib.ExitStack, settings: Settings) -> None:
+    """Start the settlement process (`entrypoints.settler`) for the server's workers, stopped
+    with the server; the workers find it through the environment."""
+    import multiprocessing
+    import secrets
+    import tempfile
+
+    from puhui.entrypoints import settler
+
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="puhui-settler-"))
+    address = os.path.join(folder, "settle.sock")
+    authkey = secrets.token_bytes(32)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    process = context.Process(
+        target=settler.run,
+        args=(settings.database_url, str(settings.key_file.resolve()), address, authkey, ready),
+        name="puhui-settler",
+        daemon=True,
+    )
+    process.start()
+    if not ready.wait(60):
+        process.terminate()
+        raise ConfigurationError(
+            f"the settlement process did not start (exit code {process.exitcode})"
+        )
+
+    def stop() -> None:
+        process.terminate()
+        process.join(10)
+
+    stack.callback(stop)
+    os.environ[settler.ADDRESS_ENV] = address
+    os.environ[settler.KEY_ENV] = authkey.hex()
 
 
 @platform_app.command("list")
