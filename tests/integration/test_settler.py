@@ -4,8 +4,11 @@ and failures come back over the socket as they would from the group commit in pr
 from __future__ import annotations
 
 import multiprocessing
+import os
 import secrets
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +67,31 @@ def test_a_client_without_the_key_is_refused(
     stranger = settler.RemoteSettlement(remote.address, secrets.token_bytes(32))
     with pytest.raises(multiprocessing.AuthenticationError):
         stranger.submit("amap", [event("e5")])
+
+
+def test_a_settlement_process_that_dies_is_started_again(app: App, tmp_path: Path) -> None:
+    """Killed mid-run, the process is started again at the same address; a worker's next
+    submission after the failed one settles."""
+    admin.add_platform(app, "amap")
+    process = settler.SettlementProcess(
+        app.settings.database_url, str(app.settings.key_file), str(tmp_path)
+    )
+    try:
+        client = settler.RemoteSettlement(process.address, process.authkey)
+        assert client.submit("amap", [event("k1")]).receipts.num_rows == 1
+        first = process._process
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                receipts = client.submit("amap", [event("k2")]).receipts
+                break
+            except (settler.SettlementFailed, OSError):
+                assert time.monotonic() < deadline, "not started again"
+                time.sleep(0.2)
+        assert receipts.column("status").to_pylist() == ["credited"]
+        assert process._process is not first
+        client.close()
+    finally:
+        process.stop()
+    assert ledger.verify(app) == []

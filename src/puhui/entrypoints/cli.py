@@ -22,7 +22,7 @@ from rich.table import Table
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain import footprints
-from puhui.domain.errors import ConfigurationError, PuhuiError
+from puhui.domain.errors import PuhuiError
 from puhui.service import admin, certificates, credentials, ledger, oversight, queries, wallet
 from puhui.service import ingest as ingest_service
 
@@ -189,39 +189,19 @@ def serve(
 
 
 def _start_settler(stack: contextlib.ExitStack, settings: Settings) -> None:
-    """Start the settlement process (`entrypoints.settler`) for the server's workers, stopped
-    with the server; the workers find it through the environment."""
-    import multiprocessing
-    import secrets
+    """Start the settlement process (`entrypoints.settler`) for the server's workers, watched
+    and stopped with the server; the workers find it through the environment."""
     import tempfile
 
     from puhui.entrypoints import settler
 
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="puhui-settler-"))
-    address = os.path.join(folder, "settle.sock")
-    authkey = secrets.token_bytes(32)
-    context = multiprocessing.get_context("spawn")
-    ready = context.Event()
-    process = context.Process(
-        target=settler.run,
-        args=(settings.database_url, str(settings.key_file.resolve()), address, authkey, ready),
-        name="puhui-settler",
-        daemon=True,
+    process = settler.SettlementProcess(
+        settings.database_url, str(settings.key_file.resolve()), folder
     )
-    process.start()
-    if not ready.wait(60):
-        process.terminate()
-        raise ConfigurationError(
-            f"the settlement process did not start (exit code {process.exitcode})"
-        )
-
-    def stop() -> None:
-        process.terminate()
-        process.join(10)
-
-    stack.callback(stop)
-    os.environ[settler.ADDRESS_ENV] = address
-    os.environ[settler.KEY_ENV] = authkey.hex()
+    stack.callback(process.stop)
+    os.environ[settler.ADDRESS_ENV] = process.address
+    os.environ[settler.KEY_ENV] = process.authkey.hex()
 
 
 @platform_app.command("list")

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.process
 import queue
+import secrets
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Client, Connection, Listener
@@ -26,7 +28,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
-from puhui.domain.errors import AuthenticationError, InputError, PuhuiError
+from puhui.domain.errors import AuthenticationError, ConfigurationError, InputError, PuhuiError
 from puhui.service.credentials import Signed
 from puhui.service.submissions import GroupCommit, Submitted
 
@@ -48,6 +50,7 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
 
     app = bootstrap(Settings(database_url, Path(key_file)))
     loop = GroupCommit(app, observe=observability.observe_group)
+    Path(address).unlink(missing_ok=True)  # left by a settlement process that died
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
     ready.set()
     try:
@@ -87,6 +90,52 @@ def _serve(loop: GroupCommit, connection: Connection) -> None:
                 log.exception("settlement failed")
                 reply = ("failed", type(error).__name__)
             connection.send(reply)
+
+
+class SettlementProcess:
+    """The settlement process of a server's run: started, watched (started again, at the same
+    address, should it die: workers reconnect on their next submission) and stopped."""
+
+    def __init__(self, database_url: str, key_file: str, folder: str) -> None:
+        self.address = str(Path(folder) / "settle.sock")
+        self.authkey = secrets.token_bytes(32)
+        self._args = (database_url, key_file, self.address, self.authkey)
+        self._context = multiprocessing.get_context("spawn")
+        self._stopping = threading.Event()
+        self._process = self._start()
+        self._watch = threading.Thread(
+            target=self._watching, name="puhui-settler-watch", daemon=True
+        )
+        self._watch.start()
+
+    def _start(self) -> multiprocessing.process.BaseProcess:
+        ready = self._context.Event()
+        process = self._context.Process(
+            target=run, args=(*self._args, ready), name="puhui-settler", daemon=True
+        )
+        process.start()
+        if not ready.wait(60):
+            process.terminate()
+            raise ConfigurationError(
+                f"the settlement process did not start (exit code {process.exitcode})"
+            )
+        return process
+
+    def _watching(self) -> None:
+        while not self._stopping.wait(1):
+            if not self._process.is_alive() and not self._stopping.is_set():
+                log.error("the settlement process stopped", extra={"exit": self._process.exitcode})
+                try:
+                    self._process = self._start()
+                except ConfigurationError:
+                    log.exception("the settlement process could not be started again")
+
+    def stop(self) -> None:
+        """Stop watching, then stop the process (the server's workers have stopped)."""
+        self._stopping.set()
+        self._watch.join()
+        self._process.terminate()
+        self._process.join(10)
 
 
 class RemoteSettlement:
