@@ -22,8 +22,9 @@ from puhui.domain.ledger import Entry, Posting, transfers_of
 
 # Accounts of one citizen; the others are shared by many writers and come last.
 OWNED = ("citizen", "points", "retired")
-# An account that may not go below zero, and its amount: a guarded debit.
-Leg = tuple[int, int, bool]  # account id, amount (+ in, − out), whether it may not go negative
+# A leg of an entry: account id, amount (+ in, − out), whether the account may not go below
+# zero (its debit is then guarded).
+Leg = tuple[int, int, bool]
 
 
 def post(
