@@ -22,9 +22,10 @@ from puhui.domain.settlement import Book, Candidate, Caps, Claim, Decision, Role
 # on 2 cores: 16 records 0.5 ms and 100 records 2.4 ms here, about 60 ms in DuckDB whatever the
 # size; at some 24 µs a record the two meet near 2 500.
 SMALL_CHUNK = 2_000
-# Up to this many records a chunk is prepared by `domain.intake`; above it, by DuckDB. Measured:
-# 16 records 1.2 ms against 36 ms, 600 records 37 ms against 41 ms.
-SMALL_PREPARE = 500
+# Up to this many records a chunk is prepared by `domain.intake`; above it, by DuckDB. Measured
+# with a warm preparer: 16 records 1.2 ms against 36 ms, 600 records 25 ms against 48 ms, 1 600
+# records 71 ms against 55 ms; they meet near 1 100.
+SMALL_PREPARE = 1_000
 
 _PASSED = (
     "row", "seq", "record_id", "digest", "subject_id", "scene", "region", "kind", "start_ms",
