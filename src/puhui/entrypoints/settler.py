@@ -87,7 +87,8 @@ def _serve(loop: GroupCommit, connection: Connection) -> None:
             except InputError as refused:
                 reply = ("input", str(refused))
             except Exception as error:
-                log.exception("settlement failed")
+                # The kind of error only: a database's message may quote a submitted record.
+                log.error("settlement failed", extra={"error": type(error).__name__})
                 reply = ("failed", type(error).__name__)
             connection.send(reply)
 
