@@ -17,6 +17,7 @@ until the receipts come back, and raises what settlement raised (a replayed nonc
 from __future__ import annotations
 
 import logging
+import logging.config
 import multiprocessing
 import multiprocessing.process
 import queue
@@ -48,6 +49,7 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
     from puhui.config import Settings
     from puhui.entrypoints import observability
 
+    logging.config.dictConfig(observability.log_config())  # JSON lines, as the workers'
     app = bootstrap(Settings(database_url, Path(key_file)))
     loop = GroupCommit(app, observe=observability.observe_group)
     Path(address).unlink(missing_ok=True)  # left by a settlement process that died
