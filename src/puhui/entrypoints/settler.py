@@ -43,13 +43,20 @@ class SettlementFailed(PuhuiError):
     """The settlement process failed a group (nothing of it was committed), or is gone."""
 
 
+def main(database_url: str, key_file: str, address: str, authkey: bytes, ready: Event) -> None:
+    """The settlement process's entry point: JSON log lines, as the workers', then `run`."""
+    from puhui.entrypoints import observability
+
+    logging.config.dictConfig(observability.log_config())
+    run(database_url, key_file, address, authkey, ready)
+
+
 def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: Event) -> None:
     """The settlement process: accept the workers' connections and settle what they send."""
     from puhui.bootstrap import bootstrap
     from puhui.config import Settings
     from puhui.entrypoints import observability
 
-    logging.config.dictConfig(observability.log_config())  # JSON lines, as the workers'
     app = bootstrap(Settings(database_url, Path(key_file)))
     loop = GroupCommit(app, observe=observability.observe_group)
     Path(address).unlink(missing_ok=True)  # left by a settlement process that died
@@ -114,7 +121,7 @@ class SettlementProcess:
     def _start(self) -> multiprocessing.process.BaseProcess:
         ready = self._context.Event()
         process = self._context.Process(
-            target=run, args=(*self._args, ready), name="puhui-settler", daemon=True
+            target=main, args=(*self._args, ready), name="puhui-settler", daemon=True
         )
         process.start()
         if not ready.wait(60):
