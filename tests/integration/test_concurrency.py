@@ -43,17 +43,7 @@ def test_submissions_waiting_together_settle_as_one_group(
     batch, in arrival order, and each gets exactly its own receipts."""
     admin.add_platform(app, "amap")
     admin.add_platform(app, "didi")
-    release = threading.Event()
-    groups: list[list[str]] = []
-    settle_records = submissions.ingest_records
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        groups.append([r["record_id"] for r in args[2]])
-        if len(groups) == 1:
-            release.wait(timeout=30)
-        return settle_records(*args, **kwargs)
-
-    monkeypatch.setattr(submissions, "ingest_records", held)
+    release, groups = _hold_group(monkeypatch, 1)
     loop = submissions.GroupCommit(app)
     ride = {"start": "2026-05-01T08:00:00+08:00", "end": "2026-05-01T08:30:00+08:00"}
     waiting = [
@@ -128,17 +118,7 @@ def test_a_replayed_nonce_in_a_group_is_refused_and_the_others_settle(
     """The nonces of a group's requests are claimed in the group's transaction: a nonce used
     before, or twice in the group, refuses that request alone; nothing of it is stored."""
     admin.add_platform(app, "amap")
-    release = threading.Event()
-    groups: list[list[str]] = []
-    settle_records = submissions.ingest_records
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        groups.append([r["record_id"] for r in args[2]])
-        if len(groups) == 2:  # the blocker
-            release.wait(timeout=30)
-        return settle_records(*args, **kwargs)
-
-    monkeypatch.setattr(submissions, "ingest_records", held)
+    release, groups = _hold_group(monkeypatch, 2)  # the second: the blocker
     at = int(NOW.timestamp() * 1000)
 
     def signed(nonce: str) -> credentials.Signed:
@@ -175,6 +155,25 @@ def test_a_replayed_nonce_in_a_group_is_refused_and_the_others_settle(
     stored = {r["record_id"] for r in queries.receipts(app, "amap")}
     assert stored == {"e0", "e9", "e1", "e4"}
     assert ledger.verify(app) == []
+
+
+def _hold_group(
+    monkeypatch: pytest.MonkeyPatch, held: int
+) -> tuple[threading.Event, list[list[str]]]:
+    """Record the record ids of each group settled, and hold the `held`-th group until the
+    event is set."""
+    release = threading.Event()
+    groups: list[list[str]] = []
+    settle_records = submissions.ingest_records
+
+    def holding(*args: Any, **kwargs: Any) -> Any:
+        groups.append([r["record_id"] for r in args[2]])
+        if len(groups) == held:
+            release.wait(timeout=30)
+        return settle_records(*args, **kwargs)
+
+    monkeypatch.setattr(submissions, "ingest_records", holding)
+    return release, groups
 
 
 def _wait_for(condition: Callable[[], bool]) -> None:

@@ -3,7 +3,8 @@ member platform, a citizen's bearer token, an operator's or regulator's bearer t
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, Field
@@ -14,6 +15,8 @@ from puhui.domain.errors import AuthenticationError
 from puhui.service import citizens, credentials, oversight
 
 PROBLEM = "application/problem+json"
+
+T = TypeVar("T")
 
 
 class Problem(BaseModel):
@@ -36,22 +39,23 @@ def problem_doc(description: str = "Problem details (RFC 9457).") -> dict[str, A
 
 async def platform(request: Request) -> str:
     """The signing platform of a request (a dependency of every platform route)."""
-    app: App = request.app.state.puhui
-    body = await request.body()
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return await run_in_threadpool(
-        credentials.authenticate, app, request.method, path, request.headers, body
-    )
+    return await _signature(request, credentials.authenticate)
 
 
 async def signed(request: Request) -> credentials.Signed:
     """A request signed by an active key of a platform, its nonce left for the caller to claim
     (the records route claims it in the transaction that settles the records)."""
-    app: App = request.app.state.puhui
+    return await _signature(request, credentials.verify_signature)
+
+
+async def _signature(
+    request: Request, check: Callable[[App, str, str, Mapping[str, str], bytes], T]
+) -> T:
+    """Check a request's signature (method, path with query, headers, body) off the loop."""
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return await run_in_threadpool(
-        credentials.verify_signature, app, request.method, path, request.headers, body
+        check, request.app.state.puhui, request.method, path, request.headers, body
     )
 
 

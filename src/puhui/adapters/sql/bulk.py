@@ -66,22 +66,21 @@ def fetch_arrow(conn: Connection, sql: str, params: dict[str, Any], schema: pa.S
 FRESH_STATISTICS = 10_000
 
 
-def refresh_statistics(conn: Connection, table: str, written: int, rows: int | None) -> None:
+def refresh_statistics(conn: Connection, table: str, written: int, key: str = "id") -> None:
     """Let PostgreSQL's planner see the `written` rows this transaction just wrote to `table`.
 
     Without fresh statistics a bulk load plans its joins as if the tables were still empty
     (nested loops over sequential scans). Statistics are refreshed only after a bulk write, and
-    only when the table has more than doubled since they were taken (`rows` is an upper bound
-    of its size now, the highest id written, or None to always refresh): a sample of a large
-    table costs about half a second and changes little. SQLite plans from its indexes and
-    needs nothing.
+    only when the table has more than doubled since they were taken (the highest `key`, an
+    increasing id, bounds its size): a sample of a large table costs about half a second and
+    changes little. SQLite plans from its indexes and needs nothing.
     """
     if conn.dialect.name != "postgresql" or written < FRESH_STATISTICS:
         return
-    if rows is not None:
-        known = conn.exec_driver_sql(
-            "select reltuples from pg_class where oid = cast(%(t)s as regclass)", {"t": table}
-        ).scalar_one()
-        if known is not None and known >= 0 and rows <= 2 * max(known, 1000):
-            return
+    rows = conn.exec_driver_sql(f"select coalesce(max({key}), 0) from {table}").scalar_one()
+    known = conn.exec_driver_sql(
+        "select reltuples from pg_class where oid = cast(%(t)s as regclass)", {"t": table}
+    ).scalar_one()
+    if known is not None and known >= 0 and rows <= 2 * max(known, 1000):
+        return
     conn.exec_driver_sql(f"analyze {table}")

@@ -131,7 +131,7 @@ def post_credits(
     where = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
     span = {"lo": first_seq, "hi": last_seq}
     written = last_seq - first_seq + 1
-    bulk.refresh_statistics(conn, "records", written, last_seq)
+    bulk.refresh_statistics(conn, "records", written, "seq")
     conn.execute(
         text(
             "insert into accounts (kind, subject_id) "
@@ -152,9 +152,7 @@ def post_credits(
         ),
         span,
     )
-    if written >= bulk.FRESH_STATISTICS and conn.dialect.name == "postgresql":
-        last_account = conn.execute(text("select max(id) from accounts")).scalar_one()
-        bulk.refresh_statistics(conn, "accounts", written, int(last_account or 0))
+    bulk.refresh_statistics(conn, "accounts", written)
     # Transfer ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so
     # that the citizens' own operations never queue behind a chunk for an id.
     posted = conn.execute(
@@ -170,9 +168,7 @@ def post_credits(
     ).rowcount
     if not posted:
         return 0
-    if written >= bulk.FRESH_STATISTICS and conn.dialect.name == "postgresql":
-        last_transfer = conn.execute(text("select max(id) from transfers")).scalar_one()
-        bulk.refresh_statistics(conn, "transfers", written, int(last_transfer))
+    bulk.refresh_statistics(conn, "transfers", written)
     # One change per account of the chunk, in the lock order of `apply_balances`. `having
     # true` lets SQLite tell the upsert clause from a join.
     conn.execute(
