@@ -40,14 +40,13 @@ WITH_PARTICIPANTS = ("all", "platform", *CREDITED_ONLY)
 # Participants counted from the chunk's own usage lookup (the rest through `tally_members`).
 FROM_USAGE = ("day", "month")
 MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
-# Up to this many members of a chunk are bound as parameters (SQLite, PostgreSQL), this many a
-# statement; more are staged first. PostgreSQL plans a statement of many parameters slowly: a
-# chunk's 8 000 members took 120 ms bound against 63 ms staged, analysed and inserted.
-INLINE_MEMBERS = {"sqlite": 20_000, "postgresql": 500}
+# Up to this many members of a chunk are bound as VALUES lists (a statement per INLINE_BATCH)
+# that return the ones added; more are added with one statement per value, whose count of rows
+# added is the value's new participants: no member travels back.
+INLINE_MEMBERS = 500
 INLINE_BATCH = 1_000
 # Chunks of up to this many records are counted in Python; larger ones in Arrow.
 SMALL_CHUNK = 2_000
-MEMBER_COLUMNS = ("dimension", "key", "subject_id")
 _ADD_COUNTS = (
     "on conflict (dimension, key, status, reason) do update "
     "set records = tallies.records + excluded.records, grams = tallies.grams + excluded.grams"
@@ -150,7 +149,7 @@ def add(
             {"lo": first_seq, "hi": last_seq},
         ):
             deltas[(d, k, s, r)] = [int(n), 0, 0]
-    firsts = Counter(first) + Counter(_new_members(conn, members))
+    firsts = Counter(first) + _new_members(conn, members)
     for (d, k), n in firsts.items():
         deltas.setdefault((d, k, "credited", ""), [0, 0, 0])[2] += n
     # One statement per 500 tallies (each changes once: no key twice in one statement).
@@ -179,14 +178,16 @@ def add(
 
 Deltas = dict[tuple[str, str, str, str], list[int]]
 Member = tuple[str, str, int]
+# The citizens a chunk credits, by (dimension, key) of `MEMBER_DIMENSIONS`, each list ascending.
+Members = dict[tuple[str, str], list[int]]
 
 
 def _counted_in_python(
     platform_id: int, stored: pa.Table, usage: pa.Table
-) -> tuple[Deltas, list[Member], list[tuple[str, str]]]:
+) -> tuple[Deltas, Members, list[tuple[str, str]]]:
     """What a small chunk adds: (dimension, key, status, reason) → [records, grams, 0]; the
-    (dimension, key, citizen) of `MEMBER_DIMENSIONS` it credits, in order; and the (dimension,
-    key) of each citizen credited on a day or in a month for the first time."""
+    citizens it credits per value of `MEMBER_DIMENSIONS`; and the (dimension, key) of each
+    citizen credited on a day or in a month for the first time."""
     deltas: Deltas = {}
     members: set[Member] = set()
     days: set[Member] = set()
@@ -227,101 +228,119 @@ def _counted_in_python(
         usage.column("subject_id").to_pylist(), usage.column("day").to_pylist(), strict=True
     ):
         before.update((("day", day.isoformat(), subject), ("month", day.isoformat()[:7], subject)))
-    return deltas, sorted(members), [(d, k) for d, k, s in days - before]
+    grouped: Members = {}
+    for d, k, subject in sorted(members):
+        grouped.setdefault((d, k), []).append(subject)
+    return deltas, grouped, [(d, k) for d, k, s in days - before]
 
 
 def _counted_in_arrow(
     platform_id: int, stored: pa.Table, usage: pa.Table
-) -> tuple[Deltas, list[Member], list[tuple[str, str]]]:
-    """`_counted_in_python` for a large chunk, grouped in Arrow."""
-    rows = _chunk_rows(platform_id, stored)
-    counts = rows.group_by(["dimension", "key", "status", "reason"]).aggregate(
+) -> tuple[Deltas, Members, list[tuple[str, str]]]:
+    """`_counted_in_python` for a large chunk: its records grouped once in Arrow by what every
+    dimension's key is made of (status, reason, region, scene, China day), and those few groups
+    added up per value; the citizens of each value grouped in Arrow."""
+    local_day = pc.divide(
+        pc.add(stored.column("start_ms"), china_time.OFFSET_MS), china_time.DAY_MS
+    )
+    base = pa.table(
+        {
+            "status": stored.column("status"),
+            "reason": pc.fill_null(stored.column("reason"), ""),
+            "region": stored.column("region"),
+            "scene": stored.column("scene"),
+            "day": local_day.cast(pa.int32()).cast(pa.date32()).cast(pa.string()),
+            "grams": stored.column("reduction_g"),
+            "subject_id": stored.column("subject_id").cast(pa.int64()),
+        }
+    )
+    groups = base.group_by(["status", "reason", "region", "scene", "day"]).aggregate(
         [("grams", "sum"), ("grams", "count")]
     )
-    deltas: Deltas = {
-        (d, k, s, r): [n, g, 0]
-        for d, k, s, r, n, g in bulk.rows_of(
-            counts, ("dimension", "key", "status", "reason", "grams_count", "grams_sum")
-        )
-    }
-    credited = rows.filter(pc.equal(rows.column("status"), "credited"))
-    members = (
-        credited.filter(pc.is_in(credited.column("dimension"), pa.array(MEMBER_DIMENSIONS)))
-        .select(["dimension", "key", "subject_id"])
-        .group_by(["dimension", "key", "subject_id"])
-        .aggregate([])
-        .sort_by([("dimension", "ascending"), ("key", "ascending"), ("subject_id", "ascending")])
+    deltas: Deltas = {}
+
+    def count(key: tuple[str, str, str, str], n: int, grams: int) -> None:
+        tally = deltas.setdefault(key, [0, 0, 0])
+        tally[0] += n
+        tally[1] += grams
+
+    platform = str(platform_id)
+    columns = ("status", "reason", "region", "scene", "day", "grams_count", "grams_sum")
+    for status, reason, region, scene, day, n, grams in bulk.rows_of(groups, columns):
+        count(("all", "", status, reason), n, grams)
+        count(("platform", platform, status, reason), n, grams)
+        if status != "credited":
+            continue
+        for d, k in (
+            ("region", region),
+            ("province", region[:2] + "0000"),
+            ("scene", scene),
+            ("day", day),
+            ("month", day[:7]),
+        ):
+            count((d, k, status, ""), n, grams)
+    credited = base.filter(pc.equal(base.column("status"), "credited"))
+    credited = credited.append_column(
+        "province",
+        pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(credited.column("region"), 0, 2), "0000", ""
+        ),
     )
-    return deltas, bulk.rows_of(members, MEMBER_COLUMNS), _first_of_days(credited, usage)
+    citizens = sorted(pc.unique(credited.column("subject_id")).to_pylist())
+    members: Members = {("all", ""): citizens, ("platform", platform): citizens} if citizens else {}
+    for dimension in ("region", "province", "scene"):
+        values = credited.group_by(dimension).aggregate([("subject_id", "distinct")])
+        for k, subjects in bulk.rows_of(values, (dimension, "subject_id_distinct")):
+            members[(dimension, k)] = sorted(subjects)
+    return deltas, members, _first_of_days(credited, usage)
 
 
-def _new_members(conn: Connection, rows: list[Member]) -> list[tuple[str, str]]:
-    """Add the chunk's (dimension, key, citizen), in the primary key's order (each check of
-    `tally_members` lands near the last one), to `tally_members`; the (dimension, key) of
-    each one it did not hold yet. Up to `INLINE_MEMBERS` are bound as VALUES lists (a
-    statement per `INLINE_BATCH`, sent by the driver as they are); more are staged in a
-    temporary table first."""
-    if not rows:
-        return []
-    insert = "insert into tally_members (dimension, key, subject_id) "
-    done = " on conflict do nothing returning dimension, key"
-    if len(rows) <= INLINE_MEMBERS.get(conn.dialect.name, 0):
-        mark = "?" if conn.dialect.name == "sqlite" else "%s"
-        added: list[tuple[str, str]] = []
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+def _new_members(conn: Connection, members: Members) -> Counter[tuple[str, str]]:
+    """Add the chunk's citizens of each value to `tally_members`, in the primary key's order
+    (each check lands near the last one); how many of each value it did not hold yet."""
+    added: Counter[tuple[str, str]] = Counter()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if sum(len(subjects) for subjects in members.values()) <= INLINE_MEMBERS:
+            rows = [(d, k, s) for (d, k), subjects in sorted(members.items()) for s in subjects]
+            mark = "?" if conn.dialect.name == "sqlite" else "%s"
             for i in range(0, len(rows), INLINE_BATCH):
                 part = rows[i : i + INLINE_BATCH]
                 values = ", ".join([f"({mark}, {mark}, {mark})"] * len(part))
-                cursor.execute(f"{insert}values {values}{done}", [v for row in part for v in row])
-                added += [(d, k) for d, k in cursor.fetchall()]
-        finally:
-            cursor.close()
-        return added
-    conn.execute(
-        text(
-            "create temporary table if not exists stage_members "
-            "(dimension varchar(12), key varchar(40), subject_id integer)"
-        )
-    )
-    conn.execute(text("delete from stage_members"))
-    bulk.insert_rows(conn, "stage_members", MEMBER_COLUMNS, rows)
-    if conn.dialect.name == "postgresql":
-        # Never analysed automatically: without statistics the planner may hash all members.
-        conn.execute(text("analyze stage_members"))
-    # `where true` lets SQLite tell the upsert clause from a join.
-    return [
-        tuple(r)
-        for r in conn.execute(
-            text(f"{insert}select dimension, key, subject_id from stage_members where true{done}")
-        )
-    ]
+                cursor.execute(
+                    f"insert into tally_members (dimension, key, subject_id) values {values} "
+                    "on conflict do nothing returning dimension, key",
+                    [v for row in part for v in row],
+                )
+                added.update((d, k) for d, k in cursor.fetchall())
+            return added
+        for (d, k), subjects in sorted(members.items()):
+            if conn.dialect.name == "sqlite":
+                cursor.executemany(
+                    "insert into tally_members (dimension, key, subject_id) values (?, ?, ?) "
+                    "on conflict do nothing",
+                    [(d, k, s) for s in subjects],
+                )
+            else:
+                cursor.execute(
+                    "insert into tally_members (dimension, key, subject_id) "
+                    "select %s, %s, unnest(%s::integer[]) on conflict do nothing",
+                    (d, k, subjects),
+                )
+            added[(d, k)] = cursor.rowcount
+    finally:
+        cursor.close()
+    return added
 
 
 def _first_of_days(credited: pa.Table, usage: pa.Table) -> list[tuple[str, str]]:
     """The (dimension, key) of each citizen credited on a day or in a month for the first
-    time: credited in the chunk, and without a credit that day, or that month, in the usage
-    before it."""
-    day = usage.column("day").cast(pa.string())
-    before = pa.table(
-        {
-            "subject_id": pa.concat_arrays(
-                [usage.column("subject_id").combine_chunks().cast(pa.int64())] * 2
-            ),
-            "dimension": pa.array(
-                ["day"] * usage.num_rows + ["month"] * usage.num_rows, pa.string()
-            ),
-            "key": pa.concat_arrays(
-                [
-                    day.combine_chunks().cast(pa.string()),
-                    pc.utf8_slice_codeunits(day, 0, 7).combine_chunks().cast(pa.string()),
-                ]
-            ),
-        }
-    )
-    ours = credited.filter(pc.is_in(credited.column("dimension"), pa.array(FROM_USAGE)))
+    time: credited in the chunk (`subject_id`, `day` as text), and without a credit that day,
+    or that month, in the usage before it."""
+    before = _periods(usage.column("subject_id"), usage.column("day").cast(pa.string()))
+    days = credited.select(["subject_id", "day"]).group_by(["subject_id", "day"]).aggregate([])
     first = (
-        ours.select(["dimension", "key", "subject_id"])
+        _periods(days.column("subject_id"), days.column("day"))
         .group_by(["dimension", "key", "subject_id"])
         .aggregate([])
         .join(before, ["dimension", "key", "subject_id"], join_type="left anti")
@@ -331,44 +350,21 @@ def _first_of_days(credited: pa.Table, usage: pa.Table) -> list[tuple[str, str]]
     )
 
 
-def _chunk_rows(platform_id: int, stored: pa.Table) -> pa.Table:
-    """One row per stored record and dimension it counts in (not `pair`): dimension, key,
-    status, reason, grams, subject_id."""
-    n = stored.num_rows
-    status = stored.column("status")
-    reason = pc.fill_null(stored.column("reason"), "")
-    grams = stored.column("reduction_g")
-    subject = stored.column("subject_id").cast(pa.int64())
-    region = stored.column("region")
-    local_day = pc.divide(
-        pc.add(stored.column("start_ms"), china_time.OFFSET_MS), china_time.DAY_MS
+def _periods(subjects: pa.ChunkedArray, days: pa.ChunkedArray) -> pa.Table:
+    """(dimension, key, subject_id) of the day and of the month of each (citizen, day)."""
+    n = len(subjects)
+    return pa.table(
+        {
+            "subject_id": pa.concat_arrays([subjects.combine_chunks().cast(pa.int64())] * 2),
+            "dimension": pa.array(["day"] * n + ["month"] * n, pa.string()),
+            "key": pa.concat_arrays(
+                [
+                    days.combine_chunks().cast(pa.string()),
+                    pc.utf8_slice_codeunits(days, 0, 7).combine_chunks().cast(pa.string()),
+                ]
+            ),
+        }
     )
-    day = local_day.cast(pa.int32()).cast(pa.date32()).cast(pa.string())
-    blank = pa.array([""] * n, pa.string())
-    keys = {
-        "all": blank,
-        "platform": pa.array([str(platform_id)] * n, pa.string()),
-        "region": region,
-        "province": pc.binary_join_element_wise(pc.utf8_slice_codeunits(region, 0, 2), "0000", ""),
-        "scene": stored.column("scene"),
-        "day": day,
-        "month": pc.utf8_slice_codeunits(day, 0, 7),
-    }
-    credited = pc.equal(status, "credited")
-    parts = []
-    for dimension, key in keys.items():
-        part = pa.table(
-            {
-                "dimension": pa.array([dimension] * n, pa.string()),
-                "key": key,
-                "status": status,
-                "reason": reason if dimension in ("all", "platform") else blank,
-                "grams": grams,
-                "subject_id": subject,
-            }
-        )
-        parts.append(part if dimension in ("all", "platform") else part.filter(credited))
-    return pa.concat_tables(parts)
 
 
 def rebuild(conn: Connection) -> None:
