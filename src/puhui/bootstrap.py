@@ -11,11 +11,15 @@ from sqlalchemy import Engine
 
 from puhui.adapters import keystore
 from puhui.adapters.methodology_files import load_catalogue
+from puhui.adapters.sql.audit import SqlAudit
+from puhui.adapters.sql.directory import SqlDirectory
 from puhui.adapters.sql.engine import make_engine
+from puhui.adapters.sql.reads import SqlReads
+from puhui.adapters.sql.reports import SqlReports
 from puhui.adapters.sql.unit_of_work import SqlIntakeUnitOfWork
 from puhui.config import Settings
 from puhui.domain.methodology import Catalogue
-from puhui.service.ports import IntakeUnitOfWork
+from puhui.service.ports import Audit, Directory, IntakeUnitOfWork, Reads, Reports
 
 
 def utc_now() -> datetime:
@@ -44,6 +48,22 @@ class App:
     def intake(self) -> IntakeUnitOfWork:
         """A new unit of work of intake (one transaction; enter it, commit it)."""
         return SqlIntakeUnitOfWork(self.engine)
+
+    def audit(self) -> Audit:
+        """The ledger's audit queries."""
+        return SqlAudit(self.engine)
+
+    def directory(self) -> Directory:
+        """Platforms, their keys, staff tokens and the subject key's fingerprint."""
+        return SqlDirectory(self.engine)
+
+    def reads(self) -> Reads:
+        """The read side of accounts and receipts."""
+        return SqlReads(self.engine)
+
+    def reports(self) -> Reports:
+        """Regulators' statistics."""
+        return SqlReports(self.engine)
 
     def close(self) -> None:
         """Release database connections."""

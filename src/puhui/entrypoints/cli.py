@@ -695,7 +695,7 @@ def ledger_verify(db: Db = None, key_file: KeyFile = None) -> None:
         out.print(f"ledger sound: {len(ledger.CHECKS)} checks passed")
         return
     for v in violations:
-        what = ledger.CHECKS[v.check][0]
+        what = ledger.CHECKS[v.check]
         err.print(f"[red]{v.check}[/red]: {v.count} — {what}; e.g. {', '.join(v.examples)}")
     raise typer.Exit(1)
 

@@ -18,10 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
-
-from puhui.adapters.sql import ledger
-from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
 from puhui.domain.errors import AuthenticationError, NotFoundError
 from puhui.service import queries
@@ -54,8 +50,7 @@ def issue_token(app: App, platform: str, subject: str) -> CitizenToken:
         InputError: the identifier is not a mobile number or resident ID number.
         NotFoundError: no such platform.
     """
-    with app.engine.connect() as conn:
-        IntakeStore(conn).platform_id(platform)
+    app.directory().platform_id(platform)
     pseudonym = queries.pseudonym_of(app, subject)
     expires = int(app.clock().timestamp()) + TOKEN_TTL_S
     payload = _b64(json.dumps({"sub": pseudonym, "iss": platform, "exp": expires}).encode())
@@ -103,37 +98,7 @@ def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[
     """The citizen's movements of grams and of points, newest first, with entry ids below
     `before` when given. (Grams moved to the retired account show as the retirement taking
     them out of the citizen's grams.)"""
-    with app.engine.connect() as conn:
-        # The citizen's own accounts first: their ids bound, each side of the ledger is then
-        # read through its index, newest first, however large the ledger.
-        accounts = (
-            conn.execute(
-                text(
-                    "select y.id from accounts y join subjects s on s.id = y.subject_id "
-                    "where s.pseudonym = :p union all "
-                    "select y.id from accounts y join subjects s on s.id = y.owner_id "
-                    "where s.pseudonym = :p and y.kind = 'points'"
-                ),
-                {"p": citizen.pseudonym},
-            )
-            .scalars()
-            .all()
-        )
-        if not accounts:
-            return []
-        ids = {f"a{i}": int(a) for i, a in enumerate(accounts)}
-        rows = conn.execute(
-            text(
-                "select p.id, p.created_at, p.kind, p.amount_g, a.unit, a.code, pl.code, "
-                "r.scene, r.methodology, r.record_id from "
-                + ledger.legs(", ".join(f":{k}" for k in ids), "x.id < :before")
-                + " p join accounts a on a.id = p.account_id "
-                "left join records r on r.seq = p.record_seq "
-                "left join platforms pl on pl.id = r.platform_id "
-                "order by p.id desc limit :n"
-            ),
-            {**ids, "before": before or 2**63 - 1, "n": limit},
-        ).all()
+    rows = app.reads().history(citizen.pseudonym, before or 2**63 - 1, limit)
     return [
         Movement(
             int(entry),
@@ -157,21 +122,10 @@ def explain_credit(app: App, citizen: Citizen, entry_id: int) -> queries.Explana
     Raises:
         NotFoundError: no such entry in this citizen's account.
     """
-    with app.engine.connect() as conn:
-        row = conn.execute(
-            text(
-                "select pl.code, r.record_id from transfers x "
-                "join accounts a on a.id = x.credit_account_id "
-                "join subjects s on s.id = a.subject_id "
-                "join records r on r.seq = x.record_seq "
-                "join platforms pl on pl.id = r.platform_id "
-                "where s.pseudonym = :p and x.id = :entry"
-            ),
-            {"p": citizen.pseudonym, "entry": entry_id},
-        ).one_or_none()
-    if row is None:
+    found = app.reads().credit(citizen.pseudonym, entry_id)
+    if found is None:
         raise NotFoundError(f"no credit {entry_id} in this account")
-    return queries.explain(app, row[0], row[1])
+    return queries.explain(app, *found)
 
 
 def _mac(app: App, payload: str) -> bytes:

@@ -10,11 +10,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
-
-from puhui.adapters.sql import nonces
-from puhui.adapters.sql import tables as t
-from puhui.adapters.sql.intake import IntakeStore
 from puhui.bootstrap import App
 from puhui.domain import signing
 from puhui.domain.errors import AuthenticationError, ConfigurationError
@@ -43,29 +38,9 @@ def issue(app: App, platform: str) -> Credentials:
     Raises:
         NotFoundError: no such platform.
     """
-    with app.engine.begin() as conn:
-        return _issue(app, conn, platform)
-
-
-def _issue(app: App, conn: Connection, platform: str) -> Credentials:
-    platform_id = IntakeStore(conn).platform_id(platform)
-    now = app.clock()
-    c = t.credentials.c
-    conn.execute(
-        update(t.credentials)
-        .where(c.platform_id == platform_id, c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
     key_id = "pk_" + secrets.token_hex(12)
     secret = signing.derive_secret(app.secret, key_id)
-    conn.execute(
-        insert(t.credentials).values(
-            platform_id=platform_id,
-            key_id=key_id,
-            secret_digest=signing.secret_digest(secret),
-            created_at=now,
-        )
-    )
+    app.directory().replace_key(platform, key_id, signing.secret_digest(secret), app.clock())
     return Credentials(platform, key_id, secret)
 
 
@@ -92,9 +67,10 @@ def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], b
             stale or replayed (`code` says which).
     """
     signed = verify_signature(app, method, path, headers, body)
-    with app.engine.begin() as conn:
-        if nonces.claim(conn, [signed.claim]):
+    with app.intake() as uow:
+        if uow.store.claim_nonces([signed.claim]):
             raise replayed(signed)
+        uow.commit()
     return signed.platform
 
 
@@ -139,26 +115,20 @@ def verify_signature(
             f"timestamp {timestamp} is {now_s - int(timestamp)} s from the server's clock "
             f"(at most {signing.MAX_SKEW_S} s allowed)",
         )
-    c = t.credentials.c
-    with app.engine.connect() as conn:
-        row = conn.execute(
-            select(t.platforms.c.code, c.secret_digest, c.revoked_at)
-            .join(t.platforms, t.platforms.c.id == c.platform_id)
-            .where(c.key_id == key_id)
-        ).one_or_none()
-        if row is None:
-            raise AuthenticationError(Refusal.UNKNOWN_KEY, f"no platform holds key {key_id}")
-        code, digest, revoked_at = row
-        if revoked_at is not None:
-            raise AuthenticationError(Refusal.REVOKED_KEY, f"key {key_id} was revoked")
-        secret = signing.derive_secret(app.secret, key_id)
-        if signing.secret_digest(secret) != digest:
-            raise ConfigurationError("the server key does not match the stored credentials")
-        expected = signing.sign(secret, method, path, timestamp, nonce, body)
-        if not secrets.compare_digest(expected, signature):
-            raise AuthenticationError(
-                Refusal.BAD_SIGNATURE,
-                "the signature does not match: sign METHOD, path with query, timestamp, nonce "
-                "and the body's SHA-256, one per line",
-            )
-    return Signed(str(code), key_id, nonce, now_s * 1000)
+    found = app.directory().key(key_id)
+    if found is None:
+        raise AuthenticationError(Refusal.UNKNOWN_KEY, f"no platform holds key {key_id}")
+    code, digest, revoked_at = found
+    if revoked_at is not None:
+        raise AuthenticationError(Refusal.REVOKED_KEY, f"key {key_id} was revoked")
+    secret = signing.derive_secret(app.secret, key_id)
+    if signing.secret_digest(secret) != digest:
+        raise ConfigurationError("the server key does not match the stored credentials")
+    expected = signing.sign(secret, method, path, timestamp, nonce, body)
+    if not secrets.compare_digest(expected, signature):
+        raise AuthenticationError(
+            Refusal.BAD_SIGNATURE,
+            "the signature does not match: sign METHOD, path with query, timestamp, nonce "
+            "and the body's SHA-256, one per line",
+        )
+    return Signed(code, key_id, nonce, now_s * 1000)

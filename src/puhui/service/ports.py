@@ -7,10 +7,10 @@ SQL implementation is `adapters.sql.unit_of_work`; `bootstrap.App.intake` makes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -112,4 +112,120 @@ class IntakeUnitOfWork(Protocol):
 
     def commit(self) -> None:
         """Make the transaction's writes durable."""
+        ...
+
+
+class Audit(Protocol):
+    """The stored ledger, read to re-check its invariants (`service.ledger.CHECKS`)."""
+
+    def breaking(self, checks: list[str]) -> dict[str, list[str]]:
+        """For each named check, what breaks its invariant (ids or keys; empty: it holds)."""
+        ...
+
+    def size(self) -> tuple[int, int, int]:
+        """Accounts, transfers and the grams credited to citizens."""
+        ...
+
+
+class Directory(Protocol):
+    """Who may do what: member platforms and their API keys, the exchange's staff tokens, and
+    the fingerprint of the subject key the database was created with."""
+
+    def key_fingerprint(self, fingerprint: str | None = None) -> str | None:
+        """The stored fingerprint; with `fingerprint`, stored first if there is none."""
+        ...
+
+    def add_platform(self, code: str, name: str, at: datetime) -> None:
+        """Register a platform (AlreadyExistsError when its code is taken)."""
+        ...
+
+    def platform_id(self, code: str) -> int:
+        """The id of a registered platform (NotFoundError when there is none)."""
+        ...
+
+    def platforms(self) -> list[tuple[Any, ...]]:
+        """(code, name, registered at, credited, duplicate, rejected, grams) of each platform."""
+        ...
+
+    def replace_key(self, platform: str, key_id: str, secret_digest: str, at: datetime) -> None:
+        """Give a platform a new key and revoke the one it had, at once."""
+        ...
+
+    def key(self, key_id: str) -> tuple[str, str, datetime | None] | None:
+        """(platform, secret digest, revoked at) of a key; None when unknown."""
+        ...
+
+    def add_staff_token(self, name: str, role: str, token_digest: str, at: datetime) -> None:
+        """Store a staff token by its digest."""
+        ...
+
+    def revoke_staff_tokens(self, name: str, at: datetime) -> int:
+        """Revoke a holder's active tokens; how many."""
+        ...
+
+    def staff(self, token_digest: str) -> tuple[str, str] | None:
+        """(name, role) of the active staff token with this digest; None when none is."""
+        ...
+
+
+class Reads(Protocol):
+    """The read side: citizens' accounts and history, platforms' receipts, and the stored
+    inputs of each calculation (rows as tuples, in the order each method names)."""
+
+    def balance(self, pseudonym: str) -> tuple[int, int] | None:
+        """(account id, grams) of a citizen's account; None when there is none."""
+        ...
+
+    def grams_history(self, account_id: int, limit: int) -> list[tuple[Any, ...]]:
+        """The latest movements of a citizen's grams, newest first."""
+        ...
+
+    def history(self, pseudonym: str, before: int, limit: int) -> list[tuple[Any, ...]]:
+        """A citizen's movements of grams and points with ids below `before`, newest first."""
+        ...
+
+    def credit(self, pseudonym: str, transfer_id: int) -> tuple[str, str] | None:
+        """(platform, record id) of the record a credit to this citizen was for."""
+        ...
+
+    def receipts(self, platform: str) -> Iterator[tuple[Any, ...]]:
+        """Every stored receipt of a platform, in receive order, streamed."""
+        ...
+
+    def receipts_page(
+        self,
+        platform: str,
+        after: int,
+        limit: int,
+        received_from: datetime | None,
+        received_to: datetime | None,
+        record_id: str | None,
+    ) -> list[tuple[Any, ...]]:
+        """A page of a platform's receipts in receive order, after the one numbered `after`."""
+        ...
+
+    def calculation(self, platform: str, record_id: str) -> tuple[Any, ...] | None:
+        """A stored record's receipt and the inputs of its calculation; None without one."""
+        ...
+
+
+class Reports(Protocol):
+    """Regulators' statistics: from the tallies, or recounted for a window of days."""
+
+    def reductions(
+        self, by: str, day_from: date | None, day_to: date | None
+    ) -> list[tuple[Any, ...]]:
+        """(key, grams, records, participants) per value of a dimension."""
+        ...
+
+    def totals(self, day_from: date | None, day_to: date | None) -> tuple[Any, ...]:
+        """(grams, credited records, participants, platforms that credited, records)."""
+        ...
+
+    def outcomes(self, day_from: date | None, day_to: date | None) -> list[tuple[Any, ...]]:
+        """(platform, status, reasons, records) of the stored records."""
+        ...
+
+    def duplicate_pairs(self, day_from: date | None, day_to: date | None) -> list[tuple[Any, ...]]:
+        """(reporting platform, platform received first, reason, records) of duplicates."""
         ...

@@ -9,10 +9,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
-
-from puhui.adapters.sql import ledger
-from puhui.adapters.sql import tables as t
 from puhui.bootstrap import App
 from puhui.domain import subjects
 from puhui.domain.errors import InputError, NotFoundError
@@ -63,27 +59,12 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
     """
     check_ready(app)
     pseudonym = pseudonym_of(app, subject)
-    with app.engine.connect() as conn:
-        row = conn.execute(
-            text(
-                "select a.id, coalesce(b.balance_g, 0) from accounts a "
-                "join subjects s on s.id = a.subject_id "
-                "left join balances b on b.account_id = a.id where s.pseudonym = :p"
-            ),
-            {"p": pseudonym},
-        ).one_or_none()
-        if row is None:
-            raise NotFoundError("no account for this citizen: nothing has been credited yet")
-        lines = conn.execute(
-            text(
-                "select p.id, p.created_at, p.kind, p.amount_g, pl.code, r.record_id, r.scene, "
-                f"r.methodology from {ledger.legs(':a')} p "
-                "left join records r on r.seq = p.record_seq "
-                "left join platforms pl on pl.id = r.platform_id "
-                "order by p.id desc limit :n"
-            ),
-            {"a": row[0], "n": limit},
-        ).all()
+    reads = app.reads()
+    found = reads.balance(pseudonym)
+    if found is None:
+        raise NotFoundError("no account for this citizen: nothing has been credited yet")
+    account_id, balance_g = found
+    lines = reads.grams_history(account_id, limit)
     history = [
         HistoryLine(
             int(line[0]),
@@ -97,34 +78,22 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
         )
         for line in lines
     ]
-    return AccountView(pseudonym, int(row[1]), history)
+    return AccountView(pseudonym, balance_g, history)
 
 
 def receipts(app: App, platform: str) -> Iterator[dict[str, Any]]:
     """Every stored receipt of a platform, in receive order."""
     check_ready(app)
-    with app.engine.connect() as conn:
-        platform_id = conn.execute(
-            select(t.platforms.c.id).where(t.platforms.c.code == platform)
-        ).scalar_one_or_none()
-        if platform_id is None:
-            raise NotFoundError(f"platform {platform!r} is not registered")
-        r = t.records.c
-        result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
-            select(r.record_id, r.status, r.reason, r.reduction_g, r.methodology, r.detail)
-            .where(r.platform_id == platform_id)
-            .order_by(r.seq)
-        )
-        for record_id, status, reason, grams, methodology, detail in result:
-            yield {
-                "platform": platform,
-                "record_id": record_id,
-                "status": status,
-                "reason": reason or "",
-                "reduction_g": int(grams),
-                "methodology": methodology or "",
-                "detail": detail or "",
-            }
+    for record_id, status, reason, grams, methodology, detail in app.reads().receipts(platform):
+        yield {
+            "platform": platform,
+            "record_id": record_id,
+            "status": status,
+            "reason": reason or "",
+            "reduction_g": int(grams),
+            "methodology": methodology or "",
+            "detail": detail or "",
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,37 +139,7 @@ def receipts_page(
     Raises:
         NotFoundError: no such platform.
     """
-    r = t.records.c
-    b = t.batches.c
-    query = (
-        select(
-            r.seq,
-            r.record_id,
-            r.status,
-            r.reason,
-            r.reduction_g,
-            r.methodology,
-            r.detail,
-            b.received_at,
-        )
-        .join(t.batches, b.id == r.batch_id)
-        .where(r.seq > after)
-        .order_by(r.seq)
-        .limit(limit)
-    )
-    if record_id is not None:
-        query = query.where(r.record_id == record_id)
-    if received_from is not None:
-        query = query.where(b.received_at >= received_from)
-    if received_to is not None:
-        query = query.where(b.received_at < received_to)
-    with app.engine.connect() as conn:
-        platform_id = conn.execute(
-            select(t.platforms.c.id).where(t.platforms.c.code == platform)
-        ).scalar_one_or_none()
-        if platform_id is None:
-            raise NotFoundError(f"platform {platform!r} is not registered")
-        rows = conn.execute(query.where(r.platform_id == platform_id)).all()
+    rows = app.reads().receipts_page(platform, after, limit, received_from, received_to, record_id)
     return [
         StoredReceipt(
             int(seq),
@@ -243,28 +182,7 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
         NotFoundError: no such record.
     """
     check_ready(app)
-    r = t.records.c
-    with app.engine.connect() as conn:
-        row = conn.execute(
-            select(
-                r.status,
-                r.reason,
-                r.scene,
-                r.region,
-                r.material,
-                r.start_ms,
-                r.amount_milli,
-                r.reduction_g,
-                t.quantifications.c.trace,
-                t.quantifications.c.unit,
-            )
-            .select_from(
-                t.records.join(t.platforms, t.platforms.c.id == r.platform_id).outerjoin(
-                    t.quantifications, t.quantifications.c.id == r.quantification_id
-                )
-            )
-            .where(t.platforms.c.code == platform, r.record_id == record_id)
-        ).one_or_none()
+    row = app.reads().calculation(platform, record_id)
     if row is None:
         raise NotFoundError(f"no record {record_id!r} from platform {platform!r}")
     status, reason, scene, region, material, start_ms, milli, grams, trace, unit = row

@@ -1,0 +1,190 @@
+"""The read side on SQL: citizens' accounts and their history, platforms' receipts, and the
+stored inputs of a credit's calculation (`service.queries` and `service.citizens` make of them
+what people see)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+
+from puhui.adapters.sql import ledger
+from puhui.adapters.sql import tables as t
+from puhui.adapters.sql.intake import IntakeStore
+
+
+class SqlReads:
+    """Implements `service.ports.Reads` on a database engine, one read transaction a call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def balance(self, pseudonym: str) -> tuple[int, int] | None:
+        """(account id, grams) of a citizen's account, None when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "select a.id, coalesce(b.balance_g, 0) from accounts a "
+                    "join subjects s on s.id = a.subject_id "
+                    "left join balances b on b.account_id = a.id where s.pseudonym = :p"
+                ),
+                {"p": pseudonym},
+            ).one_or_none()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def grams_history(self, account_id: int, limit: int) -> list[tuple[Any, ...]]:
+        """(transfer id, at, kind, grams ±, platform, record id, scene, methodology) of the
+        latest movements of a citizen's grams, newest first."""
+        with self.engine.connect() as conn:
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    text(
+                        "select p.id, p.created_at, p.kind, p.amount_g, pl.code, r.record_id, "
+                        f"r.scene, r.methodology from {ledger.legs(':a')} p "
+                        "left join records r on r.seq = p.record_seq "
+                        "left join platforms pl on pl.id = r.platform_id "
+                        "order by p.id desc limit :n"
+                    ),
+                    {"a": account_id, "n": limit},
+                ).all()
+            ]
+
+    def history(self, pseudonym: str, before: int, limit: int) -> list[tuple[Any, ...]]:
+        """(transfer id, at, kind, amount ±, unit, account code, platform, scene, methodology,
+        record id) of the movements of a citizen's grams and points with ids below `before`,
+        newest first."""
+        with self.engine.connect() as conn:
+            # The citizen's own accounts first: their ids bound, each side of the ledger is
+            # then read through its index, newest first, however large the ledger.
+            accounts = (
+                conn.execute(
+                    text(
+                        "select y.id from accounts y join subjects s on s.id = y.subject_id "
+                        "where s.pseudonym = :p union all "
+                        "select y.id from accounts y join subjects s on s.id = y.owner_id "
+                        "where s.pseudonym = :p and y.kind = 'points'"
+                    ),
+                    {"p": pseudonym},
+                )
+                .scalars()
+                .all()
+            )
+            if not accounts:
+                return []
+            ids = {f"a{i}": int(a) for i, a in enumerate(accounts)}
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    text(
+                        "select p.id, p.created_at, p.kind, p.amount_g, a.unit, a.code, pl.code, "
+                        "r.scene, r.methodology, r.record_id from "
+                        + ledger.legs(", ".join(f":{k}" for k in ids), "x.id < :before")
+                        + " p join accounts a on a.id = p.account_id "
+                        "left join records r on r.seq = p.record_seq "
+                        "left join platforms pl on pl.id = r.platform_id "
+                        "order by p.id desc limit :n"
+                    ),
+                    {**ids, "before": before, "n": limit},
+                ).all()
+            ]
+
+    def credit(self, pseudonym: str, transfer_id: int) -> tuple[str, str] | None:
+        """(platform, record id) of the record a credit to this citizen was for."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "select pl.code, r.record_id from transfers x "
+                    "join accounts a on a.id = x.credit_account_id "
+                    "join subjects s on s.id = a.subject_id "
+                    "join records r on r.seq = x.record_seq "
+                    "join platforms pl on pl.id = r.platform_id "
+                    "where s.pseudonym = :p and x.id = :entry"
+                ),
+                {"p": pseudonym, "entry": transfer_id},
+            ).one_or_none()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def receipts(self, platform: str) -> Iterator[tuple[Any, ...]]:
+        """(record id, status, reason, grams, methodology, detail) of every stored record of a
+        platform, in receive order, streamed (NotFoundError: no such platform)."""
+        with self.engine.connect() as conn:
+            platform_id = IntakeStore(conn).platform_id(platform)
+            r = t.records.c
+            result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+                select(r.record_id, r.status, r.reason, r.reduction_g, r.methodology, r.detail)
+                .where(r.platform_id == platform_id)
+                .order_by(r.seq)
+            )
+            for row in result:
+                yield tuple(row)
+
+    def receipts_page(
+        self,
+        platform: str,
+        after: int,
+        limit: int,
+        received_from: datetime | None,
+        received_to: datetime | None,
+        record_id: str | None,
+    ) -> list[tuple[Any, ...]]:
+        """(seq, record id, status, reason, grams, methodology, detail, received at) of a
+        platform's records numbered above `after`, received in [received_from, received_to)
+        when given, in receive order (NotFoundError: no such platform)."""
+        r = t.records.c
+        b = t.batches.c
+        query = (
+            select(
+                r.seq,
+                r.record_id,
+                r.status,
+                r.reason,
+                r.reduction_g,
+                r.methodology,
+                r.detail,
+                b.received_at,
+            )
+            .join(t.batches, b.id == r.batch_id)
+            .where(r.seq > after)
+            .order_by(r.seq)
+            .limit(limit)
+        )
+        if record_id is not None:
+            query = query.where(r.record_id == record_id)
+        if received_from is not None:
+            query = query.where(b.received_at >= received_from)
+        if received_to is not None:
+            query = query.where(b.received_at < received_to)
+        with self.engine.connect() as conn:
+            platform_id = IntakeStore(conn).platform_id(platform)
+            return [tuple(row) for row in conn.execute(query.where(r.platform_id == platform_id))]
+
+    def calculation(self, platform: str, record_id: str) -> tuple[Any, ...] | None:
+        """(status, reason, scene, region, material, start ms, amount × 1000, grams, trace,
+        unit) of a stored record, None when there is none."""
+        r = t.records.c
+        q = t.quantifications.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    r.status,
+                    r.reason,
+                    r.scene,
+                    r.region,
+                    r.material,
+                    r.start_ms,
+                    r.amount_milli,
+                    r.reduction_g,
+                    q.trace,
+                    q.unit,
+                )
+                .select_from(
+                    t.records.join(t.platforms, t.platforms.c.id == r.platform_id).outerjoin(
+                        t.quantifications, q.id == r.quantification_id
+                    )
+                )
+                .where(t.platforms.c.code == platform, r.record_id == record_id)
+            ).one_or_none()
+        return None if row is None else tuple(row)
