@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -34,6 +35,8 @@ class App:
     settings: Settings
     engine: Engine
     clock: Callable[[], datetime] = field(default=utc_now)
+    # What the use cases of this process remember between calls (e.g. API keys verified).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def catalogue(self) -> Catalogue:

@@ -154,6 +154,26 @@ def test_a_rotated_key_stops_working_at_once(app: App, amap: Platform) -> None:
     assert amap.submit([trip("t2")]).json()["code"] == "revoked_key"
 
 
+def test_a_key_rotated_after_use_is_refused_where_its_nonce_is_claimed(
+    app: App, amap: Platform
+) -> None:
+    """The server remembers keys it verified; a key revoked meanwhile is still refused at once,
+    for submissions (claimed with their group) and for other signed requests alike, and what it
+    sent is not stored."""
+    assert amap.submit([trip("t1")]).status_code == 200
+    assert amap.request("GET", "/v1/receipts/t1").status_code == 200
+    old = amap.creds
+    new = credentials.issue(app, "amap")
+    refused = amap.submit([trip("t2")])
+    assert (refused.status_code, refused.json()["code"]) == (401, "revoked_key")
+    assert amap.request("GET", "/v1/receipts/t1").json()["code"] == "revoked_key"
+    amap.creds = new
+    assert amap.request("GET", "/v1/receipts/t2").status_code == 404
+    assert amap.submit([trip("t3")]).status_code == 200
+    amap.creds = old
+    assert amap.submit([trip("t4")]).json()["code"] == "revoked_key"
+
+
 def test_the_database_keeps_only_a_digest_of_the_secret(app: App, amap: Platform) -> None:
     from sqlalchemy import text
 

@@ -1,12 +1,16 @@
 """Member platforms' API credentials: issue, rotate, and authenticate signed requests.
 
 The scheme is `puhui.domain.signing`. A platform has one active key at a time; rotating it
-revokes the old key at once.
+revokes the old key at once. A server process remembers the keys it verified for
+`KEY_MEMORY_S`, so that most signed requests read nothing to be verified; a revocation is final
+where the request's nonce is claimed (`adapters.sql.nonces`), in the transaction that acts on
+the request, so a revoked key is refused at once all the same.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,6 +18,9 @@ from puhui.bootstrap import App
 from puhui.domain import signing
 from puhui.domain.errors import AuthenticationError, ConfigurationError
 from puhui.domain.signing import Refusal
+
+# How long a process trusts a key it read to be active before reading it again.
+KEY_MEMORY_S = 30.0
 
 _HEADERS = (
     signing.HEADER_KEY,
@@ -68,16 +75,25 @@ def authenticate(app: App, method: str, path: str, headers: Mapping[str, str], b
     """
     signed = verify_signature(app, method, path, headers, body)
     with app.intake() as uow:
-        if uow.store.claim_nonces([signed.claim]):
-            raise replayed(signed)
+        refused = uow.store.claim_nonces([signed.claim])
+        if refused:
+            raise refusal(signed, refused[signed.claim[:2]])
         uow.commit()
     return signed.platform
 
 
 def replayed(signed: Signed) -> AuthenticationError:
     """The refusal of a request whose nonce was used before."""
+    return refusal(signed, Refusal.REPLAYED_NONCE)
+
+
+def refusal(signed: Signed, why: Refusal) -> AuthenticationError:
+    """The refusal of a verified request when its nonce is claimed: used before, or of a key
+    revoked since."""
+    if why is Refusal.REVOKED_KEY:
+        return AuthenticationError(why, f"key {signed.key_id} was revoked")
     return AuthenticationError(
-        Refusal.REPLAYED_NONCE, f"nonce {signed.nonce} was already used with key {signed.key_id}"
+        why, f"nonce {signed.nonce} was already used with key {signed.key_id}"
     )
 
 
@@ -115,15 +131,7 @@ def verify_signature(
             f"timestamp {timestamp} is {now_s - int(timestamp)} s from the server's clock "
             f"(at most {signing.MAX_SKEW_S} s allowed)",
         )
-    found = app.directory().key(key_id)
-    if found is None:
-        raise AuthenticationError(Refusal.UNKNOWN_KEY, f"no platform holds key {key_id}")
-    code, digest, revoked_at = found
-    if revoked_at is not None:
-        raise AuthenticationError(Refusal.REVOKED_KEY, f"key {key_id} was revoked")
-    secret = signing.derive_secret(app.secret, key_id)
-    if signing.secret_digest(secret) != digest:
-        raise ConfigurationError("the server key does not match the stored credentials")
+    code, secret = _active_key(app, key_id)
     expected = signing.sign(secret, method, path, timestamp, nonce, body)
     if not secrets.compare_digest(expected, signature):
         raise AuthenticationError(
@@ -132,3 +140,32 @@ def verify_signature(
             "and the body's SHA-256, one per line",
         )
     return Signed(code, key_id, nonce, now_s * 1000)
+
+
+def _active_key(app: App, key_id: str) -> tuple[str, str]:
+    """The platform holding an active key and the key's secret, as read at most
+    `KEY_MEMORY_S` ago.
+
+    Raises:
+        AuthenticationError: `unknown_key` or `revoked_key`.
+        ConfigurationError: the server key did not derive the stored key.
+    """
+    known: dict[str, tuple[str, str, float]] = app.memo.setdefault("active_keys", {})
+    now = time.monotonic()
+    remembered = known.get(key_id)
+    if remembered is not None and now - remembered[2] < KEY_MEMORY_S:
+        return remembered[0], remembered[1]
+    found = app.directory().key(key_id)
+    if found is None:
+        raise AuthenticationError(Refusal.UNKNOWN_KEY, f"no platform holds key {key_id}")
+    code, digest, revoked_at = found
+    if revoked_at is not None:
+        known.pop(key_id, None)
+        raise AuthenticationError(Refusal.REVOKED_KEY, f"key {key_id} was revoked")
+    secret = signing.derive_secret(app.secret, key_id)
+    if signing.secret_digest(secret) != digest:
+        raise ConfigurationError("the server key does not match the stored credentials")
+    if len(known) > 10_000:
+        known.clear()
+    known[key_id] = (code, secret, now)
+    return code, secret

@@ -35,6 +35,7 @@ from puhui.domain import china_time
 from puhui.domain.errors import InputError
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.domain.settlement import Role
+from puhui.domain.signing import Refusal
 from puhui.service.admin import check_ready
 from puhui.service.ports import IntakeStore, Nonce
 
@@ -119,7 +120,8 @@ def ingest_records(
 
     Raises:
         InputError: no records.
-        ReplayedNonces: a nonce was used before (nothing was stored).
+        ReplayedNonces: a nonce was used before, or its key revoked since (nothing was
+            stored).
     """
     if not records:
         raise InputError("a submission holds at least one record")
@@ -209,7 +211,7 @@ def ingest_sources(
     A source's batch is opened in the transaction of its first chunk: a source that fails
     before any chunk is stored leaves no batch behind. `nonces` are the signed requests'
     nonces of an API group, claimed in that same transaction (`ReplayedNonces` if any was
-    used before: then nothing is stored)."""
+    used before, or its key revoked since: then nothing is stored)."""
     if pipeline is None:
         own = Pipeline(app)
         try:
@@ -248,9 +250,9 @@ def ingest_sources(
                     platform_id = pipeline.platform_id(uow.store, platform)
                     if batch_id is None:
                         if nonces:
-                            replayed = uow.store.claim_nonces(nonces)
-                            if replayed:
-                                raise ReplayedNonces(replayed)
+                            refused = uow.store.claim_nonces(nonces)
+                            if refused:
+                                raise ReplayedNonces(refused)
                         batch_id = uow.store.new_batch(platform_id, name, received_at)
                     settled, transfers, credited_g = _settle_chunk(
                         uow.store,
@@ -296,11 +298,12 @@ def ingest_sources(
 
 
 class ReplayedNonces(Exception):
-    """Signed requests of a group whose nonces were used before: the group stored nothing."""
+    """Signed requests of a group whose nonces were used before, or whose keys were revoked
+    since they were verified: the group stored nothing. `refused`: why, by (key id, nonce)."""
 
-    def __init__(self, replayed: set[tuple[str, str]]) -> None:
-        super().__init__(f"{len(replayed)} nonce(s) used before")
-        self.replayed = replayed
+    def __init__(self, refused: dict[tuple[str, str], Refusal]) -> None:
+        super().__init__(f"{len(refused)} signed request(s) refused")
+        self.refused = refused
 
 
 def _settle_chunk(

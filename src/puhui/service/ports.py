@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from puhui.domain.signing import Refusal
+
 # A calculation to store: its columns and its trace (JSON), by the key it is stored under.
 Traces = dict[str, tuple[dict[str, str], str]]
 # The nonce of a signed request: key id, nonce, when it was seen (epoch milliseconds).
@@ -28,9 +30,10 @@ class IntakeStore(Protocol):
         """The id of a registered platform (NotFoundError when there is none)."""
         ...
 
-    def claim_nonces(self, nonces: Sequence[Nonce]) -> set[tuple[str, str]]:
-        """Remember signed requests' nonces; return the (key id, nonce) pairs used before
-        (or twice among these), forgetting nonces too old to come back."""
+    def claim_nonces(self, nonces: Sequence[Nonce]) -> dict[tuple[str, str], Refusal]:
+        """Remember signed requests' nonces; return the (key id, nonce) pairs refused, and why:
+        used before (or twice among these), or of a key revoked since; forget nonces too old
+        to come back."""
         ...
 
     def new_batch(self, platform_id: int, source: str, received_at: datetime) -> int:

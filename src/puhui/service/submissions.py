@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from puhui.bootstrap import App
 from puhui.domain.errors import InputError
-from puhui.service.credentials import Signed, replayed
+from puhui.service.credentials import Signed, refusal, replayed
 from puhui.service.ingest import Pipeline, ReplayedNonces, ingest_records
 
 MAX_GROUP_RECORDS = 20_000
@@ -106,7 +106,8 @@ class GroupCommit:
 
         Raises:
             InputError: no records.
-            AuthenticationError: `replayed_nonce`, the request's nonce was used before.
+            AuthenticationError: `replayed_nonce`, the request's nonce was used before;
+                `revoked_key`, its key was revoked since it was verified.
             RuntimeError: the settlement loop is closed.
             Exception: whatever failed the group's settlement (nothing of it was committed).
         """
@@ -174,12 +175,14 @@ class GroupCommit:
                 self.app, group[0].platform, records, pipeline=pipeline, nonces=nonces
             )
         except ReplayedNonces as error:
-            # Rare: nothing was stored. Refuse the replays, settle the others again.
+            # Rare: nothing was stored. Refuse the replays (and requests of keys revoked
+            # since they were verified), settle the others again.
             others = []
             for submission in group:
                 signed = submission.signed
-                if signed is not None and signed.claim[:2] in error.replayed:
-                    submission.answer.set_exception(replayed(signed))
+                why = None if signed is None else error.refused.get(signed.claim[:2])
+                if signed is not None and why is not None:
+                    submission.answer.set_exception(refusal(signed, why))
                 else:
                     others.append(submission)
             self._settle(pipeline, others)

@@ -21,6 +21,7 @@ from puhui.domain import china_time
 from puhui.domain.errors import NotFoundError
 from puhui.domain.rules import LONGEST_TRIP_MS
 from puhui.domain.scenes import MAX_RECORD_ID, MAX_REF_KEY
+from puhui.domain.signing import Refusal
 
 # The key sets of a chunk's lookups: their columns and SQL types.
 _STAGING: dict[str, tuple[tuple[str, str], ...]] = {
@@ -114,9 +115,10 @@ class IntakeStore:
             raise NotFoundError(f"platform {code!r} is not registered (puhui platform add {code})")
         return int(found)
 
-    def claim_nonces(self, seen: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
+    def claim_nonces(self, seen: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str], Refusal]:
         """Remember signed requests' nonces (key id, nonce, seen in epoch ms); return the
-        (key id, nonce) pairs used before, or more than once among these."""
+        (key id, nonce) pairs refused, and why: used before (or twice among these), or of a
+        key revoked since."""
         return nonces.claim(self.conn, seen)
 
     def new_batch(self, platform_id: int, source: str, received_at: datetime) -> int:

@@ -2,33 +2,50 @@
 
 A nonce is kept as long as a request carrying it could still come with an acceptable timestamp
 (twice the allowed clock skew), then forgotten. Claims are set-based: an API group claims the
-nonces of all its requests in its own transaction, one statement for the lot.
+nonces of all its requests in its own transaction, one statement for the lot. A claim is also
+where a key's revocation is final: the nonce of a key revoked since its request was verified is
+refused, so a server may verify signatures against keys it read a moment ago.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, text
+from sqlalchemy import Connection, delete, select, text
 
 from puhui.adapters.sql import tables as t
 from puhui.domain import signing
+from puhui.domain.signing import Refusal
 
 
-def claim(conn: Connection, seen: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
+def claim(conn: Connection, seen: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str], Refusal]:
     """Remember nonces (key id, nonce, seen in epoch ms) in the caller's transaction; return
-    the (key id, nonce) pairs used before, or more than once among these."""
+    the (key id, nonce) pairs refused: `replayed_nonce` when used before, or more than once
+    among these; `revoked_key` when their key is revoked."""
     if not seen:
-        return set()
+        return {}
     horizon = min(ms for _, _, ms in seen) - 2 * signing.MAX_SKEW_S * 1000
     conn.execute(delete(t.request_nonces).where(t.request_nonces.c.seen_ms < horizon))
+    c = t.credentials.c
+    revoked = set(
+        conn.execute(
+            select(c.key_id).where(
+                c.key_id.in_(sorted({key for key, _, _ in seen})), c.revoked_at.is_not(None)
+            )
+        ).scalars()
+    )
+    refused = {(key, nonce): Refusal.REVOKED_KEY for key, nonce, _ in seen if key in revoked}
     first: dict[tuple[str, str], int] = {}
     replayed: set[tuple[str, str]] = set()
     for key, nonce, ms in seen:
+        if key in revoked:
+            continue
         if (key, nonce) in first:
             replayed.add((key, nonce))
         else:
             first[(key, nonce)] = ms
+    if not first:
+        return refused
     rows = [{"k": k, "n": n, "ms": ms} for (k, n), ms in first.items()]
     values = ", ".join(f"(:k{i}, :n{i}, :ms{i})" for i in range(len(rows)))
     params = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in ("k", "n", "ms")}
@@ -39,4 +56,5 @@ def claim(conn: Connection, seen: Sequence[tuple[str, str, int]]) -> set[tuple[s
         ),
         params,
     ).all()
-    return replayed | (first.keys() - {(k, n) for k, n in inserted})
+    replayed |= first.keys() - {(k, n) for k, n in inserted}
+    return refused | dict.fromkeys(replayed, Refusal.REPLAYED_NONCE)
