@@ -443,8 +443,6 @@ def create_app(app: App) -> FastAPI:
         `platform` is not the signing platform is rejected (`platform_mismatch`).
         """
         submitted = settlement.submit(signed.platform, body.records, signed)
-        for status, n in submitted.by_status().items():
-            observability.RECORDS.labels(status).inc(n)
         return SubmissionResult(
             batch=submitted.batch,
             credited_g=submitted.credited_g,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,11 +52,15 @@ GROUP_SECONDS = Histogram(
 )
 
 
-def observe_group(submissions: int, records: int, seconds: float) -> None:
-    """Record one settled group of API submissions."""
+def observe_group(
+    submissions: int, records: int, seconds: float, statuses: Mapping[str, int]
+) -> None:
+    """Record one settled group of API submissions, and its receipts by status."""
     GROUP_SUBMISSIONS.observe(submissions)
     GROUP_RECORDS.observe(records)
     GROUP_SECONDS.observe(seconds)
+    for status, n in statuses.items():
+        RECORDS.labels(status).inc(n)
 
 
 def metrics_payload() -> tuple[bytes, str]:

@@ -164,7 +164,8 @@ class RemoteSettlement:
 
         Raises:
             InputError: no records.
-            AuthenticationError: `replayed_nonce`, the request's nonce was used before.
+            AuthenticationError: `replayed_nonce`, the request's nonce was used before;
+                `revoked_key`, its key was revoked since it was verified.
             SettlementFailed: the group failed, or the settlement process is gone.
         """
         if not records:

@@ -107,6 +107,27 @@ def verify_signature(
         AuthenticationError: the request is not signed by an active key of a platform, or is
             stale (`code` says which).
     """
+    verified = _verified(app, method, path, headers, body, read=True)
+    assert verified is not None, "read"
+    return verified
+
+
+def verify_remembered(
+    app: App, method: str, path: str, headers: Mapping[str, str], body: bytes
+) -> Signed | None:
+    """`verify_signature` without reading anything: None when the request's key is not one
+    this process remembers (verify it with `verify_signature` then), so that a server can
+    verify most requests without waiting for a thread.
+
+    Raises:
+        AuthenticationError: as `verify_signature`.
+    """
+    return _verified(app, method, path, headers, body, read=False)
+
+
+def _verified(
+    app: App, method: str, path: str, headers: Mapping[str, str], body: bytes, read: bool
+) -> Signed | None:
     values = [headers.get(h) for h in _HEADERS]
     key_id, timestamp, nonce, signature = values
     if key_id is None or timestamp is None or nonce is None or signature is None:
@@ -131,7 +152,10 @@ def verify_signature(
             f"timestamp {timestamp} is {now_s - int(timestamp)} s from the server's clock "
             f"(at most {signing.MAX_SKEW_S} s allowed)",
         )
-    code, secret = _active_key(app, key_id)
+    active = _active_key(app, key_id, read)
+    if active is None:
+        return None
+    code, secret = active
     expected = signing.sign(secret, method, path, timestamp, nonce, body)
     if not secrets.compare_digest(expected, signature):
         raise AuthenticationError(
@@ -142,9 +166,9 @@ def verify_signature(
     return Signed(code, key_id, nonce, now_s * 1000)
 
 
-def _active_key(app: App, key_id: str) -> tuple[str, str]:
+def _active_key(app: App, key_id: str, read: bool) -> tuple[str, str] | None:
     """The platform holding an active key and the key's secret, as read at most
-    `KEY_MEMORY_S` ago.
+    `KEY_MEMORY_S` ago (None, without `read`, when it would have to be read now).
 
     Raises:
         AuthenticationError: `unknown_key` or `revoked_key`.
@@ -155,6 +179,8 @@ def _active_key(app: App, key_id: str) -> tuple[str, str]:
     remembered = known.get(key_id)
     if remembered is not None and now - remembered[2] < KEY_MEMORY_S:
         return remembered[0], remembered[1]
+    if not read:
+        return None
     found = app.directory().key(key_id)
     if found is None:
         raise AuthenticationError(Refusal.UNKNOWN_KEY, f"no platform holds key {key_id}")

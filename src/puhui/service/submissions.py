@@ -58,10 +58,6 @@ class Submitted:
         )
         return int(pc.sum(pc.if_else(credited, self.receipts.column("reduction_g"), 0)).as_py())
 
-    def by_status(self) -> Counter[str]:
-        """Receipts by status."""
-        return Counter(self.receipts.column("status").to_pylist())
-
 
 @dataclass(slots=True)
 class _Submission:
@@ -71,7 +67,8 @@ class _Submission:
     answer: Future[Submitted] = field(default_factory=Future)
 
 
-GroupObserver = Callable[[int, int, float], None]
+# Called with a settled group's submissions, records, seconds and receipts by status.
+GroupObserver = Callable[[int, int, float, Counter[str]], None]
 
 
 class GroupCommit:
@@ -80,7 +77,8 @@ class GroupCommit:
     Args:
         app: the application.
         max_records: most records in one group (a larger submission settles alone).
-        observe: called after each settled group with its submissions, records and seconds.
+        observe: called after each settled group with its submissions, records, seconds and
+            receipts by status.
     """
 
     def __init__(
@@ -194,7 +192,7 @@ class GroupCommit:
                 raise
             return
         if self.observe is not None:
-            self.observe(len(group), len(records), time.perf_counter() - started)
+            self.observe(len(group), len(records), time.perf_counter() - started, report.by_status)
         offset = 0
         for submission in group:
             n = len(submission.records)
