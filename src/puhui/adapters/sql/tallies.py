@@ -40,11 +40,10 @@ WITH_PARTICIPANTS = ("all", "platform", *CREDITED_ONLY)
 # Participants counted from the chunk's own usage lookup (the rest through `tally_members`).
 FROM_USAGE = ("day", "month")
 MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
-# Up to this many members of a chunk are bound as VALUES lists (a statement per INLINE_BATCH)
-# that return the ones added; more are added with one statement per value, whose count of rows
-# added is the value's new participants: no member travels back.
+# Up to this many members of a chunk are bound as one VALUES list that returns the ones added;
+# more are added with one statement per value, whose count of rows added is the value's new
+# participants: no member travels back.
 INLINE_MEMBERS = 500
-INLINE_BATCH = 1_000
 # Chunks of up to this many records are counted in Python; larger ones in Arrow.
 SMALL_CHUNK = 2_000
 _ADD_COUNTS = (
@@ -303,16 +302,16 @@ def _new_members(conn: Connection, members: Members) -> Counter[tuple[str, str]]
     try:
         if sum(len(subjects) for subjects in members.values()) <= INLINE_MEMBERS:
             rows = [(d, k, s) for (d, k), subjects in sorted(members.items()) for s in subjects]
+            if not rows:
+                return added
             mark = "?" if conn.dialect.name == "sqlite" else "%s"
-            for i in range(0, len(rows), INLINE_BATCH):
-                part = rows[i : i + INLINE_BATCH]
-                values = ", ".join([f"({mark}, {mark}, {mark})"] * len(part))
-                cursor.execute(
-                    f"insert into tally_members (dimension, key, subject_id) values {values} "
-                    "on conflict do nothing returning dimension, key",
-                    [v for row in part for v in row],
-                )
-                added.update((d, k) for d, k in cursor.fetchall())
+            values = ", ".join([f"({mark}, {mark}, {mark})"] * len(rows))
+            cursor.execute(
+                f"insert into tally_members (dimension, key, subject_id) values {values} "
+                "on conflict do nothing returning dimension, key",
+                [v for row in rows for v in row],
+            )
+            added.update((d, k) for d, k in cursor.fetchall())
             return added
         for (d, k), subjects in sorted(members.items()):
             if conn.dialect.name == "sqlite":
