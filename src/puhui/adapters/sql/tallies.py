@@ -181,6 +181,35 @@ Member = tuple[str, str, int]
 Members = dict[tuple[str, str], list[int]]
 
 
+def _tallied_in(
+    platform: str, status: str, reason: str, region: str, scene: str, day: str
+) -> list[tuple[str, str, str, str]]:
+    """The tallies (dimension, key, status, reason) a record counts in (not `pair`): every
+    record in `all` and its platform's, by its status and reason; a credited one also in its
+    region, province, scene, China day (YYYY-MM-DD) and month, with reason ''."""
+    tallied = [("all", "", status, reason), ("platform", platform, status, reason)]
+    if status == "credited":
+        tallied += [
+            (d, k, status, "")
+            for d, k in (
+                ("region", region),
+                ("province", region[:2] + "0000"),
+                ("scene", scene),
+                ("day", day),
+                ("month", day[:7]),
+            )
+        ]
+    return tallied
+
+
+def _add(deltas: Deltas, tallied: list[tuple[str, str, str, str]], n: int, grams: int) -> None:
+    """Add `n` records of `grams` in all to each of these tallies."""
+    for key in tallied:
+        tally = deltas.setdefault(key, [0, 0, 0])
+        tally[0] += n
+        tally[1] += grams
+
+
 def _counted_in_python(
     platform_id: int, stored: pa.Table, usage: pa.Table
 ) -> tuple[Deltas, Members, list[tuple[str, str]]]:
@@ -190,37 +219,17 @@ def _counted_in_python(
     deltas: Deltas = {}
     members: set[Member] = set()
     days: set[Member] = set()
-
-    def count(d: str, k: str, status: str, reason: str, grams: int) -> None:
-        n = deltas.setdefault((d, k, status, reason), [0, 0, 0])
-        n[0] += 1
-        n[1] += grams
-
+    platform = str(platform_id)
     columns = ("status", "reason", "reduction_g", "subject_id", "region", "scene", "start_ms")
     for status, reason, grams, subject, region, scene, start in zip(
         *(stored.column(c).to_pylist() for c in columns), strict=True
     ):
-        count("all", "", status, reason or "", grams)
-        count("platform", str(platform_id), status, reason or "", grams)
+        day = china_time.day_of_ms(start).isoformat() if status == "credited" else ""
+        tallied = _tallied_in(platform, status, reason or "", region, scene, day)
+        _add(deltas, tallied, 1, grams)
         if status != "credited":
             continue
-        day = china_time.day_of_ms(start).isoformat()
-        for d, k in (
-            ("region", region),
-            ("province", region[:2] + "0000"),
-            ("scene", scene),
-            ("day", day),
-            ("month", day[:7]),
-        ):
-            count(d, k, status, "", grams)
-        for d, k in (
-            ("all", ""),
-            ("platform", str(platform_id)),
-            ("region", region),
-            ("province", region[:2] + "0000"),
-            ("scene", scene),
-        ):
-            members.add((d, k, subject))
+        members.update((d, k, subject) for d, k, _, _ in tallied if d in MEMBER_DIMENSIONS)
         days.update((("day", day, subject), ("month", day[:7], subject)))
     before: set[Member] = set()
     for subject, day in zip(
@@ -257,27 +266,10 @@ def _counted_in_arrow(
         [("grams", "sum"), ("grams", "count")]
     )
     deltas: Deltas = {}
-
-    def count(key: tuple[str, str, str, str], n: int, grams: int) -> None:
-        tally = deltas.setdefault(key, [0, 0, 0])
-        tally[0] += n
-        tally[1] += grams
-
     platform = str(platform_id)
     columns = ("status", "reason", "region", "scene", "day", "grams_count", "grams_sum")
     for status, reason, region, scene, day, n, grams in bulk.rows_of(groups, columns):
-        count(("all", "", status, reason), n, grams)
-        count(("platform", platform, status, reason), n, grams)
-        if status != "credited":
-            continue
-        for d, k in (
-            ("region", region),
-            ("province", region[:2] + "0000"),
-            ("scene", scene),
-            ("day", day),
-            ("month", day[:7]),
-        ):
-            count((d, k, status, ""), n, grams)
+        _add(deltas, _tallied_in(platform, status, reason, region, scene, day), n, grams)
     credited = base.filter(pc.equal(base.column("status"), "credited"))
     credited = credited.append_column(
         "province",
