@@ -26,35 +26,38 @@ def claim(conn: Connection, seen: Sequence[tuple[str, str, int]]) -> dict[tuple[
         return {}
     horizon = min(ms for _, _, ms in seen) - 2 * signing.MAX_SKEW_S * 1000
     conn.execute(delete(t.request_nonces).where(t.request_nonces.c.seen_ms < horizon))
-    c = t.credentials.c
-    revoked = set(
-        conn.execute(
-            select(c.key_id).where(
-                c.key_id.in_(sorted({key for key, _, _ in seen})), c.revoked_at.is_not(None)
-            )
-        ).scalars()
-    )
-    refused = {(key, nonce): Refusal.REVOKED_KEY for key, nonce, _ in seen if key in revoked}
     first: dict[tuple[str, str], int] = {}
     replayed: set[tuple[str, str]] = set()
     for key, nonce, ms in seen:
-        if key in revoked:
-            continue
         if (key, nonce) in first:
             replayed.add((key, nonce))
         else:
             first[(key, nonce)] = ms
-    if not first:
-        return refused
     rows = [{"k": k, "n": n, "ms": ms} for (k, n), ms in first.items()]
     values = ", ".join(f"(:k{i}, :n{i}, :ms{i})" for i in range(len(rows)))
     params = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in ("k", "n", "ms")}
+    # One statement when nothing is refused, the usual case: nonces of revoked keys are not
+    # remembered, and only then is it asked which were.
     inserted = conn.execute(
         text(
-            f"insert into request_nonces (key_id, nonce, seen_ms) values {values} "
-            "on conflict do nothing returning key_id, nonce"
+            "insert into request_nonces (key_id, nonce, seen_ms) "
+            f"select v.column1, v.column2, v.column3 from (values {values}) v "
+            "where not exists (select 1 from credentials c where c.key_id = v.column1 "
+            "and c.revoked_at is not null) on conflict do nothing returning key_id, nonce"
         ),
         params,
     ).all()
-    replayed |= first.keys() - {(k, n) for k, n in inserted}
+    missing = first.keys() - {(k, n) for k, n in inserted}
+    revoked: set[str] = set()
+    if missing:
+        c = t.credentials.c
+        revoked = set(
+            conn.execute(
+                select(c.key_id).where(
+                    c.key_id.in_(sorted({k for k, _ in missing})), c.revoked_at.is_not(None)
+                )
+            ).scalars()
+        )
+    refused = {(k, n): Refusal.REVOKED_KEY for k, n, _ in seen if k in revoked}
+    replayed = {(k, n) for k, n in replayed | missing if k not in revoked}
     return refused | dict.fromkeys(replayed, Refusal.REPLAYED_NONCE)
