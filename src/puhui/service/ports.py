@@ -3,6 +3,11 @@
 Intake (`service.ingest`) works through an `IntakeUnitOfWork`: one per transaction, its
 `store` the reads and writes of that transaction, rolled back unless `commit` is called. The
 SQL implementation is `adapters.sql.unit_of_work`; `bootstrap.App.intake` makes one.
+
+The other use cases read and write through `Directory` (platforms, their keys, staff tokens,
+the subject key's fingerprint), `Reads` (accounts, history, receipts, calculations), `Reports`
+(statistics) and `Audit` (the ledger's invariants), each call its own transaction; `App` makes
+them (`adapters.sql.directory`, `reads`, `reports`, `audit`).
 """
 
 from __future__ import annotations
@@ -175,12 +180,9 @@ class Reads(Protocol):
     """The read side: citizens' accounts and history, platforms' receipts, and the stored
     inputs of each calculation (rows as tuples, in the order each method names)."""
 
-    def balance(self, pseudonym: str) -> tuple[int, int] | None:
-        """(account id, grams) of a citizen's account; None when there is none."""
-        ...
-
-    def grams_history(self, account_id: int, limit: int) -> list[tuple[Any, ...]]:
-        """The latest movements of a citizen's grams, newest first."""
+    def account(self, pseudonym: str, limit: int) -> tuple[int, list[tuple[Any, ...]]] | None:
+        """A citizen's grams and latest movements of grams, newest first, read together; None
+        when the citizen has no account."""
         ...
 
     def history(self, pseudonym: str, before: int, limit: int) -> list[tuple[Any, ...]]:

@@ -59,12 +59,10 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
     """
     check_ready(app)
     pseudonym = pseudonym_of(app, subject)
-    reads = app.reads()
-    found = reads.balance(pseudonym)
+    found = app.reads().account(pseudonym, limit)
     if found is None:
         raise NotFoundError("no account for this citizen: nothing has been credited yet")
-    account_id, balance_g = found
-    lines = reads.grams_history(account_id, limit)
+    balance_g, lines = found
     history = [
         HistoryLine(
             int(line[0]),

@@ -21,8 +21,10 @@ class SqlReads:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def balance(self, pseudonym: str) -> tuple[int, int] | None:
-        """(account id, grams) of a citizen's account, None when there is none."""
+    def account(self, pseudonym: str, limit: int) -> tuple[int, list[tuple[Any, ...]]] | None:
+        """The grams of a citizen's account and its latest movements of grams, newest first:
+        (transfer id, at, kind, grams ±, platform, record id, scene, methodology), read in one
+        transaction; None when the citizen has no account."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 text(
@@ -32,25 +34,19 @@ class SqlReads:
                 ),
                 {"p": pseudonym},
             ).one_or_none()
-        return None if row is None else (int(row[0]), int(row[1]))
-
-    def grams_history(self, account_id: int, limit: int) -> list[tuple[Any, ...]]:
-        """(transfer id, at, kind, grams ±, platform, record id, scene, methodology) of the
-        latest movements of a citizen's grams, newest first."""
-        with self.engine.connect() as conn:
-            return [
-                tuple(row)
-                for row in conn.execute(
-                    text(
-                        "select p.id, p.created_at, p.kind, p.amount_g, pl.code, r.record_id, "
-                        f"r.scene, r.methodology from {ledger.legs(':a')} p "
-                        "left join records r on r.seq = p.record_seq "
-                        "left join platforms pl on pl.id = r.platform_id "
-                        "order by p.id desc limit :n"
-                    ),
-                    {"a": account_id, "n": limit},
-                ).all()
-            ]
+            if row is None:
+                return None
+            lines = conn.execute(
+                text(
+                    "select p.id, p.created_at, p.kind, p.amount_g, pl.code, r.record_id, "
+                    f"r.scene, r.methodology from {ledger.legs(':a')} p "
+                    "left join records r on r.seq = p.record_seq "
+                    "left join platforms pl on pl.id = r.platform_id "
+                    "order by p.id desc limit :n"
+                ),
+                {"a": row[0], "n": limit},
+            ).all()
+        return int(row[1]), [tuple(line) for line in lines]
 
     def history(self, pseudonym: str, before: int, limit: int) -> list[tuple[Any, ...]]:
         """(transfer id, at, kind, amount ±, unit, account code, platform, scene, methodology,
