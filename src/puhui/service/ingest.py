@@ -120,7 +120,7 @@ def ingest_records(
 
     Raises:
         InputError: no records.
-        ReplayedNonces: a nonce was used before, or its key revoked since (nothing was
+        RefusedNonces: a nonce was used before, or its key revoked since (nothing was
             stored).
     """
     if not records:
@@ -210,7 +210,7 @@ def ingest_sources(
 
     A source's batch is opened in the transaction of its first chunk: a source that fails
     before any chunk is stored leaves no batch behind. `nonces` are the signed requests'
-    nonces of an API group, claimed in that same transaction (`ReplayedNonces` if any was
+    nonces of an API group, claimed in that same transaction (`RefusedNonces` if any was
     used before, or its key revoked since: then nothing is stored)."""
     if pipeline is None:
         own = Pipeline(app)
@@ -252,7 +252,7 @@ def ingest_sources(
                         if nonces:
                             refused = uow.store.claim_nonces(nonces)
                             if refused:
-                                raise ReplayedNonces(refused)
+                                raise RefusedNonces(refused)
                         batch_id = uow.store.new_batch(platform_id, name, received_at)
                     settled, transfers, credited_g = _settle_chunk(
                         uow.store,
@@ -297,7 +297,7 @@ def ingest_sources(
     return report
 
 
-class ReplayedNonces(Exception):
+class RefusedNonces(Exception):
     """Signed requests of a group whose nonces were used before, or whose keys were revoked
     since they were verified: the group stored nothing. `refused`: why, by (key id, nonce)."""
 

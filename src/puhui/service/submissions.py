@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from puhui.bootstrap import App
 from puhui.domain.errors import InputError
 from puhui.service.credentials import Signed, refusal, replayed
-from puhui.service.ingest import Pipeline, ReplayedNonces, ingest_records
+from puhui.service.ingest import Pipeline, RefusedNonces, ingest_records
 
 MAX_GROUP_RECORDS = 20_000
 
@@ -172,7 +172,7 @@ class GroupCommit:
             report, receipts = ingest_records(
                 self.app, group[0].platform, records, pipeline=pipeline, nonces=nonces
             )
-        except ReplayedNonces as error:
+        except RefusedNonces as error:
             # Rare: nothing was stored. Refuse the replays (and requests of keys revoked
             # since they were verified), settle the others again.
             others = []
