@@ -72,3 +72,30 @@ def test_an_operator_runs_programmes_rewards_and_accounts(cli: Any, tmp_path: Pa
     assert refused.returncode == 1
     assert "not enough in the account" in refused.stderr
     assert "ledger sound" in cli("ledger", "verify")
+
+
+def test_ledger_verify_names_each_broken_invariant_and_exits_1(
+    cli: Any, database_url: str, tmp_path: Path
+) -> None:
+    """A balance changed behind the ledger's back: `ledger verify` says which invariants no
+    longer hold, in words, with an example, and exits 1."""
+    from sqlalchemy import text
+
+    from puhui.adapters.sql.engine import make_engine
+
+    cli("platform", "add", "aihuishou")
+    record = event("e1", platform="aihuishou", subject="13800138000", quantity="30")
+    cli("ingest", "--platform", "aihuishou", str(write_jsonl(tmp_path / "a.jsonl", [record])))
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("update balances set balance_g = balance_g + 7 where balance_g > 0"))
+    engine.dispose()
+    done = subprocess.run(
+        [*cli.argv, "ledger", "verify"],  # type: ignore[attr-defined]
+        capture_output=True, text=True, env=cli.env, check=False,  # type: ignore[attr-defined]
+    )  # fmt: skip
+    assert done.returncode == 1
+    out = " ".join((done.stdout + done.stderr).split())
+    assert "balance_mismatch: 1 — every account's balance is what its transfers brought in" in out
+    assert "ledger_total: 1" in out
+    assert "e.g. g:7" in out
