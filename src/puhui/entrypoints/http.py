@@ -52,7 +52,9 @@ async def signed(request: Request) -> credentials.Signed:
     known = credentials.verify_remembered(app, request.method, path, request.headers, body)
     if known is not None:
         return known
-    return await _signature(request, credentials.verify_signature)
+    return await run_in_threadpool(
+        credentials.verify_signature, app, request.method, path, request.headers, body
+    )
 
 
 async def _signature(
