@@ -3,6 +3,7 @@ and failures come back over the socket as they would from the group commit in pr
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import secrets
@@ -17,7 +18,7 @@ import pytest
 from puhui.bootstrap import App
 from puhui.domain.errors import AuthenticationError, InputError
 from puhui.entrypoints import settler
-from puhui.service import admin, credentials, ledger, queries
+from puhui.service import admin, credentials, ledger, queries, submissions
 from tests.builders import event
 from tests.conftest import NOW
 
@@ -36,29 +37,70 @@ def remote(app: App, tmp_path: Path) -> Iterator[settler.RemoteSettlement]:
     assert ready.wait(30)
     client = settler.RemoteSettlement(address, authkey)
     yield client
-    client.close()
+    asyncio.run(client.aclose())
+
+
+def _settle(
+    client: settler.RemoteSettlement,
+    platform: str,
+    records: list[object],
+    signed: credentials.Signed | None = None,
+) -> submissions.Submitted:
+    async def settled() -> submissions.Submitted:
+        try:
+            return await client.settle(platform, records, signed)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(settled())
 
 
 def test_receipts_come_back_and_a_replayed_nonce_is_refused(
     app: App, remote: settler.RemoteSettlement
 ) -> None:
     signed = credentials.Signed("amap", "pk_" + "0" * 24, "n" * 16, int(NOW.timestamp() * 1000))
-    first = remote.submit("amap", [event("e1"), event("e2", quantity="x")], signed)
-    assert first.receipts.column("status").to_pylist() == ["credited", "rejected"]
+    first = _settle(remote, "amap", [event("e1"), event("e2", quantity="x")], signed)
+    assert [r.status for r in first.receipts] == ["credited", "rejected"]
+    assert first.credited_g == first.receipts[0].reduction_g > 0
     with pytest.raises(AuthenticationError) as replay:
-        remote.submit("amap", [event("e3")], signed)
+        _settle(remote, "amap", [event("e3")], signed)
     assert replay.value.code == "replayed_nonce"
     with pytest.raises(InputError):
-        remote.submit("amap", [])
+        _settle(remote, "amap", [])
     assert {r["record_id"] for r in queries.receipts(app, "amap")} == {"e1", "e2"}
     assert ledger.verify(app) == []
 
 
 def test_a_failed_group_is_a_settlement_failure(remote: settler.RemoteSettlement) -> None:
-    with pytest.raises(settler.SettlementFailed, match="NotFoundError"):
-        remote.submit("nobody", [event("e1", platform="nobody")])
-    # The connection is still good for the next submission.
-    assert remote.submit("amap", [event("e4")]).receipts.num_rows == 1
+    async def both() -> int:
+        with pytest.raises(settler.SettlementFailed, match="NotFoundError"):
+            await remote.settle("nobody", [event("e1", platform="nobody")])
+        # The connection is still good for the next submission.
+        return len((await remote.settle("amap", [event("e4")])).receipts)
+
+    assert asyncio.run(both()) == 1
+
+
+def test_a_workers_requests_share_one_connection_and_get_their_own_receipts(
+    remote: settler.RemoteSettlement,
+) -> None:
+    """Concurrent requests of one worker travel over one connection, answered out of order
+    as their groups settle, each with its own receipts."""
+
+    async def many() -> tuple[list[list[str | None]], int]:
+        answers = await asyncio.gather(
+            *(
+                remote.settle("amap", [event(f"c{i}-{j}") for j in range(i % 3 + 1)])
+                for i in range(24)
+            )
+        )
+        connections = 1 if remote._channel is not None else 0
+        await remote.aclose()
+        return [[r.record_id for r in a.receipts] for a in answers], connections
+
+    ids, connections = asyncio.run(many())
+    assert ids == [[f"c{i}-{j}" for j in range(i % 3 + 1)] for i in range(24)]
+    assert connections == 1
 
 
 def test_a_client_without_the_key_is_refused(
@@ -66,7 +108,7 @@ def test_a_client_without_the_key_is_refused(
 ) -> None:
     stranger = settler.RemoteSettlement(remote.address, secrets.token_bytes(32))
     with pytest.raises(multiprocessing.AuthenticationError):
-        stranger.submit("amap", [event("e5")])
+        _settle(stranger, "amap", [event("e5")])
 
 
 def test_a_settlement_process_that_dies_is_started_again(app: App, tmp_path: Path) -> None:
@@ -78,20 +120,25 @@ def test_a_settlement_process_that_dies_is_started_again(app: App, tmp_path: Pat
     )
     try:
         client = settler.RemoteSettlement(process.address, process.authkey)
-        assert client.submit("amap", [event("k1")]).receipts.num_rows == 1
-        first = process._process
-        os.kill(first.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                receipts = client.submit("amap", [event("k2")]).receipts
-                break
-            except (settler.SettlementFailed, OSError):
-                assert time.monotonic() < deadline, "not started again"
-                time.sleep(0.2)
-        assert receipts.column("status").to_pylist() == ["credited"]
-        assert process._process is not first
-        client.close()
+
+        async def across_the_restart() -> list[str]:
+            assert len((await client.settle("amap", [event("k1")])).receipts) == 1
+            first = process._process
+            assert first.pid is not None
+            os.kill(first.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    receipts = (await client.settle("amap", [event("k2")])).receipts
+                    break
+                except settler.SettlementFailed:
+                    assert time.monotonic() < deadline, "not started again"
+                    await asyncio.sleep(0.2)
+            assert process._process is not first
+            await client.aclose()
+            return [r.status for r in receipts]
+
+        assert asyncio.run(across_the_restart()) == ["credited"]
     finally:
         process.stop()
     assert ledger.verify(app) == []

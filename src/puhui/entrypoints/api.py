@@ -13,14 +13,13 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import fastapi_offline
-import pyarrow as pa
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +27,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from puhui.bootstrap import App
@@ -397,7 +395,7 @@ def create_app(app: App) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        await run_in_threadpool(settlement.close)
+        await settlement.aclose()
 
     api = FastAPI(
         lifespan=lifespan,
@@ -434,7 +432,7 @@ def create_app(app: App) -> FastAPI:
         responses=platform_responses,
         summary="Submit records and get their receipts",
     )
-    def submit(
+    async def submit(
         body: Submission, signed: Annotated[credentials.Signed, Depends(_signed)]
     ) -> SubmissionResult:
         """Check, quantify, deduplicate and credit up to 10 000 records in one transaction.
@@ -442,7 +440,7 @@ def create_app(app: App) -> FastAPI:
         A re-sent submission returns the same receipts and credits nothing twice. A record whose
         `platform` is not the signing platform is rejected (`platform_mismatch`).
         """
-        submitted = settlement.submit(signed.platform, body.records, signed)
+        submitted = await settlement.settle(signed.platform, body.records, signed)
         return SubmissionResult(
             batch=submitted.batch,
             credited_g=submitted.credited_g,
@@ -789,19 +787,8 @@ def _utc(moment: datetime | None) -> datetime | None:
         raise InputError(f"{moment.isoformat()} is out of range") from None
 
 
-def _receipts(table: pa.Table) -> list[Receipt]:
-    return [
-        Receipt(
-            platform=r["platform"],
-            record_id=r["record_id"],
-            status=r["status"],
-            reason=r["reason"] or "",
-            reduction_g=int(r["reduction_g"] or 0),
-            methodology=r["methodology"] or "",
-            detail=r["detail"] or "",
-        )
-        for r in table.to_pylist()
-    ]
+def _receipts(rows: Sequence[submissions.Receipt]) -> list[Receipt]:
+    return [Receipt(**r._asdict()) for r in rows]
 
 
 def _stored(r: queries.StoredReceipt) -> StoredReceipt:

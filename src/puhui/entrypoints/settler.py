@@ -9,22 +9,33 @@ commit (`service.submissions.GroupCommit`) on its own interpreter, with submissi
 worker in its groups, and the workers hand it their submissions over a local socket
 (`multiprocessing.connection`, authenticated with a key made for the server's run).
 
-The worker's side, `RemoteSettlement`, has the interface of `GroupCommit`: `submit` blocks
-until the receipts come back, and raises what settlement raised (a replayed nonce as
-`AuthenticationError`, no records as `InputError`, anything else as `SettlementFailed`).
+The worker's side, `RemoteSettlement`, has `GroupCommit.settle`: a request awaits its receipts
+on the worker's event loop, and gets what settlement raised (a replayed nonce as
+`AuthenticationError`, no records as `InputError`, anything else as `SettlementFailed`). A
+worker's requests share one connection, each message carrying its request's id, and the
+settlement process reads each connection on one thread and answers from the settlement thread
+as each group commits: no thread waits per request on either side.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.config
 import multiprocessing
 import multiprocessing.process
-import queue
+import os
+import pickle
 import secrets
+import socket
+import struct
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
+from contextlib import suppress
+from functools import partial
 from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.reduction import ForkingPickler
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -80,26 +91,46 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
 
 
 def _serve(loop: GroupCommit, connection: Connection) -> None:
-    """Answer one worker connection's submissions, one at a time, until it closes."""
+    """Read one worker connection's submissions until it closes, queueing each for settlement
+    as it arrives; each is answered, with its request's id, from the settlement thread as soon
+    as its group is settled. A worker's requests share its connection, so this process runs a
+    thread per worker, not per request."""
+    sending = threading.Lock()
+
+    def answer(ident: int, answered: Future[Submitted]) -> None:
+        reply = (ident, *_reply(answered))
+        # The worker gone, nobody is waiting for the answer.
+        with sending, suppress(OSError):
+            connection.send(reply)
+
     with connection:
         while True:
             try:
-                platform, records, nonce = connection.recv()
+                ident, platform, records, nonce = connection.recv()
             except (EOFError, OSError):
                 return
             signed = Signed(platform, *nonce) if nonce is not None else None
             try:
-                submitted = loop.submit(platform, records, signed)
-                reply: tuple[Any, ...] = ("ok", submitted.batch, submitted.receipts)
-            except AuthenticationError as refused:
-                reply = ("authentication", refused.code, str(refused))
-            except InputError as refused:
-                reply = ("input", str(refused))
-            except Exception as error:
-                # The kind of error only: a database's message may quote a submitted record.
-                log.error("settlement failed", extra={"error": type(error).__name__})
-                reply = ("failed", type(error).__name__)
-            connection.send(reply)
+                future = loop.enqueue(platform, records, signed)
+            except Exception as error:  # no records, or the loop is closed
+                future = Future()
+                future.set_exception(error)
+            future.add_done_callback(partial(answer, ident))
+
+
+def _reply(answered: Future[Submitted]) -> tuple[Any, ...]:
+    """What a settled submission's worker is sent back: its receipts, or why not."""
+    try:
+        submitted = answered.result()
+    except AuthenticationError as refused:
+        return ("authentication", refused.code, str(refused))
+    except InputError as refused:
+        return ("input", str(refused))
+    except Exception as error:
+        # The kind of error only: a database's message may quote a submitted record.
+        log.error("settlement failed", extra={"error": type(error).__name__})
+        return ("failed", type(error).__name__)
+    return ("ok", submitted.batch, submitted.receipts, submitted.credited_g)
 
 
 class SettlementProcess:
@@ -149,15 +180,18 @@ class SettlementProcess:
 
 
 class RemoteSettlement:
-    """A worker's client of the settlement process: `GroupCommit`'s interface, over a local
-    socket. Each thread submitting at a time uses a connection of its own, kept for reuse."""
+    """A worker's client of the settlement process: `GroupCommit`'s `settle`, over a local
+    socket. The worker's requests share one connection, each message carrying its request's id,
+    so a request waits on the event loop, not on a thread of its own."""
 
     def __init__(self, address: str, authkey: bytes) -> None:
         self.address = address
         self.authkey = authkey
-        self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._channel: _Channel | None = None
+        self._opening: asyncio.Lock | None = None
+        self._opening_loop: asyncio.AbstractEventLoop | None = None
 
-    def submit(
+    async def settle(
         self, platform: str, records: Sequence[object], signed: Signed | None = None
     ) -> Submitted:
         """Settle one submission in the settlement process and wait for its receipts.
@@ -167,36 +201,113 @@ class RemoteSettlement:
             AuthenticationError: `replayed_nonce`, the request's nonce was used before;
                 `revoked_key`, its key was revoked since it was verified.
             SettlementFailed: the group failed, or the settlement process is gone.
+            multiprocessing.AuthenticationError: the process refused this client's key.
         """
         if not records:
             raise InputError("a submission holds at least one record")
-        connection = self._connection()
-        try:
-            connection.send((platform, list(records), signed.claim if signed else None))
-            reply = connection.recv()
-        except (EOFError, OSError) as error:
-            connection.close()
-            raise SettlementFailed("the settlement process is not answering") from error
-        self._idle.put(connection)
+        channel = await self._connected()
+        reply = await channel.request((platform, list(records), signed.claim if signed else None))
         kind = reply[0]
         if kind == "ok":
-            return Submitted(reply[1], reply[2])
+            return Submitted(reply[1], reply[2], reply[3])
         if kind == "authentication":
             raise AuthenticationError(reply[1], reply[2])
         if kind == "input":
             raise InputError(reply[1])
         raise SettlementFailed(f"settlement failed ({reply[1]}); nothing of it was stored")
 
-    def _connection(self) -> Connection:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return Client(self.address, family="AF_UNIX", authkey=self.authkey)
+    async def _connected(self) -> _Channel:
+        """The open channel of this event loop, opened (again) if there is none."""
+        loop = asyncio.get_running_loop()
+        channel = self._channel
+        if channel is not None and channel.open and channel.loop is loop:
+            return channel
+        if self._opening is None or self._opening_loop is not loop:
+            self._opening, self._opening_loop = asyncio.Lock(), loop
+        async with self._opening:
+            channel = self._channel
+            if channel is None or not channel.open or channel.loop is not loop:
+                try:
+                    # The handshake proves both ends hold the run's key (blocking: off the loop).
+                    handshake = await asyncio.to_thread(
+                        Client, self.address, family="AF_UNIX", authkey=self.authkey
+                    )
+                except (OSError, EOFError) as error:
+                    raise SettlementFailed("the settlement process is not answering") from error
+                sock = socket.socket(fileno=os.dup(handshake.fileno()))
+                handshake.close()
+                reader, writer = await asyncio.open_unix_connection(sock=sock)
+                channel = self._channel = _Channel(reader, writer)
+        return channel
 
-    def close(self) -> None:
-        """Close the idle connections."""
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+    async def aclose(self) -> None:
+        """Close the connection."""
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+
+class _Channel:
+    """One connection to the settlement process, shared by a worker's requests: a message is
+    (request id, …) framed as `multiprocessing.connection` frames it (a 4-byte big-endian
+    length, then the pickle), which is what the settlement process reads and writes."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.reader = reader
+        self.writer = writer
+        self.open = True
+        self._next = 0
+        self._waiting: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
+        self._answers = asyncio.create_task(self._read())
+
+    async def request(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Send a message and wait for its answer."""
+        if not self.open:
+            raise SettlementFailed("the settlement process is not answering")
+        ident = self._next
+        self._next += 1
+        answer: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
+        self._waiting[ident] = answer
+        data = bytes(ForkingPickler.dumps((ident, *message)))
+        # multiprocessing's framing: a signed 4-byte length, or -1 and an 8-byte one.
+        size = len(data)
+        header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
+        try:
+            self.writer.write(header + data)
+            await self.writer.drain()
+            return await answer
+        finally:
+            self._waiting.pop(ident, None)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+                if size == -1:
+                    (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+                # From the settlement process, which proved it holds the run's key.
+                message = await self.reader.readexactly(size)
+                ident, *reply = pickle.loads(message)  # noqa: S301
+                answer = self._waiting.get(ident)
+                if answer is not None and not answer.done():
+                    answer.set_result(tuple(reply))
+        except (asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            self.open = False
+            for answer in self._waiting.values():
+                if not answer.done():
+                    answer.set_exception(
+                        SettlementFailed("the settlement process is not answering")
+                    )
+            self.writer.close()
+
+    async def close(self) -> None:
+        self.open = False
+        self.writer.close()
+        with suppress(OSError):
+            await self.writer.wait_closed()
+        self._answers.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._answers

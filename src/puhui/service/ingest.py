@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -38,6 +39,8 @@ from puhui.domain.settlement import Role
 from puhui.domain.signing import Refusal
 from puhui.service.admin import check_ready
 from puhui.service.ports import IntakeStore, Nonce
+
+T = TypeVar("T")
 
 RECEIPT_FIELDS = ("platform", "record_id", "status", "reason", "reduction_g", "methodology")
 
@@ -133,6 +136,7 @@ def ingest_records(
         sink=collected.append,
         pipeline=pipeline,
         nonces=nonces,
+        ahead=False,
     )
     return report, pa.concat_tables(collected)
 
@@ -204,9 +208,12 @@ def ingest_sources(
     progress: Progress | None = None,
     pipeline: Pipeline | None = None,
     nonces: Sequence[Nonce] = (),
+    ahead: bool = True,
 ) -> IngestReport:
     """Ingest named streams of raw chunks (one batch each) of one member platform, in order,
-    on a warm pipeline if one is given.
+    on a warm pipeline if one is given. With `ahead`, the next chunk is read and prepared on
+    the pipeline's thread while the current one settles; without (a single chunk already in
+    memory, as an API group is), on the caller's thread.
 
     A source's batch is opened in the transaction of its first chunk: a source that fails
     before any chunk is stored leaves no batch behind. `nonces` are the signed requests'
@@ -215,7 +222,7 @@ def ingest_sources(
     if pipeline is None:
         own = Pipeline(app)
         try:
-            return ingest_sources(app, platform, sources, sink, progress, own, nonces)
+            return ingest_sources(app, platform, sources, sink, progress, own, nonces, ahead)
         finally:
             own.close()
     pipeline.check_ready()
@@ -237,14 +244,14 @@ def ingest_sources(
                 with report.timed("prepare"):
                     return raw, preparer.prepare(raw, epoch_ms(received_at))
 
-            pending = pipeline.pool.submit(next_chunk)
+            pending = _begin(pipeline, next_chunk, ahead)
             while True:
                 with report.timed("wait for prepare"):
                     ready = pending.result()
                 if ready is None:
                     break
                 raw, prepared = ready
-                pending = pipeline.pool.submit(next_chunk)
+                pending = _begin(pipeline, next_chunk, ahead)
                 # One unit of work a chunk: it commits whole or not at all.
                 with app.intake() as uow:
                     platform_id = pipeline.platform_id(uow.store, platform)
@@ -295,6 +302,18 @@ def ingest_sources(
             with suppress(Exception, CancelledError):
                 pending.result()
     return report
+
+
+def _begin(pipeline: Pipeline, step: Callable[[], T], ahead: bool) -> Future[T]:
+    """Run a step on the pipeline's thread (`ahead`) or now, on this one."""
+    if ahead:
+        return pipeline.pool.submit(step)
+    done: Future[T] = Future()
+    try:
+        done.set_result(step())
+    except Exception as error:
+        done.set_exception(error)
+    return done
 
 
 class RefusedNonces(Exception):

@@ -18,6 +18,7 @@ together, receive order follows the first arrival of each platform.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -25,9 +26,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from queue import SimpleQueue
+from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from puhui.bootstrap import App
 from puhui.domain.errors import InputError
@@ -37,26 +38,31 @@ from puhui.service.ingest import Pipeline, RefusedNonces, ingest_records
 MAX_GROUP_RECORDS = 20_000
 
 
+class Receipt(NamedTuple):
+    """What became of one submitted record (the fields of an activity-record v1 receipt)."""
+
+    platform: str
+    record_id: str | None
+    status: str
+    reason: str
+    reduction_g: int
+    methodology: str
+    detail: str
+
+
 @dataclass(frozen=True, slots=True)
 class Submitted:
     """The answer to one submission.
 
     Attributes:
         batch: the batch it was recorded in (shared by the submissions settled with it).
-        receipts: one per record, in the order of the records (columns of `ingest` receipts).
+        receipts: one per record, in the order of the records.
+        credited_g: grams newly credited by this submission (replays credit nothing).
     """
 
     batch: int
-    receipts: pa.Table
-
-    @property
-    def credited_g(self) -> int:
-        """Grams newly credited by this submission (replays credit nothing)."""
-        credited = pc.and_(
-            self.receipts.column("settled_now"),
-            pc.equal(self.receipts.column("status"), "credited"),
-        )
-        return int(pc.sum(pc.if_else(credited, self.receipts.column("reduction_g"), 0)).as_py())
+    receipts: tuple[Receipt, ...]
+    credited_g: int
 
 
 @dataclass(slots=True)
@@ -109,6 +115,18 @@ class GroupCommit:
             RuntimeError: the settlement loop is closed.
             Exception: whatever failed the group's settlement (nothing of it was committed).
         """
+        return self.enqueue(platform, records, signed).result()
+
+    def enqueue(
+        self, platform: str, records: Sequence[object], signed: Signed | None = None
+    ) -> Future[Submitted]:
+        """Queue the records of one submission for settlement and return at once: the future
+        receives the receipts, or what `submit` would raise, from the settlement thread.
+
+        Raises:
+            InputError: no records.
+            RuntimeError: the settlement loop is closed.
+        """
         if not records:
             raise InputError("a submission holds at least one record")
         submission = _Submission(platform, records, signed)
@@ -119,7 +137,17 @@ class GroupCommit:
                 self._thread = threading.Thread(target=self._run, name="puhui-settle", daemon=True)
                 self._thread.start()
             self._waiting.put(submission)
-        return submission.answer.result()
+        return submission.answer
+
+    async def settle(
+        self, platform: str, records: Sequence[object], signed: Signed | None = None
+    ) -> Submitted:
+        """`submit` for a caller on an event loop: waits without holding a thread."""
+        return await asyncio.wrap_future(self.enqueue(platform, records, signed))
+
+    async def aclose(self) -> None:
+        """`close` for a caller on an event loop."""
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         """Settle what is waiting, then stop."""
@@ -193,11 +221,30 @@ class GroupCommit:
             return
         if self.observe is not None:
             self.observe(len(group), len(records), time.perf_counter() - started, report.by_status)
+        rows, credits = _rows(receipts)
         offset = 0
         for submission in group:
             n = len(submission.records)
-            submission.answer.set_result(Submitted(report.batches[0], receipts.slice(offset, n)))
+            mine = slice(offset, offset + n)
+            answer = Submitted(report.batches[0], tuple(rows[mine]), sum(credits[mine]))
+            submission.answer.set_result(answer)
             offset += n
+
+
+def _rows(receipts: pa.Table) -> tuple[list[Receipt], list[int]]:
+    """A group's receipts as rows, and the grams each record newly credited."""
+    columns = [receipts.column(f).to_pylist() for f in Receipt._fields]
+    rows = [
+        Receipt(platform, record_id, status, reason or "", g or 0, methodology or "", detail or "")
+        for platform, record_id, status, reason, g, methodology, detail in zip(
+            *columns, strict=True
+        )
+    ]
+    credits = [
+        r.reduction_g if now and r.status == "credited" else 0
+        for r, now in zip(rows, receipts.column("settled_now").to_pylist(), strict=True)
+    ]
+    return rows, credits
 
 
 def _without_replays_among(group: list[_Submission]) -> list[_Submission]:
