@@ -12,11 +12,17 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from puhui.adapters.sql import ledger, nonces, tallies
 from puhui.adapters.sql import tables as t
-from puhui.adapters.sql.bulk import fetch_arrow, insert_rows, rows_of
+from puhui.adapters.sql.bulk import (
+    execute,
+    fetch_arrow,
+    insert_rows,
+    refresh_statistics,
+    rows_of,
+)
 from puhui.domain import china_time
 from puhui.domain.errors import NotFoundError
 from puhui.domain.rules import LONGEST_TRIP_MS
@@ -93,6 +99,25 @@ RECORD_COLUMNS = (
 )
 
 
+# Statements every chunk runs, built once: a statement built per call costs more to build and
+# to find in the compiled cache than an API group's whole row of a batch costs to write.
+_NEW_BATCH = insert(t.batches).returning(t.batches.c.id)
+_ADD_TO_BATCH = (
+    update(t.batches)
+    .where(t.batches.c.id == bindparam("batch"))
+    .values(
+        {
+            name: t.batches.c[name] + bindparam(name, type_=t.batches.c[name].type)
+            for name in ("records", "credited", "duplicate", "rejected", "credited_g")
+        }
+    )
+)
+_BUMP = text(
+    "update meta set value = cast(cast(value as bigint) + :n as varchar(20)) "
+    "where key = :key returning value"
+)
+
+
 class IntakeStore:
     """Reads and writes of the intake and ledger tables for one transaction."""
 
@@ -124,25 +149,22 @@ class IntakeStore:
     def new_batch(self, platform_id: int, source: str, received_at: datetime) -> int:
         """Open a batch and return its id."""
         result = self.conn.execute(
-            insert(t.batches)
-            .values(platform_id=platform_id, source=source, received_at=received_at)
-            .returning(t.batches.c.id)
+            _NEW_BATCH, {"platform_id": platform_id, "source": source, "received_at": received_at}
         )
         return int(result.scalar_one())
 
     def add_to_batch(self, batch_id: int, counts: dict[str, int], credited_g: int) -> None:
         """Add a settled chunk's counts to its batch."""
-        c = t.batches.c
         self.conn.execute(
-            update(t.batches)
-            .where(c.id == batch_id)
-            .values(
-                records=c.records + sum(counts.values()),
-                credited=c.credited + counts.get("credited", 0),
-                duplicate=c.duplicate + counts.get("duplicate", 0),
-                rejected=c.rejected + counts.get("rejected", 0),
-                credited_g=c.credited_g + credited_g,
-            )
+            _ADD_TO_BATCH,
+            {
+                "batch": batch_id,
+                "records": sum(counts.values()),
+                "credited": counts.get("credited", 0),
+                "duplicate": counts.get("duplicate", 0),
+                "rejected": counts.get("rejected", 0),
+                "credited_g": credited_g,
+            },
         )
 
     def allocate(self, counter: str, n: int) -> int:
@@ -152,11 +174,7 @@ class IntakeStore:
         other and receive disjoint, increasing ranges: the receive order of records.
         """
         key = f"next_{counter}"
-        bump = text(
-            "update meta set value = cast(cast(value as bigint) + :n as varchar(20)) "
-            "where key = :key returning value"
-        )
-        updated = self.conn.execute(bump, {"n": n, "key": key}).scalar_one_or_none()
+        updated = self.conn.execute(_BUMP, {"n": n, "key": key}).scalar_one_or_none()
         if updated is None:
             # First use: create the counter; a concurrent first use waits for this row and
             # then bumps it instead of inserting it again.
@@ -166,7 +184,7 @@ class IntakeStore:
                 ),
                 {"key": key},
             )
-            updated = self.conn.execute(bump, {"n": n, "key": key}).scalar_one()
+            updated = self.conn.execute(_BUMP, {"n": n, "key": key}).scalar_one()
         return int(updated) - n
 
     # Lookups -------------------------------------------------------------------------------
@@ -210,14 +228,14 @@ class IntakeStore:
         """Register new pseudonyms and return the id of each one."""
         distinct = sorted(set(pseudonyms))
         source, params = self._keys("stage_subjects", [(p,) for p in distinct])
-        self.conn.execute(
-            text(
-                f"insert into subjects (pseudonym) select k.column1 from {source} k "
-                "where not exists (select 1 from subjects x where x.pseudonym = k.column1) "
-                "on conflict (pseudonym) do nothing"
-            ),
+        _, added = execute(
+            self.conn,
+            f"insert into subjects (pseudonym) select k.column1 from {source} k "
+            "where not exists (select 1 from subjects x where x.pseudonym = k.column1) "
+            "on conflict (pseudonym) do nothing",
             params,
         )
+        refresh_statistics(self.conn, "subjects", max(added, 0))
         return fetch_arrow(
             self.conn,
             f"select x.pseudonym, x.id from subjects x join {source} k on x.pseudonym = k.column1",
@@ -273,14 +291,13 @@ class IntakeStore:
         by_subject, params = self._keys(
             "stage_subject_ids", [(s,) for s in sorted(set(subject_ids))]
         )
-        rows = self.conn.execute(
-            text(
-                "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "
-                f"sum(r.reduction_g), count(*) from records r join {by_subject} k "
-                "on r.subject_id = k.column1 "
-                "where r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
-                "group by r.subject_id, r.scene, (r.start_ms + :cn) / :day"
-            ),
+        rows, _ = execute(
+            self.conn,
+            "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "
+            f"sum(r.reduction_g), count(*) from records r join {by_subject} k "
+            "on r.subject_id = k.column1 "
+            "where r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
+            "group by r.subject_id, r.scene, (r.start_ms + :cn) / :day",
             {
                 "cn": china_time.OFFSET_MS,
                 "day": china_time.DAY_MS,
@@ -288,7 +305,7 @@ class IntakeStore:
                 "hi": last_ms,
                 **params,
             },
-        ).fetchall()
+        )
         return pa.table(
             {
                 "subject_id": pa.array([r[0] for r in rows], pa.int64()),

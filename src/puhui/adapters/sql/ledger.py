@@ -122,70 +122,65 @@ def _apply(conn: Connection, run: list[Leg]) -> None:
     )
 
 
+_CREDITED = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
+# The statements of `post_credits`, built once (an API group runs them for a few records).
+_OPEN_CITIZENS = text(
+    "insert into accounts (kind, subject_id) "
+    f"select distinct 'citizen', r.subject_id from records r where {_CREDITED} "
+    "and not exists (select 1 from accounts a where a.subject_id = r.subject_id) "
+    # A citizen's own operation may open the account at the same moment.
+    "on conflict (subject_id) do nothing"
+)
+_OPEN_ISSUANCE = text(
+    "insert into accounts (kind, platform_id, methodology) "
+    "select distinct 'issuance', r.platform_id, r.methodology "
+    f"from records r where {_CREDITED} "
+    "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
+    "and a.methodology = r.methodology)"
+)
+# Transfer ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so that
+# the citizens' own operations never queue behind a chunk for an id.
+_POST = text(
+    "insert into transfers (kind, debit_account_id, credit_account_id, amount, "
+    "record_seq, batch_id, created_at) "
+    "select 'credit', i.id, a.id, r.reduction_g, r.seq, :batch, :at from records r "
+    "join accounts a on a.subject_id = r.subject_id "
+    "join accounts i on i.platform_id = r.platform_id and i.methodology = r.methodology "
+    f"where {_CREDITED} order by r.seq"
+).bindparams(bindparam("at", type_=t.transfers.c.created_at.type))
+# One change per account of the chunk, in the lock order of `apply_balances`. `having true`
+# lets SQLite tell the upsert clause from a join.
+_SUM_BALANCES = text(
+    "insert into balances (account_id, balance_g) "
+    "select x.account_id, sum(x.amount) from ("
+    "select credit_account_id as account_id, amount from transfers "
+    "where record_seq between :lo and :hi "
+    "union all select debit_account_id, -amount from transfers "
+    "where record_seq between :lo and :hi) x "
+    "join accounts a on a.id = x.account_id group by x.account_id, a.kind "
+    f"having true order by a.kind not in ({', '.join(repr(k) for k in OWNED)}), "
+    "x.account_id on conflict (account_id) do update "
+    "set balance_g = balances.balance_g + excluded.balance_g"
+)
+
+
 def post_credits(
     conn: Connection, batch_id: int, first_seq: int, last_seq: int, at: datetime
 ) -> int:
     """Post one transfer per credited record with seq in [first_seq, last_seq]: from the
     issuing platform's account for the methodology to the citizen's account. Accounts are
     opened on first use; balances change once per account of the chunk. Returns the count."""
-    where = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
     span = {"lo": first_seq, "hi": last_seq}
     written = last_seq - first_seq + 1
     bulk.refresh_statistics(conn, "records", written, "seq")
-    conn.execute(
-        text(
-            "insert into accounts (kind, subject_id) "
-            f"select distinct 'citizen', r.subject_id from records r where {where} "
-            "and not exists (select 1 from accounts a where a.subject_id = r.subject_id) "
-            # A citizen's own operation may open the account at the same moment.
-            "on conflict (subject_id) do nothing"
-        ),
-        span,
-    )
-    conn.execute(
-        text(
-            "insert into accounts (kind, platform_id, methodology) "
-            "select distinct 'issuance', r.platform_id, r.methodology "
-            f"from records r where {where} "
-            "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
-            "and a.methodology = r.methodology)"
-        ),
-        span,
-    )
+    conn.execute(_OPEN_CITIZENS, span)
+    conn.execute(_OPEN_ISSUANCE, span)
     bulk.refresh_statistics(conn, "accounts", written)
-    # Transfer ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so
-    # that the citizens' own operations never queue behind a chunk for an id.
-    posted = conn.execute(
-        text(
-            "insert into transfers (kind, debit_account_id, credit_account_id, amount, "
-            "record_seq, batch_id, created_at) "
-            "select 'credit', i.id, a.id, r.reduction_g, r.seq, :batch, :at from records r "
-            "join accounts a on a.subject_id = r.subject_id "
-            "join accounts i on i.platform_id = r.platform_id and i.methodology = r.methodology "
-            f"where {where} order by r.seq"
-        ).bindparams(bindparam("at", type_=t.transfers.c.created_at.type)),
-        {**span, "batch": batch_id, "at": at},
-    ).rowcount
+    posted = conn.execute(_POST, {**span, "batch": batch_id, "at": at}).rowcount
     if not posted:
         return 0
     bulk.refresh_statistics(conn, "transfers", written)
-    # One change per account of the chunk, in the lock order of `apply_balances`. `having
-    # true` lets SQLite tell the upsert clause from a join.
-    conn.execute(
-        text(
-            "insert into balances (account_id, balance_g) "
-            "select x.account_id, sum(x.amount) from ("
-            "select credit_account_id as account_id, amount from transfers "
-            "where record_seq between :lo and :hi "
-            "union all select debit_account_id, -amount from transfers "
-            "where record_seq between :lo and :hi) x "
-            "join accounts a on a.id = x.account_id group by x.account_id, a.kind "
-            f"having true order by a.kind not in ({', '.join(repr(k) for k in OWNED)}), "
-            "x.account_id on conflict (account_id) do update "
-            "set balance_g = balances.balance_g + excluded.balance_g"
-        ),
-        span,
-    )
+    conn.execute(_SUM_BALANCES, span)
     return int(posted)
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, bindparam, delete, select
 
+from puhui.adapters.sql import bulk
 from puhui.adapters.sql import tables as t
 from puhui.domain import signing
 from puhui.domain.signing import Refusal
+
+_FORGET = delete(t.request_nonces).where(t.request_nonces.c.seen_ms < bindparam("horizon"))
 
 
 def claim(conn: Connection, seen: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str], Refusal]:
@@ -25,7 +28,7 @@ def claim(conn: Connection, seen: Sequence[tuple[str, str, int]]) -> dict[tuple[
     if not seen:
         return {}
     horizon = min(ms for _, _, ms in seen) - 2 * signing.MAX_SKEW_S * 1000
-    conn.execute(delete(t.request_nonces).where(t.request_nonces.c.seen_ms < horizon))
+    conn.execute(_FORGET, {"horizon": horizon})
     first: dict[tuple[str, str], int] = {}
     replayed: set[tuple[str, str]] = set()
     for key, nonce, ms in seen:
@@ -38,15 +41,14 @@ def claim(conn: Connection, seen: Sequence[tuple[str, str, int]]) -> dict[tuple[
     params = {f"{name}{i}": row[name] for i, row in enumerate(rows) for name in ("k", "n", "ms")}
     # One statement when nothing is refused, the usual case: nonces of revoked keys are not
     # remembered, and only then is it asked which were.
-    inserted = conn.execute(
-        text(
-            "insert into request_nonces (key_id, nonce, seen_ms) "
-            f"select v.column1, v.column2, v.column3 from (values {values}) v "
-            "where not exists (select 1 from credentials c where c.key_id = v.column1 "
-            "and c.revoked_at is not null) on conflict do nothing returning key_id, nonce"
-        ),
+    inserted, _ = bulk.execute(
+        conn,
+        "insert into request_nonces (key_id, nonce, seen_ms) "
+        f"select v.column1, v.column2, v.column3 from (values {values}) v "
+        "where not exists (select 1 from credentials c where c.key_id = v.column1 "
+        "and c.revoked_at is not null) on conflict do nothing returning key_id, nonce",
         params,
-    ).all()
+    )
     missing = first.keys() - {(k, n) for k, n in inserted}
     revoked: set[str] = set()
     if missing:

@@ -162,15 +162,14 @@ def add(
         for j, ((d, k, st, r), (n, g, p)) in enumerate(part):
             params |= {f"d{j}": d, f"k{j}": k, f"s{j}": st, f"r{j}": r}
             params |= {f"n{j}": n, f"g{j}": g, f"p{j}": p}
-        conn.execute(
-            text(
-                "insert into tallies (dimension, key, status, reason, records, grams, "
-                f"participants) values {values} "
-                "on conflict (dimension, key, status, reason) do update "
-                "set records = tallies.records + excluded.records, "
-                "grams = tallies.grams + excluded.grams, "
-                "participants = tallies.participants + excluded.participants"
-            ),
+        bulk.execute(
+            conn,
+            "insert into tallies (dimension, key, status, reason, records, grams, "
+            f"participants) values {values} "
+            "on conflict (dimension, key, status, reason) do update "
+            "set records = tallies.records + excluded.records, "
+            "grams = tallies.grams + excluded.grams, "
+            "participants = tallies.participants + excluded.participants",
             params,
         )
 
