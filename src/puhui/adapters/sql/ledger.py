@@ -124,19 +124,22 @@ def _apply(conn: Connection, run: list[Leg]) -> None:
 
 _CREDITED = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
 # The statements of `post_credits`, built once (an API group runs them for a few records).
-_OPEN_CITIZENS = text(
-    "insert into accounts (kind, subject_id) "
-    f"select distinct 'citizen', r.subject_id from records r where {_CREDITED} "
+# Accounts the chunk's credits need and nobody opened yet, the citizens' and the issuing
+# platform's for each methodology, in one statement. A citizen's own operation may open an
+# account at the same moment: `on conflict do nothing` leaves it to whoever came first.
+_OPEN_ACCOUNTS = text(
+    "insert into accounts (kind, subject_id, platform_id, methodology) "
+    "select x.kind, x.subject_id, x.platform_id, x.methodology from ("
+    "select distinct 'citizen' as kind, r.subject_id, cast(null as integer) as platform_id, "
+    "cast(null as varchar(96)) as methodology "
+    f"from records r where {_CREDITED} "
     "and not exists (select 1 from accounts a where a.subject_id = r.subject_id) "
-    # A citizen's own operation may open the account at the same moment.
-    "on conflict (subject_id) do nothing"
-)
-_OPEN_ISSUANCE = text(
-    "insert into accounts (kind, platform_id, methodology) "
-    "select distinct 'issuance', r.platform_id, r.methodology "
+    "union all select distinct 'issuance', cast(null as integer), r.platform_id, r.methodology "
     f"from records r where {_CREDITED} "
     "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
     "and a.methodology = r.methodology)"
+    # `where true` lets SQLite tell the upsert clause from a join.
+    ") x where true on conflict do nothing"
 )
 # Transfer ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so that
 # the citizens' own operations never queue behind a chunk for an id.
@@ -173,8 +176,7 @@ def post_credits(
     span = {"lo": first_seq, "hi": last_seq}
     written = last_seq - first_seq + 1
     bulk.refresh_statistics(conn, "records", written, "seq")
-    conn.execute(_OPEN_CITIZENS, span)
-    conn.execute(_OPEN_ISSUANCE, span)
+    conn.execute(_OPEN_ACCOUNTS, span)
     bulk.refresh_statistics(conn, "accounts", written)
     posted = conn.execute(_POST, {**span, "batch": batch_id, "at": at}).rowcount
     if not posted:
