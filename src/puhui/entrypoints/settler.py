@@ -13,8 +13,9 @@ The worker's side, `RemoteSettlement`, has `GroupCommit.settle`: a request await
 on the worker's event loop, and gets what settlement raised (a replayed nonce as
 `AuthenticationError`, no records as `InputError`, anything else as `SettlementFailed`). A
 worker's requests share one connection, each message carrying its request's id, and the
-settlement process reads each connection on one thread and answers from the settlement thread
-as each group commits: no thread waits per request on either side.
+settlement process reads each connection on one thread and answers on another as each group
+commits: no thread waits per request on either side, and the settling thread never waits on a
+worker's socket.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from multiprocessing.connection import Client, Connection, Listener
 from multiprocessing.reduction import ForkingPickler
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 from puhui.domain.errors import AuthenticationError, ConfigurationError, InputError, PuhuiError
@@ -92,18 +94,24 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
 
 def _serve(loop: GroupCommit, connection: Connection) -> None:
     """Read one worker connection's submissions until it closes, queueing each for settlement
-    as it arrives; each is answered, with its request's id, from the settlement thread as soon
-    as its group is settled. A worker's requests share its connection, so this process runs a
-    thread per worker, not per request."""
-    sending = threading.Lock()
+    as it arrives; each is answered, with its request's id, as soon as its group is settled. A
+    worker's requests share its connection, so this process runs two threads per worker (this
+    one, and one sending the answers, so that the settling thread never waits on a socket),
+    not one per request."""
+    answers: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
+
+    def sending() -> None:
+        while (reply := answers.get()) is not None:
+            # The worker gone, nobody is waiting for the answer.
+            with suppress(OSError):
+                connection.send(reply)
 
     def answer(ident: int, answered: Future[Submitted]) -> None:
-        reply = (ident, *_reply(answered))
-        # The worker gone, nobody is waiting for the answer.
-        with sending, suppress(OSError):
-            connection.send(reply)
+        answers.put((ident, *_reply(answered)))
 
-    with connection:
+    sender = threading.Thread(target=sending, name="puhui-settler-send", daemon=True)
+    sender.start()
+    try:
         while True:
             try:
                 ident, platform, records, nonce = connection.recv()
@@ -116,6 +124,10 @@ def _serve(loop: GroupCommit, connection: Connection) -> None:
                 future = Future()
                 future.set_exception(error)
             future.add_done_callback(partial(answer, ident))
+    finally:
+        answers.put(None)
+        sender.join()
+        connection.close()
 
 
 def _reply(answered: Future[Submitted]) -> tuple[Any, ...]:
@@ -274,8 +286,12 @@ class _Channel:
         size = len(data)
         header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
         try:
-            self.writer.write(header + data)
-            await self.writer.drain()
+            try:
+                self.writer.write(header + data)
+                await self.writer.drain()
+            except OSError as error:
+                self.open = False
+                raise SettlementFailed("the settlement process is not answering") from error
             return await answer
         finally:
             self._waiting.pop(ident, None)
