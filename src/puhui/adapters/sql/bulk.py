@@ -82,8 +82,8 @@ def refresh_statistics(conn: Connection, table: str, written: int, key: str = "i
     """Let PostgreSQL's planner see the `written` rows this transaction just wrote to `table`.
 
     With statistics taken when a table was small, PostgreSQL plans lookups as if it still were:
-    a probe of 15 citizens' usage became a scan of every record of the month, 3.8 ms for 27 000
-    records and growing, and a bulk load's joins nested loops over sequential scans. Autovacuum
+    a probe of 15 citizens' usage became a scan of every record of the month (3.8 ms with 1 800
+    of them, and growing), and a bulk load's joins nested loops over sequential scans. Autovacuum
     catches up only a minute or more later. So the writes of this process are counted, and once
     they add up to the table's size at the last look (so only when it may have doubled: no query
     for most writes), its size (the highest `key`, an increasing id, bounds it) is compared with
