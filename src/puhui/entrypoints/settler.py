@@ -39,7 +39,7 @@ from multiprocessing.connection import Client, Connection, Listener
 from multiprocessing.reduction import ForkingPickler
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from puhui.domain.errors import AuthenticationError, ConfigurationError, InputError, PuhuiError
@@ -101,10 +101,21 @@ def _serve(loop: GroupCommit, connection: Connection) -> None:
     answers: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
 
     def sending() -> None:
-        while (reply := answers.get()) is not None:
-            # The worker gone, nobody is waiting for the answer.
-            with suppress(OSError):
-                connection.send(reply)
+        while True:
+            # The answers ready (a group's, usually) go in one message.
+            replies = [answers.get()]
+            with suppress(Empty):
+                while replies[-1] is not None:
+                    replies.append(answers.get_nowait())
+            done = replies[-1] is None
+            if done:
+                replies.pop()
+            if replies:
+                # The worker gone, nobody is waiting for the answers.
+                with suppress(OSError):
+                    connection.send(replies)
+            if done:
+                return
 
     def answer(ident: int, answered: Future[Submitted]) -> None:
         answers.put((ident, *_reply(answered)))
@@ -114,16 +125,17 @@ def _serve(loop: GroupCommit, connection: Connection) -> None:
     try:
         while True:
             try:
-                ident, platform, records, nonce = connection.recv()
+                requests = connection.recv()
             except (EOFError, OSError):
                 return
-            signed = Signed(platform, *nonce) if nonce is not None else None
-            try:
-                future = loop.enqueue(platform, records, signed)
-            except Exception as error:  # no records, or the loop is closed
-                future = Future()
-                future.set_exception(error)
-            future.add_done_callback(partial(answer, ident))
+            for ident, platform, records, nonce in requests:
+                signed = Signed(platform, *nonce) if nonce is not None else None
+                try:
+                    future = loop.enqueue(platform, records, signed)
+                except Exception as error:  # no records, or the loop is closed
+                    future = Future()
+                    future.set_exception(error)
+                future.add_done_callback(partial(answer, ident))
     finally:
         answers.put(None)
         sender.join()
@@ -260,9 +272,11 @@ class RemoteSettlement:
 
 
 class _Channel:
-    """One connection to the settlement process, shared by a worker's requests: a message is
-    (request id, …) framed as `multiprocessing.connection` frames it (a 4-byte big-endian
-    length, then the pickle), which is what the settlement process reads and writes."""
+    """One connection to the settlement process, shared by a worker's requests. A message is a
+    list of (request id, …): the requests made in one turn of the event loop travel together,
+    as do the answers of one group, one write and one wake-up for all of them. Messages are
+    framed as `multiprocessing.connection` frames them (a 4-byte big-endian length, then the
+    pickle), which is what the settlement process reads and writes."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.loop = asyncio.get_running_loop()
@@ -271,30 +285,44 @@ class _Channel:
         self.open = True
         self._next = 0
         self._waiting: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
+        self._outbox: list[tuple[Any, ...]] = []
         self._answers = asyncio.create_task(self._read())
 
     async def request(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Send a message and wait for its answer."""
+        """Send a message with this turn's others and wait for its answer."""
         if not self.open:
             raise SettlementFailed("the settlement process is not answering")
         ident = self._next
         self._next += 1
         answer: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
         self._waiting[ident] = answer
-        data = bytes(ForkingPickler.dumps((ident, *message)))
+        if not self._outbox:
+            self.loop.call_soon(self._flush)
+        self._outbox.append((ident, *message))
+        try:
+            return await answer
+        finally:
+            self._waiting.pop(ident, None)
+
+    def _flush(self) -> None:
+        """Send the requests of this turn of the loop as one message."""
+        outbox, self._outbox = self._outbox, []
+        data = bytes(ForkingPickler.dumps(outbox))
         # multiprocessing's framing: a signed 4-byte length, or -1 and an 8-byte one.
         size = len(data)
         header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
         try:
-            try:
-                self.writer.write(header + data)
-                await self.writer.drain()
-            except OSError as error:
-                self.open = False
-                raise SettlementFailed("the settlement process is not answering") from error
-            return await answer
-        finally:
-            self._waiting.pop(ident, None)
+            if self.writer.is_closing():
+                raise ConnectionResetError("closed")
+            self.writer.write(header + data)
+        except OSError as error:
+            self.open = False
+            for ident, *_ in outbox:
+                answer = self._waiting.get(ident)
+                if answer is not None and not answer.done():
+                    failed = SettlementFailed("the settlement process is not answering")
+                    failed.__cause__ = error
+                    answer.set_exception(failed)
 
     async def _read(self) -> None:
         try:
@@ -304,10 +332,10 @@ class _Channel:
                     (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
                 # From the settlement process, which proved it holds the run's key.
                 message = await self.reader.readexactly(size)
-                ident, *reply = pickle.loads(message)  # noqa: S301
-                answer = self._waiting.get(ident)
-                if answer is not None and not answer.done():
-                    answer.set_result(tuple(reply))
+                for ident, *reply in pickle.loads(message):  # noqa: S301
+                    answer = self._waiting.get(ident)
+                    if answer is not None and not answer.done():
+                        answer.set_result(tuple(reply))
         except (asyncio.IncompleteReadError, OSError):
             pass
         finally:
