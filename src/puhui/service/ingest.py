@@ -349,9 +349,8 @@ def _settle_chunk(
     with report.timed("ledger"):
         n = prepared.num_rows
         transfers = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
-        new = settled.filter(pc.equal(settled.column("role"), pa.scalar(Role.NEW.value)))
-        counts = Counter(new.column("status").to_pylist())
-        credited_g = int(pc.sum(new.column("reduction_g")).as_py() or 0)
+        counts = Counter(stored.column("status").to_pylist())
+        credited_g = int(pc.sum(stored.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
     with report.timed("tallies"):
         store.add_to_tallies(platform_id, stored, first_seq, first_seq + n - 1, usage)
@@ -365,7 +364,10 @@ def _lookups(
     n = prepared.num_rows
     first_seq = store.allocate("record", n)
     prepared = prepared.append_column("seq", pa.array(range(first_seq, first_seq + n), pa.int64()))
-    valid = prepared.filter(pc.equal(pc.list_value_length(prepared.column("checks")), 0))
+    # Only what the lookups read is filtered: a filter costs a kernel call per column.
+    valid = prepared.select(["scene", "ref", "pseudonym", "start_ms", "end_ms"]).filter(
+        pc.equal(pc.list_value_length(prepared.column("checks")), 0)
+    )
 
     subject_ids = store.subject_ids(p for p in prepared.column("pseudonym").to_pylist() if p)
     existing = store.existing_records(
