@@ -163,6 +163,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers-nice",
+        type=int,
+        default=5,
+        help="the workers' nice increment, puhui's (`puhui serve --workers-nice`) and the bare "
+        "server's alike",
+    )
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument(
         "--scenario",
@@ -201,6 +208,8 @@ def main() -> None:
                     str(port),
                     "--workers",
                     str(args.workers),
+                    "--workers-nice",
+                    str(args.workers_nice),
                 ],
                 env=env,
                 stdout=log,
@@ -211,6 +220,10 @@ def main() -> None:
         processes.append(
             subprocess.Popen(
                 [
+                    # The bare workers stand where puhui's do, beside the load generator.
+                    "nice",
+                    "-n",
+                    str(args.workers_nice),
                     sys.executable,
                     "-m",
                     "uvicorn",

@@ -10,6 +10,9 @@ from sqlalchemy.engine import make_url
 
 from puhui.adapters.sql.engine import DEFAULT_URL
 
+# Under `puhui serve`, how much lower the HTTP workers' scheduling priority is (`os.nice`).
+WORKERS_NICE_ENV = "PUHUI_WORKERS_NICE"
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:

@@ -82,3 +82,30 @@ def test_docs_metrics_and_logs_are_served_without_any_cdn(
     assert requests, "no JSON request log lines"
     assert all(line["request_id"] for line in requests)
     assert "13800138000" not in (tmp_path / "server.log").read_text()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _nice(pid: int) -> int:
+    # /proc/<pid>/stat: the 19th field is the nice value; the 2nd, the command, is in brackets.
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_workers_leave_the_cores_to_the_settlement_process_first(server: Server) -> None:
+    """`puhui serve --workers 2` lowers its two workers' priority (nice 5 by default); the
+    settlement process, which settles all their submissions one group at a time, keeps its
+    own."""
+    children = _children(server.process.pid)
+    spawned = [
+        pid
+        for pid in children
+        if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    ]
+    nices = sorted(_nice(pid) for pid in spawned)
+    # Two workers and the settlement process, each spawned by the server.
+    assert nices == [_nice(server.process.pid), 5, 5]

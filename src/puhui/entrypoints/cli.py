@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from puhui.bootstrap import App, bootstrap
-from puhui.config import Settings
+from puhui.config import WORKERS_NICE_ENV, Settings
 from puhui.domain import footprints
 from puhui.domain.errors import PuhuiError
 from puhui.service import admin, certificates, credentials, ledger, oversight, queries, wallet
@@ -151,6 +151,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers_nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="With 2 workers or more, how much lower their scheduling priority is than the "
+            "settlement process's (a nice increment): it settles every worker's submissions "
+            "one group at a time, and should not wait for a core behind them.",
+        ),
+    ] = 5,
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
@@ -177,6 +187,11 @@ def serve(
                 tempfile.TemporaryDirectory(prefix="puhui-metrics-")
             )
         _start_settler(stack, settings)
+        if workers > 1:
+            # Taken by each worker process as it starts (`entrypoints.asgi`). A single worker
+            # runs in this process, which starts the settlement process again should it stop:
+            # left alone, so that a new settlement process does not inherit a worker's priority.
+            os.environ[WORKERS_NICE_ENV] = str(workers_nice)
         out.print(f"puhui API on http://{host}:{port}  (docs http://{host}:{port}/docs)")
         uvicorn.run(
             "puhui.entrypoints.asgi:application",
