@@ -69,14 +69,22 @@ def read_chunks(path: Path, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pa.Tabl
 
 
 def _finish(table: pa.Table) -> pa.Table:
-    """Turn empty or blank strings into nulls and order the columns as SCHEMA."""
-    columns = []
-    for field in SCHEMA:
-        column = table.column(field.name)
-        if field.type == pa.string():
-            blank = pc.equal(pc.utf8_trim_whitespace(column), "")
-            column = pc.if_else(blank, pa.scalar(None, pa.string()), column)
-        columns.append(column)
+    """Turn empty or blank strings into nulls and order the columns as SCHEMA.
+
+    Every text column is cleaned by the same three kernel calls over all of them at once (one
+    array of their chunks, sliced back per column): a small chunk, an API group, then pays
+    three calls instead of three a column."""
+    texts = [f.name for f in SCHEMA if f.type == pa.string()]
+    together = pa.chunked_array(
+        [chunk for name in texts for chunk in table.column(name).chunks], pa.string()
+    )
+    blank = pc.equal(pc.utf8_trim_whitespace(together), "")
+    cleaned = pc.if_else(blank, pa.scalar(None, pa.string()), together)
+    n = table.num_rows
+    at = {name: i * n for i, name in enumerate(texts)}
+    columns = [
+        cleaned.slice(at[f.name], n) if f.name in at else table.column(f.name) for f in SCHEMA
+    ]
     return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
