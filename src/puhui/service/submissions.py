@@ -29,6 +29,7 @@ from queue import SimpleQueue
 from typing import NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from puhui.bootstrap import App
 from puhui.domain.errors import InputError
@@ -232,14 +233,15 @@ class GroupCommit:
 
 
 def _rows(receipts: pa.Table) -> tuple[list[Receipt], list[int]]:
-    """A group's receipts as rows, and the grams each record newly credited."""
+    """A group's receipts as rows, and the grams each record newly credited. (`ingest`'s
+    receipts leave only a rejected record's methodology null.)"""
+    receipts = receipts.set_column(
+        receipts.schema.get_field_index("methodology"),
+        "methodology",
+        pc.fill_null(receipts.column("methodology"), ""),
+    )
     columns = [receipts.column(f).to_pylist() for f in Receipt._fields]
-    rows = [
-        Receipt(platform, record_id, status, reason or "", g or 0, methodology or "", detail or "")
-        for platform, record_id, status, reason, g, methodology, detail in zip(
-            *columns, strict=True
-        )
-    ]
+    rows = [Receipt._make(values) for values in zip(*columns, strict=True)]
     credits = [
         r.reduction_g if now and r.status == "credited" else 0
         for r, now in zip(rows, receipts.column("settled_now").to_pylist(), strict=True)
