@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 from puhui.domain.reasons import Reason, Status
 from puhui.domain.rules import LONGEST_TRIP_MS
@@ -54,8 +55,7 @@ class Role(StrEnum):
     UNKEYED = "unkeyed"  # no key of its own: rejected, nothing stored
 
 
-@dataclass(frozen=True, slots=True)
-class Caps:
+class Caps(NamedTuple):
     """A methodology's limits for one scene, per citizen and China day or month (None: none)."""
 
     day_max_g: int | None = None
@@ -67,8 +67,7 @@ class Caps:
 NO_CAPS = Caps()
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A record as settlement sees it: validated, pseudonymised and quantified.
 
     Attributes:
@@ -107,8 +106,7 @@ class Candidate:
         return self.end_ms is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """A record's receipt as settlement decides it.
 
     Attributes:
@@ -133,8 +131,7 @@ class Decision:
     receipt_seq: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     """A record that holds its behaviour: valid and stored, credited or duplicate."""
 
     seq: int
@@ -145,8 +142,7 @@ class Claim:
     end_ms: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Records credited and grams credited so far in one citizen's scene and period."""
 
     count: int = 0

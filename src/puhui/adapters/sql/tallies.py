@@ -44,8 +44,10 @@ MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
 # more are added with one statement per value, whose count of rows added is the value's new
 # participants: no member travels back.
 INLINE_MEMBERS = 500
-# Chunks of up to this many records are counted in Python; larger ones in Arrow.
-SMALL_CHUNK = 2_000
+# Chunks of up to this many records are counted in Python; larger ones in Arrow. Measured in
+# API groups of new citizens: Python 1.4 ms for 200 records, 3.5 ms for 500, 12.1 ms for 1 600;
+# Arrow 3.2, 3.9 and 7.0 ms.
+SMALL_CHUNK = 700
 _ADD_COUNTS = (
     "on conflict (dimension, key, status, reason) do update "
     "set records = tallies.records + excluded.records, grams = tallies.grams + excluded.grams"
