@@ -40,7 +40,11 @@ def _stored(app: App) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]
         return (
             {tuple(r) for r in conn.execute(text("select * from tallies where records > 0 "
                                                  "or participants > 0"))},
-            {tuple(r) for r in conn.execute(text("select * from tally_members"))},
+            {
+                (subject, entry)
+                for subject, counted in conn.execute(text("select * from tally_members"))
+                for entry in counted.split(",")
+            },
         )  # fmt: skip
 
 

@@ -145,7 +145,7 @@ class Claim(NamedTuple):
 class Usage(NamedTuple):
     """Records credited and grams credited so far in one citizen's scene and period."""
 
-    count: int = 0
+    records: int = 0
     grams: int = 0
 
 
@@ -201,7 +201,7 @@ class Book:
         for claim in sorted(claims, key=lambda c: c.seq):
             book.claim(claim)
         for (citizen, scene, day), used in (usage_by_day or {}).items():
-            book.use(citizen, scene, day, used.count, used.grams)
+            book.use(citizen, scene, day, used.records, used.grams)
         return book
 
     def claim(self, claim: Claim) -> None:
@@ -217,7 +217,7 @@ class Book:
         """Count credited records and grams towards a citizen's scene on a day and its month."""
         for usage, period in ((self.day_usage, day), (self.month_usage, month_of(day))):
             before = usage[(citizen, scene, period)]
-            usage[(citizen, scene, period)] = Usage(before.count + count, before.grams + grams)
+            usage[(citizen, scene, period)] = Usage(before.records + count, before.grams + grams)
 
     def earliest_ref_claim(self, c: Candidate) -> int | None:
         """The earliest claim of the same scene and ref."""
@@ -310,8 +310,8 @@ class Book:
         day = self.day_usage[(c.citizen, c.scene, c.day)]
         month = self.month_usage[(c.citizen, c.scene, month_of(c.day))]
         caps = c.caps
-        within_count = (caps.day_max_count is None or day.count < caps.day_max_count) and (
-            caps.month_max_count is None or month.count < caps.month_max_count
+        within_count = (caps.day_max_count is None or day.records < caps.day_max_count) and (
+            caps.month_max_count is None or month.records < caps.month_max_count
         )
         grams = c.computed_g if within_count else 0
         if caps.day_max_g is not None:

@@ -13,6 +13,7 @@ them (`adapters.sql.directory`, `reads`, `reports`, `audit`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol
@@ -51,7 +52,8 @@ class IntakeStore(Protocol):
         ...
 
     def subject_ids(self, pseudonyms: Iterable[str]) -> pa.Table:
-        """Register new pseudonyms and return the id of each one."""
+        """Register new pseudonyms and return the id of each one (`pseudonym`, `subject_id`)
+        and whether this call registered it (`registered`)."""
         ...
 
     def existing_records(self, platform_id: int, record_ids: Iterable[str]) -> pa.Table:
@@ -94,10 +96,17 @@ class IntakeStore(Protocol):
         ...
 
     def add_to_tallies(
-        self, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int, usage: pa.Table
+        self,
+        platform_id: int,
+        stored: pa.Table,
+        first_seq: int,
+        last_seq: int,
+        usage: pa.Table,
+        registered: AbstractSet[int] = frozenset(),
     ) -> None:
         """Add a settled chunk's stored records to the statistics' tallies; `usage` is the
-        chunk's `usage_day` lookup (who was credited before, in the chunk's months)."""
+        chunk's `usage_day` lookup (who was credited before, in the chunk's months) and
+        `registered` the citizens the chunk registered (counted nowhere before it)."""
         ...
 
 

@@ -8,10 +8,12 @@ join, whatever the size of the chunk or of the database.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from puhui.adapters.sql import ledger, nonces, tallies
@@ -74,7 +76,9 @@ USAGE = pa.schema(
         ("n", pa.int64()),
     ]
 )
-SUBJECT_IDS = pa.schema([("pseudonym", pa.string()), ("subject_id", pa.int64())])
+SUBJECT_IDS = pa.schema(
+    [("pseudonym", pa.string()), ("subject_id", pa.int64()), ("registered", pa.bool_())]
+)
 
 RECORD_COLUMNS = (
     "seq",
@@ -225,22 +229,27 @@ class IntakeStore:
         return f"(select {named} from {name})", {}
 
     def subject_ids(self, pseudonyms: Iterable[str]) -> pa.Table:
-        """Register new pseudonyms and return the id of each one."""
+        """Register new pseudonyms and return the id of each one, and whether this call
+        registered it."""
         distinct = sorted(set(pseudonyms))
         source, params = self._keys("stage_subjects", [(p,) for p in distinct])
-        _, added = execute(
+        inserted, added = execute(
             self.conn,
             f"insert into subjects (pseudonym) select k.column1 from {source} k "
             "where not exists (select 1 from subjects x where x.pseudonym = k.column1) "
-            "on conflict (pseudonym) do nothing",
+            "on conflict (pseudonym) do nothing returning id",
             params,
         )
         refresh_statistics(self.conn, "subjects", max(added, 0))
-        return fetch_arrow(
+        ids = fetch_arrow(
             self.conn,
             f"select x.pseudonym, x.id from subjects x join {source} k on x.pseudonym = k.column1",
             params,
-            SUBJECT_IDS,
+            pa.schema([SUBJECT_IDS.field(0), SUBJECT_IDS.field(1)]),
+        )
+        registered = pa.array([i for (i,) in inserted], pa.int64())
+        return ids.append_column(
+            SUBJECT_IDS.field("registered"), pc.is_in(ids.column("subject_id"), registered)
         )
 
     def existing_records(self, platform_id: int, record_ids: Iterable[str]) -> pa.Table:
@@ -365,11 +374,17 @@ class IntakeStore:
         )
 
     def add_to_tallies(
-        self, platform_id: int, stored: pa.Table, first_seq: int, last_seq: int, usage: pa.Table
+        self,
+        platform_id: int,
+        stored: pa.Table,
+        first_seq: int,
+        last_seq: int,
+        usage: pa.Table,
+        registered: AbstractSet[int] = frozenset(),
     ) -> None:
         """Add a settled chunk's stored records to the statistics' tallies (`usage`: the
-        chunk's `usage_day` lookup)."""
-        tallies.add(self.conn, platform_id, stored, first_seq, last_seq, usage)
+        chunk's `usage_day` lookup; `registered`: the citizens it registered)."""
+        tallies.add(self.conn, platform_id, stored, first_seq, last_seq, usage, registered)
 
     def post_credits(self, batch_id: int, first_seq: int, last_seq: int, at: datetime) -> int:
         """Post one transfer per credited record with seq in [first_seq, last_seq] (the

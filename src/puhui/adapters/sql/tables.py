@@ -432,10 +432,11 @@ tallies = Table(
 tally_members = Table(
     "tally_members",
     metadata,
-    Column("dimension", String(12), nullable=False),
-    Column("key", String(40), nullable=False),
-    Column("subject_id", Integer, nullable=False),
-    PrimaryKeyConstraint("dimension", "key", "subject_id"),
-    # Stored in its primary key's order: no second copy of every row in an index.
-    sqlite_with_rowid=False,
+    Column("subject_id", Integer, primary_key=True, autoincrement=False),
+    Column(
+        "counted",
+        Text,
+        nullable=False,
+        comment="the values the citizen is counted in: sorted 'dimension=key', comma-separated",
+    ),
 )

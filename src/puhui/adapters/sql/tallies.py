@@ -6,7 +6,9 @@ each dimension, the records and credited grams by status and reason, and the dis
 credited. A citizen is counted once per value, however many chunks credit them: for a day or a
 month, the chunk's own lookup of what its citizens were credited in the chunk's months (the
 usage that caps are checked against) tells who was counted before; for the values that last
-longer, `tally_members` remembers which citizens a value has counted.
+longer, `tally_members` remembers, in one row per citizen, the values the citizen is counted
+in (`all=`, `platform=3`, `region=110105`, …), so that a new citizen costs one row, not one per
+value, and a citizen counted before is read once and written only when counted somewhere new.
 
 Dimensions:
 - `all` (key '') and `platform` (the platform's id): every record, by status and reason;
@@ -26,6 +28,8 @@ every stored record in SQL, the first for records stored before tallies existed 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,10 +44,6 @@ WITH_PARTICIPANTS = ("all", "platform", *CREDITED_ONLY)
 # Participants counted from the chunk's own usage lookup (the rest through `tally_members`).
 FROM_USAGE = ("day", "month")
 MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
-# Up to this many members of a chunk are bound as one VALUES list that returns the ones added;
-# more are added with one statement per value, whose count of rows added is the value's new
-# participants: no member travels back.
-INLINE_MEMBERS = 500
 # Chunks of up to this many records are counted in Python; larger ones in Arrow. Measured in
 # API groups of new citizens: Python 1.4 ms for 200 records, 3.5 ms for 500, 12.1 ms for 1 600;
 # Arrow 3.2, 3.9 and 7.0 ms.
@@ -125,9 +125,12 @@ def add(
     first_seq: int,
     last_seq: int,
     usage: pa.Table,
+    registered: AbstractSet[int] = frozenset(),
 ) -> None:
     """Count the records just stored (seq in [first_seq, last_seq], all of one platform; columns
     of `records`), in the caller's transaction.
+
+    `registered`: the citizens the chunk registered (counted nowhere before it).
 
     `usage` is what the chunk's citizens were credited before it, per scene and China day, over
     whole months around the chunk's records (the `usage_day` lookup settlement checked caps
@@ -150,7 +153,7 @@ def add(
             {"lo": first_seq, "hi": last_seq},
         ):
             deltas[(d, k, s, r)] = [int(n), 0, 0]
-    firsts = Counter(first) + _new_members(conn, members)
+    firsts = Counter(first) + _new_members(conn, members, registered)
     for (d, k), n in firsts.items():
         deltas.setdefault((d, k, "credited", ""), [0, 0, 0])[2] += n
     # One statement per 500 tallies (each changes once: no key twice in one statement).
@@ -287,42 +290,100 @@ def _counted_in_arrow(
     return deltas, members, _first_of_days(credited, usage)
 
 
-def _new_members(conn: Connection, members: Members) -> Counter[tuple[str, str]]:
-    """Add the chunk's citizens of each value to `tally_members`, in the primary key's order
-    (each check lands near the last one); how many of each value it did not hold yet."""
+def _new_members(
+    conn: Connection, members: Members, registered: AbstractSet[int]
+) -> Counter[tuple[str, str]]:
+    """Remember the values each of the chunk's citizens is counted in (`tally_members`); how
+    many citizens each value counts for the first time. Only the rows of citizens known before
+    the chunk are read; a row is written for a new citizen and for one counted somewhere new."""
+    counted: dict[int, set[str]] = {}
+    for (d, k), subjects in members.items():
+        entry = f"{d}={k}"
+        for subject in subjects:
+            counted.setdefault(subject, set()).add(entry)
     added: Counter[tuple[str, str]] = Counter()
+    if not counted:
+        return added
+    stored = _stored_members(conn, sorted(s for s in counted if s not in registered))
+    inserts: list[tuple[int, str]] = []
+    updates: list[tuple[int, str]] = []
+    for subject in sorted(counted):
+        before = stored.get(subject)
+        new = counted[subject] if before is None else counted[subject] - before
+        if not new:
+            continue
+        for entry in new:
+            d, _, k = entry.partition("=")
+            added[(d, k)] += 1
+        if before is None:
+            inserts.append((subject, _encode(counted[subject])))
+        else:
+            updates.append((subject, _encode(before | new)))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if sum(len(subjects) for subjects in members.values()) <= INLINE_MEMBERS:
-            rows = [(d, k, s) for (d, k), subjects in sorted(members.items()) for s in subjects]
-            if not rows:
-                return added
-            mark = "?" if conn.dialect.name == "sqlite" else "%s"
-            values = ", ".join([f"({mark}, {mark}, {mark})"] * len(rows))
-            cursor.execute(
-                f"insert into tally_members (dimension, key, subject_id) values {values} "
-                "on conflict do nothing returning dimension, key",
-                [v for row in rows for v in row],
-            )
-            added.update((d, k) for d, k in cursor.fetchall())
-            return added
-        for (d, k), subjects in sorted(members.items()):
-            if conn.dialect.name == "sqlite":
+        if conn.dialect.name == "sqlite":
+            if inserts:
                 cursor.executemany(
-                    "insert into tally_members (dimension, key, subject_id) values (?, ?, ?) "
-                    "on conflict do nothing",
-                    [(d, k, s) for s in subjects],
+                    "insert into tally_members (subject_id, counted) values (?, ?)", inserts
                 )
-            else:
+            if updates:
+                cursor.executemany(
+                    "update tally_members set counted = ? where subject_id = ?",
+                    [(c, s) for s, c in updates],
+                )
+        else:
+            if inserts:
                 cursor.execute(
-                    "insert into tally_members (dimension, key, subject_id) "
-                    "select %s, %s, unnest(%s::integer[]) on conflict do nothing",
-                    (d, k, subjects),
+                    "insert into tally_members (subject_id, counted) "
+                    "select * from unnest(%s::integer[], %s::text[])",
+                    [list(column) for column in zip(*inserts, strict=True)],
                 )
-            added[(d, k)] = cursor.rowcount
+            if updates:
+                cursor.execute(
+                    "update tally_members t set counted = v.counted "
+                    "from unnest(%s::integer[], %s::text[]) v (subject_id, counted) "
+                    "where t.subject_id = v.subject_id",
+                    [list(column) for column in zip(*updates, strict=True)],
+                )
     finally:
         cursor.close()
     return added
+
+
+# Citizens' rows are read this many at a time (SQLite binds at most 32 766 values).
+_READ_AT_ONCE = 10_000
+
+
+def _stored_members(conn: Connection, subjects: Sequence[int]) -> dict[int, set[str]]:
+    """The values each of these citizens is counted in, for those counted anywhere."""
+    stored: dict[int, set[str]] = {}
+    for i in range(0, len(subjects), _READ_AT_ONCE):
+        part = list(subjects[i : i + _READ_AT_ONCE])
+        if conn.dialect.name == "sqlite":
+            rows, _ = bulk.execute(
+                conn,
+                "select subject_id, counted from tally_members where subject_id in "
+                f"({', '.join(f':s{j}' for j in range(len(part)))})",
+                {f"s{j}": s for j, s in enumerate(part)},
+            )
+        else:
+            rows, _ = bulk.execute(
+                conn,
+                "select subject_id, counted from tally_members where subject_id = any(:s)",
+                {"s": part},
+            )
+        stored |= {subject: _decode(text_) for subject, text_ in rows}
+    return stored
+
+
+def _encode(entries: AbstractSet[str]) -> str:
+    """A citizen's values as stored: `dimension=key` entries, sorted, comma-separated (no key
+    holds a comma: keys are ids, region codes and scene codes)."""
+    return ",".join(sorted(entries))
+
+
+def _decode(counted: str) -> set[str]:
+    return set(counted.split(",")) if counted else set()
 
 
 def _first_of_days(credited: pa.Table, usage: pa.Table) -> list[tuple[str, str]]:
@@ -361,8 +422,13 @@ def _periods(subjects: pa.ChunkedArray, days: pa.ChunkedArray) -> pa.Table:
 
 def rebuild(conn: Connection) -> None:
     """Recount every stored record from scratch, in the database."""
+    rebuild_counts(conn)
+    rebuild_members(conn)
+
+
+def rebuild_counts(conn: Connection) -> None:
+    """Recount the tallies (not their members) from every stored record."""
     conn.execute(text("delete from tallies"))
-    conn.execute(text("delete from tally_members"))
     dialect = conn.dialect.name
     conn.execute(
         text(
@@ -375,16 +441,30 @@ def rebuild(conn: Connection) -> None:
     )
     conn.execute(
         text(
-            "insert into tally_members (dimension, key, subject_id) "
-            f"select * from ({_participant_rows(dialect, '1 = 1', MEMBER_DIMENSIONS)}) p"
-        )
-    )
-    conn.execute(
-        text(
             "insert into tallies (dimension, key, status, reason, records, grams, participants) "
             "select p.dimension, p.key, 'credited', '', 0, 0, count(*) "
             f"from ({_participant_rows(dialect, '1 = 1')}) p "
             f"group by p.dimension, p.key having true {_ADD_PARTICIPANTS}"
+        )
+    )
+
+
+def rebuild_members(conn: Connection) -> None:
+    """Recount, from every stored record, the values each citizen is counted in."""
+    conn.execute(text("delete from tally_members"))
+    dialect = conn.dialect.name
+    entry = "p.dimension || '=' || p.key"
+    joined = (
+        f"group_concat({entry}, ',')"
+        if dialect == "sqlite"
+        else f"string_agg({entry}, ',' order by {entry} collate \"C\")"
+    )
+    conn.execute(
+        text(
+            f"insert into tally_members (subject_id, counted) select p.subject_id, {joined} "
+            f"from (select * from ({_participant_rows(dialect, '1 = 1', MEMBER_DIMENSIONS)}) x "
+            # SQLite's group_concat joins in the order of its input.
+            "order by x.subject_id, x.dimension || '=' || x.key) p group by p.subject_id"
         )
     )
 
