@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from puhui.adapters.sql.unit_of_work import SqlIntakeUnitOfWork
 from puhui.bootstrap import App
 from puhui.domain.errors import AuthenticationError, RefusedError
 from puhui.service import admin, credentials, ingest, ledger, queries, submissions, wallet
@@ -227,3 +229,35 @@ def test_concurrent_redemptions_never_oversell_or_overdraw(app: App) -> None:
         == sum(start.values()) - 100 * price
     )
     assert ledger.verify(app) == []
+
+
+def test_a_citizen_registered_meanwhile_by_another_transaction_keeps_one_id(app: App) -> None:
+    """Registering a chunk's citizens is one statement on PostgreSQL; a citizen another
+    transaction registers while it waits (committed after its snapshot) is read again, not
+    lost and not registered twice."""
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    other = app.engine.connect()
+    transaction = other.begin()
+    theirs = other.execute(
+        text("insert into subjects (pseudonym) values ('p-raced') returning id")
+    ).scalar_one()
+    result: dict[str, Any] = {}
+
+    def register() -> None:
+        with SqlIntakeUnitOfWork(app.engine) as uow:
+            result["ids"] = uow.store.subject_ids(["p-raced", "p-new"]).to_pylist()
+            uow.commit()
+
+    waiting = threading.Thread(target=register)
+    waiting.start()
+    time.sleep(0.5)  # the registration now waits on the other transaction's row
+    assert waiting.is_alive()
+    transaction.commit()
+    other.close()
+    waiting.join(timeout=30)
+    by_pseudonym = {r["pseudonym"]: r for r in result["ids"]}
+    assert set(by_pseudonym) == {"p-raced", "p-new"}
+    assert by_pseudonym["p-raced"]["subject_id"] == theirs
+    assert by_pseudonym["p-raced"]["registered"] is False
+    assert by_pseudonym["p-new"]["registered"] is True

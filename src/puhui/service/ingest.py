@@ -353,10 +353,16 @@ def _settle_chunk(
         credited_g = int(pc.sum(stored.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
     with report.timed("tallies"):
-        registered = subject_ids.filter(subject_ids.column("registered")).column("subject_id")
-        store.add_to_tallies(
-            platform_id, stored, first_seq, first_seq + n - 1, usage, set(registered.to_pylist())
-        )
+        registered = {
+            subject
+            for subject, new in zip(
+                subject_ids.column("subject_id").to_pylist(),
+                subject_ids.column("registered").to_pylist(),
+                strict=True,
+            )
+            if new
+        }
+        store.add_to_tallies(platform_id, stored, first_seq, first_seq + n - 1, usage, registered)
     return settled, transfers, credited_g
 
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from puhui.adapters.sql import ledger, nonces, tallies
@@ -233,23 +232,38 @@ class IntakeStore:
         registered it."""
         distinct = sorted(set(pseudonyms))
         source, params = self._keys("stage_subjects", [(p,) for p in distinct])
-        inserted, added = execute(
-            self.conn,
+        register = (
             f"insert into subjects (pseudonym) select k.column1 from {source} k "
             "where not exists (select 1 from subjects x where x.pseudonym = k.column1) "
-            "on conflict (pseudonym) do nothing returning id",
-            params,
+            "on conflict (pseudonym) do nothing returning pseudonym, id"
         )
-        refresh_statistics(self.conn, "subjects", max(added, 0))
-        ids = fetch_arrow(
-            self.conn,
-            f"select x.pseudonym, x.id from subjects x join {source} k on x.pseudonym = k.column1",
-            params,
-            pa.schema([SUBJECT_IDS.field(0), SUBJECT_IDS.field(1)]),
+        known = (
+            f"select x.pseudonym, x.id from subjects x join {source} k on x.pseudonym = k.column1"
         )
-        registered = pa.array([i for (i,) in inserted], pa.int64())
-        return ids.append_column(
-            SUBJECT_IDS.field("registered"), pc.is_in(ids.column("subject_id"), registered)
+        if self.conn.dialect.name == "postgresql":
+            # One round trip: the new ids and the known ones. A pseudonym another transaction
+            # registered after this statement's snapshot is in neither part; it is read again.
+            rows, _ = execute(
+                self.conn,
+                f"with added as ({register}) select pseudonym, id, true from added "
+                f"union all select x.*, false from ({known}) x",
+                params,
+            )
+            registered = {i for _, i, new in rows if new}
+            if len(rows) < len(distinct):
+                rows, _ = execute(self.conn, known, params)
+        else:
+            inserted, _ = execute(self.conn, register, params)
+            registered = {i for _, i in inserted}
+            rows, _ = execute(self.conn, known, params)
+        refresh_statistics(self.conn, "subjects", len(registered))
+        return pa.table(
+            [
+                pa.array([r[0] for r in rows], pa.string()),
+                pa.array([r[1] for r in rows], pa.int64()),
+                pa.array([r[1] in registered for r in rows], pa.bool_()),
+            ],
+            schema=SUBJECT_IDS,
         )
 
     def existing_records(self, platform_id: int, record_ids: Iterable[str]) -> pa.Table:
