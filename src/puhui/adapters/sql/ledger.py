@@ -130,14 +130,16 @@ _CREDITED = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction
 _OPEN_ACCOUNTS = text(
     "insert into accounts (kind, subject_id, platform_id, methodology) "
     "select x.kind, x.subject_id, x.platform_id, x.methodology from ("
-    "select distinct 'citizen' as kind, r.subject_id, cast(null as integer) as platform_id, "
+    "select 'citizen' as kind, c.subject_id, cast(null as integer) as platform_id, "
     "cast(null as varchar(96)) as methodology "
-    f"from records r where {_CREDITED} "
-    "and not exists (select 1 from accounts a where a.subject_id = r.subject_id) "
-    "union all select distinct 'issuance', cast(null as integer), r.platform_id, r.methodology "
-    f"from records r where {_CREDITED} "
-    "and not exists (select 1 from accounts a where a.platform_id = r.platform_id "
-    "and a.methodology = r.methodology)"
+    # Each citizen and each (platform, methodology) of the chunk is looked for once, not once
+    # for each of its records.
+    f"from (select distinct r.subject_id from records r where {_CREDITED}) c "
+    "where not exists (select 1 from accounts a where a.subject_id = c.subject_id) "
+    "union all select 'issuance', cast(null as integer), i.platform_id, i.methodology "
+    f"from (select distinct r.platform_id, r.methodology from records r where {_CREDITED}) i "
+    "where not exists (select 1 from accounts a where a.platform_id = i.platform_id "
+    "and a.methodology = i.methodology)"
     # `where true` lets SQLite tell the upsert clause from a join.
     ") x where true on conflict do nothing"
 )
@@ -151,19 +153,20 @@ _POST = text(
     "join accounts i on i.platform_id = r.platform_id and i.methodology = r.methodology "
     f"where {_CREDITED} order by r.seq"
 ).bindparams(bindparam("at", type_=t.transfers.c.created_at.type))
-# One change per account of the chunk, in the lock order of `apply_balances`. `having true`
-# lets SQLite tell the upsert clause from a join.
+# One change per account of the chunk, in the lock order of `apply_balances`: the legs are
+# added up per account before each account's kind is read. `where true` lets SQLite tell the
+# upsert clause from a join.
 _SUM_BALANCES = text(
     "insert into balances (account_id, balance_g) "
-    "select x.account_id, sum(x.amount) from ("
+    "select x.account_id, x.amount from ("
+    "select account_id, sum(amount) as amount from ("
     "select credit_account_id as account_id, amount from transfers "
     "where record_seq between :lo and :hi "
     "union all select debit_account_id, -amount from transfers "
-    "where record_seq between :lo and :hi) x "
-    "join accounts a on a.id = x.account_id group by x.account_id, a.kind "
-    f"having true order by a.kind not in ({', '.join(repr(k) for k in OWNED)}), "
-    "x.account_id on conflict (account_id) do update "
-    "set balance_g = balances.balance_g + excluded.balance_g"
+    "where record_seq between :lo and :hi) legs group by account_id) x "
+    "join accounts a on a.id = x.account_id where true "
+    f"order by a.kind not in ({', '.join(repr(k) for k in OWNED)}), x.account_id "
+    "on conflict (account_id) do update set balance_g = balances.balance_g + excluded.balance_g"
 )
 
 
