@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from puhui.adapters.sql import nonces
+from puhui.adapters.sql import engine, nonces
 from puhui.adapters.sql import tables as t
+from puhui.adapters.sql.engine import make_engine
 from puhui.bootstrap import App
 from puhui.domain import signing
 from puhui.service import admin, ingest
@@ -80,3 +81,35 @@ def test_nonces_past_the_horizon_are_forgotten_once_a_minute(app: App) -> None:
     assert claim(y, t0 + HORIZON_MS + 30_000) == {a, x, y}
     # A minute after it, x goes.
     assert claim(z, t0 + HORIZON_MS + 60_000) == {a, y, z}
+
+
+def test_a_connection_is_pinged_only_after_it_sat_idle(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settlement process takes a connection for every group: one returned a moment ago is
+    lent without a round trip to check it; one idle for longer is checked first, and one the
+    server closed meanwhile is replaced, not lent."""
+    _postgresql(app)
+    pings: list[object] = []
+    ping = app.engine.dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(app.engine.dialect, "do_ping", counted)
+    with app.engine.connect() as conn:
+        pid = conn.execute(text("select pg_backend_pid()")).scalar_one()
+    pings.clear()
+    with app.engine.connect() as conn:
+        assert conn.execute(text("select pg_backend_pid()")).scalar_one() == pid
+    assert pings == []
+
+    monkeypatch.setattr(engine, "PING_IDLE_S", 0.0)
+    other = make_engine(app.engine.url.render_as_string(hide_password=False))
+    with other.connect() as conn:
+        conn.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid})
+    other.dispose()
+    with app.engine.connect() as conn:
+        assert conn.execute(text("select pg_backend_pid()")).scalar_one() != pid
+    assert pings

@@ -28,13 +28,14 @@ from puhui.domain.methodology import MILLI, Catalogue, UnitQuantification
 from puhui.domain.reasons import Reason
 from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_KEY, TRIP_SCENES
 
-# The preparing statements are read through the DB-API result (`execute`), which copies the
-# rows once more into Arrow: a relation (`sql`) would bind each statement twice, and binding
-# these statements costs more than the copy at every chunk size (1 600 records: 43 against
-# 56 ms; 100 000: 490 against 510 ms).
+# Up to FEW_ROWS records the preparing statements are read through the DB-API result
+# (`execute`), which copies the rows once more into Arrow: a relation (`sql`) would bind each
+# statement twice, and binding costs more than the copy there (1 600 records: 43 against
+# 56 ms). Larger chunks are read through a relation, without the copy (100 000 records: the
+# same time either way, and a copy of the chunk less in memory).
 warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
 
-# Up to this many records DuckDB runs the preparing statements with one optimizer only
+# Up to this many records DuckDB also runs the preparing statements with one optimizer only
 # (common subexpressions: the statements repeat their parsing expressions): measured, 1 600
 # records 43 → 36 ms, 20 000 records 161 → 128 ms; 100 000 records were slower (557 against
 # 515 ms).
@@ -151,20 +152,25 @@ class Preparer:
         if few:
             self.con.execute(f"set disabled_optimizers = '{self._skipped_optimizers}'")
         try:
-            return self._prepare_in_duckdb(raw, received_ms)
+            return self._prepare_in_duckdb(raw, received_ms, few)
         finally:
             if few:
                 self.con.execute("reset disabled_optimizers")
 
-    def _prepare_in_duckdb(self, raw: pa.Table, received_ms: int) -> pa.Table:
+    def _prepare_in_duckdb(self, raw: pa.Table, received_ms: int, few: bool) -> pa.Table:
+        def run(sql: str) -> pa.Table:
+            if few:
+                return self.con.execute(sql).to_arrow_table()
+            return self.con.sql(sql).to_arrow_table()
+
         self.con.register("raw", raw)
         self.con.register("subject_map", self._pseudonyms(raw))
-        normal = self.con.execute(self._normalise_sql(received_ms)).to_arrow_table()
+        normal = run(self._normalise_sql(received_ms))
         self.con.unregister("raw")
         self.con.unregister("subject_map")
         self.con.register("normal", normal)
         self.con.register("quant", self._quantify(normal))
-        out = self.con.execute(_QUANTIFY_SQL).to_arrow_table()
+        out = run(_QUANTIFY_SQL)
         self.con.unregister("normal")
         self.con.unregister("quant")
         return out

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 DEFAULT_URL = "sqlite:///puhui.db"
+# A PostgreSQL connection back in the pool for longer than this is pinged before it is lent
+# again (a server restarted meanwhile has closed it). One returned a moment ago is lent as
+# it is: the settlement process takes a connection for every group, and a ping is a round
+# trip more for each.
+PING_IDLE_S = 1.0
 
 
 def normalise_url(url: str) -> str:
@@ -25,9 +32,27 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
     event.listen(engine, "connect", _postgresql_settings)
+    event.listen(engine, "checkin", _returned)
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("returned_at", 0.0) <= PING_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool then connects again (up to three times) instead of lending it.
+            raise DisconnectionError() from error
+        if not alive:
+            raise DisconnectionError()
+
     return engine
+
+
+def _returned(_dbapi_connection: Any, record: Any) -> None:
+    record.info["returned_at"] = time.monotonic()
 
 
 def is_sqlite(engine: Engine) -> bool:
