@@ -27,6 +27,7 @@ every stored record in SQL, the first for records stored before tallies existed 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
@@ -350,30 +351,25 @@ def _new_members(
     return added
 
 
-# Citizens' rows are read this many at a time (SQLite binds at most 32 766 values).
-_READ_AT_ONCE = 10_000
-
-
 def _stored_members(conn: Connection, subjects: Sequence[int]) -> dict[int, set[str]]:
     """The values each of these citizens is counted in, for those counted anywhere."""
-    stored: dict[int, set[str]] = {}
-    for i in range(0, len(subjects), _READ_AT_ONCE):
-        part = list(subjects[i : i + _READ_AT_ONCE])
-        if conn.dialect.name == "sqlite":
-            rows, _ = bulk.execute(
-                conn,
-                "select subject_id, counted from tally_members where subject_id in "
-                f"({', '.join(f':s{j}' for j in range(len(part)))})",
-                {f"s{j}": s for j, s in enumerate(part)},
-            )
-        else:
-            rows, _ = bulk.execute(
-                conn,
-                "select subject_id, counted from tally_members where subject_id = any(:s)",
-                {"s": part},
-            )
-        stored |= {subject: _decode(text_) for subject, text_ in rows}
-    return stored
+    if not subjects:
+        return {}
+    if conn.dialect.name == "sqlite":
+        # One parameter, whatever the number of citizens: a JSON array of their ids.
+        rows, _ = bulk.execute(
+            conn,
+            "select t.subject_id, t.counted from json_each(:s) j "
+            "join tally_members t on t.subject_id = j.value",
+            {"s": json.dumps(list(subjects))},
+        )
+    else:
+        rows, _ = bulk.execute(
+            conn,
+            "select subject_id, counted from tally_members where subject_id = any(:s)",
+            {"s": list(subjects)},
+        )
+    return {subject: _decode(counted) for subject, counted in rows}
 
 
 def _encode(entries: AbstractSet[str]) -> str:
