@@ -177,7 +177,8 @@ class Preparer:
 
     def prepare_by_statement(self, raw: pa.Table, received_ms: int) -> pa.Table:
         """Validate, normalise and quantify one chunk record by record, by `domain.intake`."""
-        columns: dict[str, list[Any]] = {name: [] for name in PREPARED.names}
+        names = PREPARED.names  # a new list at every call: read once
+        columns: dict[str, list[Any]] = {name: [] for name in names}
         for fields in raw.to_pylist():
             n = intake.normalise(
                 fields,
@@ -206,7 +207,7 @@ class Preparer:
                 **caps,
                 "checks": list(n.reasons) if n.reasons or found else [Reason.NO_METHODOLOGY.value],
             }
-            for name in PREPARED.names:
+            for name in names:
                 columns[name].append(row[name])
         return pa.table(columns, schema=PREPARED)
 
