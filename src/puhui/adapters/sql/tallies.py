@@ -320,34 +320,26 @@ def _new_members(
             inserts.append((subject, _encode(counted[subject])))
         else:
             updates.append((subject, _encode(before | new)))
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if conn.dialect.name == "sqlite":
-            if inserts:
-                cursor.executemany(
-                    "insert into tally_members (subject_id, counted) values (?, ?)", inserts
-                )
-            if updates:
-                cursor.executemany(
-                    "update tally_members set counted = ? where subject_id = ?",
-                    [(c, s) for s, c in updates],
-                )
-        else:
-            if inserts:
-                cursor.execute(
-                    "insert into tally_members (subject_id, counted) "
-                    "select * from unnest(%s::integer[], %s::text[])",
-                    [list(column) for column in zip(*inserts, strict=True)],
-                )
-            if updates:
-                cursor.execute(
-                    "update tally_members t set counted = v.counted "
-                    "from unnest(%s::integer[], %s::text[]) v (subject_id, counted) "
-                    "where t.subject_id = v.subject_id",
-                    [list(column) for column in zip(*updates, strict=True)],
-                )
-    finally:
-        cursor.close()
+    bulk.insert_rows(conn, "tally_members", ("subject_id", "counted"), inserts)
+    if not updates:
+        return added
+    if conn.dialect.name == "sqlite":
+        # Counted values are written by puhui (no NUL): one JSON array of the changed rows.
+        bulk.execute(
+            conn,
+            "update tally_members set counted = j.value ->> 1 from json_each(:rows) j "
+            "where tally_members.subject_id = j.value ->> 0",
+            {"rows": json.dumps(updates)},
+        )
+    else:
+        ids, values = zip(*updates, strict=True)
+        bulk.execute(
+            conn,
+            "update tally_members t set counted = v.counted "
+            "from unnest(cast(:s as integer[]), cast(:c as text[])) v (subject_id, counted) "
+            "where t.subject_id = v.subject_id",
+            {"s": list(ids), "c": list(values)},
+        )
     return added
 
 
