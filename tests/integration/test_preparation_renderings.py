@@ -1,4 +1,5 @@
-"""The DuckDB rendering of intake prepares what the statement of intake (`domain.intake`) does.
+"""The DuckDB and Arrow renderings of intake prepare what the statement of intake
+(`domain.intake`) does.
 
 Generated chunks mix ordinary records with the texts platforms get wrong: numbers with spaces,
 signs, exponents, underscores, `inf` and `nan`, digits of other scripts; timestamps in UTC, with
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -85,12 +86,15 @@ def catalogue() -> Catalogue:
 
 
 @pytest.fixture(scope="module")
-def preparers(catalogue: Catalogue) -> Iterator[tuple[Preparer, Preparer]]:
-    """The DuckDB rendering (no chunk is small) and the statement (every chunk is)."""
+def preparers(catalogue: Catalogue) -> Iterator[tuple[Preparer, Preparer, Preparer]]:
+    """The DuckDB rendering (no chunk is small), the Arrow one (every chunk is a few thousand
+    records) and the statement (every chunk is small)."""
     duck = Preparer(catalogue, b"k" * 32, "amap", small_chunk=0)
+    arrow = Preparer(catalogue, b"k" * 32, "amap", small_chunk=0, arrow_chunk=10**9)
     statement = Preparer(catalogue, b"k" * 32, "amap", small_chunk=10**9)
-    yield duck, statement
+    yield duck, arrow, statement
     duck.close()
+    arrow.close()
     statement.close()
 
 
@@ -105,6 +109,20 @@ def _comparable(table: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
+def _same_as_the_statement(
+    preparers: tuple[Preparer, Preparer, Preparer], records: list[Any]
+) -> None:
+    duck, arrow, statement = preparers
+    raw = records_table(records)
+    by_statement = statement.prepare(raw, epoch_ms(NOW))
+    expected = _comparable(by_statement)
+    for rendering in (duck, arrow):
+        prepared = rendering.prepare(raw, epoch_ms(NOW))
+        assert prepared.schema == by_statement.schema
+        for got, wanted in zip(_comparable(prepared), expected, strict=True):
+            assert got == wanted
+
+
 @settings(
     max_examples=300,
     deadline=None,
@@ -113,14 +131,83 @@ def _comparable(table: pa.Table) -> list[dict[str, Any]]:
 )
 @given(records=st.lists(st.one_of(raw_records(), st.just("not an object")), min_size=1, max_size=8))
 @example(records=[dict.fromkeys(FIELDS, "x")])
-def test_duckdb_prepares_what_the_statement_of_intake_prepares(
-    preparers: tuple[Preparer, Preparer], records: list[Any]
+def test_the_renderings_prepare_what_the_statement_of_intake_prepares(
+    preparers: tuple[Preparer, Preparer, Preparer], records: list[Any]
 ) -> None:
     """Same reasons, values, pseudonyms, digests, days and quantifications, record by record."""
-    duck, statement = preparers
-    raw = records_table(records)
-    by_duckdb = duck.prepare(raw, epoch_ms(NOW))
-    by_statement = statement.prepare(raw, epoch_ms(NOW))
-    assert by_statement.schema == by_duckdb.schema
-    for got, expected in zip(_comparable(by_duckdb), _comparable(by_statement), strict=True):
-        assert got == expected
+    _same_as_the_statement(preparers, records)
+
+
+@st.composite
+def common_records(draw: st.DrawFn) -> dict[str, Any]:
+    """A record as platforms mostly send it, in the plain forms the Arrow rendering takes
+    itself: the values that decide its arithmetic (amounts with up to ten decimals, fractions
+    of seconds, offsets, coordinates printed every way, days near the end of a month) vary."""
+    trip = draw(st.booleans())
+    moment = draw(st.datetimes(min_value=datetime(2026, 9, 28), max_value=datetime(2026, 11, 1)))
+    zone = draw(st.sampled_from(["Z", "+08:00", "-05:30", "+14:00", "z"]))
+    fraction = draw(st.sampled_from(["", ".5", ".123", ".123456789", ".0009"]))
+    start = moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + zone
+    amount = draw(
+        st.one_of(
+            st.decimals(min_value=0, max_value=10**6, places=draw(st.integers(0, 10)))
+            .filter(lambda d: d.is_finite())
+            .map(lambda d: format(d, "f")),
+            st.sampled_from(["0", "1", "5.", "999999999999.9999999999", "0.0005"]),
+        )
+    )
+    record: dict[str, Any] = {
+        "platform": "amap",
+        "record_id": draw(st.sampled_from(["r1", "r2", "r3"])),
+        "subject": draw(
+            st.sampled_from(["13800138000", "+86 138-0013 8001", "11010519491231002X"])
+        ),
+        "scene": draw(st.sampled_from(["bus", "metro", "walk", "bike", "ev"]))
+        if trip
+        else draw(st.sampled_from(["recycling", "paperless", "electricity", "no_cutlery"])),
+        "region": draw(st.sampled_from(["110000", "510100", "440300", "330100"])),
+        "start": start,
+    }
+    if trip:
+        minutes = draw(st.integers(-10, 2000))
+        end = moment + timedelta(minutes=minutes)
+        record["end"] = end.strftime("%Y-%m-%dT%H:%M:%S") + zone
+        record["distance_km"] = amount
+    else:
+        record["quantity"] = amount
+        if draw(st.booleans()):
+            record["end"] = start
+    if record["scene"] == "recycling":
+        record["material"] = draw(st.sampled_from(["paper", "plastic", "glass"]))
+    elif draw(st.booleans()):
+        record["material"] = draw(st.sampled_from(["paper", "anything"]))
+    for name, bound in (
+        ("origin_lat", 90),
+        ("origin_lon", 180),
+        ("dest_lat", 90),
+        ("dest_lon", 180),
+    ):
+        if draw(st.integers(0, 4)):
+            value = draw(st.floats(min_value=-bound, max_value=bound))
+            record[name] = draw(
+                st.sampled_from([repr(value), f"{value:.6f}", f"{value:.0f}", f"{value:.15f}"])
+            )
+    if draw(st.booleans()):
+        record["ref"] = draw(st.sampled_from(["T-1", " t-1 ", "AbC", "x" * 256]))
+    if draw(st.booleans()):
+        record["device"] = draw(st.sampled_from(["d-1", "设备", "a b"]))
+    return record
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(records=st.lists(common_records(), min_size=1, max_size=12))
+def test_the_renderings_prepare_common_records_as_the_statement_does(
+    preparers: tuple[Preparer, Preparer, Preparer], records: list[Any]
+) -> None:
+    """The records the Arrow rendering prepares itself: same values, digests, grams, reasons."""
+    _same_as_the_statement(preparers, records)

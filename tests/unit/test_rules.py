@@ -1,5 +1,6 @@
-"""Worked examples of the plausibility rules: each rule's statement, and its predicate run in
-DuckDB over a small table, which must agree.
+"""Worked examples of the plausibility rules: each rule's statement, its predicate run in
+DuckDB over a small table, and its rendering in Arrow kernels over the same table, which must
+agree.
 
 Rows carry the normalised columns the rules may use: trips from 08:00 UTC on 1 October 2026,
 `amount_milli` in metres for trips, coordinates in decimal degrees or null.
@@ -15,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from puhui.adapters.batch import vectorised
 from puhui.domain import rules
 from puhui.domain.reasons import Reason
 
@@ -63,9 +65,10 @@ def event(scene: str = "paperless", quantity_milli: int = 1000) -> dict[str, Any
 def violated(
     con: duckdb.DuckDBPyConnection, code: Reason, rows: list[dict[str, Any]]
 ) -> list[bool]:
-    """Evaluate one rule on each row: its statement, and its SQL predicate as prepare runs it
-    (null counts as false), which must agree."""
-    con.register("records", pa.Table.from_pylist(rows, schema=COLUMNS))
+    """Evaluate one rule on each row: its statement, its SQL predicate as prepare runs it (null
+    counts as false) and its Arrow rendering, which must agree."""
+    table = pa.Table.from_pylist(rows, schema=COLUMNS)
+    con.register("records", table)
     predicate = rules.RULES[code].predicate()
     try:
         result = con.execute(f"select coalesce(({predicate}), false) from records").fetchall()
@@ -78,6 +81,9 @@ def violated(
         for row in rows
     ]
     assert [bool(r[0]) for r in result] == stated, "the SQL rendering disagrees with the rule"
+    columns = {name: table.column(name).combine_chunks() for name in table.column_names}
+    in_arrow = vectorised.violations(columns)[code].to_pylist()
+    assert in_arrow == stated, "the Arrow rendering disagrees with the rule"
     return stated
 
 

@@ -1,8 +1,9 @@
 """Ingest: platform files in, receipts and credits out.
 
 The data flows one way, chunk by chunk, so a file of any size is never held whole:
-read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`: DuckDB, or the
-statement `domain.intake` for small chunks) → look up what the database already knows of the
+read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`: DuckDB for large
+chunks, Arrow kernels for some thousands of records, the statement `domain.intake` for small
+chunks) → look up what the database already knows of the
 chunk's keys → settle (`adapters.batch.settle` in DuckDB, or the statement `domain.settlement`
 for small chunks) → store records, receipts, one ledger transfer per credit and the statistics'
 tallies in one unit of work (`service.ports`) → write receipts out.
@@ -27,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
+from puhui.adapters.batch.prepare import ARROW_PREPARE, Preparer, epoch_ms, trace_json
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
 from puhui.adapters.batch.sequential import SMALL_CHUNK, SMALL_PREPARE, settle_small
 from puhui.adapters.batch.settle import settle
@@ -147,9 +148,10 @@ class Pipeline:
     connection of settlement. One ingest at a time.
 
     Chunks of up to `small_prepare` records are prepared, and chunks of up to `small_chunk`
-    settled, by the statements of the rules themselves (`domain.intake`, `domain.settlement`),
-    larger ones by the DuckDB statements: both give the same receipts, and the tests hold the
-    DuckDB renderings to the statements.
+    settled, by the statements of the rules themselves (`domain.intake`, `domain.settlement`);
+    chunks of up to `prepare.ARROW_PREPARE` records are prepared in Arrow kernels, larger ones
+    by the DuckDB statements, and larger chunks settled by DuckDB: all give the same receipts,
+    and the tests hold each rendering to the statements.
     """
 
     def __init__(
@@ -188,7 +190,7 @@ class Pipeline:
         """The preparer of a platform's records."""
         if platform not in self._preparers:
             self._preparers[platform] = Preparer(
-                self.app.catalogue, self.app.secret, platform, self.small_prepare
+                self.app.catalogue, self.app.secret, platform, self.small_prepare, ARROW_PREPARE
             )
         return self._preparers[platform]
 

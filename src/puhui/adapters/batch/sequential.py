@@ -22,10 +22,11 @@ from puhui.domain.settlement import Book, Candidate, Caps, Claim, Decision, Role
 # on 2 cores: 16 records 0.5 ms and 100 records 2.4 ms here, about 60 ms in DuckDB whatever the
 # size; at some 24 µs a record the two meet near 2 500.
 SMALL_CHUNK = 2_000
-# Up to this many records a chunk is prepared by `domain.intake`; above it, by DuckDB. Measured
-# with a warm preparer: 100 records 4.7 ms against 29 ms, 700 records 22.7 ms against 28.6 ms,
-# 1 000 records 32.6 ms against 30.3 ms; they meet near 900.
-SMALL_PREPARE = 900
+# Up to this many records a chunk is prepared by `domain.intake`; above it, in Arrow kernels
+# (`adapters.batch.vectorised`), then by DuckDB (`prepare.ARROW_PREPARE`). Measured with a warm
+# preparer: 100 records 3.9 ms against 5.2 ms in Arrow, 150 records 6.2 against 5.6 ms, 200
+# records 8.4 against 5.5 ms; they meet near 130.
+SMALL_PREPARE = 128
 
 _PASSED = (
     "row", "seq", "record_id", "digest", "subject_id", "scene", "region", "kind", "start_ms",
