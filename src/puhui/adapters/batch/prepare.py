@@ -475,8 +475,11 @@ select n.*,
     case when len(n.reasons) = 0 and q.quant_key is null
          then ['{Reason.NO_METHODOLOGY}'] else n.reasons end as checks
 from normal n
+-- Only a valid record is quantified (a record failing a check earns nothing, and its receipt
+-- names no methodology), whatever valid records share its values.
 left join quant q
-  on q.scene = n.scene and q.region = n.region and q.material = n.material and q.day_cn = n.day_cn
+  on len(n.reasons) = 0 and q.scene = n.scene and q.region = n.region
+ and q.material = n.material and q.day_cn = n.day_cn
 order by n.row
 """
 
