@@ -19,9 +19,10 @@ from puhui.adapters.batch.settle import UNKEYED
 from puhui.domain.settlement import Book, Candidate, Caps, Claim, Decision, Role, Usage, settle
 
 # Up to this many records a chunk is settled here; above it, by the DuckDB statement. Measured
-# on 2 cores: 16 records 0.5 ms and 100 records 2.4 ms here, about 60 ms in DuckDB whatever the
-# size; at some 24 µs a record the two meet near 2 500.
-SMALL_CHUNK = 2_000
+# on 2 cores in API groups of new citizens: here 21 ms for 1 600 records, 41 ms for 3 200 and
+# 93 ms for 6 400 (some 13 µs a record); in DuckDB 64 to 71 ms at each of those sizes. They meet
+# near 5 000.
+SMALL_CHUNK = 4_800
 # Up to this many records a chunk is prepared by `domain.intake`; above it, in Arrow kernels
 # (`adapters.batch.vectorised`), then by DuckDB (`prepare.ARROW_PREPARE`). Measured with a warm
 # preparer: 100 records 3.9 ms against 5.2 ms in Arrow, 150 records 6.2 against 5.6 ms, 200
