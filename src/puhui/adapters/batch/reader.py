@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,9 @@ def _json_text(value: object) -> str | None:
         return None
     if isinstance(value, str):
         return value
+    # JSON writes an integer, and a finite double, as Python's repr does (a bool is no int here).
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -297,29 +297,33 @@ def _new_members(
     """Remember the values each of the chunk's citizens is counted in (`tally_members`); how
     many citizens each value counts for the first time. Only the rows of citizens known before
     the chunk are read; a row is written for a new citizen and for one counted somewhere new."""
-    counted: dict[int, set[str]] = {}
+    counted: dict[int, list[str]] = {}
     for (d, k), subjects in members.items():
         entry = f"{d}={k}"
         for subject in subjects:
-            counted.setdefault(subject, set()).add(entry)
+            counted.setdefault(subject, []).append(entry)
     added: Counter[tuple[str, str]] = Counter()
     if not counted:
         return added
     stored = _stored_members(conn, sorted(s for s in counted if s not in registered))
+    for (d, k), subjects in members.items():
+        entry = f"{d}={k}"
+        added[(d, k)] = (
+            sum(1 for s in subjects if entry not in stored.get(s, ())) if stored else len(subjects)
+        )
+    # Citizens counted in the same values share one encoding (most of a chunk's do).
+    encoded: dict[tuple[str, ...], str] = {}
     inserts: list[tuple[int, str]] = []
     updates: list[tuple[int, str]] = []
-    for subject in sorted(counted):
+    for subject, entries in sorted(counted.items()):
         before = stored.get(subject)
-        new = counted[subject] if before is None else counted[subject] - before
-        if not new:
-            continue
-        for entry in new:
-            d, _, k = entry.partition("=")
-            added[(d, k)] += 1
         if before is None:
-            inserts.append((subject, _encode(counted[subject])))
-        else:
-            updates.append((subject, _encode(before | new)))
+            key = tuple(entries)
+            if key not in encoded:
+                encoded[key] = _encode(set(entries))
+            inserts.append((subject, encoded[key]))
+        elif not before.issuperset(entries):
+            updates.append((subject, _encode(before.union(entries))))
     bulk.insert_rows(conn, "tally_members", ("subject_id", "counted"), inserts)
     if not updates:
         return added
