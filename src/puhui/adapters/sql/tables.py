@@ -163,7 +163,10 @@ records = Table(
     Column("quantification_id", Integer, nullable=True),
     Column("duplicate_of", BigInteger, nullable=True, comment="seq of the earlier record"),
     UniqueConstraint("platform_id", "record_id"),
-    CheckConstraint("status in ('credited', 'duplicate', 'rejected')", name="status"),
+    # Comparisons, not `status in (…)`: SQLite builds an IN list for every row it checks.
+    CheckConstraint(
+        "status = 'credited' or status = 'duplicate' or status = 'rejected'", name="status"
+    ),
     CheckConstraint("reduction_g >= 0", name="reduction_g"),
     CheckConstraint("status = 'credited' or reduction_g = 0", name="only_credited_earn"),
 )
