@@ -1,5 +1,6 @@
-"""Validate, normalise, pseudonymise and quantify a chunk of raw records: set-based in DuckDB,
-or record by record by the statement of intake (`domain.intake`) for small chunks.
+"""Validate, normalise, pseudonymise and quantify a chunk of raw records: set-based in DuckDB
+for large chunks, column by column in Arrow kernels (`vectorised`) for some thousands of
+records, or record by record by the statement of intake (`domain.intake`) for small chunks.
 
 In: a raw chunk from `reader` (all strings). Out: one row per record with typed, normalised
 columns, the list of every reason it fails (empty when valid), its pseudonym, a digest of its
