@@ -211,3 +211,32 @@ def test_the_renderings_prepare_common_records_as_the_statement_does(
 ) -> None:
     """The records the Arrow rendering prepares itself: same values, digests, grams, reasons."""
     _same_as_the_statement(preparers, records)
+
+
+def test_the_arrow_rendering_prepares_common_records_itself(
+    preparers: tuple[Preparer, Preparer, Preparer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain records never reach the statement; an odd one does, alone (the differential tests
+    above would pass just as well if the Arrow rendering handed everything on)."""
+    _, arrow, _ = preparers
+    handed: list[int] = []
+    by_statement = arrow.prepare_by_statement
+
+    def statement(raw: pa.Table, received_ms: int) -> pa.Table:
+        handed.extend(raw.column("row").to_pylist())
+        return by_statement(raw, received_ms)
+
+    monkeypatch.setattr(arrow, "prepare_by_statement", statement)
+    plain = {
+        "platform": "amap", "record_id": "r", "subject": "13800138000", "scene": "bus",
+        "region": "110000", "start": "2026-10-01T08:00:00+08:00",
+        "end": "2026-10-01T08:30:00+08:00", "distance_km": "5.2", "origin_lat": "39.9",
+        "origin_lon": "116.4", "dest_lat": "39.95", "dest_lon": "116.45", "ref": "T-1",
+        "device": "d-1",
+    }  # fmt: skip
+    records = [plain | {"record_id": f"r{i}"} for i in range(5)]
+    records[3] |= {"distance_km": "5e0"}  # a number this rendering leaves to the statement
+    prepared = arrow.prepare(records_table(records), epoch_ms(NOW))
+    assert handed == [4]
+    assert prepared.column("row").to_pylist() == [1, 2, 3, 4, 5]
+    assert prepared.column("amount_milli").to_pylist() == [5200, 5200, 5200, 5000, 5200]

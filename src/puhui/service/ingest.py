@@ -3,10 +3,10 @@
 The data flows one way, chunk by chunk, so a file of any size is never held whole:
 read → validate, normalise, pseudonymise, quantify (`adapters.batch.prepare`: DuckDB for large
 chunks, Arrow kernels for some thousands of records, the statement `domain.intake` for small
-chunks) → look up what the database already knows of the
-chunk's keys → settle (`adapters.batch.settle` in DuckDB, or the statement `domain.settlement`
-for small chunks) → store records, receipts, one ledger transfer per credit and the statistics'
-tallies in one unit of work (`service.ports`) → write receipts out.
+chunks) → look up what the database already knows of the chunk's keys → settle
+(`adapters.batch.settle` in DuckDB, or the statement `domain.settlement` for small chunks) →
+store records, receipts, one ledger transfer per credit and the statistics' tallies in one unit
+of work (`service.ports`) → write receipts out.
 A chunk commits as a whole or not at all; re-running a file after a failure replays what was
 committed and settles the rest.
 """
@@ -148,9 +148,9 @@ class Pipeline:
     connection of settlement. One ingest at a time.
 
     Chunks of up to `small_prepare` records are prepared, and chunks of up to `small_chunk`
-    settled, by the statements of the rules themselves (`domain.intake`, `domain.settlement`);
-    chunks of up to `prepare.ARROW_PREPARE` records are prepared in Arrow kernels, larger ones
-    by the DuckDB statements, and larger chunks settled by DuckDB: all give the same receipts,
+    settled, by the statements of the rules themselves (`domain.intake`, `domain.settlement`).
+    Larger chunks are prepared in Arrow kernels up to `prepare.ARROW_PREPARE` records and by
+    DuckDB's statements beyond, and settled by DuckDB's statement: all give the same receipts,
     and the tests hold each rendering to the statements.
     """
 

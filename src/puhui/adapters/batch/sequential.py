@@ -20,8 +20,8 @@ from puhui.domain.settlement import Book, Candidate, Caps, Claim, Decision, Role
 
 # Up to this many records a chunk is settled here; above it, by the DuckDB statement. Measured
 # on 2 cores in API groups of new citizens: here 21 ms for 1 600 records, 41 ms for 3 200 and
-# 93 ms for 6 400 (some 13 µs a record); in DuckDB 64 to 71 ms at each of those sizes. They meet
-# near 5 000.
+# 93 ms for 6 400 (some 13 µs a record); in DuckDB 64 to 75 ms from 1 600 to 6 400 records.
+# They meet near 5 000.
 SMALL_CHUNK = 4_800
 # Up to this many records a chunk is prepared by `domain.intake`; above it, in Arrow kernels
 # (`adapters.batch.vectorised`), then by DuckDB (`prepare.ARROW_PREPARE`). Measured with a warm
