@@ -49,25 +49,34 @@ CAPS = {
 }
 
 
-def tight(catalogue: Catalogue) -> Catalogue:
-    """The shipped catalogue with the caps above on every scene."""
+# Caps of a month below those of its days, so that the month's bind on a single record too.
+LOW_MONTH_CAPS = {
+    "bj-low-carbon-travel": (Cap("day", max_g=1_500, max_count=3), Cap("month", max_g=1_000)),
+    "cn-common": (Cap("day", max_count=2), Cap("month", max_g=400)),
+}
+# Enough citizens that most records of a submission share nothing with the others.
+MANY_CITIZENS = tuple(f"139{n:08d}" for n in range(15))
+
+
+def tight(catalogue: Catalogue, caps_of: dict[str, tuple[Cap, ...]] = CAPS) -> Catalogue:
+    """The shipped catalogue with the caps above (or `caps_of`) on every scene."""
     methodologies = []
     for m in catalogue.methodologies:
-        caps = CAPS.get(m.id, (Cap("day", max_g=700, max_count=2),))
+        caps = caps_of.get(m.id, (Cap("day", max_g=700, max_count=2),))
         scenes = {k: dataclasses.replace(rule, caps=caps) for k, rule in m.scenes.items()}
         methodologies.append(dataclasses.replace(m, scenes=scenes))
     return Catalogue(methodologies, catalogue.factors, catalogue.regions)
 
 
 @st.composite
-def records(draw: st.DrawFn, platform: str) -> dict[str, Any]:
+def records(draw: st.DrawFn, platform: str, citizens: tuple[str, ...] = CITIZENS) -> dict[str, Any]:
     """One record of a small, crowded world."""
     day = draw(st.sampled_from(DAYS))
     start = day + timedelta(hours=8, minutes=draw(st.sampled_from([0, 5, 10, 15, 20, 40])))
     record: dict[str, Any] = {
         "platform": platform if draw(st.integers(0, 15)) else draw(st.sampled_from(PLATFORMS)),
         "record_id": f"{platform}-{draw(st.integers(0, 11))}",
-        "subject": draw(st.sampled_from(CITIZENS)),
+        "subject": draw(st.sampled_from(citizens)),
         "region": draw(st.sampled_from(["110000", "510100"])),
         "start": start.isoformat(),
     }
@@ -87,7 +96,9 @@ def records(draw: st.DrawFn, platform: str) -> dict[str, Any]:
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> list[tuple[str, list[dict[str, Any]]]]:
+def histories(
+    draw: st.DrawFn, citizens: tuple[str, ...] = CITIZENS
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """Submissions in receive order: (platform, records); some records are sent again, as they
     were (replays) or changed (conflicts)."""
     submissions: list[tuple[str, list[dict[str, Any]]]] = []
@@ -103,7 +114,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, list[dict[str, Any]]]]:
             elif own and choice == 1:
                 batch.append(draw(st.sampled_from(own)) | {"distance_km": "1.1", "quantity": "1"})
             else:
-                batch.append(draw(records(platform)))
+                batch.append(draw(records(platform, citizens)))
         submissions.append((platform, batch))
         sent += batch
     return submissions
@@ -197,10 +208,11 @@ def _ingest_and_judge(
     new_database: Callable[[Path], str],
     history: list[tuple[str, list[dict[str, Any]]]],
     small_chunk: int,
+    caps_of: dict[str, tuple[Cap, ...]] = CAPS,
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         app = bootstrap(Settings(new_database(Path(folder)), Path(folder) / "k"), clock=lambda: NOW)
-        app.catalogue = tight(app.catalogue)
+        app.catalogue = tight(app.catalogue, caps_of)
         try:
             admin.init(app)
             for code in PLATFORMS:
@@ -217,7 +229,7 @@ def _ingest_and_judge(
                 pipeline.close()
             expected = judged(app, history)
             assert got == [{k: e[k] for k in KEEP} for e in expected]
-            for citizen in CITIZENS:
+            for citizen in {r["subject"] for _, b in history for r in b}:
                 credited = sum(
                     e["reduction_g"]
                     for e, r in zip(expected, (r for _, b in history for r in b), strict=True)
@@ -227,6 +239,22 @@ def _ingest_and_judge(
             assert ledger.verify(app) == []
         finally:
             app.close()
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=histories(MANY_CITIZENS))
+def test_records_that_meet_nothing_are_decided_as_the_rules_decide(
+    new_database: Callable[[Path], str], history: list[tuple[str, list[dict[str, Any]]]]
+) -> None:
+    """Many citizens, so that most records meet nothing in their chunk nor in the database and
+    are credited column by column (`sequential.alone`), beside others that meet a citizen's
+    earlier credits, trips or refs; and caps of a month below those of its days."""
+    _ingest_and_judge(new_database, history, 1_000_000, LOW_MONTH_CAPS)
 
 
 def _balance(app: App, subject: str) -> int:

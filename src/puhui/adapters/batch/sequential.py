@@ -14,8 +14,10 @@ from datetime import date
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from puhui.adapters.batch.settle import UNKEYED
+from puhui.domain.reasons import Reason, Status
 from puhui.domain.settlement import Book, Candidate, Caps, Claim, Decision, Role, Usage, settle
 
 # Up to this many records a chunk is settled here; above it, by the DuckDB statement. Measured
@@ -139,14 +141,151 @@ def settle_small(
     usage_day: pa.Table,
     platform_id: int,
 ) -> pa.Table:
-    """Decide the receipt of every record of a prepared chunk, as `settle.settle` does."""
+    """Decide the receipt of every record of a prepared chunk, as `settle.settle` does.
+
+    A record that meets nothing, neither in the chunk nor among what the lookups fetched (`alone`),
+    is decided column by column: credited, up to its caps. Every other record is decided by the
+    statement (`domain.settlement.Book`), in receive order."""
+    citizens = pc.take(
+        subject_ids.column("subject_id"),
+        pc.index_in(prepared.column("pseudonym"), subject_ids.column("pseudonym")),
+    )
+    lone = alone(prepared, citizens, existing_records, existing_claims, usage_day)
+    if not pc.any(lone).as_py():
+        return _settle_in_order(
+            prepared, subject_ids, existing_records, existing_claims, usage_day, platform_id
+        )
+    others = pc.invert(lone)
+    parts = [_credit_alone(prepared.filter(lone), citizens.filter(lone))]
+    if pc.any(others).as_py():
+        parts.append(
+            _settle_in_order(
+                prepared.filter(others),
+                subject_ids,
+                existing_records,
+                existing_claims,
+                usage_day,
+                platform_id,
+                details=prepared.column("detail").to_pylist(),
+                first_seq=prepared.column("seq")[0].as_py(),
+            )
+        )
+    together = pa.concat_tables(parts)
+    return together.take(pc.sort_indices(together.column("seq")))
+
+
+def alone(
+    prepared: pa.Table,
+    citizens: pa.Array,
+    existing_records: pa.Table,
+    existing_claims: pa.Table,
+    usage_day: pa.Table,
+) -> pa.Array:
+    """The valid records of a chunk that share nothing settlement compares: no other record of
+    the chunk, and no stored one, has their record_id; no other valid record of the chunk, no
+    stored claim and no usage this month is of their citizen; and no other valid record of the
+    chunk, nor a stored claim, has their (scene, ref). Such a record is neither a replay nor a
+    duplicate, and its caps start from nothing used."""
+    valid = pc.equal(pc.list_value_length(prepared.column("checks")), 0)
+    keyed = pc.and_(
+        pc.is_valid(prepared.column("record_id")), pc.is_valid(prepared.column("platform"))
+    )
+    record_id = prepared.column("record_id")
+    refs = _pairs(prepared.column("scene"), prepared.column("ref"))
+    stored_refs = _pairs(existing_claims.column("scene"), existing_claims.column("ref"))
+    met = pc.or_(
+        pc.or_(
+            _repeated(record_id),
+            pc.is_in(record_id, existing_records.column("record_id")),
+        ),
+        pc.or_(
+            pc.or_(
+                _repeated(pc.if_else(valid, citizens, pa.scalar(None, pa.int64()))),
+                pc.is_in(
+                    citizens,
+                    pa.concat_arrays(
+                        [
+                            existing_claims.column("subject_id").combine_chunks(),
+                            usage_day.column("subject_id").combine_chunks(),
+                        ]
+                    ),
+                ),
+            ),
+            pc.or_(
+                _repeated(pc.if_else(valid, refs, pa.scalar(None, pa.string()))),
+                pc.is_in(refs, stored_refs),
+            ),
+        ),
+    )
+    return pc.fill_null(
+        pc.and_(pc.and_(valid, keyed), pc.and_(pc.is_valid(citizens), pc.invert(met))), False
+    )
+
+
+def _pairs(scene: pa.ChunkedArray, ref: pa.ChunkedArray) -> pa.Array:
+    """(scene, ref) as one value, null without a ref; two refs that merely look alike this way
+    only make their records be decided by the statement."""
+    return pc.binary_join_element_wise(scene, ref, chr(31))
+
+
+def _repeated(values: pa.Array) -> pa.Array:
+    """Whether each value occurs more than once (null: never)."""
+    counts = pc.value_counts(values.drop_null())
+    twice = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    return pc.is_in(values, twice)
+
+
+def _credit_alone(prepared: pa.Table, citizens: pa.Array) -> pa.Table:
+    """The receipts of records that are alone (`alone`): credited, the count caps first (nothing
+    used yet: a cap of 0 credits 0 g), then the gram caps of the day and of the month, as
+    `Book.credit_within_caps` does."""
+    computed = pc.fill_null(prepared.column("computed_g"), 0)
+
+    def allows(name: str) -> pa.Array:
+        cap = prepared.column(name)
+        return pc.or_(pc.is_null(cap), pc.fill_null(pc.greater(cap, 0), False))
+
+    grams = pc.if_else(pc.and_(allows("day_max_count"), allows("month_max_count")), computed, 0)
+    for name in ("day_max_g", "month_max_g"):
+        cap = pc.max_element_wise(prepared.column(name), 0, skip_nulls=False)
+        grams = pc.min_element_wise(grams, cap)  # no cap (null) leaves the grams as they are
+    n = prepared.num_rows
+    out = prepared.append_column(pa.field("subject_id", pa.int64()), citizens).select(list(_PASSED))
+    decided = {
+        "methodology": prepared.column("methodology"),
+        "status": pa.array([str(Status.CREDITED)] * n, pa.string()),
+        "reason": pc.if_else(pc.less(grams, computed), str(Reason.CAPPED), ""),
+        "detail": prepared.column("detail"),
+        "reduction_g": grams,
+        "duplicate_of": pa.nulls(n, pa.int64()),
+        "role": pa.array([str(Role.NEW)] * n, pa.string()),
+        "receipt_seq": prepared.column("seq"),
+    }
+    for name in _DECIDED.names:
+        out = out.append_column(_DECIDED.field(name), decided[name].cast(_DECIDED.field(name).type))
+    return out
+
+
+def _settle_in_order(
+    prepared: pa.Table,
+    subject_ids: pa.Table,
+    existing_records: pa.Table,
+    existing_claims: pa.Table,
+    usage_day: pa.Table,
+    platform_id: int,
+    details: list[str | None] | None = None,
+    first_seq: int | None = None,
+) -> pa.Table:
+    """Decide records by the statement, in receive order. `details` and `first_seq`: those of
+    the whole chunk, when `prepared` holds only some of its records."""
     book, stored = _book(platform_id, existing_records, existing_claims, usage_day)
     chunk = candidates(prepared, subject_ids, platform_id)
     decisions = list(settle(chunk, book))
-    first_seq = chunk[0].seq if chunk else 0
-    details = prepared.column("detail").to_pylist()
+    own = prepared.column("detail").to_pylist()
+    if details is None or first_seq is None:
+        details, first_seq = own, chunk[0].seq if chunk else 0
     decided: dict[str, list[Any]] = {name: [] for name in _DECIDED.names}
-    for d, detail in zip(decisions, details, strict=True):
+    for d, detail in zip(decisions, own, strict=True):
         answered = d.seq if d.receipt_seq is None else d.receipt_seq
         earlier = answered < first_seq
         if d.role is Role.REPLAY:
