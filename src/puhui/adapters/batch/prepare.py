@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from puhui.adapters.batch.prepared import CAPS, PREPARED
 from puhui.adapters.batch.vectorised import Pinned, prepare_in_arrow
 from puhui.domain import china_time, intake, rules
 from puhui.domain.errors import FactorNotFoundError
@@ -211,7 +212,7 @@ class Preparer:
             material = n.material
             if not n.reasons and n.scene and n.region and material is not None and n.day_cn:
                 found = self._quantified(n.scene, n.region, material, n.day_cn)
-            caps: dict[str, int | None] = dict.fromkeys(_CAPS)
+            caps: dict[str, int | None] = dict.fromkeys(CAPS)
             computed_g = 0
             if found is not None:
                 caps = self._caps(found)
@@ -485,40 +486,10 @@ order by n.row
 """
 
 
-_TEXT_LIST = pa.list_(pa.field("l", pa.string()))
-_CAPS = ("day_max_g", "day_max_count", "month_max_g", "month_max_count")
 _NORMALISED = (
     "row", "platform", "record_id", "scene", "region", "kind", "material", "ref", "start_ms",
     "end_ms", "amount_milli", "pseudonym", "detail", "extra", "digest", "day_cn",
 )  # fmt: skip
-
-# What preparation hands to settlement, whichever way it was prepared.
-PREPARED = pa.schema(
-    [
-        ("row", pa.int64()),
-        ("platform", pa.string()),
-        ("record_id", pa.string()),
-        ("scene", pa.string()),
-        ("region", pa.string()),
-        ("kind", pa.string()),
-        ("reasons", _TEXT_LIST),
-        ("material", pa.string()),
-        ("ref", pa.string()),
-        ("start_ms", pa.int64()),
-        ("end_ms", pa.int64()),
-        ("amount_milli", pa.int64()),
-        ("pseudonym", pa.string()),
-        ("detail", pa.string()),
-        ("extra", pa.string()),
-        ("digest", pa.string()),
-        ("day_cn", pa.date32()),
-        ("quant_key", pa.string()),
-        ("methodology", pa.string()),
-        ("computed_g", pa.int64()),
-        *((name, pa.int64()) for name in _CAPS),
-        ("checks", _TEXT_LIST),
-    ]
-)
 
 
 def _sql_list(values: tuple[str, ...]) -> str:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from puhui.adapters.batch.prepared import CAPS, PREPARED, TEXT_LIST
 from puhui.domain import china_time, intake, rules
 from puhui.domain.reasons import Reason
 from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_KEY, TRIP_SCENES
@@ -150,9 +151,7 @@ def _instants(text: pa.Array) -> tuple[pa.Array, pa.Array]:
             pc.equal(pc.month(moment), pc.cast(pc.utf8_slice_codeunits(date, 5, 7), pa.int64())),
         )
     )
-    fraction = pc.utf8_slice_codeunits(
-        pc.binary_join_element_wise(pc.struct_field(parts, "fraction"), "000", ""), 0, 3
-    )
+    fraction = _thousandths(pc.struct_field(parts, "fraction"))
     sign = pc.struct_field(parts, "sign")
     hours, minutes = (pc.struct_field(parts, n) for n in ("hours", "minutes"))
     offset_min = pc.if_else(
@@ -175,6 +174,11 @@ def _instants(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return ok, pc.if_else(ok, ms, pa.scalar(None, pa.int64()))
 
 
+def _thousandths(fraction: pa.Array) -> pa.Array:
+    """The first three digits of a fraction's digits ('' for none), padded: thousandths, floored."""
+    return pc.utf8_slice_codeunits(pc.binary_join_element_wise(fraction, "000", ""), 0, 3)
+
+
 def _amounts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Whether each text is an amount this rendering reads, and its thousandths (exact: the
     text has at most ten decimals, so intake's rounding to ten places changes nothing, and it
@@ -182,9 +186,7 @@ def _amounts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     parts = pc.extract_regex(text, _AMOUNT)
     ok = _true(pc.is_valid(parts))
     whole = pc.if_else(ok, pc.struct_field(parts, "whole"), "0")
-    thousandths = pc.utf8_slice_codeunits(
-        pc.binary_join_element_wise(pc.struct_field(parts, "fraction"), "000", ""), 0, 3
-    )
+    thousandths = _thousandths(pc.struct_field(parts, "fraction"))
     milli = pc.add(
         pc.multiply(pc.cast(whole, pa.int64()), 1000),
         pc.cast(pc.if_else(ok, thousandths, "0"), pa.int64()),
@@ -199,8 +201,6 @@ def _absent_or(text: pa.Array, ok: pa.Array) -> pa.Array:
 def prepare_in_arrow(preparer: Preparer, raw: pa.Table, received_ms: int) -> pa.Table:
     """Prepare a chunk: its common records here, the rest by the statement of intake; the
     table `Preparer.prepare` returns, in row order."""
-    from puhui.adapters.batch.prepare import PREPARED
-
     col = raw.column
     scene = col("scene").combine_chunks()
     trip = pc.is_in(scene, pa.array(TRIP_SCENES, pa.string()))
@@ -313,13 +313,12 @@ def prepare_in_arrow(preparer: Preparer, raw: pa.Table, received_ms: int) -> pa.
     material_out = pc.if_else(pc.equal(c["scene"], "recycling"), c["material_sent"], "")
     reprs = {name: _reprs(c[name], c[f"{name}_text"]) for name, _ in _COORDINATES}
     pinned = _pin(preparer, c, valid, material_out, day)
-    no_methodology = pa.array([[str(Reason.NO_METHODOLOGY)]], _TEXT_LIST)
     checks_out = pc.if_else(
         valid,
         pc.if_else(
             pc.is_null(pinned["quant_key"]),
-            pa.scalar(no_methodology[0], _TEXT_LIST),
-            pa.scalar([], _TEXT_LIST),
+            pa.scalar([str(Reason.NO_METHODOLOGY)], TEXT_LIST),
+            pa.scalar([], TEXT_LIST),
         ),
         reasons,
     )
@@ -353,23 +352,17 @@ def prepare_in_arrow(preparer: Preparer, raw: pa.Table, received_ms: int) -> pa.
     return together.take(pc.sort_indices(together.column("row")))
 
 
-_TEXT_LIST = pa.list_(pa.field("l", pa.string()))
-
-
 def _reason_lists(failing: list[tuple[str, pa.Array]], size: int) -> pa.Array:
     """The list of reasons of each record, in the order of `failing` (code, mask)."""
     if not failing:
         return pa.ListArray.from_arrays(
             pa.array([0] * (size + 1), pa.int32()), pa.array([], pa.string())
-        ).cast(_TEXT_LIST)
+        ).cast(TEXT_LIST)
     lists: list[list[str]] = [[] for _ in range(size)]
     for code, mask in failing:
         for i in pc.indices_nonzero(mask).to_pylist():
             lists[i].append(code)
-    return pa.array(lists, _TEXT_LIST)
-
-
-_CAPS = ("day_max_g", "day_max_count", "month_max_g", "month_max_count")
+    return pa.array(lists, TEXT_LIST)
 
 
 def _reprs(values: pa.Array, texts: pa.Array) -> pa.Array:
@@ -485,7 +478,7 @@ def _pin(
         "quant_key": quant_key,
         "methodology": each(lambda p: p.methodology, pa.string()),
         "computed_g": pc.fill_null(computed, 0),
-        **{name: each(operator.itemgetter(name), pa.int64(), caps=True) for name in _CAPS},
+        **{name: each(operator.itemgetter(name), pa.int64(), caps=True) for name in CAPS},
     }
 
 
