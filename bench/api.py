@@ -15,6 +15,12 @@ process on the same machine, so client and server share its cores):
 - `single`: signed POST /v1/records with one new record;
 - `balance`: GET /v1/me with a citizen token.
 
+On PostgreSQL a third server (`bench.floor_api`, same worker count, its own database of the same
+cluster) answers the two submission scenarios after writing what any design must keep for each
+record of a new citizen (its pseudonym with its balance, a claim row with its dedup indexes, one
+transfer), group-committed durably, and nothing else: the `writes floor`, the most any design
+that keeps those rows can reach against the bare endpoint on this machine.
+
 Reports requests/s, records/s, p50 and p99 latency, errors, and the ratio of each to the bare
 endpoint measured in the same run. Results go to `bench/out/api.json`.
 """
@@ -188,6 +194,8 @@ def main() -> None:
         url = cluster.create_database("bench")
     env = {**os.environ, "PUHUI_DATABASE_URL": url, "PUHUI_KEY_FILE": str(work / "bench.key")}
     env["PYTHONPATH"] = str(ROOT)
+    if cluster is not None:
+        env["FLOOR_DATABASE_URL"] = cluster.create_database("floor")
     processes: list[subprocess.Popen[bytes]] = []
     try:
         _puhui(env, "init")
@@ -245,6 +253,35 @@ def main() -> None:
         base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
         _wait(base + "/readyz", processes[0])
         _wait(bare + "/healthz", processes[1])
+        writes_floor = None
+        if cluster is not None:
+            floor_port = free_port()
+            processes.append(
+                subprocess.Popen(
+                    [
+                        "nice",
+                        "-n",
+                        str(args.workers_nice),
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "bench.floor_api:app",
+                        "--port",
+                        str(floor_port),
+                        "--workers",
+                        str(args.workers),
+                        "--log-level",
+                        "warning",
+                        "--no-access-log",
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    cwd=ROOT,
+                )
+            )
+            writes_floor = f"http://127.0.0.1:{floor_port}"
+            _wait(writes_floor + "/healthz", processes[2])
 
         source = Records()
 
@@ -308,6 +345,15 @@ def main() -> None:
                 f"{measured['requests_per_s'] / floor['requests_per_s']:.3f}",
                 flush=True,
             )
+            if writes_floor is not None and name != "balance":
+                written = asyncio.run(_load(writes_floor, args.connections, args.seconds, baseline))
+                results["scenarios"][name]["writes floor"] = written
+                print(
+                    f"{'':10s} writes floor {written['requests_per_s']:8.1f} req/s "
+                    f"p99 {written['p99_ms']:6.1f} ms errors {written['errors']} | ratio "
+                    f"{written['requests_per_s'] / floor['requests_per_s']:.3f}",
+                    flush=True,
+                )
             if groups:
                 print(
                     f"{'':10s} {groups:.0f} groups of {measured['submissions_per_group']:.1f} "
