@@ -4,8 +4,9 @@
 Generated chunks mix ordinary records with the texts platforms get wrong: numbers with spaces,
 signs, exponents, underscores, `inf` and `nan`, digits of other scripts; timestamps in UTC, with
 offsets, lower-case separators, nine fraction digits, impossible days, hours, minutes and
-offsets, years out of range; unknown scenes, regions and materials, malformed subjects,
-another platform's records, over-long ids and refs, coordinates out of range. Every column of
+offsets, years out of range; amounts too large to keep or too small to earn anything; unknown
+scenes, regions and materials, malformed subjects, another platform's records, over-long ids and
+refs, coordinates out of range; NUL characters, and JSON objects and arrays, in any field. Every column of
 every record must be the same either way (the JSON of coordinates compared as values), since the
 receipts, the digests that tell a replay from a conflict, and the stored records come from them.
 """
@@ -32,7 +33,9 @@ from tests.conftest import NOW
 numbers = st.one_of(
     st.sampled_from(["5", "0", "2.5", "0.0004", "-1", "+3", ".5", "5.", "1e3", "2.5E-1", " 4 ",
                      "\t4", "1_000", "inf", "-inf", "nan", "Infinity", "1,5", "abc", "٣", "0x10",
-                     "2.00000000005", "-0.0004", "1e-400", "123456.789", "-0.0", "1e400"]),
+                     "2.00000000005", "-0.0004", "1e-400", "123456.789", "-0.0", "1e400",
+                     "0.0009", "0.00099999999999", "5\x00", "1e17"]),
+    st.sampled_from([[5], {"km": 5}, True, 7, 0.25]),
     st.decimals(min_value=-10, max_value=500, places=4, allow_nan=False).map(str),
     st.floats(min_value=-200, max_value=200, allow_nan=False).map(repr),
 )  # fmt: skip
@@ -44,7 +47,8 @@ stamps = st.one_of(
                      "2026-10-01T08:00:00+99:99", "2026-10-01T08:00:00", "0001-01-01T00:00:00Z",
                      "1899-12-31T23:59:59Z", "1900-01-01T00:00:00+08:00", "3000-01-01T00:00:00Z",
                      "2026-10-01T08:00:00+08:00\n", "yesterday", "2026-11-01T08:04:00+08:00",
-                     "2026-11-01T08:06:00+08:00", "2024-02-29T12:00:00-05:30"]),
+                     "2026-11-01T08:06:00+08:00", "2024-02-29T12:00:00-05:30",
+                     "2026-10-01T08:00:00\x00+08:00"]),
     st.datetimes(
         min_value=datetime(2026, 9, 1),
         max_value=datetime(2026, 11, 2),
@@ -57,11 +61,12 @@ coordinates = st.one_of(st.none(), numbers, st.sampled_from(["39.9", "116.4", "9
 def raw_records(draw: st.DrawFn) -> dict[str, Any]:
     """A record as a platform might send it, right or wrong in any field."""
     record: dict[str, Any] = {
-        "platform": draw(st.sampled_from(["amap", "amap", "amap", "didi", None])),
-        "record_id": draw(st.sampled_from(["r1", "r2", "x" * 129, "é" * 128, None])),
+        "platform": draw(st.sampled_from(["amap", "amap", "amap", "didi", "amap\x00", None])),
+        "record_id": draw(st.sampled_from(["r1", "r2", "x" * 129, "é" * 128, "r\x001", {"id": 1},
+                                           ["r1"], 12, None])),
         "subject": draw(st.sampled_from(["13800138000", "+86 138-0013 8000", "11010519491231002X",
                                          "11010519491231002x", "12345", "１３８００１３８０００",
-                                         None])),
+                                         "1380013\x008000", None])),
         "scene": draw(st.sampled_from(["bus", "metro", "walk", "bike", "ev", "recycling",
                                        "paperless", "electricity", "no_cutlery", "taxi", None])),
         "region": draw(st.sampled_from(["110000", "510100", "440300", "999999", "1100", None])),
@@ -69,13 +74,15 @@ def raw_records(draw: st.DrawFn) -> dict[str, Any]:
         "end": draw(st.one_of(st.none(), stamps)),
         "distance_km": draw(st.one_of(st.none(), numbers)),
         "quantity": draw(st.one_of(st.none(), numbers)),
-        "material": draw(st.sampled_from(["paper", "plastic", "Paper", "wood", None])),
-        "ref": draw(st.sampled_from([None, "T-1", " t-1 ", "\tT-1", "İX", "ΟΔΟΣ Α", "r" * 300])),
+        "material": draw(st.sampled_from(["paper", "plastic", "Paper", "wood", "paper\x00",
+                                          None])),
+        "ref": draw(st.sampled_from([None, "T-1", " t-1 ", "\tT-1", "İX", "ΟΔΟΣ Α", "r" * 300,
+                                     "T\x00-1", {"ref": "T-1"}])),
         "origin_lat": draw(coordinates),
         "origin_lon": draw(coordinates),
         "dest_lat": draw(coordinates),
         "dest_lon": draw(coordinates),
-        "device": draw(st.sampled_from([None, "d-1", "设备"])),
+        "device": draw(st.sampled_from([None, "d-1", "设备", "d\x00", ["d-1"]])),
     }  # fmt: skip
     return {k: v for k, v in record.items() if v is not None}
 

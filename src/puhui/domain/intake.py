@@ -30,6 +30,11 @@ FUTURE_TOLERANCE_MS = 5 * 60 * 1000
 
 REQUIRED = ("platform", "record_id", "subject", "scene", "region", "start")
 NUMBERS = ("distance_km", "quantity", "origin_lat", "origin_lon", "dest_lat", "dest_lon")
+# The fields whose text is not read by a grammar (numbers and timestamps are), in the order
+# their NUL characters are reported. A NUL is never valid: the reader also marks with one a JSON
+# object or array sent where the spec has a string or a number (`reader.NESTED`).
+TEXTS = ("platform", "subject", "scene", "region", "material", "ref", "device")
+NUL = "\x00"
 MALFORMED_DETAIL = "not a JSON object or not a row of the header's width"
 
 # RFC 3339 with an offset (`T`, `t` or a space between date and time, up to 9 fraction digits),
@@ -153,6 +158,18 @@ def amount_milli(text: str | None) -> int | None:
         return int((kept * 1000).to_integral_value(ROUND_FLOOR))
 
 
+def below_resolution(text: str) -> bool:
+    """Whether an amount whose thousandths floor to zero is above zero when kept to ten
+    decimals: it would earn nothing (`amount_too_small`), where zero itself is an amount.
+
+    >>> below_resolution("0.0004"), below_resolution("0"), below_resolution("1e-400")
+    (True, False, False)
+    """
+    with localcontext(_WIDE):
+        kept = Decimal(text.strip()).quantize(_TEN_PLACES, ROUND_HALF_UP)
+        return Decimal(0) < kept < Decimal("0.001")
+
+
 def text_of_double(value: float | None) -> str | None:
     """A double as the engines print it."""
     return None if value is None else repr(value)
@@ -192,9 +209,13 @@ def normalise(
     f = {
         name: fields.get(name) for name in (*REQUIRED, "end", *NUMBERS, "material", "ref", "device")
     }
-    scene, region, material, device = f["scene"], f["region"], f["material"], f["device"]
+    with_nul = [name for name in TEXTS if f[name] is not None and NUL in (f[name] or "")]
+    scene, region, material = f["scene"], f["region"], f["material"]
+    # A ref or device holding a NUL is not kept: the record is rejected, and no database text
+    # may hold one.
+    device = None if "device" in with_nul else f["device"]
     kind = "trip" if scene in TRIP_SCENES else "event" if scene in EVENT_SCENES else None
-    ref = None if f["ref"] is None else fold(f["ref"].strip(" "))
+    ref = None if f["ref"] is None or "ref" in with_nul else fold(f["ref"].strip(" "))
     start_ms, end_ms = instant_ms(f["start"]), instant_ms(f["end"])
     amount_raw = f["distance_km"] if kind == "trip" else f["quantity"]
     milli = amount_milli(amount_raw)
@@ -221,6 +242,7 @@ def normalise(
     ]
     if amount_raw is not None and milli is None and _NUMBER.fullmatch(amount_raw):
         ill_typed.append("distance_km" if kind == "trip" else "quantity")  # too large to keep
+    ill_typed += with_nul
     distance, quantity = double(f["distance_km"]), double(f["quantity"])
     measured = Measured(kind, scene, start_ms, end_ms, milli, **coords)
     checks: list[tuple[bool, str]] = [
@@ -230,6 +252,7 @@ def normalise(
             f["record_id"] is not None and len(f["record_id"] or "") > MAX_RECORD_ID,
             Reason.RECORD_ID_TOO_LONG,
         ),
+        (f["record_id"] is not None and NUL in (f["record_id"] or ""), Reason.ILL_TYPED_RECORD_ID),
         (f["platform"] is not None and f["platform"] != platform, Reason.PLATFORM_MISMATCH),
         (scene is not None and kind is None, Reason.UNKNOWN_SCENE),
         (region is not None and not region_known, Reason.UNKNOWN_REGION),
@@ -247,6 +270,10 @@ def normalise(
             or (distance is not None and distance < 0)
             or (quantity is not None and quantity < 0),
             Reason.NEGATIVE_AMOUNT,
+        ),
+        (
+            milli == 0 and amount_raw is not None and below_resolution(amount_raw),
+            Reason.AMOUNT_TOO_SMALL,
         ),
         (
             kind != "event" and end_ms is not None and start_ms is not None and end_ms < start_ms,

@@ -27,6 +27,7 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field"
     ILL_TYPED_FIELD = "ill_typed_field"
     RECORD_ID_TOO_LONG = "record_id_too_long"
+    ILL_TYPED_RECORD_ID = "ill_typed_record_id"
     PLATFORM_MISMATCH = "platform_mismatch"
     UNKNOWN_SCENE = "unknown_scene"
     UNKNOWN_REGION = "unknown_region"
@@ -37,6 +38,7 @@ class Reason(StrEnum):
     MISSING_QUANTITY = "missing_quantity"
     MISSING_END = "missing_end"
     NEGATIVE_AMOUNT = "negative_amount"
+    AMOUNT_TOO_SMALL = "amount_too_small"
     END_BEFORE_START = "end_before_start"
     START_IN_FUTURE = "start_in_future"
     # Plausibility rules.
@@ -59,8 +61,11 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MISSING_FIELD: "A field required for every record is missing or empty.",
     Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not "
     "parse, a timestamp without a UTC offset, or a day, time or offset that does not exist, or a "
-    "year outside 1900–2999.",
+    "year outside 1900–2999; a JSON object or array where the spec has a string or a number; a "
+    "text holding a NUL character.",
     Reason.RECORD_ID_TOO_LONG: "`record_id` is longer than 128 characters.",
+    Reason.ILL_TYPED_RECORD_ID: "`record_id` is not a string a receipt can be kept under: a JSON "
+    "object or array, or a text holding a NUL character.",
     Reason.PLATFORM_MISMATCH: "`platform` is not the platform that submitted the record.",
     Reason.UNKNOWN_SCENE: "`scene` is not one of the nine scene codes.",
     Reason.UNKNOWN_REGION: "`region` is not a GB/T 2260 province or prefecture code.",
@@ -72,6 +77,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MISSING_QUANTITY: "An event without `quantity`.",
     Reason.MISSING_END: "A trip without `end`.",
     Reason.NEGATIVE_AMOUNT: "`distance_km` or `quantity` is below zero.",
+    Reason.AMOUNT_TOO_SMALL: "`distance_km` or `quantity` is above zero but below a thousandth of "
+    "its unit, the precision amounts are kept to: it would earn nothing.",
     Reason.END_BEFORE_START: "The trip ends before it starts.",
     Reason.START_IN_FUTURE: "`start` is later than the moment the record was received.",
     Reason.NON_POSITIVE_DURATION: "The trip lasts zero seconds or less.",

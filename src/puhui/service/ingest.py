@@ -35,6 +35,7 @@ from puhui.adapters.batch.settle import settle
 from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import InputError
+from puhui.domain.intake import NUL
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.domain.settlement import Role
 from puhui.domain.signing import Refusal
@@ -382,9 +383,14 @@ def _lookups(
 
     subject_ids = store.subject_ids(p for p in prepared.column("pseudonym").to_pylist() if p)
     existing = store.existing_records(
-        # An over-long record_id is rejected without a key of its own: nothing to look up.
+        # An over-long or ill-typed record_id is rejected without a key of its own: nothing to
+        # look up.
         platform_id,
-        (r for r in prepared.column("record_id").to_pylist() if r and len(r) <= MAX_RECORD_ID),
+        (
+            r
+            for r in prepared.column("record_id").to_pylist()
+            if r and len(r) <= MAX_RECORD_ID and NUL not in r
+        ),
     )
     ids = dict(
         zip(

@@ -271,6 +271,9 @@ class Preparer:
             f"then '{f}' end,"
             for f in numbers
         )
+        with_nul = " ".join(
+            f"case when contains(r.{f}, chr(0)) then '{f}' end," for f in intake.TEXTS
+        )
         platform = self.platform.replace("'", "''")
         rule_checks = " ".join(
             f"case when coalesce(({r.predicate()}), false) then '{code}' end,"
@@ -280,8 +283,12 @@ class Preparer:
         with typed as (
             select
                 r.row, r.malformed, r.platform, r.record_id, r.subject as subject_raw, r.scene,
-                r.region, r.material, r.device,
-                lower(trim(r.ref)) as ref,
+                r.region, r.material,
+                -- A ref or device holding a NUL is not kept (the record is rejected).
+                case when not contains(r.device, chr(0)) then r.device end as device,
+                case when not contains(r.ref, chr(0)) then lower(trim(r.ref)) end as ref,
+                list_filter([{with_nul}], lambda x: x is not null) as nul_fields,
+                contains(r.record_id, chr(0)) as record_id_nul,
                 r.start as start_raw, r."end" as end_raw,
                 case when regexp_matches(r.start, '{_TIMESTAMP}')
                      then epoch_ms({_instant("r.start")}) end as start_ms,
@@ -320,12 +327,14 @@ class Preparer:
             from typed
         ),
         amounts as (
-            -- A number too large to keep is ill-typed too.
+            -- A number too large to keep is ill-typed too, and so is a text with a NUL.
             select * replace (
-                case when regexp_matches(amount_raw, '{_NUMBER}') and amount_milli is null
-                     then list_append(ill_typed_fields,
-                                      case when kind = 'trip' then 'distance_km' else 'quantity' end)
-                     else ill_typed_fields end as ill_typed_fields)
+                list_concat(
+                    case when regexp_matches(amount_raw, '{_NUMBER}') and amount_milli is null
+                         then list_append(ill_typed_fields,
+                                          case when kind = 'trip' then 'distance_km' else 'quantity' end)
+                         else ill_typed_fields end,
+                    nul_fields) as ill_typed_fields)
             from read_amounts
         ),
         checked as (
@@ -335,6 +344,7 @@ class Preparer:
                     case when len(missing_fields) > 0 then '{Reason.MISSING_FIELD}' end,
                     case when len(ill_typed_fields) > 0 then '{Reason.ILL_TYPED_FIELD}' end,
                     case when length(record_id) > {MAX_RECORD_ID} then '{Reason.RECORD_ID_TOO_LONG}' end,
+                    case when record_id_nul then '{Reason.ILL_TYPED_RECORD_ID}' end,
                     case when platform <> '{platform}' then '{Reason.PLATFORM_MISMATCH}' end,
                     case when scene is not null and kind is null then '{Reason.UNKNOWN_SCENE}' end,
                     case when region is not null and not region_known
@@ -351,6 +361,9 @@ class Preparer:
                            or {_number("distance_raw")} < 0
                            or {_number("quantity_raw")} < 0
                          then '{Reason.NEGATIVE_AMOUNT}' end,
+                    case when amount_milli = 0
+                          and try_cast(trim(amount_raw) as decimal(38, 10)) > 0
+                         then '{Reason.AMOUNT_TOO_SMALL}' end,
                     case when kind is distinct from 'event' and end_ms < start_ms
                          then '{Reason.END_BEFORE_START}' end,
                     case when start_ms > {received_ms + intake.FUTURE_TOLERANCE_MS} then '{Reason.START_IN_FUTURE}' end,

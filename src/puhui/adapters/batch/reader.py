@@ -5,6 +5,11 @@ from 1, blank lines and the CSV header not counted, int64), `malformed` (a reaso
 row could not be parsed at all, else null) and one nullable string column per field of
 activity-record v1. Empty strings are null, as the spec says of empty CSV cells. Nothing is typed
 or checked here: that is the validation step's job. A file is never read into memory whole.
+
+Every field of the spec holds a string or a number. A JSON object or array in a field (a
+Parquet list, struct or map column) is read as its JSON text after `NESTED`, a NUL character,
+which no field may hold: validation reports the field ill-typed, and the rest of the record, and
+of the file, goes on.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ SCHEMA = pa.schema(
 )
 
 DEFAULT_CHUNK = 100_000
+# What a nested value's text starts with (`domain.intake.NUL`).
+NESTED = "\x00"
 
 
 def read_chunks(path: Path, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pa.Table]:
@@ -93,7 +100,13 @@ def _finish(table: pa.Table) -> pa.Table:
 def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
     con = duckdb.connect()
     struct = "{" + ",".join(f'"{f}":"VARCHAR"' for f in FIELDS) + "}"
-    fields = ", ".join(f"j.{f} as {f}" for f in FIELDS)
+    # A value that is an object or an array comes out as its JSON text: marked as nested.
+    fields = ", ".join(
+        f"case when left(j.{f}, 1) in ('{{', '[') "
+        f"and json_type(raw, '$.{f}') in ('OBJECT', 'ARRAY') then chr(0) || j.{f} "
+        f"else j.{f} end as {f}"
+        for f in FIELDS
+    )
     # Each line is read as one string (JSON text cannot contain a raw \x01), so that a line
     # that is not a JSON object is reported instead of stopping the file.
     query = f"""
@@ -220,7 +233,18 @@ def _as_text(column: pa.Array) -> pa.Array:
         )
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return pc.cast(column, pa.string())
-    return pc.cast(column, pa.string())
+    if pa.types.is_nested(column.type):
+        return pa.array([_json_text(v) for v in _plain(column.to_pylist())], pa.string())
+    try:
+        return pc.cast(column, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        # A type with no text of its own (binary, a dictionary of them): its values' text.
+        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    """Parquet's nested values as JSON can write them (a map's pairs as a list)."""
+    return [json.loads(json.dumps(v, default=str)) if v is not None else None for v in values]
 
 
 def records_table(records: Sequence[object]) -> pa.Table:
@@ -258,7 +282,8 @@ def _json_text(value: object) -> str | None:
     # JSON writes an integer, and a finite double, as Python's repr does (a bool is no int here).
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return repr(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return NESTED + text if isinstance(value, (dict, list)) else text
 
 
 def describe(path: Path) -> str:

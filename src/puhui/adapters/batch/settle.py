@@ -39,6 +39,7 @@ UNKEYED = (
     Reason.MALFORMED_ROW,
     Reason.PLATFORM_MISMATCH,
     Reason.RECORD_ID_TOO_LONG,
+    Reason.ILL_TYPED_RECORD_ID,
 )
 
 SETTLE_SQL = f"""

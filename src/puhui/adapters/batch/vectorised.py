@@ -11,18 +11,22 @@ statement of intake itself, so this rendering never has to say why an odd record
 two parts are put back in row order. The tests hold it to the statement on generated chunks.
 
 Records it takes (`common`), every test true:
-- not malformed; `platform` this platform's code; `record_id` present and not too long;
+- not malformed; `platform` this platform's code; `record_id` present, not too long and
+  without a NUL;
 - `subject` a valid mobile or ID number (it has a pseudonym);
 - `scene` one of the spec's, `region` a known division; a recycling record's material one of
   the spec's;
 - `start` (and `end`, when sent; a trip must send it) of the TIMESTAMP grammar, from 1971, on a
   day that exists;
 - the scene's amount (`distance_km` of a trip, `quantity` of an event) and the other one when
-  sent: unsigned decimals, up to 12 digits before the point and 10 after;
+  sent: unsigned decimals, up to 12 digits before the point and 10 after; the scene's amount
+  at least a thousandth of its unit (zero and `amount_too_small` are the statement's);
 - coordinates, when sent: decimals of up to 3 digits before the point and 15 after, an optional
   minus sign, within range;
-- `ref`, when sent, ASCII and at most MAX_REF_KEY characters once trimmed; `device`, when sent,
-  without quotes, backslashes or control characters (its JSON text is itself in quotes).
+- `material`, whatever the scene, without a NUL;
+- `ref`, when sent, ASCII without a NUL and at most MAX_REF_KEY characters once trimmed;
+  `device`, when sent, without quotes, backslashes or control characters (its JSON text is
+  itself in quotes).
 
 The reasons such a record can still fail: its end before its start, a start in the future, and
 the plausibility rules (`RULES_IN_ARROW`, one rendering per rule of `domain.rules`).
@@ -243,6 +247,13 @@ def prepare_in_arrow(preparer: Preparer, raw: pa.Table, received_ms: int) -> pa.
     )
     common = pc.and_(
         common, pc.or_(pc.invert(recycling), _true(pc.is_in(material, pa.array(MATERIALS))))
+    )
+    # No NUL (`intake.NUL`) in the texts no grammar reads: the device's is excluded below.
+    for text in (col("record_id"), material, ref):
+        common = pc.and_(common, pc.invert(_true(pc.match_substring(text, intake.NUL))))
+    # An amount of zero thousandths (zero, or `amount_too_small`) is left to the statement.
+    common = pc.and_(
+        common, _true(pc.not_equal(pc.if_else(trip, distance_milli, quantity_milli), 0))
     )
     common = pc.and_(
         common,
