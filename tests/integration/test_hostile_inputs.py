@@ -119,3 +119,13 @@ def test_over_the_api(amap: Platform, case: str) -> None:
     assert [r["status"] for r in receipts] == ["credited"] * 20 + ["rejected"] + ["credited"] * 20
     assert receipts[20]["reason"] == reason
     assert receipts[20]["reduction_g"] == 0
+
+
+def test_a_string_that_looks_like_json_is_a_string(amap_app: App, tmp_path: Path) -> None:
+    records = [
+        event("{x}", ref="[RC-1]"),
+        event("e2", subject="13900001111", ref="{RC-2}", device='{"d": 1}'),
+    ]
+    path = write_jsonl(tmp_path / "f.jsonl", records)
+    report = ingest.ingest_files(amap_app, "amap", [path])
+    assert report.by_status == {"credited": 2}

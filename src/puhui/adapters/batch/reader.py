@@ -100,13 +100,7 @@ def _finish(table: pa.Table) -> pa.Table:
 def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
     con = duckdb.connect()
     struct = "{" + ",".join(f'"{f}":"VARCHAR"' for f in FIELDS) + "}"
-    # A value that is an object or an array comes out as its JSON text: marked as nested.
-    fields = ", ".join(
-        f"case when left(j.{f}, 1) in ('{{', '[') "
-        f"and json_type(raw, '$.{f}') in ('OBJECT', 'ARRAY') then chr(0) || j.{f} "
-        f"else j.{f} end as {f}"
-        for f in FIELDS
-    )
+    fields = ", ".join(f"j.{f} as {f}" for f in FIELDS)
     # Each line is read as one string (JSON text cannot contain a raw \x01), so that a line
     # that is not a JSON object is reported instead of stopping the file.
     query = f"""
@@ -114,7 +108,10 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
             case when raw is null or trim(raw) = '' then 'blank'
                  when not json_valid(raw) or json_type(raw) <> 'OBJECT' then '{Reason.MALFORMED_ROW}'
             end as malformed,
-            {fields}
+            {fields},
+            -- The rare line that may hold an object or an array inside: `_nested` looks.
+            case when j is not null and (contains(substr(raw, 2), '{{') or contains(raw, '['))
+                 then raw end as maybe_nested
         from (
             select raw,
                    case when json_valid(raw) and json_type(raw) = 'OBJECT'
@@ -136,8 +133,30 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
         if table.num_rows:
             rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
             row += table.num_rows
-            yield _finish(table.add_column(0, "row", rows))
+            yield _finish(_nested(table).add_column(0, "row", rows))
     con.close()
+
+
+def _nested(table: pa.Table) -> pa.Table:
+    """Mark the fields whose JSON value is an object or an array (`NESTED` before their JSON
+    text, as DuckDB wrote it), and drop the lines kept to look at."""
+    lines = table.column("maybe_nested")
+    table = table.drop_columns(["maybe_nested"])
+    if lines.null_count == len(lines):
+        return table
+    nested: dict[str, set[int]] = {}
+    for i, line in enumerate(lines.to_pylist()):
+        if line is not None:
+            for name, value in json.loads(line).items():
+                if name in FIELDS and isinstance(value, (dict, list)):
+                    nested.setdefault(name, set()).add(i)
+    for name, at in nested.items():
+        values = table.column(name).to_pylist()
+        marked = [NESTED + v if i in at and v is not None else v for i, v in enumerate(values)]
+        table = table.set_column(
+            table.schema.get_field_index(name), name, pa.array(marked, pa.string())
+        )
+    return table
 
 
 def _gathered(reader: pa.RecordBatchReader, chunk_size: int) -> Iterator[pa.Table]:
