@@ -6,6 +6,7 @@ itself."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from puhui.adapters.batch.reader import FIELDS
+from puhui.adapters.batch import reader
+from puhui.adapters.batch.reader import FIELDS, read_chunks
 from puhui.bootstrap import App
 from puhui.service import admin, ingest, ledger, queries
 from tests.builders import event, trip, write_csv, write_jsonl, write_parquet
@@ -129,3 +131,65 @@ def test_a_string_that_looks_like_json_is_a_string(amap_app: App, tmp_path: Path
     path = write_jsonl(tmp_path / "f.jsonl", records)
     report = ingest.ingest_files(amap_app, "amap", [path])
     assert report.by_status == {"credited": 2}
+
+
+def _lines_file(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _json_line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("chunk", [3, 100_000])
+def test_a_line_that_is_invalid_encoding_is_one_record_refused(
+    amap_app: App, tmp_path: Path, chunk: int
+) -> None:
+    """Read in chunks smaller than the file too: the lines before it are read once, the lines
+    after it are numbered on."""
+    good = [_json_line(r) for r in _good(40)]
+    gbk = json.dumps(event("gbk", ref="回收单"), ensure_ascii=False).encode("gbk")
+    path = _lines_file(tmp_path / "f.jsonl", [*good[:20], gbk, *good[20:]])
+    chunks = list(read_chunks(path, chunk))
+    rows = [r for c in chunks for r in c.column("row").to_pylist()]
+    assert rows == list(range(1, 42))
+    malformed = [m for c in chunks for m in c.column("malformed").to_pylist()]
+    assert malformed == [None] * 20 + ["invalid_encoding"] + [None] * 20
+    _check(amap_app, "amap", "invalid_encoding", ingest.ingest_files(amap_app, "amap", [path]))
+
+
+def test_a_line_longer_than_the_limit_is_one_record_refused(
+    amap_app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader, "MAX_LINE", 4096)
+    good = [_json_line(r) for r in _good(40)]
+    long = _json_line(event("long", device="x" * 5000))
+    path = _lines_file(tmp_path / "f.jsonl", [*good[:20], long, *good[20:]])
+    _check(amap_app, "amap", "row_too_long", ingest.ingest_files(amap_app, "amap", [path]))
+
+
+def test_a_file_whose_only_line_is_40_mb_is_one_record_refused(
+    amap_app: App, tmp_path: Path
+) -> None:
+    path = _lines_file(tmp_path / "f.jsonl", [_json_line(event("big", device="x" * 40 * 2**20))])
+    report = ingest.ingest_files(amap_app, "amap", [path])
+    assert report.records == 1
+    assert report.by_reason == {"row_too_long": 1}
+
+
+def test_records_read_before_a_line_that_is_invalid_encoding_are_read_once(tmp_path: Path) -> None:
+    """DuckDB's reader has handed out chunks before it meets the line: the file is read on
+    from there, line by line, numbered on."""
+    # Some 50 MB before it: DuckDB hands out most of them first.
+    good = [_json_line(event(f"g{i}", device="d" * 200)) for i in range(200_000)]
+    bad = "回收".encode("gbk")
+    path = _lines_file(tmp_path / "f.jsonl", [*good, bad, *good[:10]])
+    chunks = list(read_chunks(path, 5_000))
+    rows = [r for c in chunks for r in c.column("row").to_pylist()]
+    assert rows == list(range(1, 200_012))
+    ids = [i for c in chunks for i in c.column("record_id").to_pylist()]
+    assert ids == [f"g{i}" for i in range(200_000)] + [None] + [f"g{i}" for i in range(10)]
+    malformed = [m for c in chunks for m in c.column("malformed").to_pylist()]
+    assert malformed[200_000] == "invalid_encoding"
+    assert malformed.count(None) == 200_010

@@ -6,9 +6,10 @@ signs, exponents, underscores, `inf` and `nan`, digits of other scripts; timesta
 offsets, lower-case separators, nine fraction digits, impossible days, hours, minutes and
 offsets, years out of range; amounts too large to keep or too small to earn anything; unknown
 scenes, regions and materials, malformed subjects, another platform's records, over-long ids and
-refs, coordinates out of range; NUL characters, and JSON objects and arrays, in any field. Every column of
-every record must be the same either way (the JSON of coordinates compared as values), since the
-receipts, the digests that tell a replay from a conflict, and the stored records come from them.
+refs, coordinates out of range; NUL characters, and JSON objects and arrays, in any field. Every
+column of every record must be the same either way (the JSON of coordinates compared as values),
+since the receipts, the digests that tell a replay from a conflict, and the stored records come
+from them.
 """
 
 from __future__ import annotations

@@ -35,7 +35,12 @@ NUMBERS = ("distance_km", "quantity", "origin_lat", "origin_lon", "dest_lat", "d
 # object or array sent where the spec has a string or a number (`reader.NESTED`).
 TEXTS = ("platform", "subject", "scene", "region", "material", "ref", "device")
 NUL = "\x00"
-MALFORMED_DETAIL = "not a JSON object or not a row of the header's width"
+# The detail of a record the reader could not read at all, by the reader's reason.
+MALFORMED_DETAILS = {
+    Reason.MALFORMED_ROW: "not a JSON object or not a row of the header's width",
+    Reason.ROW_TOO_LONG: "longer than 1 MiB",
+    Reason.INVALID_ENCODING: "not UTF-8",
+}
 
 # RFC 3339 with an offset (`T`, `t` or a space between date and time, up to 9 fraction digits),
 # in the years 1900 to 2999: hours 00–23, minutes and seconds 00–59, offsets up to ±23:59. The
@@ -288,7 +293,7 @@ def normalise(
     reasons = (malformed,) if malformed else tuple(str(code) for failed, code in checks if failed)
 
     if malformed:
-        detail = MALFORMED_DETAIL
+        detail = MALFORMED_DETAILS[Reason(malformed)]
     else:
         parts = []
         if missing:

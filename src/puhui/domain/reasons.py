@@ -24,6 +24,8 @@ class Reason(StrEnum):
 
     # Reading and shape of the record.
     MALFORMED_ROW = "malformed_row"
+    ROW_TOO_LONG = "row_too_long"
+    INVALID_ENCODING = "invalid_encoding"
     MISSING_FIELD = "missing_field"
     ILL_TYPED_FIELD = "ill_typed_field"
     RECORD_ID_TOO_LONG = "record_id_too_long"
@@ -58,6 +60,8 @@ class Reason(StrEnum):
 
 DESCRIPTIONS: dict[Reason, str] = {
     Reason.MALFORMED_ROW: "The line or row could not be parsed (invalid JSON, wrong CSV shape).",
+    Reason.ROW_TOO_LONG: "The line is longer than 1 MiB: it is not read.",
+    Reason.INVALID_ENCODING: "The line is not UTF-8 text (files are UTF-8).",
     Reason.MISSING_FIELD: "A field required for every record is missing or empty.",
     Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not "
     "parse, a timestamp without a UTC offset, or a day, time or offset that does not exist, or a "

@@ -275,6 +275,14 @@ class Preparer:
             f"case when contains(r.{f}, chr(0)) then '{f}' end," for f in intake.TEXTS
         )
         platform = self.platform.replace("'", "''")
+        malformed_details = (
+            "case malformed "
+            + " ".join(
+                f"when '{code}' then '{text.replace(chr(39), chr(39) * 2)}'"
+                for code, text in intake.MALFORMED_DETAILS.items()
+            )
+            + " end"
+        )
         rule_checks = " ".join(
             f"case when coalesce(({r.predicate()}), false) then '{code}' end,"
             for code, r in rules.RULES.items()
@@ -385,7 +393,7 @@ class Preparer:
             case when length(ref) > {MAX_REF_KEY} then 'sha256:' || sha256(ref) else ref end as ref,
             start_ms, case when kind = 'trip' then end_ms end as end_ms, amount_milli,
             pseudonym,
-            case when malformed is not null then 'not a JSON object or not a row of the header''s width'
+            case when malformed is not null then {malformed_details}
             else concat_ws('; ',
                 case when len(missing_fields) > 0
                      then 'missing: ' || array_to_string(missing_fields, ', ') end,

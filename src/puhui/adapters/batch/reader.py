@@ -6,6 +6,10 @@ row could not be parsed at all, else null) and one nullable string column per fi
 activity-record v1. Empty strings are null, as the spec says of empty CSV cells. Nothing is typed
 or checked here: that is the validation step's job. A file is never read into memory whole.
 
+A line of JSON Lines that is not UTF-8 (`invalid_encoding`) or is longer than MAX_LINE
+(`row_too_long`, never held whole) is a row the reader could not read, as a line that is not a
+JSON object is (`malformed_row`): one record refused, and the file goes on.
+
 Every field of the spec holds a string or a number. A JSON object or array in a field (a
 Parquet list, struct or map column) is read as its JSON text after `NESTED`, a NUL character,
 which no field may hold: validation reports the field ill-typed, and the rest of the record, and
@@ -98,9 +102,40 @@ def _finish(table: pa.Table) -> pa.Table:
 
 
 def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
-    con = duckdb.connect()
+    """DuckDB's reader, fast, for a file of clean lines; where it refuses a line (not UTF-8,
+    longer than MAX_LINE), the rest of the file is read line by line, and that line is one
+    record refused with its reason. DuckDB's error, which quotes the line, is not shown."""
+    if _last_line_too_long(path):
+        # DuckDB's reader drops such a last line without a word: never let it read this file.
+        yield from _jsonl_by_lines(path, chunk_size, 0)
+        return
+    read = 0
+    try:
+        for table in _jsonl_by_duckdb(path, chunk_size):
+            read += table.num_rows
+            yield table
+    except (duckdb.Error, OSError):
+        yield from _jsonl_by_lines(path, chunk_size, read)
+
+
+def _last_line_too_long(path: Path) -> bool:
+    """Whether a file's last line is longer than MAX_LINE (its last MAX_LINE bytes are read)."""
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - MAX_LINE - 2))
+        tail = f.read().rstrip(b"\r\n")
+    start = tail.rfind(b"\n") + 1
+    return len(tail) - start > MAX_LINE or (start == 0 and size > MAX_LINE + 2)
+
+
+def _struct_and_fields() -> tuple[str, str]:
     struct = "{" + ",".join(f'"{f}":"VARCHAR"' for f in FIELDS) + "}"
-    fields = ", ".join(f"j.{f} as {f}" for f in FIELDS)
+    return struct, ", ".join(f"j.{f} as {f}" for f in FIELDS)
+
+
+def _jsonl_by_duckdb(path: Path, chunk_size: int) -> Iterator[pa.Table]:
+    con = duckdb.connect()
+    struct, fields = _struct_and_fields()
     # Each line is read as one string (JSON text cannot contain a raw \x01), so that a line
     # that is not a JSON object is reported instead of stopping the file.
     query = f"""
@@ -117,24 +152,152 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
                    case when json_valid(raw) and json_type(raw) = 'OBJECT'
                         then json_transform(raw, '{struct}') end as j
             from read_csv(?, columns={{'raw': 'VARCHAR'}}, delim='\x01', quote='', escape='',
-                          header=false, auto_detect=false, strict_mode=false)
+                          header=false, auto_detect=false, strict_mode=true,
+                          max_line_size={MAX_LINE})
         )
     """
     try:
         reader = con.sql(query, params=[str(path)]).to_arrow_reader(chunk_size)
-    except duckdb.Error as exc:
-        raise InputError(f"{path}: {exc}") from None
+        row = 0
+        # DuckDB hands out batches of a few thousand rows whatever size is asked for: gather
+        # them into chunks of `chunk_size`, so that a chunk is one transaction of that size.
+        for table in _gathered(reader, chunk_size):
+            keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
+            table = table.filter(keep)
+            if table.num_rows:
+                rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
+                row += table.num_rows
+                yield _finish(_nested(table).add_column(0, "row", rows))
+    finally:
+        con.close()
+
+
+def _jsonl_by_lines(path: Path, chunk_size: int, skip: int) -> Iterator[pa.Table]:
+    """The records of a file after its first `skip`, its lines split and decoded here: a line
+    that is not UTF-8 or is longer than MAX_LINE is one record the reader could not read."""
+    con = duckdb.connect()
+    struct, fields = _struct_and_fields()
+    query = f"""
+        select
+            case when reason is not null then reason
+                 when trim(line, ' ' || chr(13)) = '' then 'blank'
+                 when not json_valid(line) or json_type(line) <> 'OBJECT'
+                 then '{Reason.MALFORMED_ROW}'
+            end as malformed,
+            {fields},
+            case when j is not null and (contains(substr(line, 2), '{{') or contains(line, '['))
+                 then line end as maybe_nested
+        from (
+            select line, reason,
+                   case when json_valid(line) and json_type(line) = 'OBJECT'
+                        then json_transform(line, '{struct}') end as j
+            from lines
+        )
+    """
     row = 0
-    # DuckDB hands out batches of a few thousand rows whatever size is asked for: gather them
-    # into chunks of `chunk_size`, so that a chunk is one transaction of that size.
-    for table in _gathered(reader, chunk_size):
-        keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
-        table = table.filter(keep)
-        if table.num_rows:
-            rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
-            row += table.num_rows
-            yield _finish(_nested(table).add_column(0, "row", rows))
-    con.close()
+    try:
+        for lines in _gathered_lines(_lines(path), chunk_size):
+            text, reason = _decoded(lines)
+            con.register("lines", pa.table({"line": text, "reason": reason}))
+            table: pa.Table = con.sql(query).to_arrow_table()
+            con.unregister("lines")
+            keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
+            table = table.filter(keep)
+            if row < skip:  # read before, by DuckDB's reader
+                dropped = min(skip - row, table.num_rows)
+                table, row = table.slice(dropped), row + dropped
+            if table.num_rows:
+                rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
+                row += table.num_rows
+                yield _finish(_nested(table).add_column(0, "row", rows))
+    finally:
+        con.close()
+
+
+# A line longer than this is not read (`row_too_long`); a file is read this much at a time.
+MAX_LINE = 2**20
+_BLOCK = 16 * 2**20
+_BOM = b"\xef\xbb\xbf"
+
+
+def _lines(path: Path) -> Iterator[pa.Array]:
+    """A file's lines as binary values (without their `\\n`), a block of the file at a time; a
+    line longer than MAX_LINE bytes is null, and never held whole."""
+    with path.open("rb") as f:
+        head = b""  # the start of the line the last block ended in
+        long = False  # that line is longer than MAX_LINE already: its bytes are dropped
+        first = True
+        while block := f.read(_BLOCK):
+            if first and block.startswith(_BOM):
+                block = block[len(_BOM) :]
+            first = False
+            out: list[pa.Array] = []
+            if long:
+                end = block.find(b"\n")
+                if end < 0:
+                    continue
+                out.append(pa.nulls(1, pa.binary()))
+                block, long = block[end + 1 :], False
+            data = head + block if head else block
+            # Split in C; the last piece is the start of a line the next block ends.
+            pieces = pc.split_pattern(pa.array([data], pa.binary()), b"\n")[0].values
+            head = pieces[len(pieces) - 1].as_py()
+            if len(pieces) > 1:
+                lines = pieces.slice(0, len(pieces) - 1)
+                too_long = pc.greater(pc.binary_length(lines), MAX_LINE)
+                out.append(pc.if_else(too_long, pa.scalar(None, pa.binary()), lines))
+            if len(head) > MAX_LINE:
+                head, long = b"", True
+            if out:
+                yield pa.concat_arrays(out) if len(out) > 1 else out[0]
+        if long:
+            yield pa.nulls(1, pa.binary())
+        elif head:
+            yield pa.array([head], pa.binary())
+
+
+def _gathered_lines(blocks: Iterator[pa.Array], chunk_size: int) -> Iterator[pa.Array]:
+    """Arrays of `chunk_size` lines (the last one shorter) from a stream of blocks' lines."""
+    waiting: list[pa.Array] = []
+    size = 0
+    for block in blocks:
+        waiting.append(block)
+        size += len(block)
+        while size >= chunk_size:
+            lines = pa.concat_arrays(waiting)
+            yield lines.slice(0, chunk_size)
+            rest = lines.slice(chunk_size)
+            waiting, size = [rest], len(rest)
+    if size:
+        yield pa.concat_arrays(waiting)
+
+
+def _decoded(lines: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The lines as text, and why a line has none: `row_too_long` (null), `invalid_encoding`."""
+    too_long = pc.is_null(lines)
+    try:
+        text = pc.cast(lines, pa.string())
+        invalid_encoding = pa.array([False] * len(lines))
+    except pa.ArrowInvalid:
+        # Some line is not UTF-8: found line by line (rare), and read as no text.
+        texts: list[str | None] = []
+        bad: list[bool] = []
+        for value in lines.to_pylist():
+            try:
+                texts.append(None if value is None else value.decode("utf-8"))
+                bad.append(False)
+            except UnicodeDecodeError:
+                texts.append(None)
+                bad.append(True)
+        text, invalid_encoding = pa.array(texts, pa.string()), pa.array(bad)
+    reason = pc.if_else(
+        too_long,
+        pa.scalar(str(Reason.ROW_TOO_LONG)),
+        pc.if_else(
+            invalid_encoding, pa.scalar(str(Reason.INVALID_ENCODING)), pa.scalar(None, pa.string())
+        ),
+    )
+    return text, reason
 
 
 def _nested(table: pa.Table) -> pa.Table:

@@ -37,6 +37,8 @@ from puhui.domain.settlement import Book, Candidate, Caps, Role, Usage, month_of
 
 UNKEYED = (
     Reason.MALFORMED_ROW,
+    Reason.ROW_TOO_LONG,
+    Reason.INVALID_ENCODING,
     Reason.PLATFORM_MISMATCH,
     Reason.RECORD_ID_TOO_LONG,
     Reason.ILL_TYPED_RECORD_ID,
