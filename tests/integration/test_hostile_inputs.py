@@ -44,6 +44,14 @@ JSON_CASES: dict[str, tuple[dict[str, Any], str]] = {
     "object as quantity": (event("bad", quantity={"kg": 2}), "ill_typed_field"),
 }
 
+# A lone surrogate: JSON can write one (`\\ud800`), UTF-8 cannot. Over the API the record is
+# refused; in a JSON Lines file the line is not read (`malformed_row`).
+API_CASES = {
+    **JSON_CASES,
+    "lone surrogate in record_id": (event("s\ud800"), "ill_typed_record_id"),
+    "lone surrogate in ref": (event("bad", ref="RC-\udfff"), "ill_typed_field"),
+}
+
 
 def _good(n: int) -> list[dict[str, Any]]:
     """Records of distinct citizens, each credited."""
@@ -111,9 +119,9 @@ def test_a_parquet_column_of_nested_values(amap_app: App, tmp_path: Path, kind: 
     _check(amap_app, "amap", "ill_typed_field", ingest.ingest_files(amap_app, "amap", [path]))
 
 
-@pytest.mark.parametrize("case", sorted(JSON_CASES))
+@pytest.mark.parametrize("case", sorted(API_CASES))
 def test_over_the_api(amap: Platform, case: str) -> None:
-    bad, reason = JSON_CASES[case]
+    bad, reason = API_CASES[case]
     good = _good(40)
     response = amap.submit([*good[:20], bad, *good[20:]])
     assert response.status_code == 200, response.text
@@ -193,3 +201,10 @@ def test_records_read_before_a_line_that_is_invalid_encoding_are_read_once(tmp_p
     malformed = [m for c in chunks for m in c.column("malformed").to_pylist()]
     assert malformed[200_000] == "invalid_encoding"
     assert malformed.count(None) == 200_010
+
+
+def test_a_json_lines_line_with_a_lone_surrogate_is_not_read(amap_app: App, tmp_path: Path) -> None:
+    good = [json.dumps(r).encode() for r in _good(40)]
+    bad = json.dumps(event("s\ud800")).encode()  # written as the escape \\ud800
+    path = _lines_file(tmp_path / "f.jsonl", [*good[:20], bad, *good[20:]])
+    _check(amap_app, "amap", "malformed_row", ingest.ingest_files(amap_app, "amap", [path]))

@@ -64,7 +64,7 @@ def raw_records(draw: st.DrawFn) -> dict[str, Any]:
     record: dict[str, Any] = {
         "platform": draw(st.sampled_from(["amap", "amap", "amap", "didi", "amap\x00", None])),
         "record_id": draw(st.sampled_from(["r1", "r2", "x" * 129, "é" * 128, "r\x001", {"id": 1},
-                                           ["r1"], 12, None])),
+                                           "r\ud800", ["r1"], 12, None])),
         "subject": draw(st.sampled_from(["13800138000", "+86 138-0013 8000", "11010519491231002X",
                                          "11010519491231002x", "12345", "１３８００１３８０００",
                                          "1380013\x008000", None])),
@@ -78,7 +78,7 @@ def raw_records(draw: st.DrawFn) -> dict[str, Any]:
         "material": draw(st.sampled_from(["paper", "plastic", "Paper", "wood", "paper\x00",
                                           None])),
         "ref": draw(st.sampled_from([None, "T-1", " t-1 ", "\tT-1", "İX", "ΟΔΟΣ Α", "r" * 300,
-                                     "T\x00-1", {"ref": "T-1"}])),
+                                     "T\x00-1", {"ref": "T-1"}, "T\udfff"])),
         "origin_lat": draw(coordinates),
         "origin_lon": draw(coordinates),
         "dest_lat": draw(coordinates),

@@ -32,7 +32,8 @@ REQUIRED = ("platform", "record_id", "subject", "scene", "region", "start")
 NUMBERS = ("distance_km", "quantity", "origin_lat", "origin_lon", "dest_lat", "dest_lon")
 # The fields whose text is not read by a grammar (numbers and timestamps are), in the order
 # their NUL characters are reported. A NUL is never valid: the reader also marks with one a JSON
-# object or array sent where the spec has a string or a number (`reader.NESTED`).
+# object or array sent where the spec has a string or a number, and a string with a lone
+# surrogate (`reader.NOT_TEXT`).
 TEXTS = ("platform", "subject", "scene", "region", "material", "ref", "device")
 NUL = "\x00"
 # The detail of a record the reader could not read at all, by the reader's reason.
@@ -68,7 +69,7 @@ class Normalised:
 
     Attributes:
         row: position in its file or submission, from 1.
-        platform, record_id: as sent.
+        platform, record_id: as sent (record_id None when ill-typed).
         scene: the scene code, None unless one of the spec's.
         region: the division code, None unless a known one.
         kind: `trip` or `event`, None for an unknown scene.
@@ -325,7 +326,8 @@ def normalise(
     return Normalised(
         row=row,
         platform=f["platform"],
-        record_id=f["record_id"],
+        # An ill-typed record_id is no id: its receipt carries none.
+        record_id=None if NUL in (f["record_id"] or "") else f["record_id"],
         scene=scene if kind is not None else None,
         region=region if region_known else None,
         kind=kind,

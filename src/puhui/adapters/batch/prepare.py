@@ -383,7 +383,7 @@ class Preparer:
         -- is rejected and stored as null); a ref longer than the claims index allows is kept as
         -- its digest. The content digest below is of the values as sent.
         select
-            row, platform, record_id,
+            row, platform, case when not record_id_nul then record_id end as record_id,
             case when kind is not null then scene end as scene,
             case when region_known then region end as region,
             kind,

@@ -11,9 +11,10 @@ A line of JSON Lines that is not UTF-8 (`invalid_encoding`) or is longer than MA
 JSON object is (`malformed_row`): one record refused, and the file goes on.
 
 Every field of the spec holds a string or a number. A JSON object or array in a field (a
-Parquet list, struct or map column) is read as its JSON text after `NESTED`, a NUL character,
-which no field may hold: validation reports the field ill-typed, and the rest of the record, and
-of the file, goes on.
+Parquet list, struct or map column), or a string with a lone surrogate (JSON can write one,
+UTF-8 cannot), is read as its JSON text after `NOT_TEXT`, a NUL character, which no field may
+hold: validation reports the field ill-typed, and the rest of the record, and of the file, goes
+on.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ SCHEMA = pa.schema(
 )
 
 DEFAULT_CHUNK = 100_000
-# What a nested value's text starts with (`domain.intake.NUL`).
-NESTED = "\x00"
+# What the text of a value that is not text a field can hold starts with (`domain.intake.NUL`).
+NOT_TEXT = "\x00"
 
 
 def read_chunks(path: Path, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pa.Table]:
@@ -301,7 +302,7 @@ def _decoded(lines: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _nested(table: pa.Table) -> pa.Table:
-    """Mark the fields whose JSON value is an object or an array (`NESTED` before their JSON
+    """Mark the fields whose JSON value is an object or an array (`NOT_TEXT` before their JSON
     text, as DuckDB wrote it), and drop the lines kept to look at."""
     lines = table.column("maybe_nested")
     table = table.drop_columns(["maybe_nested"])
@@ -315,7 +316,7 @@ def _nested(table: pa.Table) -> pa.Table:
                     nested.setdefault(name, set()).add(i)
     for name, at in nested.items():
         values = table.column(name).to_pylist()
-        marked = [NESTED + v if i in at and v is not None else v for i, v in enumerate(values)]
+        marked = [NOT_TEXT + v if i in at and v is not None else v for i, v in enumerate(values)]
         table = table.set_column(
             table.schema.get_field_index(name), name, pa.array(marked, pa.string())
         )
@@ -451,7 +452,7 @@ def records_table(records: Sequence[object]) -> pa.Table:
         values = [item.get(f) for item in items]
         try:
             arrays.append(pa.array(values, pa.string()))
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
+        except (pa.ArrowTypeError, pa.ArrowInvalid, UnicodeEncodeError):
             arrays.append(pa.array([_json_text(v) for v in values], pa.string()))
     return _finish(pa.Table.from_arrays(arrays, schema=SCHEMA))
 
@@ -460,12 +461,16 @@ def _json_text(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            return NOT_TEXT + json.dumps(value)
         return value
     # JSON writes an integer, and a finite double, as Python's repr does (a bool is no int here).
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return repr(value)
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return NESTED + text if isinstance(value, (dict, list)) else text
+    return NOT_TEXT + text if isinstance(value, (dict, list)) else text
 
 
 def describe(path: Path) -> str:
