@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,6 +56,18 @@ def _puhui(env: dict[str, str], *args: str) -> str:
         env=env, capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     return done.stdout
+
+
+def _uvicorn(
+    app: str, port: int, args: argparse.Namespace, env: dict[str, str], log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """Serve an ASGI application of `bench/` with the workers and nice increment of puhui's."""
+    command = [
+        *("nice", "-n", str(args.workers_nice), sys.executable, "-m", "uvicorn", app),
+        *("--port", str(port), "--workers", str(args.workers)),
+        *("--log-level", "warning", "--no-access-log"),
+    ]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
 
 
 def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -225,61 +237,15 @@ def main() -> None:
                 cwd=ROOT,
             )
         )
-        processes.append(
-            subprocess.Popen(
-                [
-                    # The bare workers stand where puhui's do, beside the load generator.
-                    "nice",
-                    "-n",
-                    str(args.workers_nice),
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.bare_api:app",
-                    "--port",
-                    str(bare_port),
-                    "--workers",
-                    str(args.workers),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-                env=env,
-                stdout=log,
-                stderr=log,
-                cwd=ROOT,
-            )
-        )
+        # The bare workers stand where puhui's do, beside the load generator.
+        processes.append(_uvicorn("bench.bare_api:app", bare_port, args, env, log))
         base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
         _wait(base + "/readyz", processes[0])
         _wait(bare + "/healthz", processes[1])
         writes_floor = None
         if cluster is not None:
             floor_port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [
-                        "nice",
-                        "-n",
-                        str(args.workers_nice),
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "bench.floor_api:app",
-                        "--port",
-                        str(floor_port),
-                        "--workers",
-                        str(args.workers),
-                        "--log-level",
-                        "warning",
-                        "--no-access-log",
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=log,
-                    cwd=ROOT,
-                )
-            )
+            processes.append(_uvicorn("bench.floor_api:app", floor_port, args, env, log))
             writes_floor = f"http://127.0.0.1:{floor_port}"
             _wait(writes_floor + "/healthz", processes[2])
 

@@ -7,6 +7,7 @@ itself."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +83,13 @@ def test_json_lines(amap_app: App, tmp_path: Path, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(TEXT_CASES))
-def test_csv(amap_app: App, tmp_path: Path, case: str) -> None:
+@pytest.mark.parametrize(("suffix", "write"), [("csv", write_csv), ("parquet", write_parquet)])
+def test_csv_and_parquet(
+    amap_app: App, tmp_path: Path, case: str, suffix: str, write: Callable[..., Path]
+) -> None:
     bad, reason = TEXT_CASES[case]
     good = _good(40)
-    path = write_csv(tmp_path / "f.csv", [*good[:20], bad, *good[20:]])
-    _check(amap_app, "amap", reason, ingest.ingest_files(amap_app, "amap", [path]))
-
-
-@pytest.mark.parametrize("case", sorted(TEXT_CASES))
-def test_parquet(amap_app: App, tmp_path: Path, case: str) -> None:
-    bad, reason = TEXT_CASES[case]
-    good = _good(40)
-    path = write_parquet(tmp_path / "f.parquet", [*good[:20], bad, *good[20:]])
+    path = write(tmp_path / f"f.{suffix}", [*good[:20], bad, *good[20:]])
     _check(amap_app, "amap", reason, ingest.ingest_files(amap_app, "amap", [path]))
 
 

@@ -129,46 +129,61 @@ def _last_line_too_long(path: Path) -> bool:
     return len(tail) - start > MAX_LINE or (start == 0 and size > MAX_LINE + 2)
 
 
-def _struct_and_fields() -> tuple[str, str]:
+def _records_query(source: str, reason: str) -> str:
+    """The statement that reads the JSON object of each line of `source` (a `line` column),
+    or says why it cannot (`reason`, a column or SQL for the lines the reader could not read)."""
     struct = "{" + ",".join(f'"{f}":"VARCHAR"' for f in FIELDS) + "}"
-    return struct, ", ".join(f"j.{f} as {f}" for f in FIELDS)
+    fields = ", ".join(f"j.{f} as {f}" for f in FIELDS)
+    return f"""
+        select
+            case when reason is not null then reason
+                 when line is null or trim(line, ' ' || chr(13)) = '' then 'blank'
+                 when not json_valid(line) or json_type(line) <> 'OBJECT'
+                 then '{Reason.MALFORMED_ROW}'
+            end as malformed,
+            {fields},
+            -- The rare line that may hold an object or an array inside: `_nested` looks.
+            case when j is not null and (contains(substr(line, 2), '{{') or contains(line, '['))
+                 then line end as maybe_nested
+        from (
+            select line, {reason} as reason,
+                   case when json_valid(line) and json_type(line) = 'OBJECT'
+                        then json_transform(line, '{struct}') end as j
+            from {source}
+        )
+    """
+
+
+def _numbered(table: pa.Table, row: int, skip: int = 0) -> tuple[pa.Table, int]:
+    """A chunk without its blank lines and without the first records up to `skip` (already
+    read), numbered on from `row`; and the last number."""
+    keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
+    table = table.filter(keep)
+    if row < skip:
+        dropped = min(skip - row, table.num_rows)
+        table, row = table.slice(dropped), row + dropped
+    rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
+    return _finish(_nested(table).add_column(0, "row", rows)), row + table.num_rows
 
 
 def _jsonl_by_duckdb(path: Path, chunk_size: int) -> Iterator[pa.Table]:
     con = duckdb.connect()
-    struct, fields = _struct_and_fields()
-    # Each line is read as one string (JSON text cannot contain a raw \x01), so that a line
-    # that is not a JSON object is reported instead of stopping the file.
-    query = f"""
-        select
-            case when raw is null or trim(raw) = '' then 'blank'
-                 when not json_valid(raw) or json_type(raw) <> 'OBJECT' then '{Reason.MALFORMED_ROW}'
-            end as malformed,
-            {fields},
-            -- The rare line that may hold an object or an array inside: `_nested` looks.
-            case when j is not null and (contains(substr(raw, 2), '{{') or contains(raw, '['))
-                 then raw end as maybe_nested
-        from (
-            select raw,
-                   case when json_valid(raw) and json_type(raw) = 'OBJECT'
-                        then json_transform(raw, '{struct}') end as j
-            from read_csv(?, columns={{'raw': 'VARCHAR'}}, delim='\x01', quote='', escape='',
-                          header=false, auto_detect=false, strict_mode=true,
-                          max_line_size={MAX_LINE})
-        )
-    """
+    # Each line is read as one string (JSON text cannot contain a raw \x01).
+    lines = (
+        "(select raw as line from read_csv(?, columns={'raw': 'VARCHAR'}, delim='\x01', "
+        "quote='', escape='', header=false, auto_detect=false, strict_mode=true, "
+        f"max_line_size={MAX_LINE}))"
+    )
     try:
+        query = _records_query(lines, "cast(null as varchar)")
         reader = con.sql(query, params=[str(path)]).to_arrow_reader(chunk_size)
         row = 0
         # DuckDB hands out batches of a few thousand rows whatever size is asked for: gather
         # them into chunks of `chunk_size`, so that a chunk is one transaction of that size.
-        for table in _gathered(reader, chunk_size):
-            keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
-            table = table.filter(keep)
+        for gathered in _gathered(reader, chunk_size):
+            table, row = _numbered(gathered, row)
             if table.num_rows:
-                rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
-                row += table.num_rows
-                yield _finish(_nested(table).add_column(0, "row", rows))
+                yield table
     finally:
         con.close()
 
@@ -177,40 +192,17 @@ def _jsonl_by_lines(path: Path, chunk_size: int, skip: int) -> Iterator[pa.Table
     """The records of a file after its first `skip`, its lines split and decoded here: a line
     that is not UTF-8 or is longer than MAX_LINE is one record the reader could not read."""
     con = duckdb.connect()
-    struct, fields = _struct_and_fields()
-    query = f"""
-        select
-            case when reason is not null then reason
-                 when trim(line, ' ' || chr(13)) = '' then 'blank'
-                 when not json_valid(line) or json_type(line) <> 'OBJECT'
-                 then '{Reason.MALFORMED_ROW}'
-            end as malformed,
-            {fields},
-            case when j is not null and (contains(substr(line, 2), '{{') or contains(line, '['))
-                 then line end as maybe_nested
-        from (
-            select line, reason,
-                   case when json_valid(line) and json_type(line) = 'OBJECT'
-                        then json_transform(line, '{struct}') end as j
-            from lines
-        )
-    """
+    query = _records_query("lines", "reason")
     row = 0
     try:
         for lines in _gathered_lines(_lines(path), chunk_size):
             text, reason = _decoded(lines)
             con.register("lines", pa.table({"line": text, "reason": reason}))
-            table: pa.Table = con.sql(query).to_arrow_table()
+            decoded: pa.Table = con.sql(query).to_arrow_table()
             con.unregister("lines")
-            keep = pc.invert(pc.fill_null(pc.equal(table.column("malformed"), "blank"), False))
-            table = table.filter(keep)
-            if row < skip:  # read before, by DuckDB's reader
-                dropped = min(skip - row, table.num_rows)
-                table, row = table.slice(dropped), row + dropped
+            table, row = _numbered(decoded, row, skip)
             if table.num_rows:
-                rows = pa.array(range(row + 1, row + 1 + table.num_rows), pa.int64())
-                row += table.num_rows
-                yield _finish(_nested(table).add_column(0, "row", rows))
+                yield table
     finally:
         con.close()
 
