@@ -99,3 +99,17 @@ def test_ledger_verify_names_each_broken_invariant_and_exits_1(
     assert "balance_mismatch: 1 — every account's balance is what its transfers brought in" in out
     assert "ledger_total: 1" in out
     assert "e.g. g:7" in out
+
+
+def test_ledger_verify_prints_stored_values_as_they_are(cli: Any, monkeypatch: Any) -> None:
+    """An example of a broken invariant is data: `:key:` stays `:key:`, `[bold]` stays text."""
+    from typer.testing import CliRunner
+
+    from puhui.entrypoints import cli as commands
+    from puhui.service import ledger
+
+    broken = ledger.Violation("balance_mismatch", 1, ("issuance:key:cn-common@1:7", "[bold]x"))
+    monkeypatch.setattr(ledger, "verify", lambda _app: [broken])
+    done = CliRunner().invoke(commands.app, ["ledger", "verify"], env=cli.env)
+    assert done.exit_code == 1
+    assert "e.g. issuance:key:cn-common@1:7, [bold]x" in " ".join(done.output.split())

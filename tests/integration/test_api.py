@@ -408,3 +408,9 @@ def test_a_request_id_is_echoed_only_when_tame(client: TestClient) -> None:
     )
     wild = client.get("/healthz", headers={"x-request-id": 'a"b} {\\n'}).headers["x-request-id"]
     assert len(wild) == 32
+
+
+def test_the_servers_address_leads_to_the_dashboard(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard"

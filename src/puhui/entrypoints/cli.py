@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -53,8 +54,9 @@ app.add_typer(reward_app, name="reward")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(certificate_app, name="certificate")
 
-out = Console()
-err = Console(stderr=True)
+# What puhui prints is data (ids, codes, reasons): no `:name:` of it becomes an emoji.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 Db = Annotated[
     str | None,
@@ -711,7 +713,8 @@ def ledger_verify(db: Db = None, key_file: KeyFile = None) -> None:
         return
     for v in violations:
         what = ledger.CHECKS[v.check]
-        err.print(f"[red]{v.check}[/red]: {v.count} — {what}; e.g. {', '.join(v.examples)}")
+        examples = escape(", ".join(v.examples))  # stored values, not markup
+        err.print(f"[red]{v.check}[/red]: {v.count} — {escape(what)}; e.g. {examples}")
     raise typer.Exit(1)
 
 

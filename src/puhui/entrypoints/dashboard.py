@@ -240,6 +240,11 @@ def install(api: FastAPI, app: App) -> None:
         response.set_cookie(COOKIES[kind], token, httponly=True, samesite="strict")
         return response
 
+    @api.get("/", include_in_schema=False)
+    def root() -> Response:
+        """The server's address leads to the dashboard."""
+        return RedirectResponse("/dashboard", status_code=303)
+
     @api.get("/dashboard/logout", include_in_schema=False)
     def logout() -> Response:
         response = RedirectResponse("/dashboard", status_code=303)
