@@ -35,7 +35,6 @@ from puhui.adapters.batch.settle import settle
 from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import InputError
-from puhui.domain.intake import NUL
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.domain.settlement import Role
 from puhui.domain.signing import Refusal
@@ -383,14 +382,10 @@ def _lookups(
 
     subject_ids = store.subject_ids(p for p in prepared.column("pseudonym").to_pylist() if p)
     existing = store.existing_records(
-        # An over-long or ill-typed record_id is rejected without a key of its own: nothing to
-        # look up.
+        # An over-long record_id is rejected without a key of its own: nothing to look up (an
+        # ill-typed one is no id at all).
         platform_id,
-        (
-            r
-            for r in prepared.column("record_id").to_pylist()
-            if r and len(r) <= MAX_RECORD_ID and NUL not in r
-        ),
+        (r for r in prepared.column("record_id").to_pylist() if r and len(r) <= MAX_RECORD_ID),
     )
     ids = dict(
         zip(

@@ -384,12 +384,7 @@ class IntakeStore:
             self.conn,
             "unkeyed_rejections",
             ("batch_id", "line", "record_id", "reason"),
-            # No database text may hold a NUL (PostgreSQL's cannot): the audit's copy of an id
-            # shows one as U+FFFD.
-            [
-                (batch_id, line, rid[:128].replace("\x00", "\ufffd") if rid else None, why)
-                for line, rid, why in rows
-            ],
+            [(batch_id, line, rid[:128] if rid else None, why) for line, rid, why in rows],
         )
 
     def add_to_tallies(
