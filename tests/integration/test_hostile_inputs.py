@@ -1,8 +1,8 @@
-"""One bad record is rejected alone: inputs that once cost a whole file or a whole group (an
-amount too large or too small, a timestamp out of range, a NUL character, a JSON object where a
-string belongs) each get one rejected receipt with a stable reason, through every file format
-and over the API, on both databases; every other record is credited and the ledger proves
-itself."""
+"""One bad record is rejected alone: inputs a reader or a database could choke on (an amount
+too large or too small, a timestamp out of range, a NUL character, a JSON object where a string
+belongs, a line that is not UTF-8 or is too long) each get one rejected receipt with a stable
+reason, through every file format and over the API, on both databases; every other record is
+credited and the ledger proves itself."""
 
 from __future__ import annotations
 
