@@ -23,7 +23,14 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
 from puhui.domain import china_time, subjects
 from puhui.domain.reasons import Reason
 from puhui.domain.rules import RULES, Measured
-from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_KEY, TRIP_SCENES
+from puhui.domain.scenes import (
+    EVENT_SCENES,
+    MATERIALS,
+    MAX_LINE,
+    MAX_RECORD_ID,
+    MAX_REF_KEY,
+    TRIP_SCENES,
+)
 
 # Records may start a little after the moment they are received: platforms' clocks drift.
 FUTURE_TOLERANCE_MS = 5 * 60 * 1000
@@ -39,7 +46,7 @@ NUL = "\x00"
 # The detail of a record the reader could not read at all, by the reader's reason.
 MALFORMED_DETAILS = {
     Reason.MALFORMED_ROW: "not a JSON object or not a row of the header's width",
-    Reason.ROW_TOO_LONG: "longer than 1 MiB",
+    Reason.ROW_TOO_LONG: f"longer than {MAX_LINE // 2**20} MiB",
     Reason.INVALID_ENCODING: "not UTF-8",
 }
 

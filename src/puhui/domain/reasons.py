@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from puhui.domain.scenes import MAX_LINE
+
 
 class Status(StrEnum):
     """What happened to a record."""
@@ -60,7 +62,7 @@ class Reason(StrEnum):
 
 DESCRIPTIONS: dict[Reason, str] = {
     Reason.MALFORMED_ROW: "The line or row could not be parsed (invalid JSON, wrong CSV shape).",
-    Reason.ROW_TOO_LONG: "The line is longer than 1 MiB: it is not read.",
+    Reason.ROW_TOO_LONG: f"The line is longer than {MAX_LINE // 2**20} MiB: it is not read.",
     Reason.INVALID_ENCODING: "The line is not UTF-8 text (files are UTF-8).",
     Reason.MISSING_FIELD: "A field required for every record is missing or empty.",
     Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not "

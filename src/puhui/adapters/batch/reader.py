@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from puhui.domain.errors import InputError
 from puhui.domain.reasons import Reason
+from puhui.domain.scenes import MAX_LINE
 
 FIELDS: tuple[str, ...] = (
     "platform",
@@ -207,8 +208,7 @@ def _jsonl_by_lines(path: Path, chunk_size: int, skip: int) -> Iterator[pa.Table
         con.close()
 
 
-# A line longer than this is not read (`row_too_long`); a file is read this much at a time.
-MAX_LINE = 2**20
+# A file is read this much at a time.
 _BLOCK = 16 * 2**20
 _BOM = b"\xef\xbb\xbf"
 
