@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from puhui.domain.errors import InputError
+from puhui.domain.intake import NUL
 from puhui.domain.reasons import Reason
 from puhui.domain.scenes import MAX_LINE
 
@@ -60,8 +61,9 @@ SCHEMA = pa.schema(
 )
 
 DEFAULT_CHUNK = 100_000
-# What the text of a value that is not text a field can hold starts with (`domain.intake.NUL`).
-NOT_TEXT = "\x00"
+# What the text of a value that is not text a field can hold starts with: the character
+# validation never accepts in a field.
+NOT_TEXT = NUL
 
 
 def read_chunks(path: Path, chunk_size: int = DEFAULT_CHUNK) -> Iterator[pa.Table]:
@@ -116,7 +118,7 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[pa.Table]:
         for table in _jsonl_by_duckdb(path, chunk_size):
             read += table.num_rows
             yield table
-    except (duckdb.Error, OSError):
+    except (duckdb.Error, OSError):  # DuckDB reports some refusals as OSError
         yield from _jsonl_by_lines(path, chunk_size, read)
 
 
