@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -215,12 +216,15 @@ _BLOCK = 16 * 2**20
 _BOM = b"\xef\xbb\xbf"
 
 
-def _lines(path: Path) -> Iterator[pa.Array]:
+def _lines(path: Path, quotes: deque[bool] | None = None) -> Iterator[pa.Array]:
     """A file's lines as binary values (without their `\\n`), a block of the file at a time; a
-    line longer than MAX_LINE bytes is null, and never held whole."""
+    line longer than MAX_LINE bytes is null, and never held whole. With `quotes`, whether each
+    such line holds an odd number of `"` is appended to it, in order (a CSV row's quoted cell
+    may open or close on that line)."""
     with path.open("rb") as f:
         head = b""  # the start of the line the last block ended in
         long = False  # that line is longer than MAX_LINE already: its bytes are dropped
+        long_quotes = 0  # the `"` among its bytes dropped so far
         first = True
         while block := f.read(_BLOCK):
             if first and block.startswith(_BOM):
@@ -230,8 +234,11 @@ def _lines(path: Path) -> Iterator[pa.Array]:
             if long:
                 end = block.find(b"\n")
                 if end < 0:
+                    long_quotes += block.count(b'"') if quotes is not None else 0
                     continue
                 out.append(pa.nulls(1, pa.binary()))
+                if quotes is not None:
+                    quotes.append((long_quotes + block.count(b'"', 0, end)) % 2 == 1)
                 block, long = block[end + 1 :], False
             data = head + block if head else block
             # Split in C; the last piece is the start of a line the next block ends.
@@ -240,12 +247,18 @@ def _lines(path: Path) -> Iterator[pa.Array]:
             if len(pieces) > 1:
                 lines = pieces.slice(0, len(pieces) - 1)
                 too_long = pc.greater(pc.binary_length(lines), MAX_LINE)
+                if quotes is not None and pc.any(too_long).as_py():
+                    counts = pc.count_substring(lines.filter(too_long), '"').to_pylist()
+                    quotes.extend(n % 2 == 1 for n in counts)
                 out.append(pc.if_else(too_long, pa.scalar(None, pa.binary()), lines))
             if len(head) > MAX_LINE:
+                long_quotes = head.count(b'"') if quotes is not None else 0
                 head, long = b"", True
             if out:
                 yield pa.concat_arrays(out) if len(out) > 1 else out[0]
         if long:
+            if quotes is not None:
+                quotes.append(long_quotes % 2 == 1)
             yield pa.nulls(1, pa.binary())
         elif head:
             yield pa.array([head], pa.binary())
@@ -334,39 +347,93 @@ def _gathered(reader: pa.RecordBatchReader, chunk_size: int) -> Iterator[pa.Tabl
 
 
 def _csv(path: Path, chunk_size: int) -> Iterator[pa.Table]:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            return
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: unreadable CSV header: {exc}") from None
-        positions = {name: i for i, name in enumerate(header)}
-        width = len(header)
-        wanted = [(f, positions.get(f)) for f in FIELDS]
-        ordinal = 0
-        while True:
-            columns: dict[str, list[str | None]] = {f: [] for f in FIELDS}
-            rows: list[int] = []
-            malformed: list[str | None] = []
+    """CSV with a header row, its lines split and decoded by `_csv_lines`: a row one of whose
+    lines is not UTF-8 (`invalid_encoding`) or is longer than MAX_LINE (`row_too_long`), or
+    that the CSV grammar cannot read (`malformed_row`), is one record refused, its cells not
+    kept, and the file goes on. A header that cannot be read refuses the file."""
+    # A cell may be as long as a line (the module's default is 128 KiB).
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE))
+    lines = _CsvLines(path)
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return
+    except csv.Error:
+        raise InputError(f"{path}: line 1: the CSV header cannot be read") from None
+    if lines.why is not None:
+        why = (
+            "not UTF-8" if lines.why == Reason.INVALID_ENCODING else f"longer than {MAX_LINE} bytes"
+        )
+        raise InputError(f"{path}: line 1: the CSV header is {why}")
+    positions = {name: i for i, name in enumerate(header)}
+    width = len(header)
+    wanted = [(f, positions.get(f)) for f in FIELDS]
+    ordinal = 0
+    while True:
+        columns: dict[str, list[str | None]] = {f: [] for f in FIELDS}
+        rows: list[int] = []
+        malformed: list[str | None] = []
+        while len(rows) < chunk_size:
+            lines.start_row()
             try:
-                for cells in reader:
-                    if not cells or all(not c.strip() for c in cells):
-                        continue
-                    ordinal += 1
-                    rows.append(ordinal)
-                    bad = len(cells) != width
-                    malformed.append(str(Reason.MALFORMED_ROW) if bad else None)
-                    for name, i in wanted:
-                        columns[name].append(cells[i] if i is not None and i < len(cells) else None)
-                    if len(rows) >= chunk_size:
-                        break
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise InputError(f"{path}: unreadable CSV: {exc}") from None
-            if not rows:
-                return
-            yield _finish(_table(rows, malformed, columns))
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:  # a bare carriage return in a cell, a cell too long
+                cells, lines.why = [], lines.why or Reason.MALFORMED_ROW
+            if lines.why is None and all(not c.strip() for c in cells):
+                continue
+            ordinal += 1
+            rows.append(ordinal)
+            if lines.why is not None:
+                malformed.append(str(lines.why))
+                cells = []
+            else:
+                malformed.append(str(Reason.MALFORMED_ROW) if len(cells) != width else None)
+            for name, i in wanted:
+                columns[name].append(cells[i] if i is not None and i < len(cells) else None)
+        if not rows:
+            return
+        yield _finish(_table(rows, malformed, columns))
+
+
+class _CsvLines:
+    """The lines of a CSV file as text, for `csv.reader`, which takes them as it needs them.
+    `why` is set when a line taken since `start_row` was last called could not be read (not
+    UTF-8, or longer than MAX_LINE), or when those lines add up to more than MAX_LINE
+    characters (a row of many lines): the row they belong to is refused. A line that could not
+    be read is handed on as a placeholder that opens or closes a quoted cell as the line did,
+    so that the reader still ends the row where the file does."""
+
+    def __init__(self, path: Path) -> None:
+        self.why: Reason | None = None
+        self.length = 0
+        self._lines = self._read(path)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._lines
+
+    def start_row(self) -> None:
+        """Forget the lines taken so far: the next row starts."""
+        self.why, self.length = None, 0
+
+    def _read(self, path: Path) -> Iterator[str]:
+        odd_quotes: deque[bool] = deque()
+        for block in _lines(path, odd_quotes):
+            texts, reasons = _decoded(block)
+            whys = reasons.to_pylist() if reasons.null_count < len(reasons) else None
+            for i, line in enumerate(texts.to_pylist()):
+                if whys is not None and whys[i] is not None:
+                    if whys[i] == Reason.ROW_TOO_LONG:
+                        line = '"-' if odd_quotes.popleft() else "-"
+                    else:  # decoded all the same: its quotes and commas still count
+                        line = block[i].as_py().decode(errors="replace")
+                    self.why = self.why or Reason(whys[i])
+                self.length += len(line)
+                if self.length > MAX_LINE:
+                    self.why = self.why or Reason.ROW_TOO_LONG
+                yield line + "\n"
 
 
 def _table(
@@ -381,12 +448,21 @@ def _parquet(path: Path, chunk_size: int) -> Iterator[pa.Table]:
     try:
         source = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{path}: unreadable Parquet: {exc}") from None
+        raise InputError(f"{path}: unreadable Parquet: {_one_line(exc)}") from None
     names = set(source.schema_arrow.names)
     row = 0
-    for batch in source.iter_batches(
-        batch_size=chunk_size, columns=[f for f in FIELDS if f in names]
-    ):
+    batches = source.iter_batches(batch_size=chunk_size, columns=[f for f in FIELDS if f in names])
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, pa.ArrowException) as exc:
+            # A damaged page: which of its rows are intact cannot be told.
+            raise InputError(
+                f"{path}: unreadable Parquet from row {row + 1} on ({_one_line(exc)}); rows 1 to {row} "
+                "were read, and are replayed, not credited again, when the mended file is sent"
+            ) from None
+        if batch is None:
+            return
         n = batch.num_rows
         arrays: dict[str, pa.Array] = {
             "row": pa.array(range(row + 1, row + 1 + n), pa.int64()),
@@ -396,6 +472,11 @@ def _parquet(path: Path, chunk_size: int) -> Iterator[pa.Table]:
         for f in FIELDS:
             arrays[f] = _as_text(batch.column(f)) if f in names else pa.nulls(n, pa.string())
         yield _finish(pa.Table.from_pydict(arrays, schema=SCHEMA))
+
+
+def _one_line(error: Exception) -> str:
+    """An error's message on one line (Arrow's span several)."""
+    return " ".join(str(error).split())
 
 
 def _as_text(column: pa.Array) -> pa.Array:
