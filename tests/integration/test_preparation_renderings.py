@@ -83,7 +83,7 @@ def raw_records(draw: st.DrawFn) -> dict[str, Any]:
         "origin_lon": draw(coordinates),
         "dest_lat": draw(coordinates),
         "dest_lon": draw(coordinates),
-        "device": draw(st.sampled_from([None, "d-1", "设备", "d\x00", ["d-1"]])),
+        "device": draw(st.sampled_from([None, "d-1", "设备", "d\x00", ["d-1"], "设" * 129])),
     }  # fmt: skip
     return {k: v for k, v in record.items() if v is not None}
 
@@ -203,7 +203,7 @@ def common_records(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         record["ref"] = draw(st.sampled_from(["T-1", " t-1 ", "AbC", "x" * 256]))
     if draw(st.booleans()):
-        record["device"] = draw(st.sampled_from(["d-1", "设备", "a b"]))
+        record["device"] = draw(st.sampled_from(["d-1", "设备", "a b", "d" * 128, "d" * 129]))
     return record
 
 

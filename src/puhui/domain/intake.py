@@ -26,6 +26,7 @@ from puhui.domain.rules import RULES, Measured
 from puhui.domain.scenes import (
     EVENT_SCENES,
     MATERIALS,
+    MAX_DEVICE,
     MAX_LINE,
     MAX_RECORD_ID,
     MAX_REF_KEY,
@@ -87,7 +88,8 @@ class Normalised:
         amount_milli: km (trips) or the scene's unit (events) × 1000, floored.
         pseudonym: HMAC of the canonical subject; None when the subject is malformed.
         detail: which fields were missing or ill-typed ('' when none).
-        extra: JSON of coordinates and device, when any was sent.
+        extra: JSON of coordinates and device (`sha256:<hex>` when longer than MAX_DEVICE),
+            when any was sent.
         digest: of the content as sent (32 hex characters).
         day_cn: the China day it started on.
     """
@@ -312,7 +314,10 @@ def normalise(
 
     extra = None
     if coords["origin_lat"] is not None or coords["dest_lat"] is not None or device is not None:
-        extra = json.dumps({**coords, "device": device}, ensure_ascii=False, separators=(",", ":"))
+        kept = device
+        if kept is not None and len(kept) > MAX_DEVICE:
+            kept = "sha256:" + hashlib.sha256(kept.encode()).hexdigest()
+        extra = json.dumps({**coords, "device": kept}, ensure_ascii=False, separators=(",", ":"))
 
     content = (
         f["platform"], f["record_id"], pseudonym or keyed, scene, region,

@@ -55,5 +55,8 @@ MAX_RECORD_ID = 128
 # `ref` has no length limit in the spec. A normalised ref longer than this is kept, and compared,
 # as "sha256:" and the hex digest of its text, so that any length fits the claims index.
 MAX_REF_KEY = 256
+# `device` has no length limit in the spec either: one longer than this is kept as "sha256:" and
+# the hex digest of its text (equal devices still compare equal).
+MAX_DEVICE = 128
 # A line of a file longer than this many bytes is not read (`row_too_long`).
 MAX_LINE = 2**20

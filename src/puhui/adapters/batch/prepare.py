@@ -29,7 +29,14 @@ from puhui.domain import china_time, intake, rules
 from puhui.domain.errors import FactorNotFoundError
 from puhui.domain.methodology import MILLI, Catalogue, UnitQuantification
 from puhui.domain.reasons import Reason
-from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_KEY, TRIP_SCENES
+from puhui.domain.scenes import (
+    EVENT_SCENES,
+    MATERIALS,
+    MAX_DEVICE,
+    MAX_RECORD_ID,
+    MAX_REF_KEY,
+    TRIP_SCENES,
+)
 
 # Up to FEW_ROWS records the preparing statements are read through the DB-API result
 # (`execute`), which copies the rows once more into Arrow: a relation (`sql`) would bind each
@@ -401,7 +408,9 @@ class Preparer:
                      then 'ill-typed: ' || array_to_string(ill_typed_fields, ', ') end) end as detail,
             case when origin_lat is not null or dest_lat is not null or device is not null
                  then json_object('origin_lat', origin_lat, 'origin_lon', origin_lon,
-                                  'dest_lat', dest_lat, 'dest_lon', dest_lon, 'device', device)::varchar
+                                  'dest_lat', dest_lat, 'dest_lon', dest_lon,
+                                  'device', case when length(device) > {MAX_DEVICE}
+                                                 then 'sha256:' || sha256(device) else device end)::varchar
             end as extra,
             substr(sha256(concat_ws(chr(31), platform, record_id, coalesce(pseudonym, keyed),
                 scene, region, coalesce(start_ms::varchar, start_raw),

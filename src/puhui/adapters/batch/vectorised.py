@@ -25,8 +25,8 @@ Records it takes (`common`), every test true:
   minus sign, within range;
 - `material`, whatever the scene, without a NUL;
 - `ref`, when sent, ASCII without a NUL and at most MAX_REF_KEY characters once trimmed;
-  `device`, when sent, without quotes, backslashes or control characters (its JSON text is
-  itself in quotes).
+  `device`, when sent, at most MAX_DEVICE characters, without quotes, backslashes or control
+  characters (its JSON text is itself in quotes).
 
 The reasons such a record can still fail: its end before its start, a start in the future, and
 the plausibility rules (`RULES_IN_ARROW`, one rendering per rule of `domain.rules`).
@@ -47,7 +47,14 @@ import pyarrow.compute as pc
 from puhui.adapters.batch.prepared import CAPS, PREPARED, TEXT_LIST
 from puhui.domain import china_time, intake, rules
 from puhui.domain.reasons import Reason
-from puhui.domain.scenes import EVENT_SCENES, MATERIALS, MAX_RECORD_ID, MAX_REF_KEY, TRIP_SCENES
+from puhui.domain.scenes import (
+    EVENT_SCENES,
+    MATERIALS,
+    MAX_DEVICE,
+    MAX_RECORD_ID,
+    MAX_REF_KEY,
+    TRIP_SCENES,
+)
 
 if TYPE_CHECKING:
     from puhui.adapters.batch.prepare import Preparer
@@ -267,7 +274,11 @@ def prepare_in_arrow(preparer: Preparer, raw: pa.Table, received_ms: int) -> pa.
     common = pc.and_(
         common,
         pc.or_(
-            pc.is_null(device), pc.invert(_true(pc.match_substring_regex(device, _JSON_UNSAFE)))
+            pc.is_null(device),
+            pc.and_(
+                pc.invert(_true(pc.match_substring_regex(device, _JSON_UNSAFE))),
+                _true(pc.less_equal(pc.utf8_length(device), MAX_DEVICE)),
+            ),
         ),
     )
     for name, bound in _COORDINATES:
