@@ -111,6 +111,54 @@ def test_a_failed_group_fails_its_submissions_only(
         loop.submit("amap", [event("e2")])
 
 
+def test_a_poisoned_submission_fails_alone_and_its_group_settles(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three good 2 000-record submissions wait with one whose records fail settlement (an
+    error no check foresaw): the group stores nothing, then each settles alone in arrival
+    order; only the poisoned one fails."""
+    admin.add_platform(app, "amap")
+    release, groups = _hold_group(monkeypatch, 1)
+    holding = submissions.ingest_records
+    tried: list[str] = []  # the first record of each group tried
+
+    def poisoned(*args: Any, **kwargs: Any) -> Any:
+        tried.append(f"{args[2][0]['record_id']} ×{len(args[2])}")
+        if any(r["record_id"] == "poison" for r in args[2]):
+            raise ValueError("a record no check foresaw")
+        return holding(*args, **kwargs)
+
+    monkeypatch.setattr(submissions, "ingest_records", poisoned)
+
+    def good(n: int) -> list[dict[str, Any]]:
+        return [event(f"s{n}-{i}", subject=f"139{n}{i:07d}", ref=f"R{n}-{i}") for i in range(2000)]
+
+    waiting = [good(1), good(2), [*good(3)[:1999], event("poison")], good(4)]
+    loop = submissions.GroupCommit(app)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        blocker = pool.submit(loop.submit, "amap", [event("e0", subject="13900000000")])
+        _wait_for(lambda: len(groups) == 1)
+        answers = []
+        for records in waiting:
+            queued = loop._waiting.qsize()
+            answers.append(pool.submit(loop.submit, "amap", records))
+            _wait_for(lambda queued=queued: loop._waiting.qsize() == queued + 1)
+        release.set()
+        blocker.result(timeout=60)
+        with pytest.raises(ValueError, match="no check foresaw"):
+            answers[2].result(timeout=60)
+        settled = [answers[i].result(timeout=60) for i in (0, 1, 3)]
+    loop.close()
+    # The whole group was tried once (the poisoned submission stops it), then each alone.
+    assert tried == ["e0 ×1", "s1-0 ×8000", "s1-0 ×2000", "s2-0 ×2000", "s3-0 ×2000", "s4-0 ×2000"]
+    assert all([r.status for r in s.receipts] == ["credited"] * 2000 for s in settled)
+    assert len({s.batch for s in settled}) == 3
+    stored = {r["record_id"] for r in queries.receipts(app, "amap")}
+    assert len(stored) == 6001
+    assert not any(r.startswith("s3-") for r in stored)
+    assert ledger.verify(app) == []
+
+
 def test_a_replayed_nonce_in_a_group_is_refused_and_the_others_settle(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:

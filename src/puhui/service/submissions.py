@@ -12,13 +12,16 @@ whole, and each submission is answered with its own receipts, exactly as if it h
 alone right after the submissions before it. The nonces of the signed requests that carried
 them are claimed in that transaction too (one statement for the group, no commit of their
 own): should one have been used before, the group stores nothing, that request is refused as
-replayed and the others settle as a group again. Among submissions of several platforms waiting
-together, receive order follows the first arrival of each platform.
+replayed and the others settle as a group again. Should anything else fail a group (a record no
+check foresaw, a fault of the database), nothing of it was stored either, and its submissions
+settle again one by one: only the one that causes it fails. Among submissions of several
+platforms waiting together, receive order follows the first arrival of each platform.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import Counter
@@ -37,6 +40,8 @@ from puhui.service.credentials import Signed, refusal, replayed
 from puhui.service.ingest import Pipeline, RefusedNonces, ingest_records
 
 MAX_GROUP_RECORDS = 20_000
+
+log = logging.getLogger("puhui.settlement")
 
 
 class Receipt(NamedTuple):
@@ -114,7 +119,8 @@ class GroupCommit:
             AuthenticationError: `replayed_nonce`, the request's nonce was used before;
                 `revoked_key`, its key was revoked since it was verified.
             RuntimeError: the settlement loop is closed.
-            Exception: whatever failed the group's settlement (nothing of it was committed).
+            Exception: whatever failed this submission's settlement, settled alone (nothing of
+                it was committed).
         """
         return self.enqueue(platform, records, signed).result()
 
@@ -214,12 +220,24 @@ class GroupCommit:
                     others.append(submission)
             self._settle(pipeline, others)
             return
+        except Exception as error:
+            if len(group) == 1:
+                group[0].answer.set_exception(error)
+                return
+            # Nothing was stored. Whatever failed the group fails only the submission that
+            # causes it: each settles again alone, in arrival order.
+            log.warning(
+                "a group of %d submissions failed (%s); settling them one by one",
+                len(group),
+                type(error).__name__,
+            )
+            for submission in group:
+                self._settle(pipeline, [submission])
+            return
         except BaseException as error:
             for submission in group:
                 submission.answer.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
-            return
+            raise
         if self.observe is not None:
             self.observe(len(group), len(records), time.perf_counter() - started, report.by_status)
         rows, credits = _rows(receipts)
