@@ -4,6 +4,7 @@ receipts, refusals, limits, and one platform never seeing another's records."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -13,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from puhui.bootstrap import App
 from puhui.domain import signing
-from puhui.entrypoints.api import MAX_BATCH
-from puhui.service import credentials, oversight
+from puhui.entrypoints.api import MAX_BATCH, MAX_BODY_BYTES, create_app
+from puhui.service import credentials, oversight, queries
 from tests.builders import event, trip
 from tests.conftest import NOW
 from tests.integration.conftest import Platform
@@ -101,11 +102,13 @@ def test_a_platform_never_reads_another_platforms_receipts(amap: Platform, didi:
         ({signing.HEADER_SIGNATURE: "xyz"}, "malformed_signature_header"),
         ({signing.HEADER_KEY: "pk_" + "0" * 24}, "unknown_key"),
         ({signing.HEADER_NONCE: "short"}, "malformed_signature_header"),
+        # Header bytes are Latin-1: `²` is a digit to `str.isdigit`, not to the signature.
+        ({signing.HEADER_TIMESTAMP: "²".encode("latin-1")}, "malformed_signature_header"),
     ],
-    ids=["missing", "wrong", "malformed", "unknown-key", "short-nonce"],
+    ids=["missing", "wrong", "malformed", "unknown-key", "short-nonce", "superscript"],
 )
 def test_a_request_not_signed_by_a_platform_is_refused(
-    amap: Platform, tamper: dict[str, str], code: str
+    amap: Platform, tamper: dict[str, Any], code: str
 ) -> None:
     body = json.dumps({"records": [trip("t1")]}).encode()
     headers = signing.signed_headers(
@@ -205,12 +208,83 @@ def test_a_body_that_is_not_json_is_a_client_error(amap: Platform) -> None:
     assert response.json()["code"] == "invalid_request"
 
 
-def test_an_oversized_body_is_refused_before_it_is_read(amap: Platform) -> None:
-    response = amap.client.post(
-        "/v1/records", content=b"{}", headers={"content-length": str(64 * 1024 * 1024)}
-    )
+@pytest.mark.parametrize("length", [str(64 * 1024 * 1024).encode(), "²".encode("latin-1")])
+def test_an_oversized_body_is_refused_before_it_is_read(amap: Platform, length: bytes) -> None:
+    response = amap.client.post("/v1/records", content=b"{}", headers={"content-length": length})
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
+
+
+def _metric(client: TestClient, line: str) -> float:
+    """The value of one sample of /metrics (0 when it has none yet)."""
+    for sample in client.get("/metrics").text.splitlines():
+        if sample.startswith(line + " "):
+            return float(sample.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_chunked_body_over_the_limit_is_refused_counted_and_logged(
+    amap: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chunked body declares no length: it is refused as soon as it is read past 16 MiB,
+    and the refusal is counted and logged like any answer."""
+    sample = 'puhui_http_requests_total{method="POST",route="/v1/records",status="413"}'
+    before = _metric(amap.client, sample)
+    device = "d" * (MAX_BODY_BYTES + 1024)
+    body = json.dumps({"records": [trip("t1", device=device)]}).encode()
+
+    def chunks() -> Any:
+        for at in range(0, len(body), 1 << 20):
+            yield body[at : at + (1 << 20)]
+
+    headers = signing.signed_headers(
+        amap.creds.key_id, amap.creds.secret, "POST", "/v1/records", body, amap.timestamp,
+        secrets.token_hex(16),
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="puhui.api"):
+        response = amap.client.post("/v1/records", content=chunks(), headers=headers)
+    assert response.status_code == 413, response.text
+    assert response.json()["code"] == "body_too_large"
+    assert _metric(amap.client, sample) == before + 1
+    logged = [r for r in caplog.records if getattr(r, "status", None) == 413]
+    assert [r.path for r in logged] == ["/v1/records"]  # type: ignore[attr-defined]
+    assert amap.request("GET", "/v1/receipts/t1").status_code == 404
+
+
+def test_a_server_error_is_a_problem_counted_and_logged(
+    app: App, amap: Platform, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever fails unforeseen answers 500 with a problem document; it is counted in the
+    metrics and logged with the request's id, never with what the request sent."""
+
+    def failing(*args: Any) -> Any:
+        raise RuntimeError("a fault of the database")
+
+    monkeypatch.setattr(queries, "receipt", failing)
+    client = TestClient(create_app(app), raise_server_exceptions=False)
+    platform = Platform(client, amap.creds)
+    sample = 'puhui_http_requests_total{method="GET",route="/v1/receipts/{record_id}",status="500"}'
+    before = _metric(client, sample)
+    with caplog.at_level(logging.INFO, logger="puhui.api"):
+        response = platform.request("GET", "/v1/receipts/13800138000")
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert _metric(client, sample) == before + 1
+    logged = [r for r in caplog.records if getattr(r, "status", None) == 500]
+    assert [r.request_id for r in logged] == [response.headers["x-request-id"]]  # type: ignore[attr-defined]
+    assert "13800138000" not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_record_ids_are_read_back_as_sent_whatever_their_characters(amap: Platform) -> None:
+    """The path is signed as sent: an id with a space or in Chinese is found; an id no record
+    can have (a NUL, too long) is simply not found."""
+    amap.submit([trip("a b"), event("回收单 1")])
+    assert amap.request("GET", "/v1/receipts/a%20b").json()["record_id"] == "a b"
+    found = amap.request("GET", "/v1/receipts/%E5%9B%9E%E6%94%B6%E5%8D%95%201")
+    assert found.json()["record_id"] == "回收单 1"
+    for path in ("/v1/receipts/a%00b", "/v1/receipts/" + "x" * 129):
+        response = amap.request("GET", path)
+        assert (response.status_code, response.json()["code"]) == (404, "not_found")
 
 
 def test_health_readiness_and_the_openapi_document(client: TestClient) -> None:

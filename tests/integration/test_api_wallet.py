@@ -181,3 +181,34 @@ def test_a_platform_runs_a_programme_of_its_own(app: App, amap: Platform) -> Non
         ("amap-miles", "amap", "2.5")
     ]
     assert amap.request("POST", "/v1/programmes", body).status_code == 409
+
+
+def test_texts_kept_for_people_are_printable_and_certificate_ids_ascii(
+    app: App, amap: Platform
+) -> None:
+    """A name, an issuer, a reason or a coupon code holding a control character (a NUL no
+    database text may hold) is refused as invalid input; a certificate id in other digits, or
+    beyond 64 bits, is simply not found."""
+    client = amap.client
+    operator = bearer(oversight.issue_staff_token(app, "ops", oversight.Role.OPERATOR).token)
+    reward = {"code": "r1", "kind": "donation", "name": "River", "issuer": "CEPF", "price_g": 5}
+    for field in ("name", "issuer", "project"):
+        response = client.post(
+            "/v1/oversight/rewards", json={**reward, field: "a\x00b"}, headers=operator
+        )
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_input"), field
+    coupon = {**reward, "code": "c1", "kind": "coupon"}
+    assert client.post("/v1/oversight/rewards", json=coupon, headers=operator).status_code == 200
+    codes = client.post(
+        "/v1/oversight/rewards/c1/codes", json={"codes": ["C\x00"]}, headers=operator
+    )
+    assert (codes.status_code, codes.json()["code"]) == (422, "invalid_input")
+    reversal = client.post(
+        "/v1/oversight/reversals",
+        json={"entry": 1, "reason": "fraud\x00"},
+        headers={**operator, "Idempotency-Key": "k-1"},
+    )
+    assert (reversal.status_code, reversal.json()["code"]) == (422, "invalid_input")
+    for certificate in ("PH-²-ABCDEF0123", "PH-٣-ABCDEF0123", "PH-99999999999999999999-ABCDEF0123"):
+        response = client.get(f"/v1/certificates/{certificate}")
+        assert (response.status_code, response.json()["code"]) == (404, "not_found"), certificate

@@ -30,6 +30,8 @@ MAX_SKEW_S = 300
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 KEY_ID = re.compile(r"^pk_[0-9a-f]{24}$")
 SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
+# Unix seconds in ASCII digits (`str.isdigit` would take `²` and other scripts' digits).
+TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
 HEADER_KEY = "X-Puhui-Key"
 HEADER_TIMESTAMP = "X-Puhui-Timestamp"

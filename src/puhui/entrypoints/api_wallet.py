@@ -92,7 +92,7 @@ class FootprintIn(BaseModel):
 
     kind: Literal["electricity", "car"]
     amount: Decimal = Field(gt=0, le=100_000, description="kWh, or km.", examples=["120"])
-    region: str = Field("CN", pattern=r"^(CN|\d{6})$", description="GB/T 2260 code or CN.")
+    region: str = Field("CN", pattern=r"^(CN|[0-9]{6})$", description="GB/T 2260 code or CN.")
 
 
 class RetirementIn(BaseModel):

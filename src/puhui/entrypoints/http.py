@@ -68,8 +68,12 @@ async def _signature(
 
 
 def _signed_path(request: Request) -> str:
-    """What a signature covers of a request's address: its path and query."""
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """What a signature covers of a request's address: its path and query, exactly as sent
+    (`%20` stays `%20`: a record id with a space or in Chinese is signed as the client wrote
+    it, not as the server decodes it)."""
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    query: bytes = request.scope.get("query_string", b"")
+    return raw.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
 
 
 async def citizen(request: Request) -> citizens.Citizen:

@@ -135,8 +135,7 @@ def _verified(
         raise AuthenticationError(Refusal.UNSIGNED, f"missing {', '.join(missing)}")
     if not (
         signing.KEY_ID.match(key_id)
-        and timestamp.isdigit()
-        and len(timestamp) <= 12
+        and signing.TIMESTAMP.match(timestamp)
         and signing.NONCE.match(nonce)
         and signing.SIGNATURE.match(signature)
     ):

@@ -12,7 +12,9 @@ from typing import Any
 from puhui.bootstrap import App
 from puhui.domain import subjects
 from puhui.domain.errors import InputError, NotFoundError
+from puhui.domain.intake import NUL
 from puhui.domain.methodology import MILLI
+from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.service.admin import check_ready
 
 
@@ -115,10 +117,16 @@ def receipt(app: App, platform: str, record_id: str) -> StoredReceipt:
     Raises:
         NotFoundError: the platform has no record with this id.
     """
-    found = receipts_page(app, platform, record_id=record_id, limit=1)
+    found = receipts_page(app, platform, record_id=record_id, limit=1) if _an_id(record_id) else []
     if not found:
         raise NotFoundError(f"platform {platform!r} has no record {record_id!r}")
     return found[0]
+
+
+def _an_id(record_id: str) -> bool:
+    """Whether a record could be stored under this id: not too long, no NUL (`domain.intake`
+    gives a record with such an id no key of its own)."""
+    return len(record_id) <= MAX_RECORD_ID and NUL not in record_id
 
 
 def receipts_page(
@@ -180,7 +188,7 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
         NotFoundError: no such record.
     """
     check_ready(app)
-    row = app.reads().calculation(platform, record_id)
+    row = app.reads().calculation(platform, record_id) if _an_id(record_id) else None
     if row is None:
         raise NotFoundError(f"no record {record_id!r} from platform {platform!r}")
     status, reason, scene, region, material, start_ms, milli, grams, trace, unit = row

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ def add_programme(
         NotFoundError: no such platform.
     """
     _check_code(code)
+    _check_text("a programme's name", name)
     if not points_per_kg.is_finite() or points_per_kg <= 0 or points_per_kg > 1_000_000:
         raise InputError("points per kg must be a positive number up to 1 000 000")
     if points_per_kg != points_per_kg.quantize(Decimal("0.000001")):
@@ -203,6 +205,9 @@ def add_reward(
         NotFoundError: no such programme.
     """
     _check_code(code)
+    _check_text("a reward's name", name)
+    _check_text("a reward's issuer", issuer)
+    _check_text("a reward's project", project)
     if kind not in REWARD_KINDS:
         raise InputError(f"a reward is one of {', '.join(REWARD_KINDS)}, not {kind!r}")
     if (price_g is None) == (price_points is None):
@@ -256,8 +261,8 @@ def add_codes(app: App, reward: str, codes: Iterable[str]) -> int:
         InputError: not a coupon, or an empty or over-long code.
     """
     wanted = list(dict.fromkeys(c.strip() for c in codes))
-    if any(not c or len(c) > 128 for c in wanted):
-        raise InputError("a coupon code has 1 to 128 characters")
+    if any(not c or len(c) > 128 or not c.isprintable() for c in wanted):
+        raise InputError("a coupon code has 1 to 128 printable characters")
     r = t.rewards
     with app.engine.begin() as conn:
         row = conn.execute(
@@ -464,6 +469,7 @@ def reverse(app: App, entry_id: int, key: str, actor: str, reason: str) -> Outco
     """
     if not reason.strip():
         raise InputError("say why the entry is reversed")
+    _check_text("a reason", reason, 500)
     with app.engine.connect() as conn:
         subject_id = conn.execute(
             text(
@@ -944,6 +950,10 @@ def certificate_id(app: App, operation: int) -> str:
     return f"PH-{operation:08d}-{mac.hex()[:10].upper()}"
 
 
+# PH-<operation>-<check>: ASCII digits (an operation id fits 64 bits) and hex.
+_CERTIFICATE_ID = re.compile(r"PH-([0-9]{1,18})-[0-9A-F]{10}")
+
+
 @dataclass(frozen=True, slots=True)
 class Certificate:
     """A retirement or tree certificate, as verified."""
@@ -960,11 +970,11 @@ def verify_certificate(app: App, certificate: str) -> Certificate:
     Raises:
         NotFoundError: no certificate has this id (mistyped or forged).
     """
-    parts = certificate.strip().upper().split("-")
-    if len(parts) != 3 or parts[0] != "PH" or not parts[1].isdigit():
+    found = _CERTIFICATE_ID.fullmatch(certificate.strip().upper())
+    if found is None:
         raise NotFoundError("no certificate has this id")
-    operation = int(parts[1])
-    if not hmac.compare_digest(certificate_id(app, operation), "-".join(parts)):
+    operation = int(found.group(1))
+    if not hmac.compare_digest(certificate_id(app, operation).encode(), found.group(0).encode()):
         raise NotFoundError("no certificate has this id")
     o = t.operations
     with app.engine.connect() as conn:
@@ -975,7 +985,7 @@ def verify_certificate(app: App, certificate: str) -> Certificate:
         raise NotFoundError("no certificate has this id")
     result = json.loads(row.result)
     kind = "retirement" if row.kind == "retire" else "tree"
-    return Certificate("-".join(parts), kind, queries.aware(row.created_at), result)
+    return Certificate(found.group(0), kind, queries.aware(row.created_at), result)
 
 
 # Ledger plumbing -----------------------------------------------------------------------------
@@ -1109,6 +1119,13 @@ def _insert_new(conn: Connection, table: Table, what: str, values: dict[str, Any
             conn.execute(insert(table).values(**values))
     except IntegrityError:
         raise AlreadyExistsError(f"{what} {values['code']!r} exists already") from None
+
+
+def _check_text(what: str, value: str | None, most: int = 200) -> None:
+    """A name or a reason kept and shown to people: printable, and not too long (a NUL, which
+    no database text may hold, is a control character)."""
+    if value is not None and (len(value) > most or not value.isprintable()):
+        raise InputError(f"{what} has at most {most} printable characters")
 
 
 def _check_code(code: str) -> None:
