@@ -545,7 +545,14 @@ def _json_text(value: object) -> str | None:
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return repr(value)
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return NOT_TEXT + text if isinstance(value, (dict, list)) else text
+    if isinstance(value, (dict, list)):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate inside: written as its escape
+                text = json.dumps(value, separators=(",", ":"))
+        return NOT_TEXT + text
+    return text
 
 
 def describe(path: Path) -> str:
