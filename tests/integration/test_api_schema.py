@@ -1,10 +1,12 @@
 """Schemathesis against the OpenAPI document, through the ASGI application, on SQLite and
-PostgreSQL: generated requests, signed as a platform would sign them (and some left unsigned),
-never make a server error or a response that breaks the document."""
+PostgreSQL: generated requests, signed as a platform would sign them (and some left unsigned,
+some sent in chunks), never make a server error or a response that breaks the document, and
+every 413 and 5xx answered is counted in the metrics."""
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from pathlib import Path
@@ -21,14 +23,21 @@ from schemathesis.core import NOT_SET
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain import signing
+from puhui.entrypoints import api as api_module
 from puhui.entrypoints.api import create_app
 from puhui.service import admin, citizens, credentials, ingest, oversight
 from tests.builders import event, trip
 
 
+# The body limit of these tests, so that some generated bodies are over it.
+LIMIT = 4096
+
+
 @pytest.fixture
-def live(database_url: str, tmp_path: Any) -> Any:
-    """An application on the real clock (signatures carry the current time), one platform."""
+def live(database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An application on the real clock (signatures carry the current time), one platform;
+    bodies are limited to LIMIT bytes."""
+    monkeypatch.setattr(api_module, "MAX_BODY_BYTES", LIMIT)
     app: App = bootstrap(Settings(database_url, tmp_path / "subject.key"))
     admin.init(app)
     admin.add_platform(app, "amap")
@@ -64,6 +73,8 @@ CHECKS = [
 def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> None:
     creds: credentials.Credentials = live.state.credentials
     body = b"" if case.body is NOT_SET else json.dumps(case.body).encode()
+    if body and not secrets.randbelow(8):
+        body += b" " * LIMIT  # the same JSON, over the limit
     path = case.formatted_path
     if case.query:
         path += "?" + urlencode(case.query, doseq=True)
@@ -80,5 +91,24 @@ def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> N
             creds.key_id, creds.secret, case.method, path, body, int(time.time()),
             secrets.token_hex(16),
         )  # fmt: skip
-    response = live.state.client.request(case.method, path, content=body, headers=headers)
+    client = live.state.client
+    counted = _refusals_counted(client)
+    if body and not secrets.randbelow(4):
+        # Chunked: no Content-Length, the limit holds as the body is read.
+        response = client.request(case.method, path, content=iter([body]), headers=headers)
+    else:
+        response = client.request(case.method, path, content=body, headers=headers)
     case.validate_response(response, checks=CHECKS)
+    refused = response.status_code == 413 or response.status_code >= 500
+    assert _refusals_counted(client) == counted + refused, response.status_code
+
+
+def _refusals_counted(client: TestClient) -> float:
+    """Requests answered 413 or 5xx, as /metrics counts them."""
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("puhui_http_requests_total{") and re.search(
+            r'status="(413|5[0-9][0-9])"', line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -61,9 +61,13 @@ class Reason(StrEnum):
 
 
 DESCRIPTIONS: dict[Reason, str] = {
-    Reason.MALFORMED_ROW: "The line or row could not be parsed (invalid JSON, wrong CSV shape).",
-    Reason.ROW_TOO_LONG: f"The line is longer than {MAX_LINE // 2**20} MiB: it is not read.",
-    Reason.INVALID_ENCODING: "The line is not UTF-8 text (files are UTF-8).",
+    Reason.MALFORMED_ROW: "The line or row could not be parsed (invalid JSON, not a JSON "
+    "object, a CSV row of another width than the header's, a bare carriage return in an unquoted "
+    "CSV cell).",
+    Reason.ROW_TOO_LONG: f"The line is longer than {MAX_LINE // 2**20} MiB (a CSV row of several "
+    "lines: together): it is not read.",
+    Reason.INVALID_ENCODING: "The line (a line of the CSV row) is not UTF-8 text (files are "
+    "UTF-8).",
     Reason.MISSING_FIELD: "A field required for every record is missing or empty.",
     Reason.ILL_TYPED_FIELD: "A field has the wrong type: a number or timestamp that does not "
     "parse, a timestamp without a UTC offset, or a day, time or offset that does not exist, or a "
