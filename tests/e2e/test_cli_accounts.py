@@ -70,7 +70,7 @@ def test_an_operator_runs_programmes_rewards_and_accounts(cli: Any, tmp_path: Pa
         capture_output=True, text=True, env=cli.env, check=False,  # type: ignore[attr-defined]
     )  # fmt: skip
     assert refused.returncode == 1
-    assert "not enough in the account" in refused.stderr
+    assert "saxaul costs 17900 g; the account holds 1000 g" in refused.stderr
     assert "ledger sound" in cli("ledger", "verify")
 
 

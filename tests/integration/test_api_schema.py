@@ -28,7 +28,6 @@ from puhui.entrypoints.api import create_app
 from puhui.service import admin, citizens, credentials, ingest, oversight
 from tests.builders import event, trip
 
-
 # The body limit of these tests, so that some generated bodies are over it.
 LIMIT = 4096
 

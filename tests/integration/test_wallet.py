@@ -147,6 +147,7 @@ def test_redemption_pays_takes_stock_and_respects_limits(app: App) -> None:
     with pytest.raises(RefusedError) as poor:
         wallet.redeem(app, p(app, BOB), "saxaul", "k-bob", "test")
     assert poor.value.code == "insufficient_balance"
+    assert str(poor.value) == "saxaul costs 1000 g; the account holds 0 g"
     assert wallet.get_reward(app, "saxaul").remaining == 1
     assert ledger.verify(app) == []
 

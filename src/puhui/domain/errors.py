@@ -13,9 +13,12 @@ answers that record with a rejected receipt and goes on.
     ├── InputError                a file or argument that cannot be read at all
     ├── AuthenticationError       a request whose signature, key, time or nonce is refused
     ├── RefusedError              an account operation that may not be done (balance, stock, …)
+    │   └── InsufficientBalance   the account holds less than the operation takes
     └── LedgerError               an entry that would break the ledger's invariants
         └── UnbalancedEntryError  postings of an entry do not sum to zero
 """
+
+from __future__ import annotations
 
 
 class PuhuiError(Exception):
@@ -72,6 +75,23 @@ class RefusedError(PuhuiError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class InsufficientBalance(RefusedError):
+    """The account holds less than the operation takes out of it (`insufficient_balance`).
+
+    Attributes:
+        held, needed: in `unit` (`g` or `pt`).
+    """
+
+    def __init__(self, held: int, needed: int, unit: str, asked: str = "") -> None:
+        asked = asked or f"{needed} {unit} are needed"
+        super().__init__("insufficient_balance", f"{asked}; the account holds {held} {unit}")
+        self.held, self.needed, self.unit = held, needed, unit
+
+    def saying(self, asked: str) -> InsufficientBalance:
+        """The same refusal, saying what asked for the amount (`river-clean costs 500 g`)."""
+        return InsufficientBalance(self.held, self.needed, self.unit, asked)
 
 
 class LedgerError(PuhuiError):

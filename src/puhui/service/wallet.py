@@ -50,6 +50,7 @@ from puhui.domain import china_time
 from puhui.domain.errors import (
     AlreadyExistsError,
     InputError,
+    InsufficientBalance,
     NotFoundError,
     RefusedError,
 )
@@ -607,7 +608,12 @@ def _redeem(c: _Context) -> None:
                 "limit_reached",
                 f"{reward['code']} can be redeemed {reward['per_citizen_limit']} times per citizen",
             )
-    entry = _post(c, "redeem", [(payer, -price, True), (sink, price, False)])
+    entry = _post(
+        c,
+        "redeem",
+        [(payer, -price, True), (sink, price, False)],
+        asked=f"{reward['code']} costs {price} {unit}",
+    )
     # The stock row last: every redemption of the reward queues on it until it commits.
     r = t.rewards
     taken = c.conn.execute(
@@ -647,7 +653,12 @@ def _retire(c: _Context) -> None:
     grams = int(c.request["grams"])
     citizen = _citizen_account(c.conn, c.subject_id)
     retired = _account(c.conn, "retired", f"retired:{c.subject_id}", "g", owner=c.subject_id)
-    entry = _post(c, "retire", [(citizen, -grams, True), (retired, grams, False)])
+    entry = _post(
+        c,
+        "retire",
+        [(citizen, -grams, True), (retired, grams, False)],
+        asked=f"retiring {grams} g takes them",
+    )
     c.result.update(
         {
             "retired_g": grams,
@@ -681,7 +692,12 @@ def _transfer(c: _Context) -> None:
     ).scalar_one()
     if int(given) + amount > per_day:
         raise RefusedError("daily_gift_limit", f"a citizen gives at most {per_day} {unit} a day")
-    entry = _post(c, "transfer", [(giver, -amount, True), (taker, amount, False)])
+    entry = _post(
+        c,
+        "transfer",
+        [(giver, -amount, True), (taker, amount, False)],
+        asked=f"a gift of {amount} {unit}",
+    )
     c.result.update({"amount": amount, "unit": unit, "programme": programme, "entry": entry})
 
 
@@ -716,6 +732,7 @@ def _reverse(c: _Context) -> None:
                 (row.debit_account_id, row.amount, False),
             ],
             reverses=entry_id,
+            asked=f"reversing entry {entry_id} takes back {row.amount}",
         )
     ]
     if row.kind == "credit":
@@ -998,11 +1015,24 @@ def _post(
     *,
     reverses: int | None = None,
     expires_at: datetime | None = None,
+    asked: str = "",
 ) -> int:
-    """Post one balanced entry through the ledger writer; the id of its (first) transfer."""
-    return ledger.post(
-        c.conn, kind, legs, c.at, operation=c.operation, reverses=reverses, expires_at=expires_at
-    )
+    """Post one balanced entry through the ledger writer; the id of its (first) transfer.
+    `asked` says, should the account hold too little, what asked for the amount."""
+    try:
+        return ledger.post(
+            c.conn,
+            kind,
+            legs,
+            c.at,
+            operation=c.operation,
+            reverses=reverses,
+            expires_at=expires_at,
+        )
+    except InsufficientBalance as short:
+        if not asked:
+            raise
+        raise short.saying(asked) from None
 
 
 def _lock(conn: Connection, account: int) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, insert, select, text
 
 from puhui.adapters.sql import bulk
 from puhui.adapters.sql import tables as t
-from puhui.domain.errors import LedgerError, RefusedError
+from puhui.domain.errors import InsufficientBalance, LedgerError
 from puhui.domain.ledger import Entry, Posting, transfers_of
 
 # Accounts of one citizen; the others are shared by many writers and come last.
@@ -42,7 +42,7 @@ def post(
     Raises:
         UnbalancedEntryError: the legs do not sum to zero.
         LedgerError: grams and points mixed, or retired grams taken out.
-        RefusedError: `insufficient_balance`, a guarded account would go below zero.
+        InsufficientBalance: a guarded account would go below zero.
     """
     entry = Entry(kind, tuple(Posting(str(account), amount) for account, amount, _ in legs))
     accounts = {
@@ -110,7 +110,7 @@ def _apply(conn: Connection, run: list[Leg]) -> None:
             [{"a": a, "g": amount} for a, amount, _ in run],
         ).rowcount
         if changed != len(run):
-            raise RefusedError("insufficient_balance", "not enough in the account")
+            raise _short(conn, run)
         return
     conn.execute(
         text(
@@ -120,6 +120,29 @@ def _apply(conn: Connection, run: list[Leg]) -> None:
         ),
         [{"a": a, "g": amount} for a, amount, _ in run],
     )
+
+
+def _short(conn: Connection, run: list[Leg]) -> InsufficientBalance:
+    """What a run of guarded debits found short: the first account holding less than its leg
+    takes, with what it holds."""
+    accounts = [a for a, _, _ in run]
+    held = {
+        account_id: (int(balance or 0), unit)
+        for account_id, balance, unit in conn.execute(
+            select(t.accounts.c.id, t.balances.c.balance_g, t.accounts.c.unit)
+            .select_from(
+                t.accounts.outerjoin(t.balances, t.balances.c.account_id == t.accounts.c.id)
+            )
+            .where(t.accounts.c.id.in_(accounts))
+        ).all()
+    }
+    for account, amount, _ in run:
+        balance, unit = held[account]
+        if balance < -amount:
+            return InsufficientBalance(balance, -amount, unit)
+    # Another debit of the same account in the run took what this one needed.
+    account, amount, _ = run[0]
+    return InsufficientBalance(held[account][0], -amount, held[account][1])
 
 
 _CREDITED = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
