@@ -66,9 +66,11 @@ def test_the_public_dashboard_in_both_languages(
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert "碳普惠清算平台" in page.title()
     for chart in ("by_province", "by_scene", "by_platform", "by_month", "outcomes"):
-        bars = page.locator(f"svg[data-chart={chart}] rect")
+        bars = page.locator(f"[data-chart={chart}] .bar")
         assert bars.count() > 0, chart
-        assert float(bars.first.get_attribute("width") or 0) > 0
+        box = bars.first.bounding_box()
+        assert box is not None
+        assert box["width"] > 0, chart
     assert page.locator("#by_province").get_by_text("北京市").count() > 0
     assert page.locator("#outcomes").get_by_text("行程时间重叠").count() > 0
     shot(page, f"dashboard-zh-{db}")
@@ -93,6 +95,10 @@ def test_the_public_dashboard_in_both_languages(
     rows = list(csv.reader(io.StringIO(Path(csv_download.value.path()).read_text("utf-8-sig"))))
     assert rows[0] == ["Category", "Reduction (kg)", "Records", "Participants"]
     assert {r[0] for r in rows[1:]} >= {"Bus", "Recycling"}
+    # Kilograms always with their three decimals, on the page and in the file.
+    assert all(re.fullmatch(r"[0-9]+\.[0-9]{3}", r[1]) for r in rows[1:]), rows
+    shown = page.locator("#by_scene tbody tr").first.locator("td").nth(1).inner_text()
+    assert re.fullmatch(r"[0-9,]+\.[0-9]{3}", shown), shown
     with page.expect_download() as xlsx_download:
         page.locator("#by_platform").get_by_role("link", name="Excel").click()
     sheet = load_workbook(io.BytesIO(Path(xlsx_download.value.path()).read_bytes())).active
@@ -102,16 +108,59 @@ def test_the_public_dashboard_in_both_languages(
     context.close()
 
 
-def test_the_dashboard_fits_a_phone_and_a_keyboard(browser: Browser, loaded: Server) -> None:
+# Per table cell of a page: its text, and the lines it is laid out on.
+CELL_LINES = """() => Array.from(document.querySelectorAll('td, th')).map(cell => {
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    const tops = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top)));
+    return [cell.textContent.trim(), tops.size];
+})"""
+# The height on screen, in CSS px, of the text of every chart label and value (its font size as
+# drawn, however the chart is scaled).
+CHART_TEXT = """() => Array.from(
+    document.querySelectorAll('[data-chart] .bar-label, [data-chart] .bar-value')
+).map(e => { const range = document.createRange(); range.selectNodeContents(e);
+                return Math.min(...Array.from(range.getClientRects()).map(r => r.height)); })"""
+
+
+def readable_on_a_phone(page: Page, name: str) -> None:
+    """Nothing wider than the screen but a table that scrolls in its own box; chart labels of
+    10 px or more; no table cell laid out a character or two per line (Chinese broken between
+    every character); the screenshot kept."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, name
+    sizes = page.evaluate(CHART_TEXT)
+    assert all(size >= 10 for size in sizes), (name, sizes)
+    for text, lines in page.evaluate(CELL_LINES):
+        assert lines <= max(1, len(text) // 3), (name, text, lines)
+    shot(page, name)
+
+
+def test_the_dashboard_fits_a_phone_and_a_keyboard(
+    browser: Browser, cli: Any, loaded: Server
+) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
-    page.goto(f"{loaded.base}/dashboard?lang=en")
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 1
-    shot(page, "dashboard-phone")
+    for lang in ("zh-CN", "en"):
+        page.goto(f"{loaded.base}/dashboard?lang={lang}")
+        assert page.locator(".chart .bar").count() > 0
+        readable_on_a_phone(page, f"phone-dashboard-{lang}")
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent")
     assert focused in ("中文", "English")
+
+    page.goto(f"{loaded.base}/dashboard?lang=zh-CN")
+    sign_in(page, loaded.base, "staff", staff_token(cli, "ops", "operator"))
+    readable_on_a_phone(page, "phone-operator")
+    status, issued = loaded.signed(
+        loaded.amap,  # type: ignore[attr-defined]
+        "POST",
+        "/v1/citizen-tokens",
+        {"subject": "13800138000"},
+    )
+    assert status == 200
+    sign_in(page, loaded.base, "citizen", issued["token"])
+    readable_on_a_phone(page, "phone-citizen")
     context.close()
 
 
@@ -139,7 +188,7 @@ def test_operators_see_each_platform_and_who_duplicates_whom(
 
     sign_in(page, loaded.base, "staff", staff_token(cli, "ops", "operator"))
     assert page.url.endswith("/dashboard/operator")
-    assert page.locator("svg[data-chart=health] rect").count() == 2
+    assert page.locator("[data-chart=health] .bar").count() == 2
     # szmetro reported a ride amap had reported first.
     row = page.locator("#matrix tbody tr", has_text="szmetro")
     assert row.locator("td").all_inner_texts() == ["1"]
@@ -176,6 +225,10 @@ def test_a_citizen_opens_how_a_credit_was_computed(
     assert page.get_by_test_id("balance").inner_text() == "1,029 g CO₂e"  # 1 079 − 50 retired
     assert page.locator("#rewards").get_by_text("river").count() == 1
     assert page.locator("#certificates a").first.inner_text().startswith("PH-")
+    # The credit says when the ride happened (China time), and when it was booked.
+    credit = page.locator("#history tr", has_text="Credit").first.locator("td.when")
+    assert credit.inner_text().startswith("2026-10-01 08:00")
+    assert "booked 20" in credit.inner_text()
     shot(page, "citizen")
     page.get_by_role("link", name="How was this computed?").first.click()
     page.wait_for_load_state()

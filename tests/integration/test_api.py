@@ -338,6 +338,12 @@ def test_a_citizen_reads_balance_history_and_how_a_credit_was_computed(
     ]
     # The citizen sees every credit of their account, but only the asking platform's own ids.
     assert [m["record_id"] for m in history] == [None, "t1"]
+    # When each behaviour happened, beside when it was booked.
+    assert [m["happened_at"] for m in history] == [
+        "2026-10-02T02:00:00Z",
+        "2026-10-01T00:00:00Z",
+    ]
+    assert {m["at"] for m in history} == {"2026-11-01T00:00:00Z"}
 
     bus = as_citizen(amap.client, token, f"/v1/me/credits/{history[1]['entry_id']}").json()
     assert (bus["methodology"], bus["amount"], bus["unit"]) == (

@@ -14,6 +14,11 @@ DAY_MS = 24 * 3600 * 1000
 EPOCH = date(1970, 1, 1)
 
 
+def moment_of_ms(ms: int | None) -> datetime | None:
+    """The aware moment (UTC) of an instant in epoch milliseconds; None for None."""
+    return None if ms is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
 def day_of_ms(ms: int) -> date:
     """The China day of an instant in epoch milliseconds."""
     return EPOCH + timedelta(days=(ms + OFFSET_MS) // DAY_MS)

@@ -168,7 +168,7 @@ class MovementOut(BaseModel):
     """One movement of the citizen's account: grams CO2e, or points of one programme."""
 
     entry_id: int
-    at: datetime
+    at: datetime = Field(description="When it was booked.")
     kind: str = Field(
         description="credit, redeem, retire, transfer, reversal, award, award_reversal, expire"
     )
@@ -179,6 +179,9 @@ class MovementOut(BaseModel):
     scene: str
     methodology: str
     record_id: str | None = Field(description="Only for records of the token's own platform.")
+    happened_at: datetime | None = Field(
+        description="For a credit, when the behaviour began (`at` is when it was booked)."
+    )
 
 
 class HistoryPage(BaseModel):

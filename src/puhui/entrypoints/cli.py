@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from puhui.bootstrap import App, bootstrap
 from puhui.config import WORKERS_NICE_ENV, Settings
-from puhui.domain import footprints
+from puhui.domain import china_time, footprints
 from puhui.domain.errors import PuhuiError
 from puhui.service import admin, certificates, credentials, ledger, oversight, queries, wallet
 from puhui.service import ingest as ingest_service
@@ -330,33 +331,69 @@ def _print_report(report: ingest_service.IngestReport) -> None:
 def account_show(
     subject: Annotated[str, typer.Argument(help="Mobile number or resident ID number.")],
     limit: Annotated[int, typer.Option(help="History lines to show.")] = 20,
+    wide: Annotated[
+        bool | None,
+        typer.Option(
+            "--wide/--narrow",
+            help="Show each record id and methodology (default: when the terminal has room).",
+        ),
+    ] = None,
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Show a citizen's balance and history (the identifier is pseudonymised, never stored)."""
+    """Show a citizen's balance and history (the identifier is pseudonymised, never stored):
+    when each behaviour happened and when it was booked, in China time."""
     with _app(db, key_file) as a:
         view = queries.account(a, subject, limit)
         held = wallet.holdings(a, view.pseudonym)
-    out.print(f"account citizen:{view.pseudonym[:16]}…  balance {view.balance_g} g CO2e")
+    out.print(f"account citizen:{view.pseudonym[:16]}…  balance {view.balance_g:,} g CO2e")
     if held.retired_g:
-        out.print(f"retired against own footprint: {held.retired_g} g CO2e")
+        out.print(f"retired against own footprint: {held.retired_g:,} g CO2e")
     for programme, points in held.points.items():
-        out.print(f"points ({programme}): {points}")
+        out.print(f"points ({programme}): {points:,}")
+    wide = out.width >= WIDE_HISTORY if wide is None else wide
+    columns = [
+        Column("entry", justify="right"),
+        Column("happened"),
+        Column("booked"),
+        Column("kind"),
+        Column("grams", justify="right"),
+        Column("scene"),
+        Column("platform"),
+    ]
+    if wide:
+        columns += [Column("record"), Column("methodology")]
+    for column in columns:
+        column.overflow = "fold"  # a narrow terminal wraps a value, never cuts it
     table = Table(
-        "entry", "at (UTC)", "kind", "grams", "platform", "record", "scene", "methodology"
+        *columns,
+        title="history, newest first (China time, UTC+8)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     for line in view.history:
-        table.add_row(
+        cells = [
             str(line.entry_id),
-            line.at.isoformat(timespec="seconds"),
+            "" if line.happened is None else _china(line.happened, "%Y-%m-%d %H:%M"),
+            _china(line.at, "%Y-%m-%d"),
             line.kind,
-            f"{line.amount_g:+d}",
-            line.platform,
-            line.record_id,
+            f"{line.amount_g:+,d}",
             line.scene,
-            line.methodology,
-        )
+            line.platform,
+        ]
+        table.add_row(*cells, *([line.record_id, line.methodology] if wide else []))
     out.print(table)
+    if not wide and view.history:
+        out.print("record ids and methodologies: --wide (`puhui methodology explain` for each)")
+
+
+# Columns a terminal needs for the history with its record ids and methodologies.
+WIDE_HISTORY = 118
+
+
+def _china(moment: datetime, form: str) -> str:
+    """A moment as people in China read it."""
+    return (moment.astimezone(UTC) + china_time.OFFSET).strftime(form)
 
 
 Key = Annotated[

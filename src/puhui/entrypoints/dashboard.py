@@ -13,6 +13,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -40,7 +41,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHINA = timezone(china_time.OFFSET, "CST")
 # Session cookies holding the token a user signed in with (HttpOnly, SameSite=Strict).
 COOKIES = {"staff": "puhui_staff", "citizen": "puhui_citizen"}
-BAR_WIDTH = 360  # px of the longest bar
 
 
 @dataclass
@@ -55,13 +55,13 @@ class DataTable:
     bars: list[tuple[str, float, str]] = field(default_factory=list)
 
     def chart(self) -> None:
-        """Bars for the chart column, scaled to the largest value."""
+        """Bars for the chart column: label, length in % of the largest value, value."""
         if self.chart_column is None or not self.rows:
             return
         values = [float(r[self.chart_column]) for r in self.rows]
         top = max(values) or 1.0
         self.bars = [
-            (str(r[0]), BAR_WIDTH * v / top, _number(r[self.chart_column]))
+            (str(r[0]), 100 * v / top, _number(r[self.chart_column]))
             for r, v in zip(self.rows, values, strict=True)
         ]
 
@@ -76,7 +76,7 @@ def tables(app: App, lang: str, received: int) -> dict[str, DataTable]:
 
     def reductions(name: str, by: oversight.Dimension, label: Callable[[str], str]) -> DataTable:
         rows = [
-            [label(r.key), round(r.credited_g / 1000, 3), r.records, r.participants]
+            [label(r.key), kilograms(r.credited_g), r.records, r.participants]
             for r in oversight.reductions(app, by)
         ]
         table = DataTable(
@@ -147,7 +147,7 @@ def operator_tables(app: App, lang: str) -> dict[str, DataTable]:
          t["credited_share"], t["reduction_kg"]],
         [
             [p.code, total, p.credited, p.duplicate, p.rejected,
-             f"{100 * p.credited / total:.1f} %" if total else "", round(p.credited_g / 1000, 3)]
+             f"{100 * p.credited / total:.1f} %" if total else "", kilograms(p.credited_g)]
             for p in admin.list_platforms(app)
             for total in [p.credited + p.duplicate + p.rejected]
         ],
@@ -203,7 +203,7 @@ def install(api: FastAPI, app: App) -> None:
         name: str, lang: str, page_title: str, status: int = 200, **values: Any
     ) -> HTMLResponse:
         html = TEMPLATES.get_template(name).render(
-            t=i18n.TEXT[lang], lang=lang, page_title=page_title, bar_width=BAR_WIDTH, **values
+            t=i18n.TEXT[lang], lang=lang, page_title=page_title, **values
         )
         return HTMLResponse(html, status_code=status)
 
@@ -320,6 +320,7 @@ def install(api: FastAPI, app: App) -> None:
             certificates=certificates,
             kinds=i18n.KINDS[language],
             scenes=i18n.SCENES[language],
+            china=CHINA,
         )
 
     @api.get("/dashboard/me/credits/{entry_id}", include_in_schema=False)
@@ -405,5 +406,10 @@ def _xlsx(table: DataTable) -> bytes:
     return buffer.getvalue()
 
 
+def kilograms(grams: int) -> Decimal:
+    """Grams as kilograms with three decimals, every one shown (`12.000`, not `12.0`)."""
+    return Decimal(grams).scaleb(-3).quantize(Decimal("0.001"))
+
+
 def _number(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int | float) else str(value)
+    return f"{value:,}" if isinstance(value, int | float | Decimal) else str(value)

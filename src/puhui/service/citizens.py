@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from puhui.bootstrap import App
+from puhui.domain import china_time
 from puhui.domain.errors import AuthenticationError, NotFoundError
 from puhui.service import queries
 
@@ -80,7 +81,8 @@ def verify_token(app: App, token: str) -> Citizen:
 
 @dataclass(frozen=True, slots=True)
 class Movement:
-    """One line of a citizen's history, as the citizen sees it."""
+    """One line of a citizen's history, as the citizen sees it: `at` when it was booked,
+    `happened_at` when the behaviour a credit is for began (None for other movements)."""
 
     entry_id: int
     at: datetime
@@ -92,6 +94,7 @@ class Movement:
     scene: str
     methodology: str
     record_id: str | None
+    happened_at: datetime | None
 
 
 def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[Movement]:
@@ -111,9 +114,11 @@ def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[
             scene or "",
             methodology or "",
             record_id if code == citizen.platform else None,
+            china_time.moment_of_ms(start_ms),
         )
-        for entry, at, kind, amount, unit, account, code, scene, methodology, record_id in rows
-    ]
+        for (entry, at, kind, amount, unit, account, code, scene, methodology, record_id,
+             start_ms) in rows
+    ]  # fmt: skip
 
 
 def explain_credit(app: App, citizen: Citizen, entry_id: int) -> queries.Explanation:

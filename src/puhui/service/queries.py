@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from puhui.bootstrap import App
-from puhui.domain import subjects
+from puhui.domain import china_time, subjects
 from puhui.domain.errors import InputError, NotFoundError
 from puhui.domain.intake import NUL
 from puhui.domain.methodology import MILLI
@@ -20,7 +20,8 @@ from puhui.service.admin import check_ready
 
 @dataclass(frozen=True, slots=True)
 class HistoryLine:
-    """One movement of a citizen's account."""
+    """One movement of a citizen's account: `at` when it was booked, `happened` when the
+    behaviour a credit is for began (None for other movements)."""
 
     entry_id: int
     at: datetime
@@ -30,6 +31,7 @@ class HistoryLine:
     record_id: str
     scene: str
     methodology: str
+    happened: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
             line[5] or "",
             line[6] or "",
             line[7] or "",
+            china_time.moment_of_ms(line[8]),
         )
         for line in lines
     ]
@@ -197,7 +200,7 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
     computed = None
     if parsed is not None and amount is not None:
         computed = int(amount * Decimal(parsed["reduction_g"]) // 1)
-    start = None if start_ms is None else datetime.fromtimestamp(start_ms / 1000, UTC)
+    start = china_time.moment_of_ms(start_ms)
     return Explanation(
         platform,
         record_id,

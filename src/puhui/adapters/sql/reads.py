@@ -23,8 +23,9 @@ class SqlReads:
 
     def account(self, pseudonym: str, limit: int) -> tuple[int, list[tuple[Any, ...]]] | None:
         """The grams of a citizen's account and its latest movements of grams, newest first:
-        (transfer id, at, kind, grams ±, platform, record id, scene, methodology), read in one
-        transaction; None when the citizen has no account."""
+        (transfer id, at, kind, grams ±, platform, record id, scene, methodology, start of the
+        behaviour in epoch ms), read in one transaction; None when the citizen has no
+        account."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 text(
@@ -39,7 +40,7 @@ class SqlReads:
             lines = conn.execute(
                 text(
                     "select p.id, p.created_at, p.kind, p.amount_g, pl.code, r.record_id, "
-                    f"r.scene, r.methodology from {ledger.legs(':a')} p "
+                    f"r.scene, r.methodology, r.start_ms from {ledger.legs(':a')} p "
                     "left join records r on r.seq = p.record_seq "
                     "left join platforms pl on pl.id = r.platform_id "
                     "order by p.id desc limit :n"
@@ -50,8 +51,8 @@ class SqlReads:
 
     def history(self, pseudonym: str, before: int, limit: int) -> list[tuple[Any, ...]]:
         """(transfer id, at, kind, amount ±, unit, account code, platform, scene, methodology,
-        record id) of the movements of a citizen's grams and points with ids below `before`,
-        newest first."""
+        record id, start of the behaviour in epoch ms) of the movements of a citizen's grams and
+        points with ids below `before`, newest first."""
         with self.engine.connect() as conn:
             # The citizen's own accounts first: their ids bound, each side of the ledger is
             # then read through its index, newest first, however large the ledger.
@@ -76,7 +77,7 @@ class SqlReads:
                 for row in conn.execute(
                     text(
                         "select p.id, p.created_at, p.kind, p.amount_g, a.unit, a.code, pl.code, "
-                        "r.scene, r.methodology, r.record_id from "
+                        "r.scene, r.methodology, r.record_id, r.start_ms from "
                         + ledger.legs(", ".join(f":{k}" for k in ids), "x.id < :before")
                         + " p join accounts a on a.id = p.account_id "
                         "left join records r on r.seq = p.record_seq "
