@@ -1280,8 +1280,53 @@ class Truth:
             "credited_g": self.total_g,
         }
 
+    def tour(self, platform: str = "amap", least_g: int = 2_000) -> dict[str, str]:
+        """A citizen to show in a tour of the data, with one of their records from `platform`:
+        of the mobile-number citizens `platform` reported, in receive order, the first
+        credited by two platforms or more, with a duplicate among their records and at least
+        `least_g` grams credited (a tour spends some of them); failing that, the one credited
+        most. Their number is spelt as people write it (`+86 138 1755 2312`)."""
+        credited_g: dict[str, int] = {}
+        platforms: dict[str, set[str]] = {}
+        duplicated: set[str] = set()
+        for e in self.expected:
+            if e.subject is None or e.replay:
+                continue
+            if e.status == "credited":
+                credited_g[e.subject] = credited_g.get(e.subject, 0) + e.reduction_g
+                platforms.setdefault(e.subject, set()).add(e.platform)
+            elif e.status == "duplicate":
+                duplicated.add(e.subject)
+        candidates = [
+            e
+            for e in self.expected
+            if e.platform == platform
+            and e.status == "credited"
+            and not e.replay
+            and (e.subject or "").startswith("m:")
+        ]
+        if not candidates:
+            raise ValueError(f"{platform} credited no mobile-number citizen")
+        chosen = next(
+            (
+                e
+                for e in candidates
+                if len(platforms[e.subject or ""]) >= 2
+                and e.subject in duplicated
+                and credited_g[e.subject or ""] >= least_g
+            ),
+            max(candidates, key=lambda e: credited_g[e.subject or ""]),
+        )
+        digits = (chosen.subject or "").split(":", 1)[1]
+        return {
+            "subject": f"+86 {digits[:3]} {digits[3:7]} {digits[7:]}",
+            "platform": platform,
+            "record_id": chosen.record_id or "",
+        }
+
     def write(self, folder: Path) -> None:
-        """Write `truth.parquet` (one row per written row) and `truth.json` (order, totals)."""
+        """Write `truth.parquet` (one row per written row) and `truth.json` (order, totals, a
+        citizen to show in a tour)."""
         pq.write_table(self.table, folder / "truth.parquet")
         doc = {
             "seed": self.seed,
@@ -1289,6 +1334,7 @@ class Truth:
             "format": self.fmt,
             "ingest_in_order": [{"platform": p, "file": path.name} for p, path in self.files],
             "summary": self.summary(),
+            "tour": self.tour(),
         }
         (folder / "truth.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
