@@ -53,7 +53,7 @@ def test_an_operator_runs_programmes_rewards_and_accounts(cli: Any, tmp_path: Pa
     show = cli("account", "show", ALICE)
     assert "retired against own footprint" in show
     assert "points (green):" in show
-    assert "1000" in cli("account", "show", BOB)
+    assert "balance 1,000 g" in cli("account", "show", BOB)
     ops = cli("account", "operations", ALICE)
     assert "saxaul (tree: tree #1) for 17900 g" in ops
     assert "gave 1000 g" in ops

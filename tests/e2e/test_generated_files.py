@@ -133,6 +133,6 @@ def test_every_receipt_of_generated_files_matches_the_truth(
     texts = [p.read_text(encoding="utf-8") for _, p in truth.files if p.suffix != ".parquet"]
     assert all(spelling not in text for text in texts)
     shown = _run(["account", "show", spelling], db)
-    balance = re.search(r"balance (\d+) g", shown.stdout)
+    balance = re.search(r"balance ([0-9,]+) g", shown.stdout)
     assert balance is not None, shown.stdout
-    assert int(balance.group(1)) == balances[citizen]
+    assert int(balance.group(1).replace(",", "")) == balances[citizen]

@@ -32,6 +32,7 @@ from tests.integration.conftest import Platform
 # (what the platform sent, the reason its receipt must carry); `record_id` "bad" unless the
 # record_id itself is the bad value.
 TEXT_CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "quantity 1e15": (event("bad", quantity="1e15"), "ill_typed_field"),
     "quantity 1e17": (event("bad", quantity="1e17"), "ill_typed_field"),
     "quantity 1e308": (event("bad", quantity="1e308"), "ill_typed_field"),
     "quantity 0.0001": (event("bad", quantity="0.0001"), "amount_too_small"),
