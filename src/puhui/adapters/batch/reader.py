@@ -8,7 +8,10 @@ or checked here: that is the validation step's job. A file is never read into me
 
 A line of JSON Lines that is not UTF-8 (`invalid_encoding`) or is longer than MAX_LINE
 (`row_too_long`, never held whole) is a row the reader could not read, as a line that is not a
-JSON object is (`malformed_row`): one record refused, and the file goes on.
+JSON object is (`malformed_row`): one record refused, and the file goes on. So is a CSV row with
+such a line, or longer than MAX_LINE in all, or that the CSV grammar refuses. A file that
+cannot be read at all (a CSV header of such a line, a Parquet file or page that is damaged) is
+refused by an `InputError` naming it and the line or row.
 
 Every field of the spec holds a string or a number. A JSON object or array in a field (a
 Parquet list, struct or map column), or a string with a lone surrogate (JSON can write one,
@@ -347,7 +350,7 @@ def _gathered(reader: pa.RecordBatchReader, chunk_size: int) -> Iterator[pa.Tabl
 
 
 def _csv(path: Path, chunk_size: int) -> Iterator[pa.Table]:
-    """CSV with a header row, its lines split and decoded by `_csv_lines`: a row one of whose
+    """CSV with a header row, its lines split and decoded by `_CsvLines`: a row one of whose
     lines is not UTF-8 (`invalid_encoding`) or is longer than MAX_LINE (`row_too_long`), or
     that the CSV grammar cannot read (`malformed_row`), is one record refused, its cells not
     kept, and the file goes on. A header that cannot be read refuses the file."""
