@@ -1,0 +1,115 @@
+"""A platform's records in and its receipts out: `puhui ingest` reads, checks, quantifies,
+deduplicates and credits a platform's files (with a progress bar on a terminal) and prints
+what became of them; `puhui receipts` exports every stored receipt of a platform as CSV."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from puhui.entrypoints.cli.common import Db, KeyFile, application, out
+from puhui.service import ingest as ingest_service
+from puhui.service import queries
+
+
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="JSON Lines, CSV or Parquet files.")],
+    platform: Annotated[str, typer.Option("--platform", help="Submitting platform's code.")],
+    receipts: Annotated[
+        Path | None, typer.Option("--receipts", help="Write one receipt per record to this CSV.")
+    ] = None,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Read, check, quantify, deduplicate and credit a platform's files."""
+    with (
+        application(db, key_file) as a,
+        ingest_service.receipts_csv(receipts) as sink,
+        _progress(files) as step,
+    ):
+        report = ingest_service.ingest_files(a, platform, files, sink=sink, progress=step)
+    _print_report(report)
+
+
+@contextmanager
+def _progress(files: list[Path]) -> Iterator[Callable[[int], None] | None]:
+    if not out.is_terminal:
+        yield None
+        return
+    total = sum(_count_records(p) for p in files)
+    columns = (
+        TextColumn("ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=out, transient=True) as bar:
+        task = bar.add_task("ingest", total=total or None)
+        yield lambda n: bar.advance(task, n)
+
+
+def _count_records(path: Path) -> int:
+    """Records in a file, for the progress bar (lines for text files, metadata for Parquet)."""
+    if not path.is_file():
+        return 0
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    lines = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 24):
+            lines += block.count(b"\n")
+    return max(lines - (path.suffix.lower() == ".csv"), 0)
+
+
+def _print_report(report: ingest_service.IngestReport) -> None:
+    table = Table("status", "records", title=f"{report.records} records")
+    for status in ("credited", "duplicate", "rejected"):
+        table.add_row(status, str(report.by_status.get(status, 0)))
+    out.print(table)
+    if report.by_reason:
+        reasons = Table("reason", "records")
+        for reason, count in report.by_reason.most_common():
+            reasons.add_row(reason, str(count))
+        out.print(reasons)
+    out.print(
+        f"credited {report.credited_g:,} g CO2e ({report.credited_g / 1_000_000:.3f} t) "
+        f"in {report.transfers:,} ledger transfers"
+    )
+    if report.replays:
+        out.print(
+            f"{report.replays:,} records were received before: their receipts are returned "
+            "again and nothing is credited twice"
+        )
+
+
+def receipts(
+    platform: Annotated[str, typer.Option("--platform", help="Platform code.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="CSV file (default: stdout).")
+    ] = None,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Export every stored receipt of a platform as CSV."""
+    fields = ("platform", "record_id", "status", "reason", "reduction_g", "methodology", "detail")
+    with application(db, key_file) as a:
+        target = out_file.open("w", newline="", encoding="utf-8") if out_file else sys.stdout
+        try:
+            writer = csv.DictWriter(target, fieldnames=fields)
+            writer.writeheader()
+            for row in queries.receipts(a, platform):
+                writer.writerow(row)
+        finally:
+            if out_file:
+                target.close()
