@@ -23,7 +23,7 @@ from schemathesis.core import NOT_SET
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain import signing
-from puhui.entrypoints import api as api_module
+from puhui.entrypoints.api import app as api_app
 from puhui.entrypoints.api import create_app
 from puhui.service import admin, citizens, credentials, ingest, oversight
 from tests.builders import event, trip
@@ -36,7 +36,7 @@ LIMIT = 4096
 def live(database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """An application on the real clock (signatures carry the current time), one platform;
     bodies are limited to LIMIT bytes."""
-    monkeypatch.setattr(api_module, "MAX_BODY_BYTES", LIMIT)
+    monkeypatch.setattr(api_app, "MAX_BODY_BYTES", LIMIT)
     app: App = bootstrap(Settings(database_url, tmp_path / "subject.key"))
     admin.init(app)
     admin.add_platform(app, "amap")

@@ -1,0 +1,356 @@
+"""The documents of the clearing API: a platform's submission and the receipts it reads, a
+citizen's token, balance, history and credit explanations, the methodologies, the oversight
+statistics and health. A document that is more than a service result's fields renders one
+with its `of`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from puhui.domain.methodology import Cap, Methodology
+from puhui.service import citizens, queries, submissions
+
+MAX_BATCH = 10_000
+MAX_PAGE = 1_000
+
+EXAMPLE_RECORD: dict[str, JsonValue] = {
+    "platform": "amap",
+    "record_id": "AMAP-2026-10-000001",
+    "subject": "+86 138 0013 8000",
+    "scene": "bus",
+    "region": "110000",
+    "start": "2026-10-01T08:00:00+08:00",
+    "end": "2026-10-01T08:20:00+08:00",
+    "distance_km": 5,
+}
+
+
+class Submission(BaseModel):
+    """Activity records of the signing platform (activity-record v1), settled in order.
+
+    Each record is checked on its own: a record that breaks the contract gets a rejected
+    receipt with its reasons and the others go on.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"records": [EXAMPLE_RECORD]}]}, extra="forbid"
+    )
+
+    records: list[JsonValue] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Activity records (JSON objects with the fields of activity-record v1). "
+        "An item that is not an object is answered with a `malformed_row` receipt.",
+    )
+
+
+class Receipt(BaseModel):
+    """What became of one submitted record (activity-record v1, "Receipt")."""
+
+    platform: str
+    record_id: str | None = Field(description="Null when the record carried none.")
+    status: Literal["credited", "duplicate", "rejected"]
+    reason: str = Field(description="Reason codes, `;`-separated; empty when fully credited.")
+    reduction_g: int = Field(ge=0, description="Grams CO2e credited to the citizen.")
+    methodology: str = Field(description="id@version of the methodology, empty if rejected.")
+    detail: str = ""
+
+
+class SubmissionResult(BaseModel):
+    """The receipts of a submission, in the order of its records."""
+
+    batch: int = Field(
+        description="Id of the batch this submission was recorded in; submissions that arrive "
+        "together are settled together, in one batch."
+    )
+    credited_g: int = Field(description="Grams newly credited by this submission.")
+    receipts: list[Receipt]
+
+    @classmethod
+    def of(cls, submitted: submissions.Submitted) -> SubmissionResult:
+        return cls(
+            batch=submitted.batch,
+            credited_g=submitted.credited_g,
+            receipts=[Receipt(**r._asdict()) for r in submitted.receipts],
+        )
+
+
+class StoredReceipt(Receipt):
+    """A receipt as stored, with its place in receive order."""
+
+    seq: int = Field(description="Receive order; use as `after` to read the next page.")
+    received_at: datetime
+
+    @classmethod
+    def of(cls, r: queries.StoredReceipt) -> StoredReceipt:
+        return cls(
+            seq=r.seq,
+            platform=r.platform,
+            record_id=r.record_id,
+            status=r.status,  # type: ignore[arg-type]  # the column's check constraint
+            reason=r.reason,
+            reduction_g=r.reduction_g,
+            methodology=r.methodology,
+            detail=r.detail,
+            received_at=r.received_at,
+        )
+
+
+class ReceiptPage(BaseModel):
+    """A page of receipts in receive order."""
+
+    items: list[StoredReceipt]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end.")
+
+
+class CitizenTokenRequest(BaseModel):
+    """The citizen a member app has logged in, by the identifier it knows them by."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"subject": "+86 138 0013 8000"}]}, extra="forbid"
+    )
+
+    subject: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Mainland mobile number or resident ID number; pseudonymised at once, "
+        "never stored or logged.",
+    )
+
+
+class CitizenTokenOut(BaseModel):
+    """A bearer token for the citizen's own reads, valid 15 minutes."""
+
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_at: datetime
+
+
+class BalanceOut(BaseModel):
+    """The citizen's balance of verified reductions."""
+
+    balance_g: int = Field(description="Grams CO2e.")
+
+
+class MovementOut(BaseModel):
+    """One movement of the citizen's account: grams CO2e, or points of one programme."""
+
+    entry_id: int
+    at: datetime = Field(description="When it was booked.")
+    kind: str = Field(
+        description="credit, redeem, retire, transfer, reversal, award, award_reversal, expire"
+    )
+    amount: int = Field(description="In `unit`: added (+) or taken (−).")
+    unit: Literal["g", "pt"]
+    programme: str | None = Field(description="For points: the programme.")
+    platform: str
+    scene: str
+    methodology: str
+    record_id: str | None = Field(description="Only for records of the token's own platform.")
+    happened_at: datetime | None = Field(
+        description="For a credit, when the behaviour began (`at` is when it was booked)."
+    )
+
+
+class HistoryPage(BaseModel):
+    """Movements, newest first."""
+
+    items: list[MovementOut]
+    next_before: int | None = Field(description="Pass as `before` for older movements.")
+
+
+class FactorOut(BaseModel):
+    """A factor or parameter used in a calculation, with its provenance."""
+
+    name: str
+    value: str
+    unit: str
+    evidence: str = Field(description="FOUND, DERIVED or ESTIMATE.")
+    source: str
+    region_asked: str | None = None
+    region_used: str | None = None
+    region_level: str | None = None
+    derivation: str | None = None
+
+
+class CreditExplanation(BaseModel):
+    """How one credit was computed: methodology, formulas, factors and their sources."""
+
+    entry_id: int
+    platform: str
+    record_id: str | None = Field(description="Only for records of the token's own platform.")
+    scene: str
+    region: str
+    material: str
+    start: datetime | None
+    amount: str | None = Field(description="Activity amount in `unit`, exact decimal.")
+    unit: str
+    methodology: str
+    baseline_formula: str
+    project_formula: str
+    reduction_per_unit_g: str
+    factors: list[FactorOut]
+    reduction_g: int
+
+    @classmethod
+    def of(
+        cls, entry_id: int, citizen: citizens.Citizen, e: queries.Explanation
+    ) -> CreditExplanation:
+        trace = e.trace or {}
+        return cls(
+            entry_id=entry_id,
+            platform=e.platform,
+            record_id=e.record_id if e.platform == citizen.platform else None,
+            scene=e.scene,
+            region=e.region,
+            material=e.material,
+            start=e.start,
+            amount=None if e.amount is None else str(e.amount),
+            unit=e.unit,
+            methodology=str(trace.get("methodology", "")),
+            baseline_formula=str(trace.get("baseline_formula", "")),
+            project_formula=str(trace.get("project_formula", "")),
+            reduction_per_unit_g=str(trace.get("reduction_g", "")),
+            factors=[FactorOut(**n) for n in trace.get("names", [])],
+            reduction_g=e.reduction_g,
+        )
+
+
+class PlatformOut(BaseModel):
+    """A member platform and what it submitted."""
+
+    code: str
+    name: str
+    registered_at: datetime
+    credited: int
+    duplicate: int
+    rejected: int
+    credited_g: int
+
+
+class CapOut(BaseModel):
+    """A limit per citizen, scene and period."""
+
+    period: Literal["day", "month"]
+    max_g: int | None
+    max_count: int | None
+
+    @classmethod
+    def of(cls, c: Cap) -> CapOut:
+        period: Literal["day", "month"] = "day" if c.period == "day" else "month"
+        return cls(period=period, max_g=c.max_g, max_count=c.max_count)
+
+
+class SceneRuleOut(BaseModel):
+    """How a methodology quantifies one scene: ER = BE − PE per unit."""
+
+    scene: str
+    unit: str
+    baseline_formula: str
+    project_formula: str
+    caps: list[CapOut]
+
+
+class ParameterOut(BaseModel):
+    """A constant of a methodology, with its provenance."""
+
+    name: str
+    value: str
+    unit: str
+    evidence: str
+    source: str
+
+
+class MethodologyOut(BaseModel):
+    """One version of a methodology."""
+
+    id: str
+    version: str
+    ref: str = Field(description="id@version, as receipts show it.")
+    title: str
+    title_zh: str
+    issuer: str
+    status: str
+    effective_from: date
+    effective_to: date | None
+    jurisdiction: list[str]
+    official_code: str
+    description: str
+    scenes: list[SceneRuleOut]
+    parameters: list[ParameterOut]
+    references: list[str]
+
+    @classmethod
+    def of(cls, m: Methodology) -> MethodologyOut:
+        return cls(
+            id=m.id,
+            version=m.version,
+            ref=m.ref,
+            title=m.title,
+            title_zh=m.title_zh,
+            issuer=m.issuer,
+            status=str(m.status),
+            effective_from=m.effective_from,
+            effective_to=m.effective_to,
+            jurisdiction=list(m.jurisdiction),
+            official_code=m.official_code,
+            description=m.description,
+            scenes=[
+                SceneRuleOut(
+                    scene=r.scene,
+                    unit=r.unit,
+                    baseline_formula=r.baseline.source,
+                    project_formula=r.project.source,
+                    caps=[CapOut.of(c) for c in r.caps],
+                )
+                for r in m.scenes.values()
+            ],
+            parameters=[
+                ParameterOut(
+                    name=p.name,
+                    value=str(p.value),
+                    unit=p.unit,
+                    evidence=str(p.evidence),
+                    source=p.source,
+                )
+                for p in m.parameters.values()
+            ],
+            references=list(m.references),
+        )
+
+
+class ReductionOut(BaseModel):
+    """Credited reductions of one region, scene, platform or day."""
+
+    key: str
+    credited_g: int
+    records: int
+    participants: int = Field(description="Distinct citizens.")
+
+
+class OutcomeOut(BaseModel):
+    """Records of one platform with one status and reason."""
+
+    platform: str
+    status: str
+    reason: str
+    records: int
+
+
+class PairOut(BaseModel):
+    """Duplicates `platform` reported of behaviours first received from `first_from`."""
+
+    platform: str
+    first_from: str
+    reason: str
+    records: int
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok"]
