@@ -156,8 +156,9 @@ def _json_line(record: dict[str, Any]) -> bytes:
 
 def _csv_line(record: dict[str, Any]) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow([record.get(f, "") for f in FIELDS])
-    return out.getvalue()
+    # (The writer's own line end: only with it does it quote a cell holding a line break.)
+    csv.writer(out).writerow([record.get(f, "") for f in FIELDS])
+    return out.getvalue().removesuffix("\r\n")
 
 
 def _file(path: Path, good: list[dict[str, Any]], bad: bytes | dict[str, Any]) -> Path:

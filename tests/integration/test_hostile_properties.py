@@ -156,8 +156,9 @@ def _csv_row(item: Any) -> str:
         v if isinstance(v, str) else json.dumps(v) for v in (record.get(f, "") for f in FIELDS)
     ]
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(cells)
-    return out.getvalue()
+    # (The writer's own line end: only with it does it quote a cell holding a line break.)
+    csv.writer(out).writerow(cells)
+    return out.getvalue().removesuffix("\r\n")
 
 
 def _blank_csv_row(text: str) -> bool:
