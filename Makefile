@@ -36,7 +36,7 @@ bench: install
 	$(BIN)/python -m bench.groups
 	$(BIN)/python -m bench.api --seconds 10 --connections 64 --workers 2
 	$(BIN)/python -m bench.api --seconds 10 --connections 64 --workers 2 --sqlite
-	$(BIN)/python -m bench.redeem --seconds 10 --clients 8 16
+	$(BIN)/python -m bench.redeem --seconds 10 --clients 1 8 16
 	$(BIN)/python -m bench.dashboard --records 1000000
 	$(BIN)/python -m bench.dashboard --records 1000000 --postgres
 

@@ -13,14 +13,26 @@ from sqlalchemy import Engine
 from puhui.adapters import keystore
 from puhui.adapters.methodology_files import load_catalogue
 from puhui.adapters.sql.audit import SqlAudit
+from puhui.adapters.sql.catalogue import SqlRewards
 from puhui.adapters.sql.directory import SqlDirectory
 from puhui.adapters.sql.engine import make_engine
+from puhui.adapters.sql.operations import Calls, PgOperations, SqlOperations
+from puhui.adapters.sql.points import SqlPoints
 from puhui.adapters.sql.reads import SqlReads
 from puhui.adapters.sql.reports import SqlReports
 from puhui.adapters.sql.unit_of_work import SqlIntakeUnitOfWork
 from puhui.config import Settings
 from puhui.domain.methodology import Catalogue
-from puhui.service.ports import Audit, Directory, IntakeUnitOfWork, Reads, Reports
+from puhui.service.ports import (
+    Audit,
+    Directory,
+    IntakeUnitOfWork,
+    Operations,
+    Points,
+    Reads,
+    Reports,
+    Rewards,
+)
 
 
 def utc_now() -> datetime:
@@ -68,9 +80,31 @@ class App:
         """Regulators' statistics."""
         return SqlReports(self.engine)
 
+    def rewards(self) -> Rewards:
+        """Points programmes, rewards and coupon codes."""
+        return SqlRewards(self.engine)
+
+    @cached_property
+    def calls(self) -> Calls:
+        """The connections the operations' functions are called on (PostgreSQL)."""
+        return Calls(self.engine)
+
+    def operations(self) -> Operations:
+        """Citizens' operations: one PL/pgSQL call each on PostgreSQL, Python over SQL on
+        SQLite."""
+        if self.engine.dialect.name == "postgresql":
+            return PgOperations(self.engine, self.calls)
+        return SqlOperations(self.engine)
+
+    def points(self) -> Points:
+        """The points programmes' jobs."""
+        return SqlPoints(self.engine)
+
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+        if "calls" in self.__dict__:
+            self.calls.close()
 
 
 def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> App:

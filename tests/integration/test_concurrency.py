@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
@@ -276,6 +279,126 @@ def test_concurrent_redemptions_never_oversell_or_overdraw(app: App) -> None:
         sum(wallet.holdings(app, pseudonyms[s]).balance_g for s in rich)
         == sum(start.values()) - 100 * price
     )
+    assert ledger.verify(app) == []
+
+
+def test_one_new_key_sent_at_once_by_many_clients_is_one_redemption(app: App) -> None:
+    """Eight clients send the same request under the same new key at the same moment: one
+    redemption is made, paid once, and every client gets its answer."""
+    admin.add_platform(app, "amap")
+    ingest.ingest_records(app, "amap", [event("e1", subject=SUBJECT, quantity="10")])
+    wallet.add_reward(app, "tree", "A tree", "tree", "SEE", price_g=100, stock=50)
+    who = queries.pseudonym_of(app, SUBJECT)
+    before = wallet.holdings(app, who).balance_g
+    start = threading.Barrier(8)
+
+    def attempt(_: int) -> wallet.Outcome:
+        start.wait(timeout=30)
+        return wallet.redeem(app, who, "tree", "same-key", "test")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(attempt, range(8)))
+    assert len({a.operation for a in answers}) == 1
+    assert len({a.result["tree_number"] for a in answers}) == 1
+    assert sum(not a.replayed for a in answers) == 1
+    assert wallet.holdings(app, who).balance_g == before - 100
+    assert wallet.get_reward(app, "tree").remaining == 49
+    assert ledger.verify(app) == []
+
+
+def test_a_key_claimed_meanwhile_by_another_request_answers_with_its_result(app: App) -> None:
+    """PostgreSQL records an operation last: a request that did its work while another one
+    recorded the same key finds the key taken when it records, stores nothing, and answers
+    with the other's result."""
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    admin.add_platform(app, "amap")
+    ingest.ingest_records(app, "amap", [event("e1", subject=SUBJECT, quantity="10")])
+    wallet.add_reward(app, "tree", "A tree", "tree", "SEE", price_g=100, stock=50)
+    who = queries.pseudonym_of(app, SUBJECT)
+    before = wallet.holdings(app, who).balance_g
+    digest = hashlib.sha256(
+        json.dumps({"op": "redeem", "reward": "tree"}, sort_keys=True).encode()
+    ).hexdigest()
+    other = app.engine.connect()
+    transaction = other.begin()
+    other.execute(
+        text(
+            "insert into operations (subject_id, idempotency_key, kind, request_digest, "
+            "reward_id, actor, result, created_at) select s.id, 'k', 'redeem', :d, w.id, "
+            '\'other\', \'{"reward": "tree", "kind": "tree"}\', now() '
+            "from subjects s, rewards w where s.pseudonym = :p and w.code = 'tree'"
+        ),
+        {"d": digest, "p": who},
+    )
+    answered: dict[str, Any] = {}
+
+    def redeem() -> None:
+        answered["outcome"] = wallet.redeem(app, who, "tree", "k", "test")
+
+    racing = threading.Thread(target=redeem)
+    racing.start()
+    time.sleep(0.5)  # it did its work and now waits on the key's index entry
+    assert racing.is_alive()
+    transaction.commit()
+    other.close()
+    racing.join(timeout=30)
+    outcome = answered["outcome"]
+    assert outcome.replayed
+    # The other's, as stored (a tree's certificate id is derived when it is read).
+    assert outcome.result == {"reward": "tree", "kind": "tree", "certificate": ANY}
+    assert wallet.holdings(app, who).balance_g == before  # its own work was not kept
+    assert wallet.get_reward(app, "tree").remaining == 50
+
+
+def test_an_entry_reversed_meanwhile_by_another_operator_is_refused_as_reversed(
+    app: App,
+) -> None:
+    """A reversal that waits on an entry another transaction is reversing finds it reversed
+    once that commits: refused as such, never a server error."""
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    admin.add_platform(app, "amap")
+    ingest.ingest_records(app, "amap", [event("e1", subject=SUBJECT, quantity="10")])
+    giver, taker = queries.pseudonym_of(app, SUBJECT), queries.pseudonym_of(app, "13900139000")
+    gift = wallet.transfer(app, giver, taker, 500, "g1", "test")
+    entry = gift.result["entry"]
+    other = app.engine.connect()
+    transaction = other.begin()
+    # The other operator's reversal, not committed yet: the mirror, and its balances.
+    other.execute(
+        text(
+            "insert into transfers (kind, debit_account_id, credit_account_id, amount, "
+            "reverses, created_at) select 'reversal', credit_account_id, debit_account_id, "
+            "amount, id, created_at from transfers where id = :e"
+        ),
+        {"e": entry},
+    )
+    other.execute(
+        text(
+            "update balances set balance_g = balance_g + case when account_id = x.debit_account_id "
+            "then x.amount else -x.amount end from transfers x where x.id = :e "
+            "and balances.account_id in (x.debit_account_id, x.credit_account_id)"
+        ),
+        {"e": entry},
+    )
+    answered: dict[str, Any] = {}
+
+    def reverse() -> None:
+        try:
+            wallet.reverse(app, entry, "mine", "staff:ops", "by mistake")
+        except RefusedError as refused:
+            answered["code"] = refused.code
+
+    racing = threading.Thread(target=reverse)
+    racing.start()
+    time.sleep(0.5)  # it waits on the rows the other holds
+    assert racing.is_alive()
+    transaction.commit()
+    other.close()
+    racing.join(timeout=30)
+    assert answered == {"code": "already_reversed"}
+    assert wallet.holdings(app, taker).balance_g == 0
     assert ledger.verify(app) == []
 
 

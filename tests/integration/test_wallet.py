@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
+from puhui.domain import accounts as rules
 from puhui.domain import footprints
 from puhui.domain.errors import InputError, NotFoundError, RefusedError
 from puhui.service import admin, certificates, ingest, ledger, queries, wallet
@@ -203,25 +204,26 @@ def test_retired_grams_are_gone_for_good_with_a_certificate(app: App) -> None:
 def test_gifts_have_limits_and_can_be_reversed(
     app: App, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wallet, "MAX_GIFT_G", 500)
-    monkeypatch.setattr(wallet, "MAX_GIFTS_G_PER_DAY", 1000)
+    monkeypatch.setitem(rules.MAX_GIFT, "g", 500)
+    monkeypatch.setitem(rules.MAX_GIFTS_PER_DAY, "g", 1000)
+    most = rules.MAX_GIFT["g"]
     credit(app, *(recycle(f"r{i}", ALICE, day=i + 1) for i in range(3)))
     alice, bob = p(app, ALICE), p(app, BOB)
     with pytest.raises(RefusedError) as big:
-        wallet.transfer(app, alice, bob, wallet.MAX_GIFT_G + 1, "k0", "test")
+        wallet.transfer(app, alice, bob, most + 1, "k0", "test")
     assert big.value.code == "gift_too_large"
-    gift = wallet.transfer(app, alice, bob, wallet.MAX_GIFT_G, "k1", "test")
-    wallet.transfer(app, alice, bob, wallet.MAX_GIFT_G, "k2", "test")
+    gift = wallet.transfer(app, alice, bob, most, "k1", "test")
+    wallet.transfer(app, alice, bob, most, "k2", "test")
     with pytest.raises(RefusedError) as daily:
         wallet.transfer(app, alice, bob, 1, "k3", "test")
     assert daily.value.code == "daily_gift_limit"
     clock.now += timedelta(days=1)
     wallet.transfer(app, alice, bob, 1, "k3", "test")
-    assert wallet.holdings(app, bob).balance_g == 2 * wallet.MAX_GIFT_G + 1
+    assert wallet.holdings(app, bob).balance_g == 2 * most + 1
 
     undone = wallet.reverse(app, gift.result["entry"], "undo-1", "staff:ops", "sent by mistake")
     assert undone.result["reversed"] == gift.result["entry"]
-    assert wallet.holdings(app, bob).balance_g == wallet.MAX_GIFT_G + 1
+    assert wallet.holdings(app, bob).balance_g == most + 1
     with pytest.raises(RefusedError) as twice:
         wallet.reverse(app, gift.result["entry"], "undo-2", "staff:ops", "again")
     assert twice.value.code == "already_reversed"
@@ -270,3 +272,36 @@ def test_verify_finds_retired_grams_taken_out(app: App) -> None:
         )
     found = {v.check for v in ledger.verify(app)}
     assert {"retired_taken_out", "balance_negative"} <= found
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        # A part said to have handed out one more than was redeemed.
+        "update reward_stock set taken = taken + 1 where shard = 1 and reward_id = "
+        "(select id from rewards where code = 'saxaul')",
+        # A coupon code marked handed out that no redemption got.
+        "update reward_codes set operation_id = 999 where operation_id is null and reward_id = "
+        "(select id from rewards where code = 'coffee')",
+        # A part's allotment raised: more stock than the reward was given.
+        "update reward_stock set allotted = allotted + 5 where shard = 0 and reward_id = "
+        "(select id from rewards where code = 'saxaul')",
+    ],
+    ids=["taken", "coupon", "allotted"],
+)
+def test_ledger_verify_recounts_what_each_reward_handed_out(app: App, forgery: str) -> None:
+    """What a reward handed out is never kept as a count of its own: verify recounts it from
+    the redemptions and from the transfers paid into its parts, and finds a forged one."""
+    credit(app, recycle("r1", ALICE), recycle("r2", ALICE, day=2))
+    wallet.add_reward(app, "saxaul", "A saxaul", "tree", "SEE", price_g=100, stock=40)
+    wallet.add_reward(app, "coffee", "Coffee", "coupon", "cafe", price_g=50)
+    wallet.add_codes(app, "coffee", ["C-1", "C-2", "C-3"])
+    for i in range(3):
+        wallet.redeem(app, p(app, ALICE), "saxaul", f"k-tree-{i}", "test")
+    wallet.redeem(app, p(app, ALICE), "coffee", "k-coffee", "test")
+    assert ledger.verify(app) == []
+    with app.engine.begin() as conn:
+        conn.execute(text(forgery))
+    found = {v.check: v.examples for v in ledger.verify(app)}
+    assert set(found) == {"stock_mismatch"}
+    assert found["stock_mismatch"][0] in ("saxaul", "coffee")

@@ -1,7 +1,8 @@
-"""Stateful property test of personal carbon accounts (SQLite): any sequence of credits,
-redemptions, retirements, gifts, reversals, point awards and expiries, and re-sent requests,
-keeps the ledger sound, no balance or stock below zero, retired grams untouched, and every
-grams balance exactly what a simple model of the rules says.
+"""Stateful property test of personal carbon accounts, on SQLite (the rules in Python over SQL)
+and PostgreSQL (one PL/pgSQL function per operation): any sequence of credits, redemptions,
+retirements, gifts, reversals, point awards and expiries, and re-sent requests, keeps the
+ledger sound, no balance or stock below zero, retired grams untouched, and every grams balance
+exactly what a simple model of the rules says.
 
 Each sequence works on two citizens of its own, already credited once (from a pool ingested
 once for the module), and a reward of its own; sequences share one database and one clock, as
@@ -31,12 +32,14 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from sqlalchemy import text
 
 from puhui.bootstrap import bootstrap
 from puhui.config import Settings
 from puhui.domain.errors import RefusedError
 from puhui.service import admin, ingest, ledger, queries, wallet
 from tests.builders import event
+from tests.pgcluster import PgCluster
 
 SEQUENCES = int(os.environ.get("PUHUI_STATEFUL_SEQUENCES", "2000"))
 POOL = SEQUENCES + 500  # shrinking replays sequences too
@@ -47,9 +50,9 @@ EXPIRY_DAYS = 30
 class World:
     """The database and what every sequence draws from."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, url: str, tmp: Path) -> None:
         self.now = datetime(2026, 11, 1, tzinfo=UTC)
-        self.app = bootstrap(Settings(f"sqlite:///{tmp / 'w.db'}", tmp / "w.key"), self.clock)
+        self.app = bootstrap(Settings(url, tmp / "w.key"), self.clock)
         admin.init(self.app)
         admin.add_platform(self.app, "amap")
         self.pipeline = ingest.Pipeline(self.app)
@@ -77,13 +80,13 @@ class World:
         # Points from here on: the credits made during sequences earn them.
         self.now += timedelta(seconds=1)
         wallet.add_programme(self.app, "green", "Green", RATE, expiry_days=EXPIRY_DAYS)
-        self.credit_entries = dict(
-            self.app.engine.connect()
-            .exec_driver_sql(
-                "select r.record_id, x.id from transfers x join records r on r.seq = x.record_seq"
+        with self.app.engine.connect() as conn:
+            self.credit_entries = dict(
+                conn.exec_driver_sql(
+                    "select r.record_id, x.id from transfers x "
+                    "join records r on r.seq = x.record_seq"
+                ).all()
             )
-            .all()
-        )
 
     def clock(self) -> datetime:
         return self.now
@@ -93,9 +96,19 @@ class World:
         return f"1{3 + side}{i:09d}"
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = World(tmp_path_factory.mktemp("wallet-properties"))
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("wallet-properties")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'w.db'}"
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        url = cluster.create_database("wallet_properties")
+    w = World(url, tmp)
     yield w
     w.pipeline.close()
     w.app.close()
@@ -176,15 +189,14 @@ def test_any_sequence_keeps_the_accounts_sound(world: World) -> None:
             grams = int(receipts.column("reduction_g")[0].as_py())
             self.sequence_credits += 1
             if grams:
-                entry = int(
-                    self.app.engine.connect()
-                    .exec_driver_sql(
-                        "select x.id from transfers x join records r on r.seq = x.record_seq "
-                        "where r.record_id = ?",
-                        (record_id,),
-                    )
-                    .scalar_one()
-                )
+                with self.app.engine.connect() as conn:
+                    entry = conn.execute(
+                        text(
+                            "select x.id from transfers x join records r on r.seq = x.record_seq "
+                            "where r.record_id = :r"
+                        ),
+                        {"r": record_id},
+                    ).scalar_one()
                 self.model.grams[side] += grams
                 self.model.credits.append(Credit(entry, side, grams))
 

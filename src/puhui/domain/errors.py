@@ -84,14 +84,17 @@ class InsufficientBalance(RefusedError):
         held, needed: in `unit` (`g` or `pt`).
     """
 
-    def __init__(self, held: int, needed: int, unit: str, asked: str = "") -> None:
-        asked = asked or f"{needed} {unit} are needed"
-        super().__init__("insufficient_balance", f"{asked}; the account holds {held} {unit}")
+    def __init__(self, held: int, needed: int, unit: str, message: str = "") -> None:
+        message = message or f"{needed} {unit} are needed; the account holds {held} {unit}"
+        super().__init__("insufficient_balance", message)
         self.held, self.needed, self.unit = held, needed, unit
 
     def saying(self, asked: str) -> InsufficientBalance:
         """The same refusal, saying what asked for the amount (`river-clean costs 500 g`)."""
-        return InsufficientBalance(self.held, self.needed, self.unit, asked)
+        held, unit = self.held, self.unit
+        return InsufficientBalance(
+            held, self.needed, unit, f"{asked}; the account holds {held} {unit}"
+        )
 
 
 class LedgerError(PuhuiError):

@@ -52,7 +52,9 @@ CHECKS: dict[str, str] = {
         "a reversal mirrors the transfer it reverses: the same amount, the other way"
     ),
     "stock_mismatch": (
-        "a reward's stock is what was redeemed plus what remains, and each redemption is one"
+        "what a reward handed out (its parts' units taken, a coupon's codes claimed) is what "
+        "was redeemed, counted from its redemptions and from the transfers paid into its parts, "
+        "and its stock is what its parts were allotted (a coupon: its codes)"
     ),
     "ref_credited_twice": "no (scene, ref) is credited twice",
     "trip_credited_twice": (

@@ -6,20 +6,25 @@ SQL implementation is `adapters.sql.unit_of_work`; `bootstrap.App.intake` makes 
 
 The other use cases read and write through `Directory` (platforms, their keys, staff tokens,
 the subject key's fingerprint), `Reads` (accounts, history, receipts, calculations), `Reports`
-(statistics) and `Audit` (the ledger's invariants), each call its own transaction; `App` makes
-them (`adapters.sql.directory`, `reads`, `reports`, `audit`).
+(statistics), `Audit` (the ledger's invariants), and for the personal carbon accounts
+`Rewards` (programmes, rewards, coupon codes), `Operations` (what citizens do with their grams
+and points) and `Points` (the programmes' jobs), each call its own transaction: the
+adapter's unit of work. `App` makes them (`adapters.sql.directory`, `reads`, `reports`,
+`audit`, `catalogue`, `operations`, `points`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol
 
 import pyarrow as pa
 
+from puhui.domain.accounts import Outcome, Shard
 from puhui.domain.signing import Refusal
 
 # A calculation to store: its columns and its trace (JSON), by the key it is stored under.
@@ -202,6 +207,18 @@ class Reads(Protocol):
         """(platform, record id) of the record a credit to this citizen was for."""
         ...
 
+    def holdings(self, pseudonym: str) -> list[tuple[str, str | None, int]] | None:
+        """(kind, code, balance) of every account a citizen owns; None for a stranger."""
+        ...
+
+    def operations(self, pseudonym: str, limit: int) -> list[tuple[Any, ...]]:
+        """(id, kind, actor, at, result JSON) of a citizen's operations, newest first."""
+        ...
+
+    def operation(self, operation: int) -> tuple[Any, ...] | None:
+        """(kind, at, result JSON) of an operation; None when there is none."""
+        ...
+
     def receipts(self, platform: str) -> Iterator[tuple[Any, ...]]:
         """Every stored receipt of a platform, in receive order, streamed."""
         ...
@@ -242,4 +259,99 @@ class Reports(Protocol):
 
     def duplicate_pairs(self, day_from: date | None, day_to: date | None) -> list[tuple[Any, ...]]:
         """(reporting platform, platform received first, reason, records) of duplicates."""
+        ...
+
+
+class Rewards(Protocol):
+    """The catalogue of the personal carbon accounts: points programmes, rewards with their
+    stock in parts, coupon codes (rows as tuples, in the order each method names)."""
+
+    def add_programme(
+        self,
+        code: str,
+        name: str,
+        platform: str | None,
+        points_per_kg: Decimal,
+        expiry_days: int | None,
+        starts_at: datetime,
+        at: datetime,
+    ) -> None:
+        """Store a programme (AlreadyExistsError: taken; NotFoundError: no such platform)."""
+        ...
+
+    def programmes(self) -> list[tuple[Any, ...]]:
+        """(code, name, platform, points per kg, expiry days, starts at) of each programme."""
+        ...
+
+    def add_reward(self, values: dict[str, Any], shards: Sequence[Shard]) -> None:
+        """Store a reward (the columns of `rewards`, `programme` by code) with its stock in
+        these parts (AlreadyExistsError: taken; NotFoundError: no such programme)."""
+        ...
+
+    def add_codes(self, reward: str, codes: Sequence[str]) -> int:
+        """Add coupon codes after those there; how many were new (NotFoundError, InputError:
+        not a coupon)."""
+        ...
+
+    def rewards(self, code: str | None) -> list[tuple[Any, ...]]:
+        """(code, name, kind, issuer, project, price g, price points, programme, stock,
+        remaining, per-citizen limit, valid from, valid to) of each reward, or of one."""
+        ...
+
+
+class Operations(Protocol):
+    """Citizens' operations, each one transaction under the client's idempotency key (`digest`:
+    of the request, to tell a re-sent request from another one under the same key). Each
+    raises `RefusedError` (a code of `domain.accounts`) or `NotFoundError` and then changes
+    nothing."""
+
+    def redeem(
+        self, pseudonym: str, reward: str, key: str, digest: str, actor: str, at: datetime
+    ) -> Outcome:
+        """Redeem a reward."""
+        ...
+
+    def retire(
+        self,
+        pseudonym: str,
+        grams: int,
+        footprint: Mapping[str, Any] | None,
+        key: str,
+        digest: str,
+        actor: str,
+        at: datetime,
+    ) -> Outcome:
+        """Retire grams against the citizen's own footprint."""
+        ...
+
+    def give(
+        self,
+        pseudonym: str,
+        to: str,
+        amount: int,
+        programme: str | None,
+        key: str,
+        digest: str,
+        actor: str,
+        at: datetime,
+    ) -> Outcome:
+        """Give grams, or a programme's points, to another citizen."""
+        ...
+
+    def reverse(
+        self, entry: int, reason: str, key: str, digest: str, actor: str, at: datetime
+    ) -> Outcome:
+        """Reverse an entry by its mirror."""
+        ...
+
+
+class Points(Protocol):
+    """A points programme's jobs, one transaction and one ledger entry a call."""
+
+    def award(self, programme: str, at: datetime) -> tuple[int, int]:
+        """Award the credits not awarded yet: (points, credits)."""
+        ...
+
+    def expire(self, programme: str, at: datetime) -> tuple[int, int]:
+        """Expire what lapsed unused: (points, accounts)."""
         ...

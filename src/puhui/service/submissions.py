@@ -37,7 +37,8 @@ import pyarrow.compute as pc
 from puhui.bootstrap import App
 from puhui.domain.errors import InputError
 from puhui.service.credentials import Signed, refusal, replayed
-from puhui.service.ingest import Pipeline, RefusedNonces, ingest_records
+from puhui.service.ingest import RefusedNonces, ingest_records
+from puhui.service.pipeline import Pipeline
 
 MAX_GROUP_RECORDS = 20_000
 

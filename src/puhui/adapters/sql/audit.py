@@ -98,9 +98,25 @@ QUERIES: dict[str, str | Callable[[str], str]] = {
         "or r.credit_account_id <> x.debit_account_id)"
     ),
     "stock_mismatch": (
-        "select w.code from rewards w where (w.stock is not null "
-        "and w.issued + w.remaining <> w.stock) or w.issued <> (select count(*) "
-        "from operations o where o.reward_id = w.id and o.kind = 'redeem')"
+        "select w.code from rewards w "
+        "left join (select reward_id, sum(taken) as taken, sum(allotted) as allotted, "
+        "count(allotted) as limited, count(*) as parts from reward_stock group by reward_id) s "
+        "on s.reward_id = w.id "
+        "left join (select reward_id, count(*) as codes, count(operation_id) as claimed "
+        "from reward_codes group by reward_id) c on c.reward_id = w.id "
+        "left join (select reward_id, count(*) as redeemed from operations "
+        "where kind = 'redeem' group by reward_id) o on o.reward_id = w.id "
+        "where case when w.kind = 'coupon' then coalesce(c.claimed, 0) "
+        "else coalesce(s.taken, 0) end <> coalesce(o.redeemed, 0) "
+        "or case when w.kind = 'coupon' then coalesce(c.claimed, 0) "
+        "else coalesce(s.taken, 0) end "
+        "<> (select count(*) from transfers x join reward_stock p "
+        "on p.account_id = x.credit_account_id where p.reward_id = w.id and x.kind = 'redeem') "
+        "or (w.kind = 'coupon' and w.stock <> coalesce(c.codes, 0)) "
+        "or (w.kind <> 'coupon' and w.stock is not null and (s.limited <> s.parts "
+        "or s.allotted <> w.stock)) "
+        "or (w.kind <> 'coupon' and w.stock is null and s.limited <> 0) "
+        "or s.parts is null"
     ),
     "ref_credited_twice": (
         "select scene || ':' || ref from records where status = 'credited' and ref is not null "

@@ -11,6 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from puhui.domain.errors import ConfigurationError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -25,11 +27,32 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the latest revision."""
+    """Bring the schema to the latest revision.
+
+    On SQLite, foreign keys are not enforced while it runs, as SQLite asks for a schema change:
+    a migration that changes a table others reference copies it and drops the old one, which
+    would otherwise be refused. They are checked whole before the change commits.
+
+    Raises:
+        ConfigurationError: on SQLite, a row references one the migration left missing.
+    """
     config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        # Before any transaction begins: the pragma is a no-op inside one.
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        if sqlite:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise ConfigurationError("the upgrade left a reference to a missing row")
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(engine: Engine) -> str | None:

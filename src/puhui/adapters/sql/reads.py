@@ -88,6 +88,49 @@ class SqlReads:
                 ).all()
             ]
 
+    def holdings(self, pseudonym: str) -> list[tuple[str, str | None, int]] | None:
+        """(kind, code, balance) of every account a citizen owns (grams, retired grams, points
+        by programme); None for a stranger."""
+        with self.engine.connect() as conn:
+            subject_id = conn.execute(
+                select(t.subjects.c.id).where(t.subjects.c.pseudonym == pseudonym)
+            ).scalar_one_or_none()
+            if subject_id is None:
+                return None
+            rows = conn.execute(
+                text(
+                    "select a.kind, a.code, coalesce(b.balance_g, 0) from accounts a "
+                    "left join balances b on b.account_id = a.id "
+                    "where a.subject_id = :s or a.owner_id = :s"
+                ),
+                {"s": subject_id},
+            ).all()
+        return [(str(kind), code, int(held)) for kind, code, held in rows]
+
+    def operations(self, pseudonym: str, limit: int) -> list[tuple[Any, ...]]:
+        """(id, kind, actor, at, result JSON) of a citizen's operations, newest first."""
+        o, s = t.operations, t.subjects
+        with self.engine.connect() as conn:
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    select(o.c.id, o.c.kind, o.c.actor, o.c.created_at, o.c.result)
+                    .select_from(o.join(s, s.c.id == o.c.subject_id))
+                    .where(s.c.pseudonym == pseudonym)
+                    .order_by(o.c.id.desc())
+                    .limit(limit)
+                ).all()
+            ]
+
+    def operation(self, operation: int) -> tuple[Any, ...] | None:
+        """(kind, at, result JSON) of an operation; None when there is none."""
+        o = t.operations
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(o.c.kind, o.c.created_at, o.c.result).where(o.c.id == operation)
+            ).one_or_none()
+        return None if row is None else tuple(row)
+
     def credit(self, pseudonym: str, transfer_id: int) -> tuple[str, str] | None:
         """(platform, record id) of the record a credit to this citizen was for."""
         with self.engine.connect() as conn:

@@ -9,7 +9,8 @@ Who owns what:
   another, integer amounts: grams CO2e, or points between points accounts, never both) and
   `balances` (each account's transfers in less its transfers out);
 - personal carbon accounts: `programmes` (how credited grams earn points) and `awards` (which
-  credit earned which points), `rewards` and their coupon `reward_codes`, and `operations` (what
+  credit earned which points), `rewards`, their stock and the accounts paid into in parts
+  (`reward_stock`) and their coupon `reward_codes`, and `operations` (what
   a citizen or the operator did to an account, keyed by the client's idempotency key: the audit
   trail of redemptions, retirements, transfers and reversals);
 - statistics: `tallies` (records, grams and participants per value of each dimension, kept as
@@ -283,12 +284,6 @@ Index(
     postgresql_where=text("linked_to is not null"),
 )
 Index(
-    "ix_transfers_operation_id",
-    transfers.c.operation_id,
-    sqlite_where=text("operation_id is not null"),
-    postgresql_where=text("operation_id is not null"),
-)
-Index(
     "uq_transfers_reverses",
     transfers.c.reverses,
     unique=True,
@@ -354,9 +349,12 @@ rewards = Table(
         nullable=True,
         comment="whose points pay for it",
     ),
-    Column("stock", Integer, nullable=True, comment="made available so far; null: unlimited"),
-    Column("remaining", Integer, nullable=True),
-    Column("issued", Integer, nullable=False, server_default=text("0"), comment="redeemed so far"),
+    Column(
+        "stock",
+        Integer,
+        nullable=True,
+        comment="made available so far (a coupon: its codes); null: unlimited",
+    ),
     Column("per_citizen_limit", Integer, nullable=True),
     Column("valid_from", DateTime(timezone=True), nullable=True),
     Column("valid_to", DateTime(timezone=True), nullable=True),
@@ -367,12 +365,26 @@ rewards = Table(
         "(price_points > 0 and price_g is null and programme_id is not null)",
         name="price",
     ),
-    CheckConstraint(
-        "(stock is null and remaining is null) or (remaining >= 0 and remaining <= stock)",
-        name="stock",
-    ),
+    CheckConstraint("stock is null or stock >= 0", name="stock"),
     CheckConstraint("kind <> 'coupon' or stock is not null", name="coupon_stock"),
     CheckConstraint("per_citizen_limit is null or per_citizen_limit > 0", name="limit"),
+)
+
+# A reward's stock, and the account its price is paid into, in parts (`domain.accounts`): the
+# redemptions of one reward at the same moment each take a part of their own.
+reward_stock = Table(
+    "reward_stock",
+    metadata,
+    Column("reward_id", Integer, nullable=False),
+    Column("shard", Integer, nullable=False),
+    Column("account_id", Integer, nullable=False, comment="the account paid into"),
+    Column("allotted", Integer, nullable=True, comment="units it may hand out; null: unlimited"),
+    Column("taken", Integer, nullable=False, server_default=text("0"), comment="handed out"),
+    Column("next_number", BigInteger, nullable=False, comment="the number it hands out next"),
+    PrimaryKeyConstraint("reward_id", "shard"),
+    CheckConstraint("taken >= 0 and (allotted is null or taken <= allotted)", name="taken"),
+    # Taken from with every redemption: room on each page keeps PostgreSQL's updates in place.
+    postgresql_with={"fillfactor": 70},
 )
 
 reward_codes = Table(
@@ -381,8 +393,17 @@ reward_codes = Table(
     Column("reward_id", Integer, ForeignKey("rewards.id"), nullable=False),
     Column("ordinal", Integer, nullable=False, comment="handed out in this order"),
     Column("code", String(128), nullable=False),
+    Column("operation_id", Integer, nullable=True, comment="the redemption it was handed to"),
     PrimaryKeyConstraint("reward_id", "ordinal"),
     UniqueConstraint("reward_id", "code"),
+)
+# The codes not handed out yet, in order: what a redemption claims from.
+Index(
+    "ix_reward_codes_unclaimed",
+    reward_codes.c.reward_id,
+    reward_codes.c.ordinal,
+    sqlite_where=text("operation_id is null"),
+    postgresql_where=text("operation_id is null"),
 )
 
 operations = Table(
@@ -400,7 +421,6 @@ operations = Table(
     UniqueConstraint("subject_id", "idempotency_key"),
     CheckConstraint("kind in ('redeem', 'retire', 'transfer', 'reverse')", name="kind"),
 )
-Index("ix_operations_subject_id_reward_id", operations.c.subject_id, operations.c.reward_id)
 
 TALLY_DIMENSIONS = ("all", "platform", "pair", "region", "province", "scene", "day", "month")
 
