@@ -267,6 +267,12 @@ class FakeApp:
     def clock(self) -> datetime:
         return self.now
 
+    def key(self, purpose: str) -> tuple[int, bytes]:
+        return 0, self.secret
+
+    def keys(self, purpose: str) -> dict[int, bytes]:
+        return {0: self.secret}
+
     def __post_init__(self) -> None:
         self._operations = FakeOperations(self.book)
 

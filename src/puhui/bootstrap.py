@@ -56,9 +56,23 @@ class App:
         return load_catalogue()
 
     @cached_property
+    def keyring(self) -> keystore.Keyring:
+        """The subject key and each purpose's keys (read on first use)."""
+        return keystore.Keyring(self.settings.key_file)
+
+    @property
     def secret(self) -> bytes:
-        """The subject key (read on first use)."""
-        return keystore.read_key(self.settings.key_file)
+        """The subject key, which pseudonymises identifiers."""
+        return self.keyring.subject
+
+    def key(self, purpose: str) -> tuple[int, bytes]:
+        """The version of a purpose's key that signs now, and the key
+        (`adapters.keystore.PURPOSES`)."""
+        return self.keyring.current(purpose)
+
+    def keys(self, purpose: str) -> dict[int, bytes]:
+        """Every version of a purpose's key, to verify what an older one signed."""
+        return self.keyring.versions(purpose)
 
     def intake(self) -> IntakeUnitOfWork:
         """A new unit of work of intake (one transaction; enter it, commit it)."""

@@ -139,6 +139,7 @@ def before(v1_url: str) -> dict[str, Any]:
 def migrated(v1_url: str, before: dict[str, Any], tmp_path: Path) -> Iterator[App]:
     key = tmp_path / "v1.key"
     shutil.copy(FIXTURES / "v1-demo.key", key)
+    key.chmod(0o600)  # a checkout leaves it readable by others, which puhui refuses
     app = bootstrap(Settings(v1_url, key), clock=lambda: NOW)
     assert migrate.current_revision(app.engine) == V1_REVISION
     admin.init(app)

@@ -26,8 +26,16 @@ def init(app: App) -> InitReport:
 
     Raises:
         KeyMismatchError: the database was initialised with another key.
+        ConfigurationError: the database was initialised and its key file is missing.
     """
     existed = app.settings.key_file.exists()
+    if not existed and migrate.current_revision(app.engine) is not None:
+        # Never a new key for a database keyed before: it would pseudonymise everyone anew.
+        raise ConfigurationError(
+            f"this database was initialised with a subject key, and there is none at "
+            f"{app.settings.key_file}: restore it from its backup, or name it with --key-file "
+            f"or PUHUI_KEY_FILE"
+        )
     secret = keystore.create_key(app.settings.key_file)
     migrate.upgrade(app.engine)
     fingerprint = key_fingerprint(secret)

@@ -134,7 +134,8 @@ def explain_credit(app: App, citizen: Citizen, entry_id: int) -> queries.Explana
 
 
 def _mac(app: App, payload: str) -> bytes:
-    key = hmac.digest(app.secret, _CONTEXT, "sha256")
+    # Only the current version signs and verifies: a rotation refuses every older token.
+    key = hmac.digest(app.key("citizen-tokens")[1], _CONTEXT, "sha256")
     return hmac.digest(key, payload.encode(), hashlib.sha256)
 
 

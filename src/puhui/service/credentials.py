@@ -46,7 +46,7 @@ def issue(app: App, platform: str) -> Credentials:
         NotFoundError: no such platform.
     """
     key_id = "pk_" + secrets.token_hex(12)
-    secret = signing.derive_secret(app.secret, key_id)
+    secret = signing.derive_secret(app.key("platform-secrets")[1], key_id)
     app.directory().replace_key(platform, key_id, signing.secret_digest(secret), app.clock())
     return Credentials(platform, key_id, secret)
 
@@ -187,8 +187,13 @@ def _active_key(app: App, key_id: str, read: bool) -> tuple[str, str] | None:
     if revoked_at is not None:
         known.pop(key_id, None)
         raise AuthenticationError(Refusal.REVOKED_KEY, f"key {key_id} was revoked")
-    secret = signing.derive_secret(app.secret, key_id)
-    if signing.secret_digest(secret) != digest:
+    # Issued with the current version of the platform-secrets key or, before a rotation, an
+    # older one: the stored digest says which.
+    for key in sorted(app.keys("platform-secrets").items(), reverse=True):
+        secret = signing.derive_secret(key[1], key_id)
+        if signing.secret_digest(secret) == digest:
+            break
+    else:
         raise ConfigurationError("the server key does not match the stored credentials")
     if len(known) > 10_000:
         known.clear()

@@ -10,6 +10,7 @@ import typer
 from puhui.entrypoints.cli import (
     accounts,
     intake,
+    keys,
     ledger,
     methodologies,
     platforms,
@@ -46,6 +47,7 @@ app.add_typer(platforms.platform_app, name="platform")
 app.add_typer(platforms.staff_app, name="staff")
 app.add_typer(accounts.account_app, name="account")
 app.add_typer(ledger.ledger_app, name="ledger")
+app.add_typer(keys.keys_app, name="keys")
 app.add_typer(methodologies.methodology_app, name="methodology")
 app.add_typer(rewards.programme_app, name="programme")
 app.add_typer(rewards.reward_app, name="reward")

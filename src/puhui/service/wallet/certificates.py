@@ -21,12 +21,16 @@ _CERTIFICATE = b"puhui certificate\x00"
 _CERTIFICATE_ID = re.compile(r"PH-([0-9]{1,18})-[0-9A-F]{10}")
 
 
-def certificate_id(app: App, operation: int) -> str:
-    """The public id of the certificate of an operation."""
-    keyed: hmac.HMAC | None = app.memo.get("certificate mac")
+def certificate_id(app: App, operation: int, version: int | None = None) -> str:
+    """The public id of the certificate of an operation, checked with the current version of
+    the certificates key (or the one given)."""
+    if version is None:
+        version = app.key("certificates")[0]
+    macs: dict[int, hmac.HMAC] = app.memo.setdefault("certificate macs", {})
+    keyed = macs.get(version)
     if keyed is None:
-        key = hmac.digest(app.secret, _CERTIFICATE, "sha256")
-        keyed = app.memo["certificate mac"] = hmac.new(key, digestmod="sha256")
+        key = hmac.digest(app.keys("certificates")[version], _CERTIFICATE, "sha256")
+        keyed = macs[version] = hmac.new(key, digestmod="sha256")
     mac = keyed.copy()  # the keyed state, made once
     mac.update(str(operation).encode())
     return f"PH-{operation:08d}-{mac.hexdigest()[:10].upper()}"
@@ -64,7 +68,11 @@ def verify_certificate(app: App, certificate: str) -> Certificate:
     if found is None:
         raise NotFoundError("no certificate has this id")
     operation = int(found.group(1))
-    if not hmac.compare_digest(certificate_id(app, operation).encode(), found.group(0).encode()):
+    # A certificate printed before the key was rotated still verifies.
+    if not any(
+        hmac.compare_digest(certificate_id(app, operation, v).encode(), found.group(0).encode())
+        for v in app.keys("certificates")
+    ):
         raise NotFoundError("no certificate has this id")
     row = app.reads().operation(operation)
     if row is None:
