@@ -43,7 +43,11 @@ from typing import IO, Any
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
+from puhui.bootstrap import bootstrap
+from puhui.config import Settings
 from puhui.domain import signing
+from puhui.domain.consent import Scope
+from puhui.service import citizens, consent, queries
 from tests.pgcluster import DURABLE, PgCluster, free_port
 
 OUT = Path(__file__).parent / "out"
@@ -264,16 +268,17 @@ def main() -> None:
 
             return build
 
-        token_body = json.dumps({"subject": "13000000001"}).encode()
-        token_headers = signing.signed_headers(
-            key_id, secret, "POST", "/v1/citizen-tokens", token_body, int(time.time()),
-            secrets.token_hex(16),
-        )  # fmt: skip
-        token = httpx2.post(
-            base + "/v1/citizen-tokens",
-            content=token_body,
-            headers={**token_headers, "content-type": "application/json"},
-        ).json()["token"]
+        # A citizen granted the platform their balance (as on the consent page); the access
+        # token is checked against the grant on every call, as a member app's would be.
+        grantor = bootstrap(Settings(url, work / "bench.key"))
+        try:
+            grant = consent.grant(
+                grantor, queries.pseudonym_of(grantor, "13000000001"), "bench",
+                frozenset({Scope.BALANCE}), 30,
+            )  # fmt: skip
+            token = citizens.issue_access_token(grantor, grant).token
+        finally:
+            grantor.close()
         me = {"authorization": f"Bearer {token}"}
 
         def balance() -> tuple[str, str, bytes, dict[str, str], int]:

@@ -60,7 +60,7 @@ def measure(url: str, key: Path, data: Path, runs: int) -> dict[str, Any]:
     from puhui.bootstrap import bootstrap
     from puhui.config import Settings
     from puhui.entrypoints.api import create_app
-    from puhui.service import admin, citizens, ingest, oversight
+    from puhui.service import admin, citizens, ingest, oversight, queries
 
     files = [
         (platform, data / name) for platform, name in json.loads((data / "files.json").read_text())
@@ -77,7 +77,7 @@ def measure(url: str, key: Path, data: Path, runs: int) -> dict[str, Any]:
     staff = oversight.issue_staff_token(app, f"bench-{time.time_ns()}", oversight.Role.OPERATOR)
     platform, first = files[0]
     subject = json.loads(first.open().readline())["subject"]
-    citizen = citizens.issue_token(app, platform, subject)
+    citizen = citizens.issue_session(app, queries.pseudonym_of(app, subject))
     credit = next(
         m.entry_id
         for m in citizens.history(app, citizens.verify_token(app, citizen.token), None, 100)

@@ -71,3 +71,27 @@ def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     table = pa.table({f: pa.array(values, pa.string()) for f, values in columns.items()})
     pq.write_table(table, path)
     return path
+
+
+def citizen_token(
+    app: Any,
+    phone: str,
+    platform: str = "amap",
+    scopes: Iterable[str] = ("balance", "history:all", "spend"),
+    days: int = 90,
+) -> str:
+    """An access token of `platform` for the citizen with this number, as if the citizen had
+    granted it these scopes (every platform's history, by default) on the consent page."""
+    from puhui.domain.consent import Scope
+    from puhui.service import citizens, consent, queries
+
+    pseudonym = queries.pseudonym_of(app, phone)
+    grant = consent.grant(app, pseudonym, platform, frozenset(Scope(s) for s in scopes), days)
+    return citizens.issue_access_token(app, grant).token
+
+
+def citizen_session(app: Any, phone: str) -> str:
+    """The citizen's own session token, as signing in with a code gives it."""
+    from puhui.service import citizens, queries
+
+    return citizens.issue_session(app, queries.pseudonym_of(app, phone)).token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,12 +11,16 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from puhui.adapters import keystore
+from puhui.adapters import keystore, sms
+from puhui.adapters.checkpoint_keys import CheckpointSigner
 from puhui.adapters.methodology_files import load_catalogue
 from puhui.adapters.sql.audit import SqlAudit
 from puhui.adapters.sql.catalogue import SqlRewards
+from puhui.adapters.sql.chain import SqlChain
+from puhui.adapters.sql.consent import SqlConsent
 from puhui.adapters.sql.directory import SqlDirectory
 from puhui.adapters.sql.engine import make_engine
+from puhui.adapters.sql.erasure import SqlErasures
 from puhui.adapters.sql.operations import Calls, PgOperations, SqlOperations
 from puhui.adapters.sql.points import SqlPoints
 from puhui.adapters.sql.reads import SqlReads
@@ -25,13 +30,18 @@ from puhui.config import Settings
 from puhui.domain.methodology import Catalogue
 from puhui.service.ports import (
     Audit,
+    Consent,
     Directory,
+    Erasures,
     IntakeUnitOfWork,
+    LedgerChain,
     Operations,
     Points,
     Reads,
     Reports,
     Rewards,
+    Signer,
+    SmsGateway,
 )
 
 
@@ -80,7 +90,15 @@ class App:
 
     def audit(self) -> Audit:
         """The ledger's audit queries."""
-        return SqlAudit(self.engine)
+        return SqlAudit(self.engine, self.catalogue, self.checkpoint_signer())
+
+    def chain(self) -> LedgerChain:
+        """The ledger's hash chain: sealing, its head, checkpoints."""
+        return SqlChain(self.engine)
+
+    def checkpoint_signer(self) -> Signer:
+        """Signatures under the `checkpoints` key's versions (read on first use)."""
+        return CheckpointSigner(lambda: self.key("checkpoints"), lambda: self.keys("checkpoints"))
 
     def directory(self) -> Directory:
         """Platforms, their keys, staff tokens and the subject key's fingerprint."""
@@ -109,6 +127,21 @@ class App:
         if self.engine.dialect.name == "postgresql":
             return PgOperations(self.engine, self.calls)
         return SqlOperations(self.engine)
+
+    def erasures(self) -> Erasures:
+        """Citizens erased, and the erasure of one."""
+        return SqlErasures(self.engine)
+
+    def consent(self) -> Consent:
+        """The consent ledger, redirect URIs and one-time codes."""
+        return SqlConsent(self.engine)
+
+    def sms(self) -> SmsGateway:
+        """What sends sign-in codes: the console with `PUHUI_SMS=console`, else the outbox
+        file (`Settings.outbox`)."""
+        if os.environ.get("PUHUI_SMS") == "console":
+            return sms.ConsoleSms()
+        return sms.OutboxSms(self.settings.outbox())
 
     def points(self) -> Points:
         """The points programmes' jobs."""

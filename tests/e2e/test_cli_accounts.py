@@ -109,7 +109,7 @@ def test_ledger_verify_prints_stored_values_as_they_are(cli: Any, monkeypatch: A
     from puhui.service import ledger
 
     broken = ledger.Violation("balance_mismatch", 1, ("issuance:key:cn-common@1:7", "[bold]x"))
-    monkeypatch.setattr(ledger, "verify", lambda _app: [broken])
+    monkeypatch.setattr(ledger, "verify", lambda _app, _checkpoints=None: [broken])
     done = CliRunner().invoke(commands.app, ["ledger", "verify"], env=cli.env)
     assert done.exit_code == 1
     assert "e.g. issuance:key:cn-common@1:7, [bold]x" in " ".join(done.output.split())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from puhui.config import Settings
 from tests.builders import event, trip, write_jsonl
 from tests.e2e.conftest import Server, credentials_of
 
@@ -31,6 +33,19 @@ def browser() -> Iterator[Browser]:
         )
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def min_cell() -> str:
+    """k, the fewest citizens a published figure may describe: 1 (every figure shown) but in
+    the tests of suppression, which set it with `parametrize`."""
+    return "1"
+
+
+@pytest.fixture(autouse=True)
+def _published_cells(cli: Any, min_cell: str) -> None:
+    """The server of each test starts with its `min_cell` (the `cli` environment)."""
+    cli.env["PUHUI_MIN_CELL"] = min_cell
 
 
 @pytest.fixture
@@ -152,20 +167,33 @@ def test_the_dashboard_fits_a_phone_and_a_keyboard(
     page.goto(f"{loaded.base}/dashboard?lang=zh-CN")
     sign_in(page, loaded.base, "staff", staff_token(cli, "ops", "operator"))
     readable_on_a_phone(page, "phone-operator")
-    status, issued = loaded.signed(
-        loaded.amap,  # type: ignore[attr-defined]
-        "POST",
-        "/v1/citizen-tokens",
-        {"subject": "13800138000"},
-    )
-    assert status == 200
-    sign_in(page, loaded.base, "citizen", issued["token"])
+    citizen_sign_in(page, loaded.base, cli, "13800138000")
     readable_on_a_phone(page, "phone-citizen")
     context.close()
 
 
 def staff_token(cli: Any, name: str, role: str) -> str:
     found = re.search(r"token for \S+: (\S+)", cli("staff", "add", name, "--role", role))
+    assert found
+    return found.group(1)
+
+
+def citizen_sign_in(page: Page, base: str, cli: Any, phone: str) -> None:
+    """Sign in as a citizen: the phone number, then the code the SMS outbox received."""
+    page.goto(f"{base}/dashboard/sign-in")
+    page.locator("#phone").fill(phone)
+    page.locator("form button").click()
+    page.wait_for_load_state()
+    page.locator("#code").fill(last_code(cli))
+    page.locator("form button").click()
+    page.wait_for_load_state()
+
+
+def last_code(cli: Any) -> str:
+    """The code of the last message in the server's SMS outbox."""
+    env = cli.env
+    outbox = Settings.load(env["PUHUI_DATABASE_URL"], env["PUHUI_KEY_FILE"]).outbox()
+    found = re.search(r"\b([0-9]{6})\b", json.loads(outbox.read_text().splitlines()[-1])["text"])
     assert found
     return found.group(1)
 
@@ -184,7 +212,14 @@ def test_operators_see_each_platform_and_who_duplicates_whom(
     page = context.new_page()
     page.goto(f"{loaded.base}/dashboard?lang=en")
     sign_in(page, loaded.base, "staff", staff_token(cli, "auditor", "regulator"))
+    assert page.url.endswith("/dashboard/regulator")
+    refused = page.goto(f"{loaded.base}/dashboard/operator")
+    assert refused is not None
+    assert refused.status == 403
     assert page.get_by_role("alert").inner_text() == "This page needs an operator's token."
+    assert page.get_by_role("link", name="Go to your page").get_attribute("href") == (
+        "/dashboard/regulator"
+    )
 
     sign_in(page, loaded.base, "staff", staff_token(cli, "ops", "operator"))
     assert page.url.endswith("/dashboard/operator")
@@ -209,18 +244,11 @@ def test_a_citizen_opens_how_a_credit_was_computed(
     browser: Browser, cli: Any, loaded: Server
 ) -> None:
     cli("reward", "add", "river", "--kind", "donation", "--issuer", "CEPF", "--price-g", "100")
-    status, issued = loaded.signed(
-        loaded.amap,
-        "POST",
-        "/v1/citizen-tokens",
-        {"subject": "13800138000"},  # type: ignore[attr-defined]
-    )
-    assert status == 200
     cli("account", "retire", "13800138000", "--grams", "50", "--key", "k1")
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{loaded.base}/dashboard?lang=en")
-    sign_in(page, loaded.base, "citizen", issued["token"])
+    citizen_sign_in(page, loaded.base, cli, "+86 138 0013 8000")
     assert page.url.endswith("/dashboard/me")
     assert page.get_by_test_id("balance").inner_text() == "1,029 g CO₂e"  # 1 079 − 50 retired
     assert page.locator("#rewards").get_by_text("river").count() == 1
@@ -239,4 +267,40 @@ def test_a_citizen_opens_how_a_credit_was_computed(
     shot(page, "citizen-credit")
     page.goto(f"{loaded.base}/dashboard/me?lang=zh-CN")
     assert page.get_by_role("heading", level=2).first.inner_text() == "账户明细"
+    context.close()
+
+
+@pytest.mark.parametrize("min_cell", ["2"])
+def test_a_regulator_signs_in_and_sees_what_the_public_page_suppresses(
+    browser: Browser, cli: Any, loaded: Server
+) -> None:
+    """With k = 2, each province's single citizen is published as "<2"; a regulator signed in
+    reads the figures."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{loaded.base}/dashboard?lang=en")
+    guangdong = page.locator("#by_province tbody tr", has_text="Guangdong").locator("td")
+    assert guangdong.all_inner_texts()[1:] == ["<2", "<2", "<2"]
+    assert page.locator("[data-chart=by_province] .bar").count() == 0
+    assert "fewer than 2 people" in page.get_by_test_id("suppression-note").inner_text()
+    shot(page, "public-suppressed")
+
+    sign_in(page, loaded.base, "staff", staff_token(cli, "auditor", "regulator"))
+    assert page.url.endswith("/dashboard/regulator")
+    guangdong = page.locator("#by_province tbody tr", has_text="Guangdong").locator("td")
+    assert guangdong.all_inner_texts()[2:] == ["1", "1"]  # one record, one citizen
+    assert page.locator("#by_region tbody tr", has_text="440300").count() == 1
+    row = page.locator("#matrix tbody tr", has_text="szmetro")
+    assert row.locator("td").all_inner_texts() == ["1"]
+    shot(page, "regulator")
+    with page.expect_download() as download:
+        page.locator("#by_province").get_by_role("link", name="CSV").click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text("utf-8-sig"))))
+    assert ["Guangdong", "1"] in [[r[0], r[3]] for r in rows]
+
+    # An operator lands on the operator's page, and may read the full figures too.
+    sign_in(page, loaded.base, "staff", staff_token(cli, "ops", "operator"))
+    assert page.url.endswith("/dashboard/operator")
+    page.goto(f"{loaded.base}/dashboard/regulator")
+    assert page.locator("#by_province tbody tr", has_text="Guangdong").count() == 1
     context.close()

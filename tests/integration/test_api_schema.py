@@ -25,8 +25,9 @@ from puhui.config import Settings
 from puhui.domain import signing
 from puhui.entrypoints.api import app as api_app
 from puhui.entrypoints.api import create_app
-from puhui.service import admin, citizens, credentials, ingest, oversight
-from tests.builders import event, trip
+from puhui.service import admin, credentials, ingest, oversight
+from tests.builders import citizen_session, citizen_token, event, trip
+from tests.citizen_routes import NEEDS, SCOPES, allowed
 
 # The body limit of these tests, so that some generated bodies are over it.
 LIMIT = 4096
@@ -43,12 +44,22 @@ def live(database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> A
     api = create_app(app)
     api.state.credentials = credentials.issue(app, "amap")
     ingest.ingest_records(app, "amap", [trip("t1"), event("e1")])
-    api.state.citizen_token = citizens.issue_token(app, "amap", "13800138000").token
+    # Citizen tokens of each scope alone, of every scope, and the citizen's own session.
+    api.state.citizen_tokens = {
+        scope: citizen_token(app, "13800138000", "amap", [scope]) for scope in SCOPES
+    }
+    api.state.citizen_tokens["every scope"] = citizen_token(app, "13800138000", "amap", SCOPES)
+    api.state.citizen_tokens["session"] = citizen_session(app, "13800138000")
     api.state.staff_token = oversight.issue_staff_token(app, "ops", oversight.Role.OPERATOR).token
     with TestClient(api, raise_server_exceptions=False) as client:
         api.state.client = client
         yield api
     app.close()
+
+
+# Not sent with the session: it would erase the citizen every later example reads (the
+# citizen's own erasure is held by tests/integration/test_erasure.py).
+DESTRUCTIVE = {"/v1/me/erasure"}
 
 
 # The document does not depend on the database: read it from an application never connected.
@@ -81,8 +92,14 @@ def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> N
     headers = {k: str(v) for k, v in (case.headers or {}).items()}
     headers["content-type"] = "application/json"
     citizen = case.path == "/v1/me" or case.path.startswith("/v1/me/")
+    holder = None
     if citizen and secrets.randbelow(8):
-        headers["authorization"] = f"Bearer {live.state.citizen_token}"
+        holders = sorted(live.state.citizen_tokens)
+        if case.path in DESTRUCTIVE:
+            holders.remove("session")
+        holder = secrets.choice(holders)
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        headers["authorization"] = f"Bearer {live.state.citizen_tokens[holder]}"
     elif case.path.startswith("/v1/oversight/") and secrets.randbelow(8):
         headers["authorization"] = f"Bearer {live.state.staff_token}"
     elif case.path.startswith("/v1/") and secrets.randbelow(8):
@@ -98,6 +115,12 @@ def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> N
     else:
         response = client.request(case.method, path, content=body, headers=headers)
     case.validate_response(response, checks=CHECKS)
+    if holder is not None:
+        # Never an answer outside the token's scope; never a refusal within it.
+        may = allowed(holder, NEEDS[(case.method.upper(), case.path)])
+        assert may or response.status_code in (403, 413, 422), (holder, case.path)
+        if may:
+            assert response.status_code != 403, (holder, case.path, response.text)
     refused = response.status_code == 413 or response.status_code >= 500
     assert _refusals_counted(client) == counted + refused, response.status_code
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from puhui.bootstrap import App
 from puhui.service import oversight
+from tests import builders
 from tests.builders import event
 from tests.integration.conftest import Platform
 
@@ -21,10 +22,9 @@ def bearer(token: str, key: str | None = None) -> dict[str, str]:
     return headers
 
 
-def citizen_token(platform: Platform, subject: str) -> str:
-    response = platform.request("POST", "/v1/citizen-tokens", {"subject": subject})
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
+def citizen_token(app: App, subject: str) -> str:
+    """A token of amap's for a citizen who granted it every scope."""
+    return builders.citizen_token(app, subject)
 
 
 def setup_catalogue(client: TestClient, operator: str) -> None:
@@ -57,7 +57,7 @@ def test_a_citizen_redeems_retires_and_gives(app: App, amap: Platform) -> None:
     amap.submit([event("e1", subject="13800138000", quantity="20")])
     jobs = client.post("/v1/oversight/jobs", headers=bearer(operator)).json()
     assert jobs["awarded_credits"] == 1
-    token = citizen_token(amap, "13800138000")
+    token = citizen_token(app, "13800138000")
 
     holdings = client.get("/v1/me/holdings", headers=bearer(token)).json()
     grams, points = holdings["balance_g"], holdings["points"]["green"]
@@ -112,7 +112,7 @@ def test_a_citizen_redeems_retires_and_gives(app: App, amap: Platform) -> None:
         "/v1/me/gifts", json={"to": "139 0013 9000", "amount": 100}, headers=bearer(token, "g-1")
     )
     assert gift.status_code == 200, gift.text
-    friend = citizen_token(amap, "13900139000")
+    friend = citizen_token(app, "13900139000")
     assert client.get("/v1/me/holdings", headers=bearer(friend)).json()["balance_g"] == 100
     too_much = client.post(
         "/v1/me/gifts", json={"to": "13900139000", "amount": 10**9}, headers=bearer(token, "g-2")
@@ -155,7 +155,7 @@ def test_only_operators_set_up_the_catalogue_and_reverse(app: App, amap: Platfor
     )
 
     amap.submit([event("e1", subject="13800138000")])
-    token = citizen_token(amap, "13800138000")
+    token = citizen_token(app, "13800138000")
     entry = client.get("/v1/me/history", headers=bearer(token)).json()["items"][0]["entry_id"]
     reversal: dict[str, Any] = {"entry": entry, "reason": "the receipt was forged"}
     as_regulator = client.post(

@@ -365,14 +365,17 @@ def test_an_entry_reversed_meanwhile_by_another_operator_is_refused_as_reversed(
     entry = gift.result["entry"]
     other = app.engine.connect()
     transaction = other.begin()
-    # The other operator's reversal, not committed yet: the mirror, and its balances.
+    # The other operator's reversal, not committed yet: its commit, the mirror, its balances.
+    commit = other.execute(
+        text("insert into ledger_commits (at) values (now()) returning id")
+    ).scalar_one()
     other.execute(
         text(
             "insert into transfers (kind, debit_account_id, credit_account_id, amount, "
-            "reverses, created_at) select 'reversal', credit_account_id, debit_account_id, "
-            "amount, id, created_at from transfers where id = :e"
+            "reverses, created_at, commit_id) select 'reversal', credit_account_id, "
+            "debit_account_id, amount, id, created_at, :c from transfers where id = :e"
         ),
-        {"e": entry},
+        {"e": entry, "c": commit},
     )
     other.execute(
         text(

@@ -205,3 +205,35 @@ def test_a_v1_database_verifies_and_keeps_operations_and_certificates(
 
 def wallet_results(before: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(result) for _, _, _, result in before["operations"]]
+
+
+def test_a_v1_ledger_becomes_one_genesis_commit_that_seals_and_verifies(migrated: App) -> None:
+    """Migration 0010 names one genesis commit in every transfer written before it; sealed,
+    the chain starts with it, and a later operation is a commit of its own after it."""
+    with migrated.engine.connect() as conn:
+        commits = conn.execute(
+            text("select commit_id, count(*) from transfers group by commit_id")
+        ).all()
+        transfers = conn.execute(text("select count(*) from transfers")).scalar_one()
+    assert len(commits) == 1
+    assert commits[0][1] == transfers > 0
+    assert ledger.unsealed(migrated) == 1
+    assert ledger.seal(migrated) == 1
+    gift = next(o for o in migrated_results(migrated) if o.get("unit") == "g" and "amount" in o)
+    wallet.reverse(migrated, gift["entry"], "undo-gift", "staff:ops", "sent by mistake")
+    assert ledger.seal(migrated) == 1
+    with migrated.engine.connect() as conn:
+        sealed = conn.execute(
+            text("select position, commit_id from ledger_chain order by position")
+        ).all()
+    assert [p for p, _ in sealed] == [1, 2]
+    assert sealed[0][1] == commits[0][0]
+    assert ledger.verify(migrated) == []
+
+
+def migrated_results(app: App) -> list[dict[str, Any]]:
+    with app.engine.connect() as conn:
+        return [
+            json.loads(r)
+            for (r,) in conn.execute(text("select result from operations order by id"))
+        ]

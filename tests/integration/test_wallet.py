@@ -19,6 +19,7 @@ from puhui.domain import footprints
 from puhui.domain.errors import InputError, NotFoundError, RefusedError
 from puhui.service import admin, certificates, ingest, ledger, queries, wallet
 from tests.builders import event
+from tests.forging import forge
 
 ALICE, BOB = "13800138000", "13900139000"
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -256,20 +257,17 @@ def test_verify_finds_retired_grams_taken_out(app: App) -> None:
     with app.engine.begin() as conn:
         retired = conn.execute(text("select id from accounts where kind = 'retired'")).scalar_one()
         citizen = conn.execute(text("select id from accounts where kind = 'citizen'")).scalar_one()
-        conn.execute(
-            text(
-                "update transfers set debit_account_id = credit_account_id, "
-                "credit_account_id = debit_account_id where id = :e"
-            ),
-            {"e": done.result["entry"]},
-        )
-        conn.execute(
-            text("update balances set balance_g = -100 where account_id = :a"), {"a": retired}
-        )
-        conn.execute(
-            text("update balances set balance_g = balance_g + 200 where account_id = :a"),
-            {"a": citizen},
-        )
+    forge(
+        app.engine,
+        text(
+            "update transfers set debit_account_id = credit_account_id, "
+            "credit_account_id = debit_account_id where id = :e"
+        ).bindparams(e=done.result["entry"]),
+        text("update balances set balance_g = -100 where account_id = :a").bindparams(a=retired),
+        text("update balances set balance_g = balance_g + 200 where account_id = :a").bindparams(
+            a=citizen
+        ),
+    )
     found = {v.check for v in ledger.verify(app)}
     assert {"retired_taken_out", "balance_negative"} <= found
 

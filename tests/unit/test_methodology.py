@@ -258,6 +258,22 @@ def test_a_pinned_factor_year_keeps_shenzhen_on_its_2021_values(shipped: Catalog
     assert [n.factor_id for n in q.names] == ["bus_reduction_citymix/440300/2021"]
 
 
+def test_a_calculation_pinned_to_its_version_is_what_quantified_it(shipped: Catalogue) -> None:
+    """Computing by a methodology version gives the calculation its selection gave on any day
+    it was in force; a version never computes a scene it does not cover."""
+    for scene, region, material in [
+        ("bus", "440300", ""),
+        ("bus", "110105", ""),
+        ("recycling", "510100", "paper"),
+    ]:
+        q = shipped.quantify(scene, region, material, DAY)
+        assert q is not None
+        m = shipped.get(q.methodology)
+        assert shipped.calculate(m, scene, region, material) == q
+    with pytest.raises(MethodologyError, match="does not cover scene recycling"):
+        shipped.calculate(shipped.get("sz-public-transit@1.0.0"), "recycling", "440300", "paper")
+
+
 # Rounding ---------------------------------------------------------------------------------
 
 

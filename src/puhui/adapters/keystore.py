@@ -55,19 +55,23 @@ def read_key(path: Path) -> bytes:
     """Read a key file.
 
     Raises:
-        ConfigurationError: the file is missing, readable by others, or does not hold a key.
+        ConfigurationError: the file is missing, cannot be read, is open to other users, or
+            does not hold a key.
     """
     try:
         mode = path.stat().st_mode
         text = path.read_text().strip()
     except FileNotFoundError:
         raise ConfigurationError(
-            f"no subject key at {path}: run `puhui init`, or set PUHUI_KEY_FILE"
+            f"no subject key at {path}: run `puhui init` for a new database, restore the file "
+            "from its backup for an existing one, or set PUHUI_KEY_FILE"
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        # Not the key file's owner, a folder, bytes that are not text: said, not a traceback.
+        raise ConfigurationError(f"cannot read the key file {path}: {exc}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigurationError(
-            f"{path} can be read by other users (mode {stat.S_IMODE(mode):o}): "
-            f"run `chmod 600 {path}`"
+            f"{path} is open to other users (mode {stat.S_IMODE(mode):o}): run `chmod 600 {path}`"
         )
     try:
         secret = bytes.fromhex(text)
@@ -134,7 +138,8 @@ class Keyring:
         """Write the next version of a purpose's key and return its number.
 
         Raises:
-            ConfigurationError: the purpose is the subject key's, or unknown.
+            ConfigurationError: the purpose is the subject key's, or unknown; or another
+                rotation wrote the same version meanwhile.
         """
         if purpose == "pseudonyms":
             raise ConfigurationError(
@@ -143,8 +148,15 @@ class Keyring:
             )
         version = max(self.versions(purpose)) + 1
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write(self.directory / f"{purpose}.{version}.key", secrets.token_bytes(KEY_BYTES))
         self._versions.pop(purpose, None)
+        try:
+            _write(self.directory / f"{purpose}.{version}.key", secrets.token_bytes(KEY_BYTES))
+        except FileExistsError:
+            # Never overwrite a key: what it signed would no longer verify.
+            raise ConfigurationError(
+                f"version {version} of {purpose} was written meanwhile by another rotation; "
+                "nothing was changed"
+            ) from None
         return version
 
 

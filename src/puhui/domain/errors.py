@@ -12,6 +12,8 @@ answers that record with a rejected receipt and goes on.
     ├── AlreadyExistsError        registering something that is already registered
     ├── InputError                a file or argument that cannot be read at all
     ├── AuthenticationError       a request whose signature, key, time or nonce is refused
+    ├── ConsentError              a citizen's grant that does not allow the call (or none)
+    ├── RateLimitedError          too many attempts of something limited (sign-in codes)
     ├── RefusedError              an account operation that may not be done (balance, stock, …)
     │   └── InsufficientBalance   the account holds less than the operation takes
     └── LedgerError               an entry that would break the ledger's invariants
@@ -63,6 +65,23 @@ class AuthenticationError(PuhuiError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ConsentError(PuhuiError):
+    """A member platform's call on a citizen's account that the citizen's grant does not allow.
+
+    Attributes:
+        code: why (`consent_required`, `grant_revoked`, `grant_expired`,
+            `insufficient_scope`; see `puhui.domain.consent`).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RateLimitedError(PuhuiError):
+    """Too many attempts of something limited in time (sign-in codes sent to one number)."""
 
 
 class RefusedError(PuhuiError):

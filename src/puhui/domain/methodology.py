@@ -189,10 +189,22 @@ class UnitQuantification:
         >>> q.reduction_for(Decimal("5.0009"))
         1079
         """
-        # Wide enough that the product is exact for any amount intake accepts (below 10^15).
-        with localcontext(Context(prec=80)):
-            quantised = amount.quantize(MILLI, rounding=ROUND_FLOOR)
-            return int((quantised * self.reduction_g).to_integral_value(rounding=ROUND_FLOOR))
+        return reduction_for(amount, self.reduction_g)
+
+
+def reduction_for(amount: Decimal, per_unit: Decimal) -> int:
+    """Whole grams for an amount at a reduction per unit: the amount rounded down to a
+    thousandth, times the reduction per unit, rounded down.
+
+    >>> reduction_for(Decimal("2.5"), Decimal("219.72883"))
+    549
+    >>> reduction_for(Decimal("12.3456"), Decimal("100"))
+    1234
+    """
+    # Wide enough that the product is exact for any amount intake accepts (below 10^15).
+    with localcontext(Context(prec=80)):
+        quantised = amount.quantize(MILLI, rounding=ROUND_FLOOR)
+        return int((quantised * per_unit).to_integral_value(rounding=ROUND_FLOOR))
 
 
 class Catalogue:
@@ -272,7 +284,21 @@ class Catalogue:
         m = self.select(scene, region, day)
         if m is None:
             return None
-        rule = m.scenes[scene]
+        return self.calculate(m, scene, region, material)
+
+    def calculate(
+        self, m: Methodology, scene: str, region: str, material: str
+    ) -> UnitQuantification:
+        """Compute the reduction per unit by one methodology version for a scene, region and
+        material, whatever the day: what a stored calculation pinned to that version is.
+
+        Raises:
+            MethodologyError: the version does not cover the scene.
+            FactorNotFoundError: the methodology names a factor missing for this region.
+        """
+        rule = m.scenes.get(scene)
+        if rule is None:
+            raise MethodologyError(f"{m.ref} does not cover scene {scene}")
         chain = self.regions.chain(region)
         uses: dict[str, NameUse] = {}
 

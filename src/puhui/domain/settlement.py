@@ -42,6 +42,7 @@ from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
+from puhui.domain.methodology import SceneRule
 from puhui.domain.reasons import Reason, Status
 from puhui.domain.rules import LONGEST_TRIP_MS
 
@@ -65,6 +66,17 @@ class Caps(NamedTuple):
 
 
 NO_CAPS = Caps()
+
+
+def caps_of(rule: SceneRule) -> Caps:
+    """The limits a methodology's rule for a scene sets, as settlement applies them."""
+    day, month = rule.cap("day"), rule.cap("month")
+    return Caps(
+        day.max_g if day else None,
+        day.max_count if day else None,
+        month.max_g if month else None,
+        month.max_count if month else None,
+    )
 
 
 class Candidate(NamedTuple):

@@ -26,10 +26,11 @@ from openpyxl import Workbook
 from starlette.concurrency import run_in_threadpool
 
 from puhui.bootstrap import App
-from puhui.domain import china_time
+from puhui.domain import china_time, consent, disclosure
 from puhui.domain.errors import AuthenticationError, NotFoundError
-from puhui.entrypoints import i18n
-from puhui.service import admin, citizens, oversight, wallet
+from puhui.entrypoints import consent_pages, i18n
+from puhui.service import admin, citizens, oversight, publication, wallet
+from puhui.service import consent as consents
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -41,6 +42,11 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHINA = timezone(china_time.OFFSET, "CST")
 # Session cookies holding the token a user signed in with (HttpOnly, SameSite=Strict).
 COOKIES = {"staff": "puhui_staff", "citizen": "puhui_citizen"}
+# Where a staff member lands on signing in.
+STAFF_HOME = {
+    oversight.Role.OPERATOR: "/dashboard/operator",
+    oversight.Role.REGULATOR: "/dashboard/regulator",
+}
 
 
 @dataclass
@@ -55,30 +61,48 @@ class DataTable:
     bars: list[tuple[str, float, str]] = field(default_factory=list)
 
     def chart(self) -> None:
-        """Bars for the chart column: label, length in % of the largest value, value."""
-        if self.chart_column is None or not self.rows:
+        """Bars for the chart column: label, length in % of the largest value, value (a row
+        whose value is suppressed has no bar)."""
+        if self.chart_column is None:
             return
-        values = [float(r[self.chart_column]) for r in self.rows]
+        drawn = [r for r in self.rows if isinstance(r[self.chart_column], int | float | Decimal)]
+        if not drawn:
+            return
+        values = [float(r[self.chart_column]) for r in drawn]
         top = max(values) or 1.0
         self.bars = [
             (str(r[0]), 100 * v / top, _number(r[self.chart_column]))
-            for r, v in zip(self.rows, values, strict=True)
+            for r, v in zip(drawn, values, strict=True)
         ]
 
 
-def tables(app: App, lang: str, received: int) -> dict[str, DataTable]:
+def tables(app: App, lang: str, received: int | None, full: bool = False) -> dict[str, DataTable]:
     """Every table of the public dashboard, in one language (`received`: every record
-    received, against which duplicates and rejections are counted)."""
+    received, against which duplicates and rejections are counted; None when suppressed).
+
+    Public tables show a suppressed figure as `<k` (`service.publication`); with `full`, for
+    regulators and operators, every figure is shown, with reductions by region and the
+    duplicates across platforms besides."""
     t = i18n.TEXT[lang]
     scenes = i18n.SCENES[lang]
     regions = app.catalogue.regions
     kg = t["reduction_kg"]
+    hidden = disclosure.label(publication.min_cell(app))
 
     def reductions(name: str, by: oversight.Dimension, label: Callable[[str], str]) -> DataTable:
-        rows = [
-            [label(r.key), kilograms(r.credited_g), r.records, r.participants]
-            for r in oversight.reductions(app, by)
-        ]
+        # The public tables' dimensions are those of `publication.Breakdown`.
+        if full:
+            rows = [
+                [label(r.key), kilograms(r.credited_g), r.records, r.participants]
+                for r in oversight.reductions(app, by)
+            ]
+        else:
+            rows = [
+                [label(r.key), hidden, hidden, hidden]
+                if r.credited_g is None or r.records is None or r.participants is None
+                else [label(r.key), kilograms(r.credited_g), r.records, r.participants]
+                for r in publication.reductions(app, publication.Breakdown(by.value))
+            ]
         table = DataTable(
             name, t[name], [t["key"], kg, t["records"], t["participants"]], rows, chart_column=1
         )
@@ -91,30 +115,52 @@ def tables(app: App, lang: str, received: int) -> dict[str, DataTable]:
         region = regions.get(code)
         return region.name if region else code
 
-    out = {
-        "by_province": reductions("by_province", oversight.Dimension.PROVINCE, province),
-        "by_scene": reductions("by_scene", oversight.Dimension.SCENE, lambda s: scenes.get(s, s)),
-        "by_platform": reductions("by_platform", oversight.Dimension.PLATFORM, str),
-        "by_month": reductions("by_month", oversight.Dimension.MONTH, str),
-    }
-    counted: dict[tuple[str, str], int] = {}
-    for r in oversight.outcomes(app):
-        if r.status != "credited":
-            counted[(r.status, r.reason)] = counted.get((r.status, r.reason), 0) + r.records
+    def region(code: str) -> str:
+        found = regions.get(code)
+        return f"{code} {found.name}" if found else code
+
+    out = {"by_province": reductions("by_province", oversight.Dimension.PROVINCE, province)}
+    if full:
+        out["by_region"] = reductions("by_region", oversight.Dimension.REGION, region)
+    out["by_scene"] = reductions("by_scene", oversight.Dimension.SCENE, lambda s: scenes.get(s, s))
+    out["by_platform"] = reductions("by_platform", oversight.Dimension.PLATFORM, str)
+    out["by_month"] = reductions("by_month", oversight.Dimension.MONTH, str)
+    counted: list[tuple[str, str, int | None]]
+    if full:
+        summed: dict[tuple[str, str], int] = {}
+        for r in oversight.outcomes(app):
+            if r.status != "credited":
+                summed[(r.status, r.reason)] = summed.get((r.status, r.reason), 0) + r.records
+        ordered = sorted(summed.items(), key=lambda kv: (-kv[1], kv[0]))
+        counted = [(status, reason, n) for (status, reason), n in ordered]
+    else:
+        counted = [(o.status, o.reason, o.records) for o in publication.outcomes(app)]
     reasons = i18n.REASONS[lang]
     rows = [
-        [
+        [f"{t[status]}: {reasons.get(reason, reason)}", hidden, hidden]
+        if n is None
+        else [
             f"{t[status]}: {reasons.get(reason, reason)}",
             n,
             f"{100 * n / received:.2f} %" if received else "",
         ]
-        for (status, reason), n in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))
+        for status, reason, n in counted
     ]
     outcomes = DataTable(
         "outcomes", t["outcomes"], [t["reason"], t["records"], t["share"]], rows, chart_column=1
     )
     outcomes.chart()
     out["outcomes"] = outcomes
+    if full:
+        out["duplicates"] = DataTable(
+            "duplicates",
+            t["duplicates"],
+            [t["reported_by"], t["first_from"], t["reason"], t["records"]],
+            [
+                [p.platform, p.first_from, reasons.get(p.reason, p.reason), p.records]
+                for p in oversight.duplicate_pairs(app)
+            ],
+        )
     today = app.clock().date()
     out["methodologies"] = DataTable(
         "methodologies",
@@ -212,6 +258,9 @@ def install(api: FastAPI, app: App) -> None:
 
     def login_page(lang: str, error: str = "", kind: str = "staff") -> HTMLResponse:
         t = i18n.TEXT[lang]
+        if kind == "citizen":
+            # Citizens sign in with their phone and a code (`consent_pages`).
+            return render("signin.html", lang, t["login"], next="/dashboard/me")
         return render("login.html", lang, t["login"], 401 if error else 200, error=error, kind=kind)
 
     @api.get("/dashboard/login", include_in_schema=False)
@@ -228,14 +277,13 @@ def install(api: FastAPI, app: App) -> None:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         kind = (form.get("kind") or ["staff"])[0]
         token = (form.get("token") or [""])[0].strip()
+        if kind != "staff":
+            return login_page(lang, kind="citizen")
         try:
-            if kind == "citizen":
-                citizens.verify_token(app, token)
-            else:
-                await run_in_threadpool(oversight.verify_staff_token, app, token)
+            staff = await run_in_threadpool(oversight.verify_staff_token, app, token)
+            target = STAFF_HOME[staff.role]
         except AuthenticationError:
             return login_page(lang, i18n.TEXT[lang]["bad_token"], kind)
-        target = "/dashboard/me" if kind == "citizen" else "/dashboard/operator"
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIES[kind], token, httponly=True, samesite="strict")
         return response
@@ -252,14 +300,71 @@ def install(api: FastAPI, app: App) -> None:
             response.delete_cookie(cookie)
         return response
 
-    def operator(request: Request, lang: str) -> oversight.Staff | HTMLResponse:
+    def signed_in_staff(
+        request: Request, lang: str, allowed: frozenset[oversight.Role], refusal: str
+    ) -> oversight.Staff | HTMLResponse:
+        """The staff member signed in, if their role may open the page; else the sign-in
+        form (401: nobody signed in) or a page saying why not (403: another role)."""
         try:
             staff = oversight.verify_staff_token(app, request.cookies.get(COOKIES["staff"], ""))
         except AuthenticationError:
             return login_page(lang, kind="staff")
-        if staff.role is not oversight.Role.OPERATOR:
-            return login_page(lang, i18n.TEXT[lang]["needs_operator"], "staff")
+        if staff.role not in allowed:
+            t = i18n.TEXT[lang]
+            return render(
+                "forbidden.html",
+                lang,
+                t["forbidden"],
+                403,
+                message=t[refusal],
+                who=staff.name,
+                role=t[staff.role.value],
+                home=STAFF_HOME[staff.role],
+            )
         return staff
+
+    def operator(request: Request, lang: str) -> oversight.Staff | HTMLResponse:
+        return signed_in_staff(
+            request, lang, frozenset({oversight.Role.OPERATOR}), "needs_operator"
+        )
+
+    def regulator(request: Request, lang: str) -> oversight.Staff | HTMLResponse:
+        # Operators read every statistic a regulator does (`service.oversight`).
+        return signed_in_staff(request, lang, frozenset(oversight.Role), "needs_staff")
+
+    @api.get("/dashboard/regulator", include_in_schema=False)
+    def regulator_view(
+        request: Request, lang: Annotated[str | None, Query(max_length=8)] = None
+    ) -> HTMLResponse:
+        language = chosen(request, lang)
+        staff = regulator(request, language)
+        if isinstance(staff, HTMLResponse):
+            return staff
+        totals = oversight.totals(app)
+        return render(
+            "regulator.html",
+            language,
+            i18n.TEXT[language]["regulator"],
+            who=staff.name,
+            totals=totals,
+            tonnes=f"{totals.credited_g / 1_000_000:,.3f}",
+            tables=tables(app, language, totals.received, full=True),
+            matrix=duplicate_matrix(app),
+        )
+
+    @api.get("/dashboard/regulator/tables/{name}.{fmt}", include_in_schema=False)
+    def regulator_download(
+        request: Request,
+        name: Annotated[str, Path_(max_length=40)],
+        fmt: Annotated[str, Path_(pattern="^(csv|xlsx)$")],
+        lang: Annotated[str | None, Query(max_length=8)] = None,
+    ) -> Response:
+        language = chosen(request, lang)
+        staff = regulator(request, language)
+        if isinstance(staff, HTMLResponse):
+            return staff
+        full = tables(app, language, oversight.totals(app).received, full=True)
+        return _download(full.get(name), name, fmt)
 
     @api.get("/dashboard/operator", include_in_schema=False)
     def operator_view(
@@ -292,10 +397,13 @@ def install(api: FastAPI, app: App) -> None:
         return _download(operator_tables(app, language).get(name), name, fmt)
 
     def citizen(request: Request) -> citizens.Citizen | None:
+        """The citizen signed in to puhui with their phone (a member platform's token is not
+        a session)."""
         try:
-            return citizens.verify_token(app, request.cookies.get(COOKIES["citizen"], ""))
+            who = citizens.verify_token(app, request.cookies.get(COOKIES["citizen"], ""))
         except AuthenticationError:
             return None
+        return who if who.own_session else None
 
     @api.get("/dashboard/me", include_in_schema=False)
     def citizen_view(
@@ -321,6 +429,10 @@ def install(api: FastAPI, app: App) -> None:
             kinds=i18n.KINDS[language],
             scenes=i18n.SCENES[language],
             china=CHINA,
+            grants=consents.grants(app, who.pseudonym),
+            now=app.clock(),
+            scope_names=lambda g: consent.scope_text(g.scopes).split(),
+            csrf=consent_pages.form_token(app, request.cookies.get(COOKIES["citizen"], "")),
         )
 
     @api.get("/dashboard/me/credits/{entry_id}", include_in_schema=False)
@@ -351,13 +463,16 @@ def install(api: FastAPI, app: App) -> None:
         request: Request, lang: Annotated[str | None, Query(max_length=8)] = None
     ) -> HTMLResponse:
         language = chosen(request, lang)
-        totals = oversight.totals(app)
+        totals = publication.totals(app)
+        k = publication.min_cell(app)
         response = render(
             "public.html",
             language,
             i18n.TEXT[language]["public"],
             totals=totals,
-            tonnes=f"{totals.credited_g / 1_000_000:,.3f}",
+            hidden=disclosure.label(k),
+            note=i18n.TEXT[language]["suppressed_note"].format(k=k),
+            tonnes=(None if totals.credited_g is None else f"{totals.credited_g / 1_000_000:,.3f}"),
             tables=tables(app, language, totals.received),
         )
         if lang is not None:
@@ -372,7 +487,8 @@ def install(api: FastAPI, app: App) -> None:
         lang: Annotated[str | None, Query(max_length=8)] = None,
     ) -> Response:
         language = chosen(request, lang)
-        return _download(tables(app, language, oversight.totals(app).received).get(name), name, fmt)
+        received = publication.totals(app).received
+        return _download(tables(app, language, received).get(name), name, fmt)
 
 
 def _download(found: DataTable | None, name: str, fmt: str) -> Response:

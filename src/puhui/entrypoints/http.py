@@ -1,9 +1,10 @@
 """What every HTTP route shares: the problem-details model and who is calling (a signed
-member platform, a citizen's bearer token, an operator's or regulator's bearer token)."""
+member platform, a citizen's bearer token and the scope its grant holds, an operator's or
+regulator's bearer token)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from puhui.bootstrap import App
+from puhui.domain.consent import Scope
 from puhui.domain.errors import AuthenticationError
 from puhui.service import citizens, credentials, oversight
 
@@ -79,6 +81,27 @@ def _signed_path(request: Request) -> str:
 async def citizen(request: Request) -> citizens.Citizen:
     """The citizen a bearer token speaks for (a dependency of every citizen route)."""
     return citizens.verify_token(request.app.state.puhui, bearer(request, "citizen token"))
+
+
+def citizen_with(scope: Scope) -> Callable[[Request], Awaitable[citizens.Citizen]]:
+    """A dependency: the citizen of a bearer token whose grant, as it is at this call, holds
+    `scope` (the citizen's own session holds every scope)."""
+
+    async def allowed(request: Request) -> citizens.Citizen:
+        who = await citizen(request)
+        if not who.own_session:
+            await run_in_threadpool(citizens.authorize, request.app.state.puhui, who, scope)
+        return who
+
+    return allowed
+
+
+async def own_citizen(request: Request) -> citizens.Citizen:
+    """The citizen themself, signed in to puhui: a member platform's token is forbidden."""
+    who = await citizen(request)
+    if not who.own_session:
+        raise Forbidden("only the citizen, signed in to puhui, manages their grants")
+    return who
 
 
 async def staff(request: Request) -> oversight.Staff:

@@ -69,11 +69,16 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
     from puhui.bootstrap import bootstrap
     from puhui.config import Settings
     from puhui.entrypoints import observability
+    from puhui.service import ledger
 
     app = bootstrap(Settings(database_url, Path(key_file)))
     loop = GroupCommit(app, observe=observability.observe_group)
+    # The server's one keeper of the ledger: sealed every few seconds, checkpointed every ten
+    # minutes.
+    keeper = ledger.Keeper(app)
     Path(address).unlink(missing_ok=True)  # left by a settlement process that died
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
+    keeper.start()
     ready.set()
     try:
         while True:
@@ -89,6 +94,7 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
     finally:
         listener.close()
         loop.close()
+        keeper.stop()
         app.close()
 
 

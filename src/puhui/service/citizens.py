@@ -1,11 +1,18 @@
-"""Citizens' access: short-lived tokens that member apps obtain for their logged-in users, and
-what a citizen may read with one (balance, history, how each credit was computed).
+"""Citizens' access: the bearer tokens that speak for a citizen, and what a citizen's account
+shows through one (balance, history, how each credit was computed).
 
-A token names the citizen by pseudonym and the platform that asked for it, expires after
-`TOKEN_TTL_S`, and is signed with a key derived from the server key: it needs no storage and
-carries no raw identifier. What a citizen reads covers their whole account (every platform's
-credits: it is one personal carbon account), but another platform's own identifiers (its
-record ids) are shown only to that platform's tokens.
+A token is either a member platform's *access token*, issued when the citizen granted that
+platform some scopes (`service.consent`, `domain.consent`), naming the grant, its scopes and
+the platform; or the citizen's own *session*, after signing in with a code sent to their
+phone. Both name the citizen by pseudonym only, carry their expiry and the version of the
+`citizen-tokens` key that signed them, and need no storage; a token signed by any version but
+the current one is refused, so a rotation of that key ends every token at once. Every call
+with an access token is checked against the grant as it is at that moment (`authorize`): a
+revocation takes effect on the next call.
+
+What a platform reads covers the records that came through it, or the whole account (every
+platform's credits: it is one personal carbon account) with `history:all`; another platform's
+own identifiers (its record ids) are shown only to that platform.
 """
 
 from __future__ import annotations
@@ -19,17 +26,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from puhui.bootstrap import App
-from puhui.domain import china_time
+from puhui.domain import china_time, consent
+from puhui.domain.consent import Scope
 from puhui.domain.errors import AuthenticationError, NotFoundError
 from puhui.service import queries
 
-TOKEN_TTL_S = 15 * 60
 _CONTEXT = b"puhui citizen token\x00"
 
 
 @dataclass(frozen=True, slots=True)
 class CitizenToken:
-    """A bearer token for one citizen, issued to one platform."""
+    """A bearer token for one citizen."""
 
     token: str
     expires_at: datetime
@@ -37,46 +44,106 @@ class CitizenToken:
 
 @dataclass(frozen=True, slots=True)
 class Citizen:
-    """Who a valid token speaks for."""
+    """Who a valid token speaks for: the citizen, and for an access token the platform, the
+    grant and the scopes it holds (none of them for the citizen's own session)."""
 
     pseudonym: str
-    platform: str
+    platform: str = ""
+    grant_id: str | None = None
+    scopes: frozenset[Scope] = frozenset()
+
+    @property
+    def own_session(self) -> bool:
+        """The citizen themself, signed in to puhui, rather than a member platform."""
+        return self.grant_id is None
+
+    def sees_all(self) -> bool:
+        """Whether every platform's records show, or only this platform's."""
+        return self.own_session or Scope.HISTORY_ALL in self.scopes
 
 
-def issue_token(app: App, platform: str, subject: str) -> CitizenToken:
-    """A token for the citizen with this identifier, asked for by a member platform after its
-    own login.
+def issue_access_token(
+    app: App, grant: consent.Grant, scopes: frozenset[Scope] | None = None
+) -> CitizenToken:
+    """An access token for the platform of a grant: its scopes (or fewer), valid
+    `ACCESS_TOKEN_TTL_S`, never past the grant's expiry."""
+    held = grant.scopes if scopes is None else scopes & grant.scopes
+    now = int(app.clock().timestamp())
+    expires = now + consent.token_lifetime(app.clock(), grant)
+    claims = {
+        "typ": "access",
+        "sub": grant.pseudonym,
+        "iss": grant.platform,
+        "gid": grant.id,
+        "scp": consent.scope_text(held),
+        "exp": expires,
+    }
+    return CitizenToken(_sign(app, claims), datetime.fromtimestamp(expires, UTC))
 
-    Raises:
-        InputError: the identifier is not a mobile number or resident ID number.
-        NotFoundError: no such platform.
-    """
-    app.directory().platform_id(platform)
-    pseudonym = queries.pseudonym_of(app, subject)
-    expires = int(app.clock().timestamp()) + TOKEN_TTL_S
-    payload = _b64(json.dumps({"sub": pseudonym, "iss": platform, "exp": expires}).encode())
-    token = f"{payload}.{_b64(_mac(app, payload))}"
-    return CitizenToken(token, datetime.fromtimestamp(expires, UTC))
+
+def issue_session(app: App, pseudonym: str) -> CitizenToken:
+    """The citizen's own session after signing in, valid `SESSION_TTL_S`."""
+    expires = int(app.clock().timestamp()) + consent.SESSION_TTL_S
+    claims = {"typ": "session", "sub": pseudonym, "exp": expires}
+    return CitizenToken(_sign(app, claims), datetime.fromtimestamp(expires, UTC))
 
 
 def verify_token(app: App, token: str) -> Citizen:
-    """The citizen a token speaks for.
+    """The citizen a token speaks for (an access token's grant is checked by `authorize`).
 
     Raises:
-        AuthenticationError: `invalid_token` (not one of ours, or altered) or `expired_token`.
+        AuthenticationError: `invalid_token` (not one of ours, altered, or signed by a key
+            version no longer current) or `expired_token`.
     """
     payload, _, mac = token.partition(".")
+    claims: dict[str, Any] = {}
     try:
-        valid = hmac.compare_digest(_unb64(mac), _mac(app, payload))
-        claims: dict[str, Any] = json.loads(_unb64(payload)) if valid else {}
-    except (ValueError, UnicodeDecodeError):
+        claims = json.loads(_unb64(payload))
+        version = int(claims["kv"]) if isinstance(claims, dict) else -1
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        version = -1
+    current, key = app.key("citizen-tokens")
+    if version != current:
+        detail = (
+            "signed by a key no longer in use: sign in again"
+            if version in app.keys("citizen-tokens")
+            else "not a citizen token issued by this server"
+        )
+        raise AuthenticationError("invalid_token", detail)
+    try:
+        valid = hmac.compare_digest(_unb64(mac), _mac(key, payload))
+    except ValueError:
         valid = False
-        claims = {}
-    if not valid or not {"sub", "iss", "exp"} <= set(claims):
+    kind = claims.get("typ")
+    needed = {"sub", "exp"} | ({"iss", "gid", "scp"} if kind == "access" else set())
+    if not valid or kind not in ("access", "session") or not needed <= set(claims):
         raise AuthenticationError("invalid_token", "not a citizen token issued by this server")
     if int(claims["exp"]) <= int(app.clock().timestamp()):
         raise AuthenticationError("expired_token", "the citizen token has expired: ask for another")
-    return Citizen(str(claims["sub"]), str(claims["iss"]))
+    if kind == "session":
+        return Citizen(str(claims["sub"]))
+    scopes = frozenset(Scope(s) for s in str(claims["scp"]).split() if s in consent.SCOPES)
+    return Citizen(str(claims["sub"]), str(claims["iss"]), str(claims["gid"]), scopes)
+
+
+def authorize(app: App, citizen: Citizen, needed: Scope) -> None:
+    """Allow a call needing a scope: the citizen's own session may do anything with the
+    account; an access token only what its grant, as it is now, allows.
+
+    Raises:
+        ConsentError: `consent_required`, `grant_revoked`, `grant_expired`,
+            `insufficient_scope`.
+    """
+    if citizen.own_session:
+        return
+    assert citizen.grant_id is not None
+    grant = consent.fold(app.consent().events(grant_id=citizen.grant_id)).get(citizen.grant_id)
+    if grant is not None and (grant.pseudonym, grant.platform) != (
+        citizen.pseudonym,
+        citizen.platform,
+    ):
+        grant = None
+    consent.check(grant, citizen.scopes, needed, app.clock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +168,23 @@ def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[
     """The citizen's movements of grams and of points, newest first, with entry ids below
     `before` when given. (Grams moved to the retired account show as the retirement taking
     them out of the citizen's grams.)"""
-    rows = app.reads().history(citizen.pseudonym, before or 2**63 - 1, limit)
+    top = before or 2**63 - 1
+    if citizen.sees_all():
+        return _movements(citizen, app.reads().history(citizen.pseudonym, top, limit))
+    # Only this platform's credits: read on until a page is full or the account ends.
+    found: list[Movement] = []
+    while len(found) < limit:
+        rows = app.reads().history(citizen.pseudonym, top, limit)
+        if not rows:
+            break
+        found += [m for m in _movements(citizen, rows) if m.platform == citizen.platform]
+        top = int(rows[-1][0])
+        if len(rows) < limit:
+            break
+    return found[:limit]
+
+
+def _movements(citizen: Citizen, rows: list[tuple[Any, ...]]) -> list[Movement]:
     return [
         Movement(
             int(entry),
@@ -128,15 +211,20 @@ def explain_credit(app: App, citizen: Citizen, entry_id: int) -> queries.Explana
         NotFoundError: no such entry in this citizen's account.
     """
     found = app.reads().credit(citizen.pseudonym, entry_id)
-    if found is None:
+    if found is None or not (citizen.sees_all() or found[0] == citizen.platform):
         raise NotFoundError(f"no credit {entry_id} in this account")
     return queries.explain(app, *found)
 
 
-def _mac(app: App, payload: str) -> bytes:
-    # Only the current version signs and verifies: a rotation refuses every older token.
-    key = hmac.digest(app.key("citizen-tokens")[1], _CONTEXT, "sha256")
-    return hmac.digest(key, payload.encode(), hashlib.sha256)
+def _sign(app: App, claims: dict[str, Any]) -> str:
+    version, key = app.key("citizen-tokens")
+    payload = _b64(json.dumps({**claims, "kv": version}).encode())
+    return f"{payload}.{_b64(_mac(key, payload))}"
+
+
+def _mac(key: bytes, payload: str) -> bytes:
+    derived = hmac.digest(key, _CONTEXT, "sha256")
+    return hmac.digest(derived, payload.encode(), hashlib.sha256)
 
 
 def _b64(data: bytes) -> str:

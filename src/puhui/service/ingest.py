@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from puhui.adapters.batch.prepare import Preparer, epoch_ms, trace_json
+from puhui.adapters.batch.prepare import Preparer, calculation_row, epoch_ms
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
 from puhui.adapters.batch.sequential import settle_small
 from puhui.adapters.batch.settle import settle
@@ -37,6 +37,7 @@ from puhui.domain.errors import InputError
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.domain.settlement import Role
 from puhui.domain.signing import Refusal
+from puhui.service import ledger
 from puhui.service.pipeline import Pipeline
 from puhui.service.ports import IntakeStore, Nonce
 
@@ -103,9 +104,15 @@ def ingest_files(
             receipt), in file order.
         progress: called with the number of records of each chunk settled.
         chunk_size: records per transaction.
+
+    Afterwards, whether it ended well or not, the ledger commits of its chunks are sealed
+    into the hash chain (`service.ledger.seal`, best effort).
     """
     sources = ((path.name, read_chunks(path, chunk_size)) for path in paths)
-    return ingest_sources(app, platform, sources, sink, progress)
+    try:
+        return ingest_sources(app, platform, sources, sink, progress)
+    finally:
+        ledger.seal_quietly(app)
 
 
 def ingest_records(
@@ -377,22 +384,7 @@ def _store(
     known = pipeline.quantification_ids
     keys = {k for k in settled.column("quant_key").to_pylist() if k}
     qids = {k: known[k] for k in keys if k in known}
-    qids |= store.quantification_ids(
-        {
-            k: (
-                {
-                    "methodology": units[k].methodology,
-                    "scene": units[k].scene,
-                    "region": units[k].region,
-                    "material": units[k].material,
-                    "unit": units[k].unit,
-                    "reduction_per_unit": str(units[k].reduction_g),
-                },
-                trace_json(units[k]),
-            )
-            for k in keys - qids.keys()
-        }
-    )
+    qids |= store.quantification_ids({k: calculation_row(units[k]) for k in keys - qids.keys()})
     pipeline.stored_quantifications = qids
     new = settled.filter(pc.equal(settled.column("role"), pa.scalar(Role.NEW.value)))
     new = new.append_column(

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from puhui.domain.accounts import Outcome, Shard
+from puhui.domain.consent import Event
 from puhui.domain.signing import Refusal
 
 # A calculation to store: its columns and its trace (JSON), by the key it is stored under.
@@ -261,6 +262,12 @@ class Reports(Protocol):
         """(reporting platform, platform received first, reason, records) of duplicates."""
         ...
 
+    def outcome_participants(self, reasons: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(status, reason, distinct citizens) of the records that were not credited, per
+        status and each of these reason codes (a record with several reasons counts under
+        each); a record without a citizen counts none."""
+        ...
+
 
 class Rewards(Protocol):
     """The catalogue of the personal carbon accounts: points programmes, rewards with their
@@ -354,4 +361,147 @@ class Points(Protocol):
 
     def expire(self, programme: str, at: datetime) -> tuple[int, int]:
         """Expire what lapsed unused: (points, accounts)."""
+        ...
+
+
+class Erasures(Protocol):
+    """Citizens erased (`domain.erasure`)."""
+
+    def erase(self, pseudonym: str, tombstone: str, by: str, grounds: str, at: datetime) -> Any:
+        """Destroy the link from a pseudonym to its account, delete the behaviour details of
+        its records and record the erasure, in one transaction; the erasure's
+        (id, records erased) or None when no citizen has the pseudonym."""
+        ...
+
+    def scrub(self) -> bool | None:
+        """Make what an erasure deleted unrecoverable from the database's files where the
+        engine allows it (the write-ahead log on SQLite): whether it was done, None where the
+        engine does it by itself (PostgreSQL's vacuum)."""
+        ...
+
+    def erasures(self) -> list[tuple[Any, ...]]:
+        """(id, at, by, grounds, records) of every erasure, oldest first."""
+        ...
+
+
+class SmsGateway(Protocol):
+    """Sends a text message to a mobile number (`adapters.sms`)."""
+
+    def send(self, canonical: str, text: str, at: datetime) -> None:
+        """Send `text` to a canonical mobile number (`m:13800138000`)."""
+        ...
+
+
+class Consent(Protocol):
+    """The consent ledger (`domain.consent`), member platforms' redirect URIs, and one-time
+    codes kept by their keyed digests (rows as tuples, in the order each method names)."""
+
+    def append(self, event: Event) -> None:
+        """Append an event to the consent ledger (NotFoundError: no such platform)."""
+        ...
+
+    def events(self, *, grant_id: str | None = None, pseudonym: str | None = None) -> list[Event]:
+        """The events of one grant, or of every grant of one citizen, in order."""
+        ...
+
+    def add_redirect_uri(self, platform: str, uri: str, at: datetime) -> bool:
+        """Register a redirect URI of a platform; False when it was already (NotFoundError)."""
+        ...
+
+    def redirect_uris(self, platform: str) -> list[str] | None:
+        """A platform's redirect URIs, oldest first; None when there is no such platform."""
+        ...
+
+    def add_sign_in_code(
+        self,
+        challenge: str,
+        pseudonym: str,
+        digest: str,
+        version: int,
+        at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Store a sign-in code sent, by its digest."""
+        ...
+
+    def sign_in_codes_since(self, pseudonym: str, since: datetime) -> int:
+        """How many codes were sent to a citizen since a moment."""
+        ...
+
+    def try_sign_in_code(self, challenge: str, at: datetime) -> tuple[Any, ...] | None:
+        """Count one attempt at a challenge and read it, in one transaction: (pseudonym,
+        digest, key version, expires at, attempts including this one, used at); None when
+        there is no such challenge."""
+        ...
+
+    def use_sign_in_code(self, challenge: str, at: datetime) -> bool:
+        """Mark a code used; False when it was already."""
+        ...
+
+    def add_authorization_code(self, values: Mapping[str, Any]) -> None:
+        """Store an authorization code (the columns of `authorization_codes`, `platform` by
+        code)."""
+        ...
+
+    def claim_authorization_code(
+        self, digest: str, platform: str, at: datetime
+    ) -> dict[str, Any] | None:
+        """Take an unused, unexpired authorization code of a platform for good, in one
+        statement: its columns, or None (unknown, used, expired, another platform's)."""
+        ...
+
+    def add_refresh_token(self, values: Mapping[str, Any]) -> None:
+        """Store a refresh token (the columns of `refresh_tokens`, `platform` by code)."""
+        ...
+
+    def claim_refresh_token(
+        self, digest: str, platform: str, at: datetime, *, take: bool = True
+    ) -> dict[str, Any] | None:
+        """Take an unused, unexpired refresh token of a platform for good (with `take`; else
+        only read it): its columns, or None."""
+        ...
+
+
+class LedgerChain(Protocol):
+    """The ledger's hash chain (`domain.chain`): commits sealed into it, its head, and the
+    signed checkpoints of the head."""
+
+    def seal(self, everything: bool = True) -> int:
+        """Seal the committed commits not sealed yet, in id order; how many were sealed.
+        Without `everything`, a quick seal of the recent ones (a commit that took long to
+        commit may be left to the next full seal)."""
+        ...
+
+    def head(self) -> tuple[int, str]:
+        """The last position sealed and its chain value, hex (0 and 64 zeros when empty)."""
+        ...
+
+    def chain_at(self, position: int) -> str | None:
+        """The chain value at a position (64 zeros at 0), or None past the head."""
+        ...
+
+    def unsealed(self) -> int:
+        """How many committed commits are not sealed yet."""
+        ...
+
+    def add_checkpoint(
+        self, position: int, chain: str, at: datetime, key_version: int, signature: str
+    ) -> int:
+        """Store a signed checkpoint (signature hex); its id."""
+        ...
+
+
+class Signer(Protocol):
+    """Ed25519 signatures under the versions of the `checkpoints` key."""
+
+    def sign(self, message: bytes) -> tuple[int, bytes]:
+        """Sign with the version that signs now: (version, signature)."""
+        ...
+
+    def public_keys(self) -> dict[int, bytes]:
+        """The raw public key of every version."""
+        ...
+
+    def verify(self, version: int, message: bytes, signature: bytes) -> bool:
+        """Whether a signature is that of the message under a version."""
         ...

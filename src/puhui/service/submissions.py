@@ -16,6 +16,11 @@ replayed and the others settle as a group again. Should anything else fail a gro
 check foresaw, a fault of the database), nothing of it was stored either, and its submissions
 settle again one by one: only the one that causes it fails. Among submissions of several
 platforms waiting together, receive order follows the first arrival of each platform.
+
+After a group is answered, the ledger's recent commits are sealed into its hash chain
+(`service.ledger.seal`, quick, a short transaction of its own, best effort): after every group
+when no other is waiting, else at most once every `SEAL_EVERY_S` while groups follow each
+other.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ import pyarrow.compute as pc
 
 from puhui.bootstrap import App
 from puhui.domain.errors import InputError
+from puhui.service import ledger
 from puhui.service.credentials import Signed, refusal, replayed
 from puhui.service.ingest import RefusedNonces, ingest_records
 from puhui.service.pipeline import Pipeline
 
 MAX_GROUP_RECORDS = 20_000
+# While groups follow each other, the ledger is sealed at most this often (seconds).
+SEAL_EVERY_S = 1.0
 
 log = logging.getLogger("puhui.settlement")
 
@@ -170,10 +178,14 @@ class GroupCommit:
 
     def _run(self) -> None:
         pipeline = Pipeline(self.app)
+        sealed = time.monotonic()
         try:
             while (group := self._next_group()) is not None:
                 for platform_group in _by_platform(group):
                     self._settle(pipeline, platform_group)
+                if self._waiting.empty() or time.monotonic() - sealed >= SEAL_EVERY_S:
+                    ledger.seal_quietly(self.app, everything=False)
+                    sealed = time.monotonic()
         finally:
             pipeline.close()
 

@@ -37,6 +37,7 @@ from puhui.domain.scenes import (
     MAX_REF_KEY,
     TRIP_SCENES,
 )
+from puhui.domain.settlement import caps_of
 
 # Up to FEW_ROWS records the preparing statements are read through the DB-API result
 # (`execute`), which copies the rows once more into Arrow: a relation (`sql`) would bind each
@@ -85,6 +86,19 @@ class Quantified:
 def quantification_key(q: UnitQuantification) -> str:
     """A digest identifying a calculation: same methodology, factors and values, same key."""
     return hashlib.sha256(trace_json(q).encode()).hexdigest()
+
+
+def calculation_row(q: UnitQuantification) -> tuple[dict[str, str], str]:
+    """The columns and the trace JSON a calculation is stored with in `quantifications`."""
+    columns = {
+        "methodology": q.methodology,
+        "scene": q.scene,
+        "region": q.region,
+        "material": q.material,
+        "unit": q.unit,
+        "reduction_per_unit": str(q.reduction_g),
+    }
+    return columns, trace_json(q)
 
 
 def trace_json(q: UnitQuantification) -> str:
@@ -485,12 +499,7 @@ class Preparer:
     def _caps(self, found: Quantified) -> dict[str, int | None]:
         """The caps of the methodology that quantified a record, for its scene."""
         rule = self.catalogue.get(found.unit.methodology).scenes[found.unit.scene]
-        caps: dict[str, int | None] = {}
-        for period in ("day", "month"):
-            cap = rule.cap(period)
-            caps[f"{period}_max_g"] = cap.max_g if cap else None
-            caps[f"{period}_max_count"] = cap.max_count if cap else None
-        return caps
+        return caps_of(rule)._asdict()
 
     def units(self) -> dict[str, UnitQuantification]:
         """Every unit quantification used so far, by key."""

@@ -7,10 +7,12 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
-from puhui.adapters.sql import tallies
+from puhui.adapters.sql import chain, tallies
+from puhui.adapters.sql.recompute import Recomputed, altered_calculations, unrecomputable_credits
+from puhui.domain.methodology import Catalogue
 
 # The rows breaking each invariant, by check: one text each (an id, or a key) naming them.
-QUERIES: dict[str, str | Callable[[str], str]] = {
+QUERIES: dict[str, str | Callable[[str], str] | Recomputed | chain.Rehashed] = {
     "transfer_not_positive": (
         "select cast(id as varchar(20)) from transfers "
         "where amount <= 0 or debit_account_id = credit_account_id"
@@ -134,14 +136,25 @@ QUERIES: dict[str, str | Callable[[str], str]] = {
         "then a.end_ms - a.start_ms else b.end_ms - b.start_ms end"
     ),
     "tally_mismatch": tallies.mismatches,
+    "transfer_uncommitted": chain.UNCOMMITTED,
+    "commit_altered": chain.Rehashed(chain.altered_commits),
+    "chain_broken": chain.Rehashed(chain.broken_chain),
+    "checkpoint_invalid": chain.Rehashed(chain.invalid_checkpoints),
+    "calculation_altered": Recomputed(altered_calculations),
+    "credit_not_recomputable": Recomputed(unrecomputable_credits),
 }
 
 
 class SqlAudit:
     """Implements `service.ports.Audit` on a database engine, one read transaction a call."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, catalogue: Catalogue, signer: chain.Signer | None = None
+    ) -> None:
         self.engine = engine
+        self.catalogue = catalogue
+        # Verifies the checkpoints' signatures; without one, every checkpoint is reported.
+        self.signer = signer
 
     def breaking(self, checks: list[str]) -> dict[str, list[str]]:
         """For each check, what breaks its invariant (empty when it holds)."""
@@ -150,6 +163,12 @@ class SqlAudit:
         with self.engine.connect() as conn:
             for name in checks:
                 query = QUERIES[name]
+                if isinstance(query, Recomputed):
+                    found[name] = list(query.judge(conn, self.catalogue))
+                    continue
+                if isinstance(query, chain.Rehashed):
+                    found[name] = list(query.judge(conn, self.signer))
+                    continue
                 sql = query if isinstance(query, str) else query(dialect)
                 found[name] = [str(r) for r in conn.execute(text(sql)).scalars().all()]
         return found

@@ -6,6 +6,10 @@ per credited record, set-based), and citizens' operations and the scheduled jobs
 balances in one lock order, citizens' own accounts first, then the shared ones (issuance,
 rewards, programmes…), each by id, so that concurrent writers queue and never deadlock. A debit
 of an account that may not go below zero is a conditional update (`balance >= amount`).
+
+Every transaction that writes transfers is one ledger commit (`ledger_commits`, see
+`domain.chain`): its first transfer writes the commit row, and every transfer it writes names
+it. The PL/pgSQL operations of PostgreSQL write their own (migration 0010).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy.engine import Transaction
 
 from puhui.adapters.sql import bulk
 from puhui.adapters.sql import tables as t
@@ -25,6 +30,37 @@ OWNED = ("citizen", "points", "retired")
 # A leg of an entry: account id, amount (+ in, − out), whether the account may not go below
 # zero (its debit is then guarded).
 Leg = tuple[int, int, bool]
+# Where a connection keeps the commit of its current transaction: (transaction, savepoint,
+# commit id). A transaction rolled back to before its commit row was written gets a new one.
+_COMMIT = "puhui.ledger_commit"
+
+
+def commit_id(conn: Connection, at: datetime) -> int:
+    """The ledger commit of the connection's transaction, its row written on first use."""
+    found = _current_commit(conn)
+    if found is not None:
+        return found
+    new = int(
+        conn.execute(
+            insert(t.ledger_commits).values(at=at).returning(t.ledger_commits.c.id)
+        ).scalar_one()
+    )
+    _remember(conn, new)
+    return new
+
+
+def _current_commit(conn: Connection) -> int | None:
+    cached: tuple[Transaction | None, Transaction | None, int] | None = conn.info.get(_COMMIT)
+    if cached is None:
+        return None
+    transaction, savepoint, commit = cached
+    if transaction is not conn.get_transaction() or savepoint is not conn.get_nested_transaction():
+        return None
+    return commit
+
+
+def _remember(conn: Connection, commit: int) -> None:
+    conn.info[_COMMIT] = (conn.get_transaction(), conn.get_nested_transaction(), commit)
 
 
 def post(
@@ -58,6 +94,7 @@ def post(
     if any(amount < 0 and accounts[a][0] == "retired" for a, amount, _ in legs):
         raise LedgerError("retired grams are never taken out again")
     first: int | None = None
+    commit = commit_id(conn, at)
     for moved in transfers_of(entry):
         transfer_id = int(
             conn.execute(
@@ -72,6 +109,7 @@ def post(
                     reverses=reverses if first is None else None,
                     created_at=at,
                     expires_at=expires_at,
+                    commit_id=commit,
                 )
                 .returning(t.transfers.c.id)
             ).scalar_one()
@@ -170,12 +208,18 @@ _OPEN_ACCOUNTS = text(
 # the citizens' own operations never queue behind a chunk for an id.
 _POST = text(
     "insert into transfers (kind, debit_account_id, credit_account_id, amount, "
-    "record_seq, batch_id, created_at) "
-    "select 'credit', i.id, a.id, r.reduction_g, r.seq, :batch, :at from records r "
+    "record_seq, batch_id, created_at, commit_id) "
+    "select 'credit', i.id, a.id, r.reduction_g, r.seq, :batch, :at, :commit from records r "
     "join accounts a on a.subject_id = r.subject_id "
     "join accounts i on i.platform_id = r.platform_id and i.methodology = r.methodology "
     f"where {_CREDITED} order by r.seq"
 ).bindparams(bindparam("at", type_=t.transfers.c.created_at.type))
+# The chunk's commit row, when it credits anything (a chunk of replays writes no transfer, and
+# no commit).
+_COMMIT_IF_CREDITED = text(
+    f"insert into ledger_commits (at) select :at where exists (select 1 from records r "
+    f"where {_CREDITED}) returning id"
+).bindparams(bindparam("at", type_=t.ledger_commits.c.at.type))
 # One change per account of the chunk, in the lock order of `apply_balances`: the legs are
 # added up per account before each account's kind is read. `where true` lets SQLite tell the
 # upsert clause from a join.
@@ -204,7 +248,13 @@ def post_credits(
     bulk.refresh_statistics(conn, "records", written, "seq")
     conn.execute(_OPEN_ACCOUNTS, span)
     bulk.refresh_statistics(conn, "accounts", written)
-    posted = conn.execute(_POST, {**span, "batch": batch_id, "at": at}).rowcount
+    commit = _current_commit(conn)
+    if commit is None:
+        commit = conn.execute(_COMMIT_IF_CREDITED, {**span, "at": at}).scalar()
+        if commit is None:
+            return 0
+        _remember(conn, int(commit))
+    posted = conn.execute(_POST, {**span, "batch": batch_id, "at": at, "commit": commit}).rowcount
     if not posted:
         return 0
     bulk.refresh_statistics(conn, "transfers", written)

@@ -3,7 +3,7 @@ from the stored records for a window of days (`service.oversight` states what ea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -100,6 +100,21 @@ class SqlReports:
             "where r.status = 'duplicate' {window} group by p.code, q.code, r.reason",
             day_from,
             day_to,
+        )
+
+    def outcome_participants(self, reasons: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(status, reason, distinct citizens) of the records not credited, per status and
+        each of these reason codes: tallies count records by reason but citizens only where
+        credited, so the records themselves are counted, in one grouped query."""
+        if not reasons:
+            return []
+        codes = " union all ".join(f"select :c{i} as code" for i in range(len(reasons)))
+        find = "instr" if self.engine.dialect.name == "sqlite" else "strpos"
+        return self._all(
+            f"select r.status, c.code, count(distinct r.subject_id) from records r "
+            f"join ({codes}) c on {find}(';' || r.reason || ';', ';' || c.code || ';') > 0 "
+            "where r.status <> 'credited' group by r.status, c.code",
+            {f"c{i}": code for i, code in enumerate(reasons)},
         )
 
     def _tallied_or_recounted(

@@ -264,6 +264,12 @@ transfers = Table(
     Column("reverses", BigInteger, nullable=True, comment="the transfer it reverses"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True, comment="points awarded"),
+    Column(
+        "commit_id",
+        BigInteger,
+        nullable=True,
+        comment="the ledger commit (database transaction) that wrote it",
+    ),
     CheckConstraint("amount > 0", name="positive"),
     CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
 )
@@ -275,6 +281,7 @@ Index(
     sqlite_where=text("record_seq is not null"),
     postgresql_where=text("record_seq is not null"),
 )
+Index("ix_transfers_commit_id", transfers.c.commit_id)
 Index("ix_transfers_debit_account_id", transfers.c.debit_account_id, transfers.c.id)
 Index("ix_transfers_credit_account_id", transfers.c.credit_account_id, transfers.c.id)
 Index(
@@ -289,6 +296,39 @@ Index(
     unique=True,
     sqlite_where=text("reverses is not null"),
     postgresql_where=text("reverses is not null"),
+)
+
+# The ledger proves itself (`domain.chain`, docs/ledger.md): every transaction that writes
+# transfers is one commit; the sealer links commits into a hash chain; checkpoints sign its head.
+# `transfers` and these three tables are append-only: triggers refuse UPDATE and DELETE
+# (`APPEND_ONLY`, created by migration 0010).
+APPEND_ONLY = ("transfers", "ledger_commits", "ledger_chain", "ledger_checkpoints")
+
+ledger_commits = Table(
+    "ledger_commits",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, comment="when its transaction wrote"),
+)
+
+ledger_chain = Table(
+    "ledger_chain",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("commit_id", BigInteger, nullable=False, unique=True),
+    Column("digest", String(64), nullable=False, comment="SHA-256 of its transfers, hex"),
+    Column("chain", String(64), nullable=False, comment="SHA-256 linking it to the one before"),
+)
+
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("position", BigInteger, nullable=False, comment="the chain's head when signed"),
+    Column("chain", String(64), nullable=False, comment="the chain value there, hex"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("key_version", Integer, nullable=False, comment="of the checkpoints key"),
+    Column("signature", String(128), nullable=False, comment="Ed25519, hex"),
 )
 
 # Personal carbon accounts: points programmes, rewards, citizens' operations ---------------------
@@ -462,4 +502,102 @@ tally_members = Table(
         nullable=False,
         comment="the values the citizen is counted in: sorted 'dimension=key', comma-separated",
     ),
+)
+
+
+# Erasures (`domain.erasure`) ---------------------------------------------------------------------
+
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_id", Integer, nullable=False, comment="the account left without an owner"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("by_role", String(16), nullable=False, comment="citizen or operator"),
+    Column("grounds", Text, nullable=False, comment="why; never an identifier"),
+    Column("records", BigInteger, nullable=False, comment="records whose details were deleted"),
+    CheckConstraint("by_role in ('citizen', 'operator')", name="by_role"),
+)
+
+
+# Consent (`domain.consent`) -----------------------------------------------------------------
+
+redirect_uris = Table(
+    "redirect_uris",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("uri", Text, nullable=False, comment="where an authorization may send the citizen back"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("platform_id", "uri"),
+)
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("grant_id", String(40), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column(
+        "subject_id",
+        Integer,
+        ForeignKey("subjects.id"),
+        nullable=False,
+        comment="the citizen (an erased citizen's subject no longer leads to any number)",
+    ),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("scopes", Text, nullable=True, comment="space-separated; grants only"),
+    Column("expires_at", DateTime(timezone=True), nullable=True, comment="grants only"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False, comment="citizen, or operator:<name>"),
+    Column("reason", Text, nullable=True),
+    CheckConstraint("kind in ('grant', 'revoke')", name="kind"),
+    CheckConstraint(
+        "kind = 'revoke' or (scopes is not null and expires_at is not null)", name="grant_fields"
+    ),
+)
+Index("ix_consent_events_grant_id", consent_events.c.grant_id)
+Index("ix_consent_events_subject_id", consent_events.c.subject_id)
+
+sign_in_codes = Table(
+    "sign_in_codes",
+    metadata,
+    Column("challenge", String(64), primary_key=True),
+    Column("pseudonym", String(64), nullable=False, comment="HMAC-SHA256, hex"),
+    Column("code_digest", String(64), nullable=False, comment="keyed with consent-codes, hex"),
+    Column("key_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_sign_in_codes_pseudonym", sign_in_codes.c.pseudonym, sign_in_codes.c.created_at)
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_digest", String(64), primary_key=True, comment="keyed with consent-codes, hex"),
+    Column("key_version", Integer, nullable=False),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("grant_id", String(40), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("code_challenge_method", String(8), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_digest", String(64), primary_key=True, comment="keyed with consent-codes, hex"),
+    Column("key_version", Integer, nullable=False),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("grant_id", String(40), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, comment="the grant's expiry"),
+    Column("used_at", DateTime(timezone=True), nullable=True, comment="exchanged: one use"),
 )

@@ -7,6 +7,7 @@ The routes live in one router per caller (`platform`, `citizens`, `oversight`, `
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -25,10 +26,11 @@ from fastapi.staticfiles import StaticFiles
 
 from puhui.bootstrap import App
 from puhui.domain import signing
-from puhui.entrypoints import dashboard, observability, settler
+from puhui.entrypoints import consent_pages, dashboard, observability, settler
 from puhui.entrypoints.api import (
     accounts,
     citizens,
+    erasures,
     errors,
     operations,
     oversight,
@@ -37,7 +39,7 @@ from puhui.entrypoints.api import (
 )
 from puhui.entrypoints.api.deps import Settlement
 from puhui.entrypoints.http import problem_doc
-from puhui.service import submissions
+from puhui.service import ledger, submissions
 
 log = logging.getLogger("puhui.api")
 
@@ -50,6 +52,7 @@ CONTENT_LENGTH = re.compile(r"^[0-9]{1,19}$")
 # Routes anyone may call.
 PUBLIC = (
     "/v1/methodologies",
+    "/v1/statistics",
     "/v1/rewards",
     "/v1/programmes",
     "/v1/footprints",
@@ -69,10 +72,20 @@ def create_app(app: App) -> FastAPI:
     else:
         settlement = submissions.GroupCommit(app, observe=observability.observe_group)
 
+    # Seals the ledger every few seconds and signs a checkpoint every ten minutes: the
+    # settlement process's, under `puhui serve` (one for every worker), else this process's.
+    keeper = None if os.environ.get(settler.ADDRESS_ENV) else ledger.Keeper(app)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await settlement.aclose()
+        if keeper is not None:
+            keeper.start()
+        try:
+            yield
+        finally:
+            if keeper is not None:
+                await asyncio.to_thread(keeper.stop)
+            await settlement.aclose()
 
     api = FastAPI(
         lifespan=lifespan,
@@ -99,9 +112,10 @@ def create_app(app: App) -> FastAPI:
 
     api.add_middleware(RequestLog)
 
-    for routes in (platform, citizens, public, oversight, accounts, operations):
+    for routes in (platform, citizens, public, oversight, erasures, accounts, operations):
         api.include_router(routes.router)
     dashboard.install(api, app)
+    consent_pages.install(api, app)
     _document_security(api)
     return api
 
@@ -223,7 +237,9 @@ def _document_security(api: FastAPI) -> None:
         schemes["CitizenToken"] = {
             "type": "http",
             "scheme": "bearer",
-            "description": "A token from POST /v1/citizen-tokens, valid 15 minutes.",
+            "description": "An access token from /oauth/token (the citizen's grant to a member "
+            "platform, its scopes checked on every call; see docs/api.md), or the citizen's own "
+            "session.",
         }
         schemes["StaffToken"] = {
             "type": "http",

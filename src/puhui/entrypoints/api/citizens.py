@@ -1,23 +1,35 @@
-"""Routes of a citizen, with the bearer token their member app obtained for them (/v1/me…):
-balance, holdings, history and how each credit was computed; redemptions, retirements against
-their own footprint and gifts, each under an `Idempotency-Key`.
+"""Routes of a citizen (/v1/me…), with the access token a member app obtained when the citizen
+granted it some scopes, or with the citizen's own session: balance and holdings (`balance`),
+history, how each credit was computed and operations (`history`, or `history:all`),
+redemptions, retirements against their own footprint and gifts, each under an
+`Idempotency-Key` (`spend`); the citizen's grants, listed and revoked with their own session
+only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi import Path as Path_
+from pydantic import BaseModel, Field, StringConstraints
 
 from puhui.domain import footprints
 from puhui.domain.errors import InputError
-from puhui.entrypoints.api.deps import AppDep, CurrentCitizen, IdempotencyKey
+from puhui.entrypoints.api.deps import (
+    AppDep,
+    BalanceReader,
+    HistoryReader,
+    IdempotencyKey,
+    OwnCitizen,
+    Spender,
+)
 from puhui.entrypoints.api.schemas import (
     MAX_PAGE,
     BalanceOut,
     CreditExplanation,
+    GrantOut,
     HistoryPage,
     MovementOut,
 )
@@ -30,11 +42,18 @@ from puhui.entrypoints.api.wallet_schemas import (
     RetirementIn,
 )
 from puhui.entrypoints.http import problem_doc
-from puhui.service import citizens, queries, wallet
+from puhui.service import citizens, erasure, queries, wallet
+from puhui.service import consent as consents
 
 router = APIRouter(tags=["citizen"])
 
-RESPONSES: dict[int | str, dict[str, Any]] = {401: problem_doc("No valid citizen token.")}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem_doc("No valid citizen token."),
+    403: problem_doc(
+        "The grant does not allow this: consent_required, grant_revoked, grant_expired, "
+        "insufficient_scope."
+    ),
+}
 ACCOUNT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **RESPONSES,
     404: problem_doc(),
@@ -43,7 +62,7 @@ ACCOUNT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/v1/me", response_model=BalanceOut, responses=RESPONSES, summary="Your balance")
-def my_balance(citizen: CurrentCitizen, app: AppDep) -> BalanceOut:
+def my_balance(citizen: BalanceReader, app: AppDep) -> BalanceOut:
     """Verified reductions credited to you, over every member platform."""
     return BalanceOut(balance_g=wallet.holdings(app, citizen.pseudonym).balance_g)
 
@@ -55,7 +74,7 @@ def my_balance(citizen: CurrentCitizen, app: AppDep) -> BalanceOut:
     summary="Your account's movements, newest first",
 )
 def my_history(
-    citizen: CurrentCitizen,
+    citizen: HistoryReader,
     app: AppDep,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
@@ -76,7 +95,7 @@ def my_history(
     summary="How one of your credits was computed",
 )
 def my_credit(
-    entry_id: Annotated[int, Path_(ge=1, le=2**63 - 1)], citizen: CurrentCitizen, app: AppDep
+    entry_id: Annotated[int, Path_(ge=1, le=2**63 - 1)], citizen: HistoryReader, app: AppDep
 ) -> CreditExplanation:
     """Methodology and version, formulas, every factor with its value, evidence, source and
     the region it was found for, and the rounding to whole grams."""
@@ -89,7 +108,7 @@ def my_credit(
     responses=ACCOUNT_RESPONSES,
     summary="Your grams, retired grams and points",
 )
-def my_holdings(who: CurrentCitizen, app: AppDep) -> HoldingsOut:
+def my_holdings(who: BalanceReader, app: AppDep) -> HoldingsOut:
     """Grams CO2e and points apart: grams are verified reductions, points an incentive."""
     return HoldingsOut(**dataclasses.asdict(wallet.holdings(app, who.pseudonym)))
 
@@ -100,10 +119,12 @@ def my_holdings(who: CurrentCitizen, app: AppDep) -> HoldingsOut:
     responses=ACCOUNT_RESPONSES,
     summary="Your redemptions, retirements, gifts and reversals, newest first",
 )
-def my_operations(who: CurrentCitizen, app: AppDep) -> list[OperationLine]:
-    """The last 100, with what each did."""
+def my_operations(who: HistoryReader, app: AppDep) -> list[OperationLine]:
+    """The last 100, with what each did (with `history`, those done through this platform)."""
     return [
-        OperationLine(**dataclasses.asdict(o)) for o in wallet.operations(app, who.pseudonym, 100)
+        OperationLine(**dataclasses.asdict(o))
+        for o in wallet.operations(app, who.pseudonym, 100)
+        if who.sees_all() or o.actor == _actor(who)
     ]
 
 
@@ -113,9 +134,7 @@ def my_operations(who: CurrentCitizen, app: AppDep) -> list[OperationLine]:
     responses=ACCOUNT_RESPONSES,
     summary="Redeem a reward",
 )
-def redeem(
-    body: RedemptionIn, who: CurrentCitizen, key: IdempotencyKey, app: AppDep
-) -> OperationOut:
+def redeem(body: RedemptionIn, who: Spender, key: IdempotencyKey, app: AppDep) -> OperationOut:
     """Pays the price from your grams or points; a coupon answers with its code, a tree with
     its number and certificate."""
     return OperationOut.of(wallet.redeem(app, who.pseudonym, body.reward, key, _actor(who)))
@@ -127,9 +146,7 @@ def redeem(
     responses=ACCOUNT_RESPONSES,
     summary="Retire grams against your own footprint",
 )
-def retire(
-    body: RetirementIn, who: CurrentCitizen, key: IdempotencyKey, app: AppDep
-) -> OperationOut:
+def retire(body: RetirementIn, who: Spender, key: IdempotencyKey, app: AppDep) -> OperationOut:
     """Retired grams are gone for good: never spent, moved or retired again. The answer
     names the certificate (`/v1/certificates/{id}`)."""
     f = body.footprint
@@ -155,7 +172,7 @@ def retire(
     responses=ACCOUNT_RESPONSES,
     summary="Give grams or points to another citizen",
 )
-def give(body: GiftIn, who: CurrentCitizen, key: IdempotencyKey, app: AppDep) -> OperationOut:
+def give(body: GiftIn, who: Spender, key: IdempotencyKey, app: AppDep) -> OperationOut:
     """At most 100 kg (or 100 000 points) a gift and twice that a day. The receiver's
     identifier is pseudonymised at once and never stored."""
     to = queries.pseudonym_of(app, body.to)
@@ -166,5 +183,69 @@ def give(body: GiftIn, who: CurrentCitizen, key: IdempotencyKey, app: AppDep) ->
     )
 
 
+@router.get(
+    "/v1/me/grants",
+    response_model=list[GrantOut],
+    responses=RESPONSES,
+    summary="Your grants to member platforms, newest first",
+)
+def my_grants(who: OwnCitizen, app: AppDep) -> list[GrantOut]:
+    """Which platform may do what, since and until when, and whether it still may."""
+    now = app.clock()
+    return [GrantOut.of(g, now) for g in consents.grants(app, who.pseudonym)]
+
+
+@router.delete(
+    "/v1/me/grants/{grant_id}",
+    response_model=GrantOut,
+    responses={**RESPONSES, 404: problem_doc()},
+    summary="Revoke one of your grants",
+)
+def revoke_grant(
+    grant_id: Annotated[str, Path_(min_length=1, max_length=40)], who: OwnCitizen, app: AppDep
+) -> GrantOut:
+    """From the platform's next call on, its tokens of this grant are refused
+    (`grant_revoked`). Revoking a revoked grant changes nothing."""
+    return GrantOut.of(consents.revoke(app, who.pseudonym, grant_id), app.clock())
+
+
 def _actor(who: citizens.Citizen) -> str:
-    return f"platform:{who.platform}"
+    return f"platform:{who.platform}" if who.platform else "citizen"
+
+
+class ErasureRequest(BaseModel):
+    """A citizen's own request to be erased."""
+
+    grounds: Annotated[str, StringConstraints(min_length=1, max_length=500)] = Field(
+        "my own request", description="Why, in the citizen's words (optional)."
+    )
+    confirm: Literal["erase my account"] = Field(
+        description="The words `erase my account`: erasure cannot be undone."
+    )
+
+
+class ErasureDone(BaseModel):
+    """What an erasure did."""
+
+    erasure: int
+    records: int = Field(description="Records whose behaviour details were deleted.")
+
+
+@router.post(
+    "/v1/me/erasure",
+    response_model=ErasureDone,
+    status_code=201,
+    responses={
+        **RESPONSES,
+        404: problem_doc("puhui holds no account for you."),
+        422: problem_doc(),
+    },
+    summary="Erase yourself from puhui",
+)
+def erase_me(body: ErasureRequest, who: OwnCitizen, app: AppDep) -> ErasureDone:
+    """With your own session only (not a member platform's token). No number leads to your
+    account any more, every grant ends, the times, places, devices and evidence references of
+    your behaviour are deleted; the grams stay on an account without an owner, so the ledger's
+    totals still hold (docs/privacy.md). It cannot be undone."""
+    done = erasure.erase_pseudonym(app, who.pseudonym, "citizen", body.grounds)
+    return ErasureDone(erasure=done.erasure, records=done.records)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from puhui.bootstrap import App
+from puhui.domain.consent import Scope
 from puhui.entrypoints import http, settler
 from puhui.service import citizens, credentials, oversight, submissions, wallet
 
@@ -35,7 +36,12 @@ AppDep = Annotated[App, Depends(puhui_app)]
 SettlementDep = Annotated[Settlement, Depends(settlement)]
 SignedDep = Annotated[credentials.Signed, Depends(http.signed)]
 CurrentPlatform = Annotated[str, Depends(http.platform)]
-CurrentCitizen = Annotated[citizens.Citizen, Depends(http.citizen)]
+# The citizen of a token whose grant allows the route (`domain.consent`): checked on each call.
+BalanceReader = Annotated[citizens.Citizen, Depends(http.citizen_with(Scope.BALANCE))]
+HistoryReader = Annotated[citizens.Citizen, Depends(http.citizen_with(Scope.HISTORY))]
+Spender = Annotated[citizens.Citizen, Depends(http.citizen_with(Scope.SPEND))]
+# The citizen's own session (not a member platform's token).
+OwnCitizen = Annotated[citizens.Citizen, Depends(http.own_citizen)]
 StaffDep = Annotated[oversight.Staff, Depends(http.staff)]
 
 

@@ -16,9 +16,11 @@ from puhui.domain.errors import (
     AlreadyExistsError,
     AuthenticationError,
     ConfigurationError,
+    ConsentError,
     InputError,
     NotFoundError,
     PuhuiError,
+    RateLimitedError,
     RefusedError,
 )
 from puhui.entrypoints.http import PROBLEM, Forbidden, Problem
@@ -32,11 +34,13 @@ log = logging.getLogger("puhui.api")
 ERRORS: dict[type[Exception], tuple[int | None, str | None]] = {
     AuthenticationError: (401, None),  # bad_signature, stale, replayed, missing_token, …
     Forbidden: (403, "forbidden"),
+    ConsentError: (403, None),  # consent_required, grant_revoked, grant_expired, …
     NotFoundError: (404, "not_found"),
     AlreadyExistsError: (409, "already_exists"),
     RefusedError: (409, None),  # insufficient_balance, out_of_stock, limit_reached, …
     InputError: (422, "invalid_input"),
     RequestValidationError: (422, "invalid_request"),
+    RateLimitedError: (429, "too_many_requests"),
     ConfigurationError: (503, "not_ready"),
     PuhuiError: (500, "internal_error"),  # any other: the server's fault
     StarletteHTTPException: (None, None),  # Starlette's own: no route, method, body size
@@ -56,6 +60,7 @@ TITLES = {
     409: "Conflict",
     413: "Payload too large",
     422: "Unprocessable content",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }

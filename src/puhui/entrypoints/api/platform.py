@@ -1,5 +1,6 @@
-"""Routes of member platforms: submit records, read their receipts, issue a token for a
-logged-in user, define a points programme of their own. Every request is signed
+"""Routes of member platforms: submit records, read their receipts, define a points programme
+of their own. (A platform reads a citizen's account only with the citizen's consent:
+`/oauth/authorize`, `service.consent_oauth`.) Every request is signed
 (`puhui.domain.signing`); a platform sees only its own records.
 """
 
@@ -14,8 +15,6 @@ from puhui.domain.errors import InputError
 from puhui.entrypoints.api.deps import AppDep, CurrentPlatform, SettlementDep, SignedDep
 from puhui.entrypoints.api.schemas import (
     MAX_PAGE,
-    CitizenTokenOut,
-    CitizenTokenRequest,
     ReceiptPage,
     StoredReceipt,
     Submission,
@@ -23,7 +22,7 @@ from puhui.entrypoints.api.schemas import (
 )
 from puhui.entrypoints.api.wallet_schemas import PlatformProgrammeIn, ProgrammeOut
 from puhui.entrypoints.http import problem_doc
-from puhui.service import citizens, queries, wallet
+from puhui.service import queries, wallet
 
 router = APIRouter(tags=["platform"])
 
@@ -91,21 +90,6 @@ def list_receipts(
         items=[StoredReceipt.of(r) for r in items],
         next_after=items[-1].seq if len(items) == limit else None,
     )
-
-
-@router.post(
-    "/v1/citizen-tokens",
-    response_model=CitizenTokenOut,
-    responses=RESPONSES,
-    summary="A short-lived token for one of your logged-in users",
-)
-def citizen_token(
-    body: CitizenTokenRequest, platform: CurrentPlatform, app: AppDep
-) -> CitizenTokenOut:
-    """After its own login, a member app obtains a token its user's app then sends as
-    `Authorization: Bearer <token>` to read that citizen's account."""
-    issued = citizens.issue_token(app, platform, body.subject)
-    return CitizenTokenOut(token=issued.token, expires_at=issued.expires_at)
 
 
 @router.post(

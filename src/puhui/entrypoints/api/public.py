@@ -1,5 +1,6 @@
-"""Routes anyone may call: the methodologies puhui applies, the rewards and points programmes,
-a footprint with its explanation, and the verification of a certificate.
+"""Routes anyone may call: the methodologies puhui applies, the published statistics (every
+figure describing fewer than k citizens suppressed: `service.publication`), the rewards and
+points programmes, a footprint with its explanation, and the verification of a certificate.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from fastapi import Path as Path_
 from puhui.domain import footprints
 from puhui.domain.errors import NotFoundError
 from puhui.entrypoints.api.deps import AppDep
-from puhui.entrypoints.api.schemas import MethodologyOut
+from puhui.entrypoints.api.schemas import (
+    MethodologyOut,
+    PublishedOutcomeOut,
+    PublishedReductionOut,
+    PublishedTotalsOut,
+)
 from puhui.entrypoints.api.wallet_schemas import (
     CertificateOut,
     FootprintIn,
@@ -22,7 +28,7 @@ from puhui.entrypoints.api.wallet_schemas import (
     RewardOut,
 )
 from puhui.entrypoints.http import problem_doc
-from puhui.service import certificates, wallet
+from puhui.service import certificates, publication, wallet
 
 router = APIRouter()
 
@@ -54,6 +60,47 @@ def methodology_versions(methodology_id: str, app: AppDep) -> list[MethodologyOu
     if not found:
         raise NotFoundError(f"no methodology {methodology_id!r}")
     return found
+
+
+@router.get(
+    "/v1/statistics/totals",
+    response_model=PublishedTotalsOut,
+    tags=["statistics"],
+    summary="Everything credited, as published",
+)
+def statistics_totals(app: AppDep) -> PublishedTotalsOut:
+    """Public: grams credited, credited records, distinct citizens, platforms that credited and
+    records received; null with `suppressed` when fewer than `min_cell` citizens were
+    credited."""
+    found = publication.totals(app)
+    return PublishedTotalsOut(**dataclasses.asdict(found), min_cell=publication.min_cell(app))
+
+
+@router.get(
+    "/v1/statistics/reductions",
+    response_model=list[PublishedReductionOut],
+    tags=["statistics"],
+    summary="Reductions by province, scene, platform or month, as published",
+)
+def statistics_reductions(app: AppDep, by: publication.Breakdown) -> list[PublishedReductionOut]:
+    """Public: grams credited, credited records and distinct citizens per value, largest first
+    (months in calendar order). A value of fewer than `min_cell` citizens is null with
+    `suppressed`, and so is the next smallest of the list, so that it cannot be worked out from
+    the totals."""
+    return [PublishedReductionOut(**dataclasses.asdict(r)) for r in publication.reductions(app, by)]
+
+
+@router.get(
+    "/v1/statistics/outcomes",
+    response_model=list[PublishedOutcomeOut],
+    tags=["statistics"],
+    summary="Duplicates and rejections by reason, as published",
+)
+def statistics_outcomes(app: AppDep) -> list[PublishedOutcomeOut]:
+    """Public: records found duplicate or rejected per reason code over every platform, most
+    first (a record failing several checks counts under each reason), suppressed as the
+    reductions are."""
+    return [PublishedOutcomeOut(**dataclasses.asdict(o)) for o in publication.outcomes(app)]
 
 
 @router.get(

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from puhui.domain import consent
 from puhui.domain.methodology import Cap, Methodology
 from puhui.service import citizens, queries, submissions
 
@@ -107,27 +108,28 @@ class ReceiptPage(BaseModel):
     next_after: int | None = Field(description="Pass as `after` for the next page; null at end.")
 
 
-class CitizenTokenRequest(BaseModel):
-    """The citizen a member app has logged in, by the identifier it knows them by."""
+class GrantOut(BaseModel):
+    """A citizen's grant to a member platform."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"subject": "+86 138 0013 8000"}]}, extra="forbid"
-    )
-
-    subject: str = Field(
-        min_length=1,
-        max_length=64,
-        description="Mainland mobile number or resident ID number; pseudonymised at once, "
-        "never stored or logged.",
-    )
-
-
-class CitizenTokenOut(BaseModel):
-    """A bearer token for the citizen's own reads, valid 15 minutes."""
-
-    token: str
-    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    id: str
+    platform: str
+    scopes: list[str] = Field(description="balance, history, history:all, spend")
+    granted_at: datetime
     expires_at: datetime
+    revoked_at: datetime | None
+    state: Literal["active", "revoked", "expired"]
+
+    @classmethod
+    def of(cls, g: consent.Grant, now: datetime) -> GrantOut:
+        return cls(
+            id=g.id,
+            platform=g.platform,
+            scopes=consent.scope_text(g.scopes).split(),
+            granted_at=g.granted_at,
+            expires_at=g.expires_at,
+            revoked_at=g.revoked_at,
+            state=g.state(now).value,
+        )
 
 
 class BalanceOut(BaseModel):
@@ -348,6 +350,46 @@ class PairOut(BaseModel):
     first_from: str
     reason: str
     records: int
+
+
+SUPPRESSED = (
+    "True when the figure describes fewer than the smallest number of citizens that may be "
+    "published (or is suppressed so that such a figure cannot be worked out from a total): "
+    "its figures are then null."
+)
+
+
+class PublishedReductionOut(BaseModel):
+    """Credited reductions of one region, province, scene, platform, day or month, as anyone
+    may read them."""
+
+    key: str
+    credited_g: int | None
+    records: int | None
+    participants: int | None = Field(description="Distinct citizens.")
+    suppressed: bool = Field(description=SUPPRESSED)
+
+
+class PublishedTotalsOut(BaseModel):
+    """Everything credited, as anyone may read it."""
+
+    credited_g: int | None
+    records: int | None = Field(description="Credited records.")
+    participants: int | None = Field(description="Distinct citizens credited.")
+    platforms: int = Field(description="Member platforms that credited.")
+    received: int | None = Field(description="Records received, whatever their receipt.")
+    suppressed: bool = Field(description=SUPPRESSED)
+    min_cell: int = Field(description="The fewest distinct citizens a published figure describes.")
+
+
+class PublishedOutcomeOut(BaseModel):
+    """Records found duplicate or rejected for one reason, over every platform, as anyone may
+    read them."""
+
+    status: str
+    reason: str
+    records: int | None
+    suppressed: bool = Field(description=SUPPRESSED)
 
 
 class Health(BaseModel):

@@ -9,6 +9,7 @@ import typer
 
 from puhui.entrypoints.cli import (
     accounts,
+    consent,
     intake,
     keys,
     ledger,
@@ -45,7 +46,10 @@ app.command()(intake.ingest)
 app.command()(intake.receipts)
 app.add_typer(platforms.platform_app, name="platform")
 app.add_typer(platforms.staff_app, name="staff")
+platforms.platform_app.command("redirect-uri")(consent.platform_redirect_uri)
 app.add_typer(accounts.account_app, name="account")
+accounts.account_app.command("grants")(consent.account_grants)
+accounts.account_app.command("revoke-grant")(consent.account_revoke_grant)
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(methodologies.methodology_app, name="methodology")

@@ -23,7 +23,7 @@ from puhui.entrypoints.cli.common import (
     out,
     print_outcome,
 )
-from puhui.service import queries, wallet
+from puhui.service import erasure, queries, wallet
 
 account_app = typer.Typer(help="Personal carbon accounts.", no_args_is_help=True)
 
@@ -193,6 +193,35 @@ def account_operations(
             _summary(o.kind, o.result),
         )
     out.print(table)
+
+
+@account_app.command("erase")
+def account_erase(
+    subject: Annotated[str, typer.Argument(help="Mobile number or resident ID number.")],
+    grounds: Annotated[
+        str, typer.Option(help="Why, e.g. the reference of the verified request (no identifier).")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Erase without asking.")] = False,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Erase a citizen on a verified request: no number leads to the account any more, the
+    behaviour details of their records are deleted, the grams stay on an anonymous account
+    (docs/privacy.md)."""
+    if not yes:
+        typer.confirm("Erase this citizen? This cannot be undone", abort=True)
+    with application(db, key_file) as a:
+        done = erasure.erase_subject(a, subject, "operator", grounds)
+    out.print(
+        f"erasure {done.erasure}: {done.records} records lost their details; the account has "
+        f"no owner any more"
+    )
+    if done.scrubbed is False:
+        out.print(
+            "the write-ahead log is held by another process: earlier versions of the erased "
+            "pages leave it at its next full checkpoint, when the server stops at the latest "
+            "(docs/privacy.md)"
+        )
 
 
 def _summary(kind: str, r: dict[str, Any]) -> str:

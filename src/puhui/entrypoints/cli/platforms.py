@@ -11,6 +11,7 @@ from rich.table import Table
 
 from puhui.entrypoints.cli.common import Db, KeyFile, application, out
 from puhui.service import admin, credentials, oversight
+from puhui.service import consent as consents
 
 platform_app = typer.Typer(help="Member platforms.", no_args_is_help=True)
 staff_app = typer.Typer(
@@ -22,15 +23,25 @@ staff_app = typer.Typer(
 def platform_add(
     code: str,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(help="Where its OAuth authorizations may send the citizen back (repeat)."),
+    ] = None,
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
     """Register a member platform and issue its API credentials (shown once)."""
     with application(db, key_file) as a:
         admin.check_ready(a)
+        for uri in redirect_uri or []:
+            consents.check_redirect_uri(uri)
         info = admin.add_platform(a, code, name)
         issued = credentials.issue(a, info.code)
+        for uri in redirect_uri or []:
+            consents.add_redirect_uri(a, info.code, uri)
     out.print(f"platform {info.code} registered ({info.name})")
+    for uri in redirect_uri or []:
+        out.print(f"redirect URI: {uri}")
     _print_credentials(issued)
 
 

@@ -81,9 +81,11 @@ def verify_certificate(app: App, certificate: str) -> Certificate:
     result = json.loads(stored)
     if not certified(kind, result):
         raise NotFoundError("no certificate has this id")
+    # The id verified, which may have been checked with an older version of the key than the
+    # one `with_certificate` uses now: the certificate reads as it was printed.
     return Certificate(
         found.group(0),
         "retirement" if kind == "retire" else "tree",
         queries.aware(at),
-        with_certificate(app, operation, kind, result),
+        {**with_certificate(app, operation, kind, result), "certificate": found.group(0)},
     )
