@@ -1,5 +1,6 @@
-"""What each citizen route needs, as the tests expect it, stated apart from the code they
-check: the scope a member platform's token must hold, or the citizen's own session."""
+"""What each route needs, as the tests expect it, stated apart from the code they check: the
+scope a member platform's token must hold, or the citizen's own session; which staff routes
+only an operator may call."""
 
 from __future__ import annotations
 
@@ -29,3 +30,15 @@ def allowed(holder: str, needed: str) -> bool:
         return False
     held = SCOPES if holder == "every scope" else [holder]
     return needed in held or (needed == "history" and "history:all" in held)
+
+
+# Staff routes a regulator may not call (they change something, or show platforms' health).
+OPERATOR_ONLY = {
+    ("GET", "/v1/oversight/platforms"),
+    ("POST", "/v1/oversight/programmes"),
+    ("POST", "/v1/oversight/rewards"),
+    ("POST", "/v1/oversight/rewards/{code}/codes"),
+    ("POST", "/v1/oversight/reversals"),
+    ("POST", "/v1/oversight/jobs"),
+    ("POST", "/v1/oversight/erasures"),
+}

@@ -20,7 +20,7 @@ from puhui.domain.consent import Event, Kind, Scope
 from puhui.service import citizens, oversight, queries
 from puhui.service import consent as consents
 from tests.builders import citizen_session, citizen_token, event, trip
-from tests.citizen_routes import NEEDS, SCOPES, allowed
+from tests.citizen_routes import NEEDS, OPERATOR_ONLY, SCOPES, allowed
 from tests.conftest import NOW
 from tests.integration.conftest import Platform
 
@@ -68,7 +68,8 @@ def may(caller: str, method: str, path: str, security: list[Any] | None) -> bool
             return True
         return caller.startswith("amap:") and allowed(caller[5:], NEEDS[(method, path)])
     if "StaffToken" in schemes:
-        # Which staff role reads which route is held by the oversight tests.
+        if (method, path) in OPERATOR_ONLY:
+            return caller == "operator"
         return caller in ("operator", "regulator")
     if schemes:
         return caller == "platform"
@@ -99,7 +100,11 @@ def test_no_caller_is_allowed_what_the_rules_refuse(
                 if response.status_code < 400 and not allowed:
                     unexpected += 1
                     problems.append(f"{caller} {method} {template}: {response.status_code}")
-                if citizen_route and not allowed and response.status_code not in (401, 403):
+                staff_route = "StaffToken" in {
+                    n for r in operation.get("security") or [] for n in r
+                }
+                guarded = citizen_route or staff_route
+                if guarded and not allowed and response.status_code not in (401, 403):
                     problems.append(f"{caller} {method} {template}: {response.status_code}")
     assert checked > 300
     # The allowed calls do succeed (all but a redemption of no reward and a credit or grant
