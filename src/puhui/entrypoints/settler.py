@@ -28,9 +28,11 @@ import multiprocessing.process
 import os
 import pickle
 import secrets
+import signal
 import socket
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from contextlib import suppress
@@ -64,6 +66,16 @@ def main(database_url: str, key_file: str, address: str, authkey: bytes, ready: 
     run(database_url, key_file, address, authkey, ready)
 
 
+def _outlive_no_server(server: int) -> None:
+    """Stop this process once the server that started it is gone (killed, say, with no time
+    to stop it): no worker can send anything any more, and what was being settled rolls
+    back."""
+    while os.getppid() == server:
+        time.sleep(1)
+    log.warning("the server is gone: the settlement process stops")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: Event) -> None:
     """The settlement process: accept the workers' connections and settle what they send."""
     from puhui.bootstrap import bootstrap
@@ -79,6 +91,9 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
     Path(address).unlink(missing_ok=True)  # left by a settlement process that died
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
     keeper.start()
+    threading.Thread(
+        target=_outlive_no_server, args=(os.getppid(),), name="puhui-orphan", daemon=True
+    ).start()
     ready.set()
     try:
         while True:

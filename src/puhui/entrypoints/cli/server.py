@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from typing import Annotated
 
 import typer
@@ -60,6 +61,9 @@ def serve(
             # left alone, so that a new settlement process does not inherit a worker's priority.
             os.environ[WORKERS_NICE_ENV] = str(workers_nice)
         out.print(f"puhui API on http://{host}:{port}  (docs http://{host}:{port}/docs)")
+        # uvicorn stops gracefully on SIGTERM, then raises it again as it found it handled:
+        # as an exit, so that the settlement process is stopped on the way out, not orphaned.
+        signal.signal(signal.SIGTERM, _exit)
         uvicorn.run(
             "puhui.entrypoints.asgi:application",
             host=host,
@@ -68,6 +72,10 @@ def serve(
             log_config=log_config(),
             access_log=False,
         )
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _start_settler(stack: contextlib.ExitStack, settings: Settings) -> None:
