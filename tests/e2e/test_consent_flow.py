@@ -32,9 +32,11 @@ def pkce() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def authorize(page: Page, server: Server, cli: Any, challenge: str, scopes: list[str]) -> str:
-    """The citizen goes through the authorization in the browser and grants `scopes` (of the
-    three asked for) for 30 days; the code the app received."""
+def authorize(
+    page: Page, server: Server, cli: Any, challenge: str, scopes: list[str], shown: str = "amap"
+) -> str:
+    """The citizen goes through the authorization in the browser, sees the app as `shown` and
+    grants `scopes` (of the three asked for) for 30 days; the code the app received."""
     arrived: list[str] = []
 
     def app_callback(route: Route) -> None:
@@ -57,6 +59,7 @@ def authorize(page: Page, server: Server, cli: Any, challenge: str, scopes: list
         page.locator("form button").click()
         page.wait_for_load_state()
     assert page.get_by_role("heading", level=2).first.inner_text() in ("授权", "Authorize")
+    assert shown in page.locator("main").inner_text()
     for box in page.locator("input[name=grant_scope]").all():
         if box.get_attribute("value") not in scopes:
             box.uncheck()
@@ -96,7 +99,7 @@ def test_the_citizen_grants_balance_only_then_revokes(
     server: Server,
     tmp_path: Path,
 ) -> None:
-    cli("platform", "add", "amap", "--redirect-uri", REDIRECT)
+    cli("platform", "add", "amap", "--name", "高德地图", "--redirect-uri", REDIRECT)
     rides = [trip("t1", subject="18948626928")]
     cli("ingest", "--platform", "amap", str(write_jsonl(tmp_path / "a.jsonl", rides)))
     context = browser.new_context(locale="en-US")
@@ -104,7 +107,7 @@ def test_the_citizen_grants_balance_only_then_revokes(
     page.goto(f"{server.base}/dashboard?lang=en")
 
     verifier, challenge = pkce()
-    code = authorize(page, server, cli, challenge, ["balance"])
+    code = authorize(page, server, cli, challenge, ["balance"], shown="高德地图 (amap)")
     token = token_for(server, code, verifier)
     assert (token["scope"], token["token_type"]) == ("balance", "Bearer")
     access = token["access_token"]

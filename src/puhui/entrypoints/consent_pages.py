@@ -152,17 +152,20 @@ def install(api: FastAPI, app: App) -> None:
             return render(
                 "signin.html", lang, next=local(request.url.path + "?" + request.url.query)
             )
-        return consent_page(request, lang, grant, signed_in[1])
+        return await run_in_threadpool(consent_page, request, lang, grant, signed_in[1])
 
     def consent_page(
         request: Request, lang: str, grant: Any, csrf: str, error: str = ""
     ) -> HTMLResponse:
         asked = consent.parse_scopes(grant.request.scope)
+        code = grant.client.platform
+        # The name the citizen knows the app by, with the code it is registered under.
+        name = app.directory().platform_name(code) or code
         return render(
             "consent.html",
             lang,
             400 if error else 200,
-            platform=grant.client.platform,
+            platform=code if name == code else f"{name} ({code})",
             scopes=consent.scope_text(asked).split(),
             expiry_days=consent.EXPIRY_DAYS,
             action="/oauth/authorize?" + request.url.query,
@@ -191,8 +194,8 @@ def install(api: FastAPI, app: App) -> None:
         asked = consent.parse_scopes(grant.request.scope)
         chosen = frozenset(Scope(s) for s in form.get("grant_scope", []) if s in asked)
         if not chosen:
-            return consent_page(
-                request, lang, grant, signed_in[1], i18n.TEXT[lang]["nothing_chosen"]
+            return await run_in_threadpool(
+                consent_page, request, lang, grant, signed_in[1], i18n.TEXT[lang]["nothing_chosen"]
             )
         try:
             days = int(first(form, "days") or "0")
@@ -200,7 +203,9 @@ def install(api: FastAPI, app: App) -> None:
                 consents.grant, app, who.pseudonym, grant.client.platform, chosen, days
             )
         except (ValueError, InputError):
-            return consent_page(request, lang, grant, signed_in[1], i18n.TEXT[lang]["bad_request"])
+            return await run_in_threadpool(
+                consent_page, request, lang, grant, signed_in[1], i18n.TEXT[lang]["bad_request"]
+            )
         approval = consent_oauth.Approval(made)
         return answered(
             await run_in_threadpool(server.create_authorization_response, req, approval, grant)

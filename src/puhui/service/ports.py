@@ -166,6 +166,10 @@ class Directory(Protocol):
         """The id of a registered platform (NotFoundError when there is none)."""
         ...
 
+    def platform_name(self, code: str) -> str | None:
+        """The display name of a registered platform; None when there is none."""
+        ...
+
     def platforms(self) -> list[tuple[Any, ...]]:
         """(code, name, registered at, credited, duplicate, rejected, grams) of each platform."""
         ...

@@ -50,6 +50,14 @@ class SqlDirectory:
         with self.engine.connect() as conn:
             return IntakeStore(conn).platform_id(code)
 
+    def platform_name(self, code: str) -> str | None:
+        """The display name of a registered platform; None when there is none."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(t.platforms.c.name).where(t.platforms.c.code == code)
+            ).scalar_one_or_none()
+        return None if found is None else str(found)
+
     def platforms(self) -> list[tuple[Any, ...]]:
         """(code, name, registered at, credited, duplicate, rejected records, grams credited)
         of every platform, by code, from the tallies."""
