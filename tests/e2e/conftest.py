@@ -83,17 +83,17 @@ def credentials_of(output: str) -> dict[str, str]:
     return {"key_id": key.group(1), "secret": secret.group(1)}
 
 
-@pytest.fixture
-def server(cli: Any, tmp_path: Path) -> Iterator[Server]:
+def start_server(cli: Any, tmp_path: Path, workers: str = "2") -> Server:
+    """`puhui serve` on a free port, its output in `server.log`, once it answers `/readyz`."""
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [*_puhui(), "serve", "--port", str(port), "--workers", "2"],
-        env=cli.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with (tmp_path / "server.log").open("w") as log:
+        process = subprocess.Popen(
+            [*_puhui(), "serve", "--port", str(port), "--workers", workers],
+            env=cli.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     server = Server(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 60
     while True:
@@ -105,7 +105,20 @@ def server(cli: Any, tmp_path: Path) -> Iterator[Server]:
         assert process.poll() is None, (tmp_path / "server.log").read_text()
         assert time.monotonic() < deadline, "the server did not become ready in 60 s"
         time.sleep(0.2)
+    return server
+
+
+def children(pid: int) -> list[int]:
+    """The processes a process started (Linux)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.fixture
+def server(cli: Any, tmp_path: Path) -> Iterator[Server]:
+    server = start_server(cli, tmp_path)
     yield server
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    server.process.terminate()
+    server.process.wait(timeout=30)

@@ -12,15 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Server, _puhui, free_port
-
-
-def children(pid: int) -> list[int]:
-    """The processes a process started (Linux)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
+from tests.e2e.conftest import children, start_server
 
 
 def alive(pid: int) -> bool:
@@ -41,31 +33,16 @@ def test_no_settlement_process_outlives_the_server(
 ) -> None:
     """(Killed with several workers, uvicorn's own worker processes outlive their supervisor:
     a service manager stops the whole group; the settlement process stops by itself.)"""
-    port = free_port()
-    with (tmp_path / "server.log").open("w") as log:
-        process = subprocess.Popen(
-            [*_puhui(), "serve", "--port", str(port), "--workers", workers],
-            env=cli.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        server = Server(f"http://127.0.0.1:{port}", process)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if server.call("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        started = children(process.pid)
-        assert started
-        process.send_signal(how)
-        process.wait(timeout=30)
-        deadline = time.monotonic() + 15
-        while any(alive(p) for p in started) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = [p for p in started if alive(p)]
-        for p in left:
-            subprocess.run(["kill", "-9", str(p)], check=False)
-        assert left == [], (tmp_path / "server.log").read_text()
+    server = start_server(cli, tmp_path, workers)
+    process = server.process
+    started = children(process.pid)
+    assert started
+    process.send_signal(how)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in started if alive(p)]
+    for p in left:
+        subprocess.run(["kill", "-9", str(p)], check=False)
+    assert left == [], (tmp_path / "server.log").read_text()

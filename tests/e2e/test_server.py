@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.builders import event, trip
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, children
 from tests.e2e.conftest import credentials_of as _credentials
 
 
@@ -85,13 +85,6 @@ def test_docs_metrics_and_logs_are_served_without_any_cdn(
     assert "13800138000" not in (tmp_path / "server.log").read_text()
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
 def _nice(pid: int) -> int:
     # /proc/<pid>/stat: the 19th field is the nice value; the 2nd, the command, is in brackets.
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
@@ -109,7 +102,7 @@ def test_the_workers_leave_the_cores_to_the_settlement_process_first(server: Ser
     while True:
         spawned = [
             pid
-            for pid in _children(server.process.pid)
+            for pid in children(server.process.pid)
             if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         ]
         nices = sorted(_nice(pid) for pid in spawned)
