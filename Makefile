@@ -6,14 +6,19 @@ UV := $(BIN)/uv
 PUHUI := $(BIN)/puhui
 PYTEST_ARGS ?=
 
-.PHONY: install run test check lint bench bench-quick clean
+.PHONY: install run test check lint bench bench-spark bench-quick clean
 
 $(UV):
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
 
+# `make test` and `make bench` add Spark (PySpark and pandas, from the package index); `make run`
+# does not need it. `--inexact` keeps what another target installed.
+EXTRAS ?=
+test bench bench-spark: EXTRAS = --extra spark
+
 install: $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --quiet --compile-bytecode
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --quiet --compile-bytecode $(EXTRAS)
 	@echo "puhui installed: $(PUHUI)"
 
 run: install
@@ -26,7 +31,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install
-	scripts/ensure-system-deps postgres curl chromium
+	scripts/ensure-system-deps postgres curl chromium java
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
@@ -39,6 +44,10 @@ bench: install
 	$(BIN)/python -m bench.redeem --seconds 10 --clients 1 8 16
 	$(BIN)/python -m bench.dashboard --records 1000000
 	$(BIN)/python -m bench.dashboard --records 1000000 --postgres
+
+bench-spark: install
+	scripts/ensure-system-deps java
+	$(BIN)/python -m bench.spark --records 10000000
 
 bench-quick: install
 	$(BIN)/python -m bench.ingest --records 100000 --sqlite-only

@@ -53,6 +53,18 @@ class Settings:
             Path(outbox) if outbox else None,
         )
 
+    def spark_dir(self) -> str:
+        """Where Spark ingests keep the claims store and stage their jobs
+        (`PUHUI_SPARK_DIR`: a path, or a URI every executor reaches); by default beside an
+        SQLite database (`puhui.db` → `puhui.spark`), else beside the key file."""
+        given = os.environ.get("PUHUI_SPARK_DIR", "").strip()
+        if given:
+            return given
+        url = make_url(self.database_url)
+        if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+            return str(Path(url.database).with_suffix(".spark").resolve())
+        return str(self.key_file.with_name("puhui.spark").resolve())
+
     def outbox(self) -> Path:
         """The SMS outbox file: `sms_outbox`, or its default beside the database."""
         if self.sms_outbox is not None:

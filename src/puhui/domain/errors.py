@@ -84,6 +84,11 @@ class RateLimitedError(PuhuiError):
     """Too many attempts of something limited in time (sign-in codes sent to one number)."""
 
 
+class BusyError(PuhuiError):
+    """Work that needs the database to stand still for a moment found it changing each time it
+    tried; nothing was done, and it can be run again."""
+
+
 class RefusedError(PuhuiError):
     """An operation on a personal carbon account that may not be done now; nothing was changed.
 

@@ -225,7 +225,7 @@ def ingest_sources(
                 if not report.batches or report.batches[-1] != batch_id:
                     report.batches.append(batch_id)
                 with report.timed("receipts"):
-                    receipts = _receipts(settled, platform, name)
+                    receipts = receipts_of(settled, platform, name)
                     roles = settled.column("role")
                     replays = pc.sum(pc.equal(roles, pa.scalar(Role.REPLAY.value))).as_py()
                     report.add(receipts, transfers, int(replays or 0), credited_g)
@@ -292,11 +292,49 @@ def _settle_chunk(
             settled = settle_small(prepared, subject_ids, existing, claims, usage, platform_id)
         else:
             settled = settle(pipeline.settler, prepared, subject_ids, existing, claims, usage)
+    transfers, credited_g = post_chunk(
+        store,
+        preparer,
+        pipeline,
+        settled,
+        Posting(platform_id, batch_id, received_at, first_seq),
+        subject_ids,
+        usage,
+        report,
+    )
+    return settled, transfers, credited_g
+
+
+@dataclass(frozen=True)
+class Posting:
+    """Where a settled chunk is posted: its platform, its batch, when it was received and the
+    seq of its first record."""
+
+    platform_id: int
+    batch_id: int
+    received_at: datetime
+    first_seq: int
+
+
+def post_chunk(
+    store: IntakeStore,
+    preparer: Preparer,
+    pipeline: Pipeline,
+    settled: pa.Table,
+    posting: Posting,
+    subject_ids: pa.Table,
+    usage: pa.Table,
+    report: IngestReport,
+) -> tuple[int, int]:
+    """Store a settled chunk (its records numbered from `posting.first_seq`), post its
+    credits, count it in its batch and the statistics' tallies; returns the transfers posted
+    and the grams credited. `usage`: the chunk's `usage_day` lookup."""
+    platform_id, batch_id = posting.platform_id, posting.batch_id
     with report.timed("store"):
         stored = _store(store, pipeline, preparer, settled, platform_id, batch_id)
+    first_seq, last_seq = posting.first_seq, posting.first_seq + settled.num_rows - 1
     with report.timed("ledger"):
-        n = prepared.num_rows
-        transfers = store.post_credits(batch_id, first_seq, first_seq + n - 1, received_at)
+        transfers = store.post_credits(batch_id, first_seq, last_seq, posting.received_at)
         counts = Counter(stored.column("status").to_pylist())
         credited_g = int(pc.sum(stored.column("reduction_g")).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
@@ -310,8 +348,8 @@ def _settle_chunk(
             )
             if new
         }
-        store.add_to_tallies(platform_id, stored, first_seq, first_seq + n - 1, usage, registered)
-    return settled, transfers, credited_g
+        store.add_to_tallies(platform_id, stored, first_seq, last_seq, usage, registered)
+    return transfers, credited_g
 
 
 def _lookups(
@@ -359,15 +397,19 @@ def _lookups(
         if end is not None
     ]
     claims = store.existing_claims(refs, trips)
+    usage = usage_around(store, chunk_subjects, valid)
+    return prepared, first_seq, subject_ids, existing, claims, usage
+
+
+def usage_around(store: IntakeStore, subjects: Sequence[int], valid: pa.Table) -> pa.Table:
+    """The `usage_day` lookup of a chunk: what its citizens (`subjects`, those of its valid
+    records `valid`, in order) were credited over the whole months of its records."""
     starts = valid.column("start_ms")
     lo = pc.min(starts).as_py()
     hi = pc.max(pc.coalesce(valid.column("end_ms"), starts)).as_py()
-    usage = (
-        store.usage_day(chunk_subjects, china_time.month_start_ms(lo), china_time.next_month_ms(hi))
-        if lo is not None and hi is not None
-        else store.usage_day((), 0, 0)
-    )
-    return prepared, first_seq, subject_ids, existing, claims, usage
+    if lo is None or hi is None:
+        return store.usage_day((), 0, 0)
+    return store.usage_day(subjects, china_time.month_start_ms(lo), china_time.next_month_ms(hi))
 
 
 def _store(
@@ -422,7 +464,7 @@ def _store(
     return new
 
 
-def _receipts(settled: pa.Table, platform: str, file: str) -> pa.Table:
+def receipts_of(settled: pa.Table, platform: str, file: str) -> pa.Table:
     n = settled.num_rows
     return pa.table(
         {

@@ -115,6 +115,16 @@ class IntakeStore(Protocol):
         `registered` the citizens the chunk registered (counted nowhere before it)."""
         ...
 
+    def claims_mark(self) -> tuple[int, int]:
+        """The last stored record's seq (0 when none) and the number of erasures made: what a
+        copy of the stored records must hold to be in step."""
+        ...
+
+    def stored_after(self, after_seq: int, up_to_seq: int, size: int) -> Iterator[pa.Table]:
+        """Stored records with seq in (after_seq, up_to_seq], in seq order, `size` at a time,
+        each with its citizen's pseudonym (`adapters.sql.intake.STORED_RECORDS`)."""
+        ...
+
 
 class IntakeUnitOfWork(Protocol):
     """One transaction of intake: rolled back on leaving unless committed."""

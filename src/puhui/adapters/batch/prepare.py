@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -495,6 +496,12 @@ class Preparer:
                     None if unit is None else Quantified(quantification_key(unit), unit)
                 )
         return self.quantified[cache_key]
+
+    def quantify(self, values: Iterable[tuple[str, str, str, date]]) -> None:
+        """Quantify these (scene, region, material, China day) of valid records, as preparing
+        them would: their calculations are then among `units()`."""
+        for scene, region, material, day in values:
+            self._quantified(scene, region, material, day)
 
     def _caps(self, found: Quantified) -> dict[str, int | None]:
         """The caps of the methodology that quantified a record, for its scene."""

@@ -7,7 +7,7 @@ join, whatever the size of the chunk or of the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
@@ -73,6 +73,26 @@ USAGE = pa.schema(
         ("day", pa.date32()),
         ("g", pa.int64()),
         ("n", pa.int64()),
+    ]
+)
+# A stored record as the claims store keeps it.
+STORED_RECORDS = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("platform_id", pa.int64()),
+        ("record_id", pa.string()),
+        ("digest", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("reduction_g", pa.int64()),
+        ("methodology", pa.string()),
+        ("duplicate_of", pa.int64()),
+        ("scene", pa.string()),
+        ("ref", pa.string()),
+        ("pseudonym", pa.string()),
+        ("start_ms", pa.int64()),
+        ("end_ms", pa.int64()),
     ]
 )
 SUBJECT_IDS = pa.schema(
@@ -340,6 +360,34 @@ class IntakeStore:
             schema=USAGE,
         )
 
+    # The claims store of the Spark engine ------------------------------------------------
+
+    def claims_mark(self) -> tuple[int, int]:
+        """What the claims store must hold to be in step: the last stored record's seq (0 when
+        none) and the number of erasures made."""
+        last = self.conn.execute(text("select coalesce(max(seq), 0) from records")).scalar_one()
+        erased = self.conn.execute(text("select count(*) from erasures")).scalar_one()
+        return int(last), int(erased)
+
+    def stored_after(self, after_seq: int, up_to_seq: int, size: int) -> Iterator[pa.Table]:
+        """Stored records with seq in (after_seq, up_to_seq], in seq order, `size` at a time:
+        STORED_RECORDS, each with its citizen's pseudonym."""
+        while True:
+            part = fetch_arrow(
+                self.conn,
+                "select r.seq, r.platform_id, r.record_id, r.digest, r.status, r.reason, "
+                "r.detail, r.reduction_g, r.methodology, r.duplicate_of, r.scene, r.ref, "
+                "s.pseudonym, r.start_ms, r.end_ms from records r "
+                "left join subjects s on s.id = r.subject_id "
+                "where r.seq > :after and r.seq <= :last order by r.seq limit :size",
+                {"after": after_seq, "last": up_to_seq, "size": size},
+                STORED_RECORDS,
+            )
+            if not part.num_rows:
+                return
+            yield part
+            after_seq = part.column("seq")[-1].as_py()
+
     # Writes --------------------------------------------------------------------------------
 
     def quantification_ids(self, traces: dict[str, tuple[dict[str, str], str]]) -> dict[str, int]:
@@ -353,7 +401,9 @@ class IntakeStore:
         known = dict(
             self.conn.execute(select(q.c.digest, q.c.id).where(q.c.digest.in_(list(traces)))).all()
         )
-        for key, (columns, trace) in traces.items():
+        # In the order of their keys: the same calculations get the same ids, whatever order
+        # they were met in.
+        for key, (columns, trace) in sorted(traces.items()):
             if key not in known:
                 known[key] = self.conn.execute(
                     insert(q).values(digest=key, trace=trace, **columns).returning(q.c.id)

@@ -8,23 +8,69 @@ import csv
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from puhui.bootstrap import App
+from puhui.domain.errors import InputError
 from puhui.entrypoints.cli.common import Db, KeyFile, application, out
 from puhui.service import ingest as ingest_service
 from puhui.service import queries
 
 
+class Engine(StrEnum):
+    """Where an ingest prepares and settles its records."""
+
+    default = "default"
+    spark = "spark"
+
+
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="JSON Lines, CSV or Parquet files.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="JSON Lines, CSV or Parquet files; with --engine spark also URIs its "
+            "executors read (hdfs://, s3a://, file://).",
+            show_default=False,
+        ),
+    ],
     platform: Annotated[str, typer.Option("--platform", help="Submitting platform's code.")],
     receipts: Annotated[
         Path | None, typer.Option("--receipts", help="Write one receipt per record to this CSV.")
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="default: DuckDB in this process, chunk by chunk. spark: Apache Spark "
+            "(pip install 'puhui[spark]', Java 17), the same receipts and ledger.",
+        ),
+    ] = Engine.default,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="Spark master URL (local[2], spark://host:7077, yarn); default: the one "
+            "spark-submit set, else local[*].",
+        ),
+    ] = None,
+    spark_partitions: Annotated[
+        int,
+        typer.Option("--spark-partitions", min=1, help="Shuffle partitions of settlement."),
+    ] = 8,
+    spark_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-dir",
+            help="Where the claims store and staged jobs live (a path or URI every executor "
+            "reaches); default: PUHUI_SPARK_DIR, else beside the database.",
+        ),
     ] = None,
     db: Db = None,
     key_file: KeyFile = None,
@@ -35,16 +81,42 @@ def ingest(
         ingest_service.receipts_csv(receipts) as sink,
         _progress(files) as step,
     ):
-        report = ingest_service.ingest_files(a, platform, files, sink=sink, progress=step)
+        if engine is Engine.spark:
+            report = _on_spark(
+                a, platform, files, sink, step, spark_master, spark_partitions, spark_dir
+            )
+        else:
+            paths = [Path(f) for f in files]
+            report = ingest_service.ingest_files(a, platform, paths, sink=sink, progress=step)
     _print_report(report)
 
 
+def _on_spark(
+    app: App,
+    platform: str,
+    files: list[str],
+    sink: Callable[[pa.Table], None] | None,
+    step: Callable[[int], None] | None,
+    master: str | None,
+    partitions: int,
+    work_dir: str | None,
+) -> ingest_service.IngestReport:
+    try:
+        from puhui.service import spark_ingest
+    except ImportError as error:
+        raise InputError(
+            "--engine spark needs PySpark: pip install 'puhui[spark]' (and a Java 17 runtime)"
+        ) from error
+    options = spark_ingest.SparkOptions(master, work_dir, partitions)
+    return spark_ingest.ingest_on_spark(app, platform, files, sink, step, options)
+
+
 @contextmanager
-def _progress(files: list[Path]) -> Iterator[Callable[[int], None] | None]:
+def _progress(files: list[str]) -> Iterator[Callable[[int], None] | None]:
     if not out.is_terminal:
         yield None
         return
-    total = sum(_count_records(p) for p in files)
+    total = sum(_count_records(Path(p)) for p in files)
     columns = (
         TextColumn("ingesting"),
         BarColumn(),

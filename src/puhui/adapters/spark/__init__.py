@@ -1,0 +1,1 @@
+"""Apache Spark renderings of preparation and settlement, for days one machine cannot settle."""
