@@ -52,11 +52,16 @@ def _mismatch(expected: Expected, got: dict[str, str] | None) -> str | None:
     return None
 
 
-def _ingest_all(truth: Truth, db: list[str], folder: Path) -> dict[tuple[str, int], dict[str, str]]:
+def _ingest_all(
+    truth: Truth, db: list[str], folder: Path, engine: str = "default"
+) -> dict[tuple[str, int], dict[str, str]]:
     receipts: dict[tuple[str, int], dict[str, str]] = {}
+    on = ["--engine", engine] if engine != "default" else []
+    if engine == "spark":
+        on += ["--spark-master", "local[2]", "--spark-partitions", "4"]
     for n, (platform, path) in enumerate(truth.files):
         out = folder / f"receipts-{n:02d}.csv"
-        _run(["ingest", "--platform", platform, "--receipts", str(out), str(path)], db)
+        _run(["ingest", "--platform", platform, "--receipts", str(out), *on, str(path)], db)
         with out.open(encoding="utf-8", newline="") as f:
             for row in csv.DictReader(f):
                 assert row["platform"] == platform
@@ -94,10 +99,15 @@ def test_the_same_seed_writes_the_same_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["default", "spark"])
 def test_every_receipt_of_generated_files_matches_the_truth(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, engine: str
 ) -> None:
-    """Ingested in truth order through the CLI, each row gets its expected receipt and credits."""
+    """Ingested in truth order through the CLI, each row gets its expected receipt and credits,
+    on the default engine and on Spark (`local[2]`, SQLite only: the posting is the default
+    engine's, held on PostgreSQL by tests/integration/test_spark_ingest.py)."""
+    if engine == "spark" and not database_url.startswith("sqlite"):
+        pytest.skip("Spark end to end runs on SQLite")
     truth = generate(tmp_path / "data", records=RECORDS, seed=SEED, fmt="mixed")
     assert {path.suffix for _, path in truth.files} == {".jsonl", ".csv", ".parquet"}
     db = ["--db", database_url, "--key-file", str(tmp_path / "subject.key")]
@@ -105,7 +115,7 @@ def test_every_receipt_of_generated_files_matches_the_truth(
     for platform in truth.platforms:
         _run(["platform", "add", platform], db)
 
-    receipts = _ingest_all(truth, db, tmp_path)
+    receipts = _ingest_all(truth, db, tmp_path, engine)
 
     assert len(receipts) == len(truth.expected) == RECORDS
     problems = [

@@ -20,10 +20,9 @@ once the transaction has committed.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +32,13 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyarrow.fs import FileSelector, FileType
 from sqlalchemy.engine import make_url
 
 from puhui.adapters.batch.prepare import epoch_ms
 from puhui.adapters.batch.reader import DEFAULT_CHUNK
 from puhui.adapters.spark import job
-from puhui.adapters.spark.claims import ClaimsStore, Mark
+from puhui.adapters.spark.claims import ClaimsStore, Mark, filesystem
 from puhui.adapters.spark.settle import grams_by_the_statement
 from puhui.bootstrap import App
 from puhui.domain.errors import BusyError, InputError, PuhuiError
@@ -217,11 +217,9 @@ class _Run:
 
     def clean(self) -> None:
         """Remove the job's staged data."""
-        with_scheme = "://" in self.job_dir
-        if not with_scheme:
-            shutil.rmtree(self.job_dir, ignore_errors=True)
-            return
-        self.claims.fs.delete_dir(self.job_dir.split("://", 1)[1])
+        files, path = filesystem(self.job_dir)
+        with suppress(FileNotFoundError):
+            files.delete_dir(path)
 
     # Steps ---------------------------------------------------------------------------------
 
@@ -238,7 +236,8 @@ class _Run:
             self.platform,
             self.chunk_size,
         )
-        rows.write.mode("overwrite").parquet(f"{self.job_dir}/prepared")
+        # A folder per chunk of each file, as the driver posts them.
+        rows.write.partitionBy("file", "chunk").parquet(f"{self.job_dir}/prepared")
         staged = self.spark.read.parquet(f"{self.job_dir}/prepared")
         failed = staged.where("error is not null").orderBy("file").select("error").head()
         if failed is not None:
@@ -272,8 +271,15 @@ class _Run:
         numbered = job.number(prepared, bases, self.base)
         settled = job.settle(self.spark, numbered, self.claims.frame(self.spark), self.platform_id)
         folder = f"{self.job_dir}/settled-{uuid.uuid4().hex[:8]}"
-        settled.orderBy("seq").write.parquet(folder)
-        staged = self.spark.read.parquet(folder)
+        from pyspark.sql.functions import broadcast
+
+        # A folder per chunk of each file, its receipts in seq order.
+        settled.repartition("file", "chunk").sortWithinPartitions("seq").write.partitionBy(
+            "file", "chunk"
+        ).parquet(folder)
+        credited_by_statement = self.spark.read.parquet(folder).where(
+            f"mixed_caps and role = '{Role.NEW}' and status = 'credited'"
+        )
         mixed = [
             Candidate(
                 seq=r.seq,
@@ -285,9 +291,7 @@ class _Run:
                 computed_g=r.computed_g,
                 caps=Caps(r.day_max_g, r.day_max_count, r.month_max_g, r.month_max_count),
             )
-            for r in staged.where(
-                f"mixed_caps and role = '{Role.NEW}' and status = 'credited'"
-            ).collect()
+            for r in numbered.join(broadcast(credited_by_statement.select("seq")), "seq").collect()
         ]
         if not mixed:
             return folder, {}
@@ -360,49 +364,41 @@ class _Run:
         return int(store.new_batch(self.platform_id, f.name, received))
 
     def _chunks(self, folder: str) -> Iterator[tuple[int, pa.Table]]:
-        """The staged receipts, chunk by chunk (as the reader read them), in seq order."""
-        local = not folder.startswith(tuple(f"{s}://" for s in ("hdfs", "s3", "gs", "abfs")))
-        files_fs, path = self.claims.fs, folder.split("://", 1)[-1]
-        if local:
-            path = str(Path(urlparse(folder).path if folder.startswith("file:") else folder))
-        parts = sorted(
-            i.path
-            for i in files_fs.get_file_info(_selector(path))
-            if i.base_name.endswith(".parquet")
+        """The settled records, chunk by chunk as the reader read them, in receive order: the
+        staged preparation of each chunk with its receipts."""
+        files, path = filesystem(folder)
+        prepared = filesystem(f"{self.job_dir}/prepared")[1]
+        chunks = sorted(
+            (int(file.split("=")[1]), int(chunk.split("=")[1]))
+            for file, chunk in (
+                i.path.rsplit("/", 2)[-2:]
+                for i in files.get_file_info(FileSelector(path, recursive=True))
+                if i.type == FileType.Directory and "/chunk=" in i.path
+            )
         )
-        pending: list[pa.Table] = []
-        key: tuple[int, int] | None = None
-        for part in parts:
-            with files_fs.open_input_file(part) as handle:
-                table = pq.read_table(handle)
-            while table.num_rows:
-                file = table.column("file")[0].as_py()
-                chunk = table.column("chunk")[0].as_py()
-                same = pc.and_(
-                    pc.equal(table.column("file"), file), pc.equal(table.column("chunk"), chunk)
-                )
-                # Rows are in seq order: a chunk's rows are contiguous.
-                n = _leading_true(same)
-                if key is not None and key != (file, chunk):
-                    yield key[0], pa.concat_tables(pending)
-                    pending = []
-                key = (file, chunk)
-                pending.append(table.slice(0, n))
-                table = table.slice(n)
-        if key is not None:
-            yield key[0], pa.concat_tables(pending)
+        for file, chunk in chunks:
+            where = f"file={file}/chunk={chunk}"
+            receipts = _read(files, f"{path}/{where}").sort_by("row")
+            records = _read(files, f"{prepared}/{where}").sort_by("row")
+            if not receipts.column("row").equals(records.column("row")):
+                raise RuntimeError(f"the staged receipts of {where} are not its records'")
+            kept = [n for n in records.column_names if n not in receipts.column_names]
+            table = records.select(kept)
+            for name in receipts.column_names:
+                table = table.append_column(name, receipts.column(name))
+            valid = pc.equal(pc.list_value_length(table.column("checks")), 0)
+            yield file, table.append_column("valid", valid)
 
 
-def _selector(path: str) -> Any:
-    from pyarrow import fs
-
-    return fs.FileSelector(path)
-
-
-def _leading_true(mask: pa.Array | pa.ChunkedArray) -> int:
-    """How many values at the start of a boolean array are true."""
-    falses = pc.indices_nonzero(pc.invert(mask))
-    return len(mask) if len(falses) == 0 else int(falses[0].as_py())
+def _read(files: Any, folder: str) -> pa.Table:
+    """The Parquet files of a folder, as one table."""
+    listed = files.get_file_info(FileSelector(folder))
+    parts = sorted(i.path for i in listed if i.base_name.endswith(".parquet"))
+    tables = []
+    for part in parts:
+        with files.open_input_file(part) as handle:
+            tables.append(pq.read_table(handle))
+    return pa.concat_tables(tables) if tables else pa.table({})
 
 
 def _with_statement_grams(chunk: pa.Table, grams: dict[int, int]) -> pa.Table:

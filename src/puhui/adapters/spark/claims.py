@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
@@ -49,13 +50,13 @@ class ClaimsStore:
     `hdfs://`, `s3://`, … that both this process and Spark's executors can reach)."""
 
     def __init__(self, uri: str) -> None:
-        self.uri = uri.rstrip("/")
-        self.fs, self.path = fs.FileSystem.from_uri(self.uri if "://" in self.uri else _local(uri))
+        self.uri = uri.rstrip("/") if "://" in uri else _local(uri)
+        self.fs, self.path = filesystem(self.uri)
 
     @property
     def folder(self) -> str:
         """The folder of the Parquet files, as Spark is given it."""
-        return f"{self.uri}/claims" if "://" in self.uri else f"{_local(self.uri)}/claims"
+        return f"{self.uri}/claims"
 
     def mark(self) -> Mark | None:
         """What the manifest says, or None when there is no store yet."""
@@ -115,7 +116,11 @@ class ClaimsStore:
         return spark.read.schema(schema).parquet(f"{self.folder}/*.parquet")
 
 
-def _local(path: str) -> str:
-    from pathlib import Path
+def filesystem(uri: str) -> tuple[fs.FileSystem, str]:
+    """The file system of a folder given as a path or a URI, and the folder's path on it."""
+    found, path = fs.FileSystem.from_uri(uri if "://" in uri else _local(uri))
+    return found, str(path)
 
+
+def _local(path: str) -> str:
     return str(Path(path).resolve())

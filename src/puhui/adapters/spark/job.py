@@ -88,6 +88,10 @@ def session(master: str | None, partitions: int, app_name: str = "puhui ingest")
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log}"
         )
         builder = builder.config("spark.ui.enabled", "false")
+        # The executors' tasks run in this JVM: its heap is theirs.
+        builder = builder.config(
+            "spark.driver.memory", os.environ.get("PUHUI_SPARK_DRIVER_MEMORY", "4g")
+        )
         builder = builder.config("spark.ui.showConsoleProgress", "false")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

@@ -60,7 +60,11 @@ def _bucket(ms: str) -> str:
 #   stored_usage    credited records per pseudonym, scene and China day: g, n
 CLASSIFY_SQL = f"""
 with chunk as (
-    select p.*,
+    -- Only what the rules read travels through the shuffles: the rest of each record stays in
+    -- the staged preparation, where the driver reads it back.
+    select p.file, p.chunk, p.row, p.seq, p.record_id, p.digest, p.pseudonym, p.scene, p.ref,
+        p.kind, p.start_ms, p.end_ms, p.day_cn, p.computed_g, p.methodology, p.detail, p.checks,
+        p.day_max_g, p.day_max_count, p.month_max_g, p.month_max_count,
         p.record_id is null or p.platform is null
             or arrays_overlap(p.checks, array({_UNKEYED})) as unkeyed
     from prepared p
@@ -201,10 +205,7 @@ capped as (
     from month_summed
 ),
 new_final as (
-    select
-        d.file, d.chunk, d.row, d.seq, d.record_id, d.digest, d.pseudonym, d.scene, d.region,
-        d.kind, d.start_ms, d.end_ms, d.amount_milli, d.material, d.ref, d.extra, d.quant_key,
-        d.day_cn, d.computed_g, size(d.checks) = 0 as valid,
+    select d.file, d.chunk, d.row, d.seq,
         case when d.outcome = 'rejected' then null else d.methodology end as methodology,
         case d.outcome when 'eligible' then 'credited' else d.outcome end as status,
         array_join(case
@@ -221,8 +222,7 @@ new_final as (
             as duplicate_of,
         '{Role.NEW}' as role,
         d.seq as receipt_seq,
-        coalesce(c.mixed_caps, false) as mixed_caps,
-        d.day_max_g, d.day_max_count, d.month_max_g, d.month_max_count
+        coalesce(c.mixed_caps, false) as mixed_caps
     from decided d left join capped c on c.seq = d.seq
 )
 select * from new_final
@@ -230,10 +230,7 @@ select * from new_final
 
 # Reads `classified` and `new_final`: replays, conflicts and unkeyed records.
 OTHERS_SQL = f"""
-select
-        cl.file, cl.chunk, cl.row, cl.seq, cl.record_id, cl.digest, cl.pseudonym, cl.scene,
-        cl.region, cl.kind, cl.start_ms, cl.end_ms, cl.amount_milli, cl.material, cl.ref,
-        cl.extra, cl.quant_key, cl.day_cn, cl.computed_g, size(cl.checks) = 0 as valid,
+select cl.file, cl.chunk, cl.row, cl.seq,
         case cl.role when 'replay_stored' then e.methodology
                      when 'repeat' then nf.methodology end as methodology,
         case cl.role when 'replay_stored' then e.status
@@ -254,8 +251,7 @@ select
              else '{Role.UNKEYED}' end as role,
         case when cl.role in ('replay_stored', 'conflict_stored') then cl.stored_seq
              when cl.role in ('repeat', 'conflict_repeat') then cl.first_seq end as receipt_seq,
-        false as mixed_caps,
-        cl.day_max_g, cl.day_max_count, cl.month_max_g, cl.month_max_count
+        false as mixed_caps
     from classified cl
     left join stored_records e on e.seq = cl.stored_seq
     left join new_final nf on nf.seq = cl.first_seq
