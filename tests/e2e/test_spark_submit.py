@@ -30,14 +30,15 @@ def test_spark_submit_runs_the_ingest_on_the_master_it_was_given(tmp_path: Path)
     }
     for args in (["init"], ["platform", "add", "amap"]):
         subprocess.run([*puhui, *args, *db], check=True, capture_output=True, env=env)
+    next_day = {"start": "2026-10-02T08:00:00+08:00", "end": "2026-10-02T08:20:00+08:00"}
     records = write_jsonl(
         tmp_path / "amap.jsonl",
         [
             trip("s-1", ref="TAP-1"),
-            trip("s-2", ref="TAP-1", start="2026-10-02T08:00:00+08:00", end="2026-10-02T08:20:00+08:00"),
+            trip("s-2", ref="TAP-1", **next_day),
             trip("s-3", subject="bad"),
         ],
-    )  # fmt: skip
+    )
     import puhui.entrypoints.cli.__main__ as launcher
 
     done = subprocess.run(
