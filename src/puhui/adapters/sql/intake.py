@@ -255,7 +255,8 @@ class IntakeStore:
         register = (
             f"insert into subjects (pseudonym) select k.column1 from {source} k "
             "where not exists (select 1 from subjects x where x.pseudonym = k.column1) "
-            "on conflict (pseudonym) do nothing returning pseudonym, id"
+            # Ids in the order of the pseudonyms, whatever plan the database chose.
+            "order by k.column1 on conflict (pseudonym) do nothing returning pseudonym, id"
         )
         known = (
             f"select x.pseudonym, x.id from subjects x join {source} k on x.pseudonym = k.column1"

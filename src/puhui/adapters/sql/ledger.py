@@ -201,8 +201,10 @@ _OPEN_ACCOUNTS = text(
     f"from (select distinct r.platform_id, r.methodology from records r where {_CREDITED}) i "
     "where not exists (select 1 from accounts a where a.platform_id = i.platform_id "
     "and a.methodology = i.methodology)"
-    # `where true` lets SQLite tell the upsert clause from a join.
-    ") x where true on conflict do nothing"
+    # `where true` lets SQLite tell the upsert clause from a join. Accounts are numbered in
+    # the order of their owners, whatever plan the database chose for the distinct values.
+    ") x where true order by x.kind, x.subject_id, x.platform_id, x.methodology "
+    "on conflict do nothing"
 )
 # Transfer ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so that
 # the citizens' own operations never queue behind a chunk for an id.
