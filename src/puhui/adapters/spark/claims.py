@@ -83,6 +83,12 @@ class ClaimsStore:
             after = 0
         else:
             after = mark.last_seq
+            # A part written by a sync that stopped before its manifest: its records are
+            # exported again below.
+            for info in self.fs.get_file_info(fs.FileSelector(f"{self.path}/claims")):
+                name = info.base_name
+                if name.startswith("part-") and int(name.split("-")[1]) > after:
+                    self.fs.delete_file(info.path)
         if last_seq > after:
             name = f"{self.path}/claims/part-{after + 1:012d}-{uuid.uuid4().hex[:8]}.parquet"
             with self.fs.open_output_stream(name) as out:
