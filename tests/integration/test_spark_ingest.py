@@ -168,6 +168,7 @@ def _judged(app: App, groups: Sequence[tuple[str, Sequence[Path]]]) -> list[tupl
     """(status, reason, grams) of every record, as the statements of intake and settlement
     decide them from an empty book, record by record."""
     numbers: dict[str, int] = {}
+    platform_ids: dict[str, int] = {}
     everything, seq = [], 1
     for platform, files in groups:
         preparer = Preparer(app.catalogue, app.secret, platform)
@@ -189,7 +190,9 @@ def _judged(app: App, groups: Sequence[tuple[str, Sequence[Path]]]) -> list[tupl
                             "subject_id": pa.array(list(numbers.values()), pa.int64()),
                         }
                     )
-                    everything += candidates(prepared, ids, hash(platform) % 1000)
+                    everything += candidates(
+                        prepared, ids, platform_ids.setdefault(platform, len(platform_ids))
+                    )
         finally:
             preparer.close()
     return [(str(d.status), d.reason, d.reduction_g) for d in settle(everything)]

@@ -114,8 +114,7 @@ def ingest_on_spark(
         try:
             spark.conf.set("spark.sql.shuffle.partitions", str(options.partitions))
             work = options.work_dir or app.settings.spark_dir()
-            run = _Run(app, spark, pipeline, platform, platform_id, files, work)
-            run.chunk_size = options.chunk_size
+            run = _Run(app, spark, pipeline, platform, platform_id, files, work, options.chunk_size)
             try:
                 with _spark_errors():
                     return run.ingest(sink, progress)
@@ -179,13 +178,14 @@ class _Run:
         platform_id: int,
         files: list[_File],
         work: str,
+        chunk_size: int,
     ) -> None:
         self.app, self.spark, self.pipeline = app, spark, pipeline
         self.platform, self.platform_id, self.files = platform, platform_id, files
         self.claims = ClaimsStore(work)
         self.job_dir = f"{self.claims.folder.rsplit('/', 1)[0]}/jobs/{uuid.uuid4().hex}"
         self.report = IngestReport()
-        self.chunk_size = DEFAULT_CHUNK
+        self.chunk_size = chunk_size
         url = make_url(app.settings.database_url).render_as_string(hide_password=True)
         key = hashlib.sha256(b"puhui claims store\0" + app.secret).hexdigest()[:16]
         self.database = f"{url} {key}"

@@ -75,24 +75,13 @@ USAGE = pa.schema(
         ("n", pa.int64()),
     ]
 )
-# A stored record as the claims store keeps it.
+# A stored record as the claims store keeps it: its platform, its receipt and its claim.
 STORED_RECORDS = pa.schema(
     [
-        ("seq", pa.int64()),
         ("platform_id", pa.int64()),
-        ("record_id", pa.string()),
-        ("digest", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("reduction_g", pa.int64()),
-        ("methodology", pa.string()),
-        ("duplicate_of", pa.int64()),
-        ("scene", pa.string()),
-        ("ref", pa.string()),
+        *EXISTING_RECORDS,
+        *(f for f in CLAIMS if f.name in ("scene", "ref", "start_ms", "end_ms")),
         ("pseudonym", pa.string()),
-        ("start_ms", pa.int64()),
-        ("end_ms", pa.int64()),
     ]
 )
 SUBJECT_IDS = pa.schema(
@@ -376,9 +365,9 @@ class IntakeStore:
         while True:
             part = fetch_arrow(
                 self.conn,
-                "select r.seq, r.platform_id, r.record_id, r.digest, r.status, r.reason, "
+                "select r.platform_id, r.record_id, r.seq, r.digest, r.status, r.reason, "
                 "r.detail, r.reduction_g, r.methodology, r.duplicate_of, r.scene, r.ref, "
-                "s.pseudonym, r.start_ms, r.end_ms from records r "
+                "r.start_ms, r.end_ms, s.pseudonym from records r "
                 "left join subjects s on s.id = r.subject_id "
                 "where r.seq > :after and r.seq <= :last order by r.seq limit :size",
                 {"after": after_seq, "last": up_to_seq, "size": size},
