@@ -11,7 +11,9 @@
      platform's consecutive files, the same files in the same order.
 3. For each: records/s, time per stage (summed over the jobs), and the peak resident memory
    of the whole process tree (the Python driver, Spark's JVM and its Python workers), sampled
-   every 0.2 s from /proc.
+   every 0.2 s from /proc. For the Spark runs, from Spark's event log: the bytes every task
+   wrote to shuffles (per record ingested), the largest execution memory one task (one
+   partition) reached, bytes spilled, and the executors' CPU time.
 
 Results are written to bench/out/spark-<records>.json and printed as a table.
 """
@@ -72,6 +74,13 @@ def child(data: Path, mode: str) -> dict[str, Any]:
         from puhui.adapters.spark import job
         from puhui.service.spark_ingest import SparkOptions, ingest_on_spark
 
+        # Spark's event log, read back below for what tasks shuffled and held.
+        events = folder / "events"
+        events.mkdir()
+        os.environ["PYSPARK_SUBMIT_ARGS"] = (
+            "--conf spark.eventLog.enabled=true --conf spark.eventLog.compress=false "
+            f"--conf spark.eventLog.dir=file://{events} pyspark-shell"
+        )
         session = job.session(mode.split(":", 1)[1], 8)
         stages["spark session"] = time.perf_counter() - start
     for n, (platform, group) in enumerate(groups):
@@ -87,10 +96,33 @@ def child(data: Path, mode: str) -> dict[str, Any]:
         for status, n in report.by_status.items():
             statuses[status] = statuses.get(status, 0) + n
     seconds = time.perf_counter() - start
+    result = {"records": records, "seconds": seconds, "stages": stages, "statuses": statuses}
     if session is not None:
         session.stop()
+        result["tasks"] = _task_metrics(folder / "events")
     app.close()
-    return {"records": records, "seconds": seconds, "stages": stages, "statuses": statuses}
+    return result
+
+
+def _task_metrics(events: Path) -> dict[str, int]:
+    """Totals over every task of Spark's event log: bytes written to shuffles, the largest
+    execution memory of one task, bytes spilled to disk, executor CPU time (ms)."""
+    totals = {"shuffle_bytes": 0, "peak_task_bytes": 0, "spilled_bytes": 0, "cpu_ms": 0, "n": 0}
+    for log in events.rglob("events_*"):
+        with log.open(encoding="utf-8") as f:
+            for line in f:
+                if '"SparkListenerTaskEnd"' not in line:
+                    continue
+                metrics = json.loads(line).get("Task Metrics") or {}
+                shuffle = metrics.get("Shuffle Write Metrics") or {}
+                totals["shuffle_bytes"] += shuffle.get("Shuffle Bytes Written", 0)
+                totals["peak_task_bytes"] = max(
+                    totals["peak_task_bytes"], metrics.get("Peak Execution Memory", 0)
+                )
+                totals["spilled_bytes"] += metrics.get("Disk Bytes Spilled", 0)
+                totals["cpu_ms"] += metrics.get("Executor CPU Time", 0) // 1_000_000
+                totals["n"] += 1
+    return totals
 
 
 def _tree_rss(pid: int) -> int:
@@ -146,7 +178,11 @@ def _spawn(data: Path, mode: str) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> str:
     """The results as a Markdown table."""
     base = results["read"]["records"] / results["read"]["seconds"]
-    default = results["default"]["records"] / results["default"]["seconds"]
+    default = (
+        results["default"]["records"] / results["default"]["seconds"]
+        if "default" in results
+        else None
+    )
     lines = [
         "| run | seconds | records/s | × read | × default engine | peak memory |",
         "|---|---:|---:|---:|---:|---:|",
@@ -155,12 +191,22 @@ def report(results: dict[str, Any]) -> str:
         rate = run["records"] / run["seconds"]
         lines.append(
             f"| {mode} | {run['seconds']:.1f} | {rate:,.0f} | {rate / base:.3f} | "
-            f"{rate / default:.2f} | {run['peak_bytes'] / 2**20:,.0f} MiB |"
+            f"{f'{rate / default:.2f}' if default else '–'} | "
+            f"{run['peak_bytes'] / 2**20:,.0f} MiB |"
         )
     one, two = results.get("spark:local[1]"), results.get("spark:local[2]")
     if one and two:
         lines.append("")
         lines.append(f"Scaling from 1 to 2 cores: ×{one['seconds'] / two['seconds']:.2f}")
+    for mode, run in results.items():
+        if "tasks" in run:
+            t = run["tasks"]
+            lines.append(
+                f"- {mode}: {t['n']:,} tasks, {t['shuffle_bytes'] / run['records']:,.0f} bytes "
+                f"shuffled per record, largest task {t['peak_task_bytes'] / 2**20:,.0f} MiB of "
+                f"execution memory, {t['spilled_bytes'] / 2**20:,.0f} MiB spilled, executors' "
+                f"CPU {t['cpu_ms'] / 1000:,.0f} s"
+            )
     for mode, run in results.items():
         if "stages" in run:
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(run["stages"].items()))

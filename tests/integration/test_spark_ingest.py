@@ -218,7 +218,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Truth, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("partitions", [1, 7])
+@pytest.mark.parametrize(
+    ("new_database", "partitions"),
+    [("sqlite", 1), pytest.param("postgres", 7, marks=pytest.mark.postgres)],
+    indirect=["new_database"],
+)
 def test_spark_gives_the_default_engines_receipts_and_ledger(
     new_database: Callable[[Path], str],
     spark: Any,
@@ -263,7 +267,7 @@ def test_spark_gives_the_default_engines_receipts_and_ledger(
 
 
 @settings(
-    max_examples=6,
+    max_examples=4,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -277,9 +277,14 @@ class _Run:
         settled.repartition("file", "chunk").sortWithinPartitions("seq").write.partitionBy(
             "file", "chunk"
         ).parquet(folder)
-        credited_by_statement = self.spark.read.parquet(folder).where(
-            f"mixed_caps and role = '{Role.NEW}' and status = 'credited'"
+        credited_by_statement = (
+            self.spark.read.parquet(folder)
+            .where(f"mixed_caps and role = '{Role.NEW}' and status = 'credited'")
+            .select("seq")
         )
+        # Rare: most jobs have none, and read no prepared record back for them.
+        if credited_by_statement.isEmpty():
+            return folder, {}
         mixed = [
             Candidate(
                 seq=r.seq,
@@ -291,10 +296,8 @@ class _Run:
                 computed_g=r.computed_g,
                 caps=Caps(r.day_max_g, r.day_max_count, r.month_max_g, r.month_max_count),
             )
-            for r in numbered.join(broadcast(credited_by_statement.select("seq")), "seq").collect()
+            for r in numbered.join(broadcast(credited_by_statement), "seq").collect()
         ]
-        if not mixed:
-            return folder, {}
         months = {(c.citizen, c.scene, c.day.replace(day=1)) for c in mixed if c.day}
         usage = {
             (u.pseudonym, u.scene, u.day): Usage(u.n, u.g)
