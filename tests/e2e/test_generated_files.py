@@ -58,7 +58,8 @@ def _ingest_all(
     receipts: dict[tuple[str, int], dict[str, str]] = {}
     on = ["--engine", engine] if engine != "default" else []
     if engine == "spark":
-        on += ["--spark-master", "local[2]", "--spark-partitions", "4"]
+        # One core: another test runs beside it on the other (pytest -n 2).
+        on += ["--spark-master", "local[1]", "--spark-partitions", "4"]
     for n, (platform, path) in enumerate(truth.files):
         out = folder / f"receipts-{n:02d}.csv"
         _run(["ingest", "--platform", platform, "--receipts", str(out), *on, str(path)], db)
@@ -104,7 +105,7 @@ def test_every_receipt_of_generated_files_matches_the_truth(
     database_url: str, tmp_path: Path, engine: str
 ) -> None:
     """Ingested in truth order through the CLI, each row gets its expected receipt and credits,
-    on the default engine and on Spark (`local[2]`, SQLite only: the posting is the default
+    on the default engine and on Spark (`local[1]`, SQLite only: the posting is the default
     engine's, held on PostgreSQL by tests/integration/test_spark_ingest.py)."""
     if engine == "spark" and not database_url.startswith("sqlite"):
         pytest.skip("Spark end to end runs on SQLite")

@@ -35,7 +35,7 @@ from puhui.adapters.batch.reader import read_chunks
 from puhui.adapters.batch.sequential import candidates
 from puhui.adapters.spark import job
 from puhui.adapters.spark import settle as spark_settle
-from puhui.adapters.spark.claims import ClaimsStore
+from puhui.adapters.spark.claims import ClaimsStore, arrow_uri
 from puhui.adapters.sql import tables
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
@@ -152,15 +152,18 @@ def _every_column(table: str) -> str:
 def _ingest_both(
     default: App,
     on_spark: App,
-    groups: Sequence[tuple[str, Sequence[Path | str]]],
+    groups: Sequence[tuple[str, Sequence[Path]]],
     options: SparkOptions,
+    sources: Sequence[Sequence[Path | str]] | None = None,
 ) -> tuple[list[pa.Table], list[pa.Table]]:
+    """Each group ingested by the default engine and on Spark (from `sources`, the same files
+    named otherwise, when given)."""
     by_default: list[pa.Table] = []
     by_spark: list[pa.Table] = []
-    for platform, files in groups:
-        paths = [Path(str(f).removeprefix("file://")) for f in files]
-        ingest.ingest_files(default, platform, paths, by_default.append)
-        spark_ingest.ingest_on_spark(on_spark, platform, files, by_spark.append, options=options)
+    for n, (platform, files) in enumerate(groups):
+        ingest.ingest_files(default, platform, files, by_default.append)
+        given = files if sources is None else sources[n]
+        spark_ingest.ingest_on_spark(on_spark, platform, given, by_spark.append, options=options)
     return by_default, by_spark
 
 
@@ -230,16 +233,15 @@ def test_spark_gives_the_default_engines_receipts_and_ledger(
     tmp_path: Path,
     partitions: int,
 ) -> None:
-    """Generated files of four platforms, each cut in three parts, one given as a file:// URI:
-    the same receipts byte for byte, the same stored rows, what the rules and the generator's
-    truth decide, and a sound ledger, whatever the shuffle partitions."""
+    """Generated files of four platforms, each cut in three parts, the first platform's given
+    to Spark as a file:// URI pattern: the same receipts byte for byte, the same stored rows,
+    what the rules and the generator's truth decide, and a sound ledger, whatever the shuffle
+    partitions."""
     truth, _ = world
     groups = _groups(truth, 3)
-    first_platform, first_files = groups[0]
-    uri_groups: list[tuple[str, list[Path | str]]] = [
-        (first_platform, [f"file://{first_files[0]}", *first_files[1:]]),
-        *((p, list(f)) for p, f in groups[1:]),
-    ]
+    first = groups[0][1][0]
+    pattern = f"file://{first.parent}/{first.name.replace('-part1.', '-part?.')}"
+    sources: list[list[Path | str]] = [[pattern], *(list(f) for _, f in groups[1:])]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     default = _app(new_database(tmp_path / "a"), tmp_path / "a", PLATFORMS)
@@ -248,7 +250,7 @@ def test_spark_gives_the_default_engines_receipts_and_ledger(
         options = SparkOptions(
             work_dir=str(tmp_path / "spark"), partitions=partitions, session=spark
         )
-        by_default, by_spark = _ingest_both(default, on_spark, uri_groups, options)
+        by_default, by_spark = _ingest_both(default, on_spark, groups, options, sources)
 
         assert _csv(by_spark) == _csv(by_default)
         assert _stored(on_spark) == _stored(default)
@@ -529,3 +531,25 @@ def test_a_missing_or_unreadable_file_refuses_the_job(spark: Any, tmp_path: Path
         assert _stored(app)["records"] == []
     finally:
         app.close()
+
+
+def test_a_uri_pattern_names_the_files_it_matches_in_name_order(tmp_path: Path) -> None:
+    """`part-*.jsonl` at the end of a URI: the folder's matching files (not its folders), in
+    name order; no match or no folder refuses the job; Hadoop's s3a:// is pyarrow's s3://."""
+    for name in ("part-10.jsonl", "part-02.jsonl", "part-01.jsonl", "other.csv"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "part-03.jsonl").mkdir()
+    uri = f"file://{tmp_path}"
+    assert spark_ingest.expand(f"{uri}/part-*.jsonl") == [
+        f"{uri}/part-01.jsonl",
+        f"{uri}/part-02.jsonl",
+        f"{uri}/part-10.jsonl",
+    ]
+    assert spark_ingest.expand(f"{uri}/part-0[2-9].jsonl") == [f"{uri}/part-02.jsonl"]
+    assert spark_ingest.expand(f"{uri}/other.csv") == [f"{uri}/other.csv"]
+    with pytest.raises(InputError, match=r"part-\*\.parquet: no file matches"):
+        spark_ingest.expand(f"{uri}/part-*.parquet")
+    with pytest.raises(InputError, match="nowhere: no such folder"):
+        spark_ingest.expand(f"{uri}/nowhere/*.jsonl")
+    assert arrow_uri("s3a://intake/amap/part-1.jsonl") == "s3://intake/amap/part-1.jsonl"
+    assert arrow_uri("hdfs://nn/intake") == "hdfs://nn/intake"

@@ -19,6 +19,7 @@ once the transaction has committed.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -95,7 +96,8 @@ def ingest_on_spark(
     progress: Callable[[int], None] | None = None,
     options: SparkOptions | None = None,
 ) -> IngestReport:
-    """Ingest files of one member platform (paths or URIs, in receive order) on Spark.
+    """Ingest files of one member platform (paths or URIs, in receive order; a URI's file
+    name may be a pattern, `expand`) on Spark.
 
     Raises:
         InputError: a file is missing or cannot be read at all (nothing is posted).
@@ -108,7 +110,10 @@ def ingest_on_spark(
         pipeline.check_ready()
         with app.intake() as uow:
             platform_id = pipeline.platform_id(uow.store, platform)
-        files = [_source(i, s, app) for i, s in enumerate(sources)]
+        files = [
+            _source(i, uri, app)
+            for i, uri in enumerate(u for given in sources for u in expand(str(given)))
+        ]
         with _spark_errors():
             spark = options.session or job.session(options.master, options.partitions)
         try:
@@ -151,6 +156,35 @@ def _spark_errors() -> Iterator[None]:
 class _File:
     source: job.Source
     name: str
+
+
+def expand(given: str) -> list[str]:
+    """The files a source names: itself, or, for a URI whose last part is a pattern
+    (`hdfs://nn/intake/amap/2026-10-01/part-*.jsonl`: `*`, `?`, `[…]`, as the shell matches
+    local paths), the files of that folder it matches, in name order.
+
+    Raises:
+        InputError: the folder does not exist, or no file in it matches.
+    """
+    scheme = urlparse(given).scheme
+    folder, _, pattern = given.rpartition("/")
+    if scheme in ("",) or not any(c in pattern for c in "*?["):
+        return [given]
+    try:
+        files, path = filesystem(folder)
+        listed = files.get_file_info(FileSelector(path))
+    except FileNotFoundError:
+        raise InputError(f"{folder}: no such folder") from None
+    except (OSError, ValueError) as error:  # no client for its scheme, unreachable
+        raise InputError(f"{folder}: cannot be listed ({type(error).__name__})") from None
+    names = sorted(
+        i.base_name
+        for i in listed
+        if i.type == FileType.File and fnmatch.fnmatchcase(i.base_name, pattern)
+    )
+    if not names:
+        raise InputError(f"{given}: no file matches")
+    return [f"{folder}/{name}" for name in names]
 
 
 def _source(i: int, given: str | Path, app: App) -> _File:

@@ -123,9 +123,18 @@ class ClaimsStore:
 
 
 def filesystem(uri: str) -> tuple[fs.FileSystem, str]:
-    """The file system of a folder given as a path or a URI, and the folder's path on it."""
-    found, path = fs.FileSystem.from_uri(uri if "://" in uri else _local(uri))
+    """The file system of a file or folder given as a path or a URI, and its path on it."""
+    found, path = fs.FileSystem.from_uri(arrow_uri(uri) if "://" in uri else _local(uri))
     return found, str(path)
+
+
+def arrow_uri(uri: str) -> str:
+    """A URI as `pyarrow.fs` reads it: Hadoop's names of the S3 connector (`s3a://`,
+    `s3n://`, which Spark reads) are the same objects as `s3://`."""
+    for hadoop in ("s3a://", "s3n://"):
+        if uri.startswith(hadoop):
+            return "s3://" + uri.removeprefix(hadoop)
+    return uri
 
 
 def _local(path: str) -> str:

@@ -178,9 +178,9 @@ def _local_copy(uri: str) -> Iterator[Path]:
     if scheme in ("", "file"):
         yield Path(urlparse(uri).path if scheme else uri)
         return
-    from pyarrow import fs
+    from puhui.adapters.spark.claims import filesystem
 
-    remote, path = fs.FileSystem.from_uri(uri)
+    remote, path = filesystem(uri)
     folder = tempfile.mkdtemp(prefix="puhui-")
     try:
         local = Path(folder) / Path(path).name
@@ -215,15 +215,9 @@ def settle(
 
     stored.createOrReplaceTempView("stored_all")
     prepared.createOrReplaceTempView("prepared")
-    spark.sql(
-        "select record_id, seq, digest, status, reason, detail, reduction_g, methodology, "
-        f"duplicate_of from stored_all where platform_id = {int(platform_id)}"
-    ).createOrReplaceTempView("stored_records")
-    spark.sql(
-        "select seq, scene, ref, pseudonym, start_ms, end_ms from stored_all "
-        "where status <> 'rejected'"
-    ).createOrReplaceTempView("stored_claims")
-    spark.sql(statements.STORED_USAGE_SQL).createOrReplaceTempView("stored_usage")
+    spark.sql(statements.JOB_CITIZENS_SQL).createOrReplaceTempView("job_citizens")
+    for view, sql in statements.HISTORY_SQL.items():
+        spark.sql(sql.format(platform_id=int(platform_id))).createOrReplaceTempView(view)
     classified = spark.sql(statements.CLASSIFY_SQL).persist(StorageLevel.MEMORY_AND_DISK)
     classified.createOrReplaceTempView("classified")
     new_final = spark.sql(statements.NEW_SQL).persist(StorageLevel.MEMORY_AND_DISK)

@@ -51,13 +51,18 @@ def _bucket(ms: str) -> str:
     return f"cast(floor({ms} / {LONGEST_TRIP_MS}) as bigint)"
 
 
-# Views it reads:
-#   prepared        the ingest's records (`adapters.batch.prepared.PREPARED`, with `seq`,
-#                   the receive order, greater than every stored record's)
-#   stored_records  this platform's stored records: record_id, seq, digest and receipt
-#   stored_claims   every stored record that is not rejected: seq, scene, ref, pseudonym,
-#                   start_ms, end_ms
-#   stored_usage    credited records per pseudonym, scene and China day: g, n
+# Views it reads (`adapters.spark.job.settle` makes them; the stored ones hold only what the
+# ingest's own keys can meet, `HISTORY_SQL`):
+#   prepared            the ingest's records (`adapters.batch.prepared.PREPARED`, with `seq`,
+#                       the receive order, greater than every stored record's)
+#   stored_records      this platform's stored records of the ingest's record ids: record_id,
+#                       seq, digest and receipt
+#   stored_ref_claims   stored records not rejected, of the ingest's (scene, ref): seq, scene,
+#                       ref
+#   stored_trip_claims  stored trips not rejected, of the ingest's citizens: seq, pseudonym,
+#                       start_ms, end_ms
+#   stored_usage        credited records of the ingest's citizens per pseudonym, scene and
+#                       China day: g, n
 CLASSIFY_SQL = f"""
 with chunk as (
     -- Only what the rules read travels through the shuffles: the rest of each record stays in
@@ -97,14 +102,12 @@ NEW_SQL = f"""
 with new_rows as (
     select * from classified where role = 'new'
 ),
-claims as (
-    -- Every record that holds a claim: stored ones (not rejected) and new ones not rejected.
-    select seq, scene, ref, pseudonym, start_ms, end_ms from stored_claims
-    union all
-    select seq, scene, ref, pseudonym, start_ms, end_ms from new_rows where size(checks) = 0
-),
 ref_first as (
-    select scene, ref, min(seq) as first_seq from claims where ref is not null
+    -- Every record that holds a claim: stored ones (not rejected) and new ones not rejected.
+    select scene, ref, min(seq) as first_seq from (
+        select seq, scene, ref from stored_ref_claims
+        union all
+        select seq, scene, ref from new_rows where size(checks) = 0 and ref is not null)
     group by scene, ref
 ),
 ref_dups as (
@@ -114,8 +117,11 @@ ref_dups as (
     where size(n.checks) = 0 and f.first_seq < n.seq
 ),
 trip_claims as (
-    select seq, pseudonym, start_ms, end_ms, {_bucket("start_ms")} as bucket
-    from claims where end_ms is not null
+    select seq, pseudonym, start_ms, end_ms, {_bucket("start_ms")} as bucket from (
+        select seq, pseudonym, start_ms, end_ms from stored_trip_claims
+        union all
+        select seq, pseudonym, start_ms, end_ms from new_rows
+        where size(checks) = 0 and end_ms is not null)
 ),
 new_trips as (
     select n.seq, n.pseudonym, n.start_ms, n.end_ms, {_bucket("n.start_ms")} + b.step as bucket
@@ -258,12 +264,40 @@ select cl.file, cl.chunk, cl.row, cl.seq,
     where cl.role <> 'new'
 """
 
-# The stored usage, from the claims store's records (`stored_records_all`: every platform's).
-STORED_USAGE_SQL = f"""
-select pseudonym, scene, {china_day("start_ms")} as day, sum(reduction_g) as g, count(*) as n
-from stored_all where status = 'credited'
-group by pseudonym, scene, {china_day("start_ms")}
-"""
+# The stored history an ingest can meet, from the claims store (`stored_all`: every
+# platform's records) and the ingest's keys (`prepared`). Each is a semi-join of the store with
+# the distinct keys of the ingest: a small ingest's keys are broadcast and the store is only
+# scanned, never shuffled; no rule reads a stored record none of its keys can meet.
+HISTORY_SQL = {
+    "stored_records": """
+        select s.record_id, s.seq, s.digest, s.status, s.reason, s.detail, s.reduction_g,
+            s.methodology, s.duplicate_of
+        from stored_all s left semi join (
+            select distinct record_id from prepared where record_id is not null) k
+          on s.record_id = k.record_id
+        where s.platform_id = {platform_id}
+    """,
+    "stored_ref_claims": """
+        select s.seq, s.scene, s.ref
+        from stored_all s left semi join (
+            select distinct scene, ref from prepared where ref is not null) k
+          on s.scene = k.scene and s.ref = k.ref
+        where s.status <> 'rejected'
+    """,
+    "stored_trip_claims": """
+        select s.seq, s.pseudonym, s.start_ms, s.end_ms
+        from stored_all s left semi join job_citizens k on s.pseudonym = k.pseudonym
+        where s.status <> 'rejected' and s.end_ms is not null
+    """,
+    "stored_usage": f"""
+        select s.pseudonym, s.scene, {china_day("s.start_ms")} as day, sum(s.reduction_g) as g,
+            count(*) as n
+        from stored_all s left semi join job_citizens k on s.pseudonym = k.pseudonym
+        where s.status = 'credited'
+        group by s.pseudonym, s.scene, {china_day("s.start_ms")}
+    """,
+}
+JOB_CITIZENS_SQL = "select distinct pseudonym from prepared where pseudonym is not null"
 
 
 def grams_by_the_statement(

@@ -36,7 +36,8 @@ def ingest(
         list[str],
         typer.Argument(
             help="JSON Lines, CSV or Parquet files; with --engine spark also URIs its "
-            "executors read (hdfs://, s3a://, file://).",
+            "executors read (hdfs://, s3://, file://), whose file name may be a pattern "
+            "(part-*.jsonl: the matching files, in name order).",
             show_default=False,
         ),
     ],
