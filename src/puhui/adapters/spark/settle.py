@@ -8,6 +8,10 @@ rules, like every other rendering.
 
 What makes it hold at scale, with no task seeing more than its keys:
 
+- the stored history is cut to what the ingest's keys can meet before any shuffle
+  (`HISTORY_SQL`: semi-joins of the claims store with the ingest's distinct record ids,
+  `(scene, ref)` and citizens); a small ingest's keys are broadcast, and the store is scanned,
+  not shuffled;
 - every rule is a grouping by its dedup key: (platform, record_id) for replays, (scene, ref)
   for the same evidence, (citizen, scene, China day / month) for the caps;
 - the earliest claim of a (scene, ref) is an aggregate joined back (`ref_first`), not a join of
