@@ -168,7 +168,7 @@ def expand(given: str) -> list[str]:
     """
     scheme = urlparse(given).scheme
     folder, _, pattern = given.rpartition("/")
-    if scheme in ("",) or not any(c in pattern for c in "*?["):
+    if not scheme or not any(c in pattern for c in "*?["):
         return [given]
     try:
         files, path = filesystem(folder)

@@ -216,8 +216,8 @@ def settle(
     stored.createOrReplaceTempView("stored_all")
     prepared.createOrReplaceTempView("prepared")
     spark.sql(statements.JOB_CITIZENS_SQL).createOrReplaceTempView("job_citizens")
-    for view, sql in statements.HISTORY_SQL.items():
-        spark.sql(sql.format(platform_id=int(platform_id))).createOrReplaceTempView(view)
+    for view, sql in statements.history_sql(platform_id).items():
+        spark.sql(sql).createOrReplaceTempView(view)
     classified = spark.sql(statements.CLASSIFY_SQL).persist(StorageLevel.MEMORY_AND_DISK)
     classified.createOrReplaceTempView("classified")
     new_final = spark.sql(statements.NEW_SQL).persist(StorageLevel.MEMORY_AND_DISK)

@@ -9,7 +9,7 @@ rules, like every other rendering.
 What makes it hold at scale, with no task seeing more than its keys:
 
 - the stored history is cut to what the ingest's keys can meet before any shuffle
-  (`HISTORY_SQL`: semi-joins of the claims store with the ingest's distinct record ids,
+  (`history_sql`: semi-joins of the claims store with the ingest's distinct record ids,
   `(scene, ref)` and citizens); a small ingest's keys are broadcast, and the store is scanned,
   not shuffled;
 - every rule is a grouping by its dedup key: (platform, record_id) for replays, (scene, ref)
@@ -56,7 +56,7 @@ def _bucket(ms: str) -> str:
 
 
 # Views it reads (`adapters.spark.job.settle` makes them; the stored ones hold only what the
-# ingest's own keys can meet, `HISTORY_SQL`):
+# ingest's own keys can meet, `history_sql`):
 #   prepared            the ingest's records (`adapters.batch.prepared.PREPARED`, with `seq`,
 #                       the receive order, greater than every stored record's)
 #   stored_records      this platform's stored records of the ingest's record ids: record_id,
@@ -268,40 +268,46 @@ select cl.file, cl.chunk, cl.row, cl.seq,
     where cl.role <> 'new'
 """
 
-# The stored history an ingest can meet, from the claims store (`stored_all`: every
-# platform's records) and the ingest's keys (`prepared`). Each is a semi-join of the store with
-# the distinct keys of the ingest: a small ingest's keys are broadcast and the store is only
-# scanned, never shuffled; no rule reads a stored record none of its keys can meet.
-HISTORY_SQL = {
-    "stored_records": """
+JOB_CITIZENS_SQL = "select distinct pseudonym from prepared where pseudonym is not null"
+
+
+def history_sql(platform_id: int) -> dict[str, str]:
+    """The views of the stored history an ingest of this platform can meet, from the claims
+    store (`stored_all`: every platform's records), the ingest's records (`prepared`) and its
+    citizens (`job_citizens`, `JOB_CITIZENS_SQL`).
+
+    Each is a semi-join of the store with the distinct keys of the ingest: a small ingest's
+    keys are broadcast and the store is only scanned, never shuffled; no rule reads a stored
+    record none of its keys can meet."""
+    return {
+        "stored_records": f"""
         select s.record_id, s.seq, s.digest, s.status, s.reason, s.detail, s.reduction_g,
             s.methodology, s.duplicate_of
         from stored_all s left semi join (
             select distinct record_id from prepared where record_id is not null) k
           on s.record_id = k.record_id
-        where s.platform_id = {platform_id}
+        where s.platform_id = {int(platform_id)}
     """,
-    "stored_ref_claims": """
+        "stored_ref_claims": """
         select s.seq, s.scene, s.ref
         from stored_all s left semi join (
             select distinct scene, ref from prepared where ref is not null) k
           on s.scene = k.scene and s.ref = k.ref
         where s.status <> 'rejected'
     """,
-    "stored_trip_claims": """
+        "stored_trip_claims": """
         select s.seq, s.pseudonym, s.start_ms, s.end_ms
         from stored_all s left semi join job_citizens k on s.pseudonym = k.pseudonym
         where s.status <> 'rejected' and s.end_ms is not null
     """,
-    "stored_usage": f"""
+        "stored_usage": f"""
         select s.pseudonym, s.scene, {china_day("s.start_ms")} as day, sum(s.reduction_g) as g,
             count(*) as n
         from stored_all s left semi join job_citizens k on s.pseudonym = k.pseudonym
         where s.status = 'credited'
         group by s.pseudonym, s.scene, {china_day("s.start_ms")}
     """,
-}
-JOB_CITIZENS_SQL = "select distinct pseudonym from prepared where pseudonym is not null"
+    }
 
 
 def grams_by_the_statement(
