@@ -269,7 +269,7 @@ def test_spark_gives_the_default_engines_receipts_and_ledger(
 
 
 @settings(
-    max_examples=4,
+    max_examples=6,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
