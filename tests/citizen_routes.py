@@ -41,4 +41,8 @@ OPERATOR_ONLY = {
     ("POST", "/v1/oversight/reversals"),
     ("POST", "/v1/oversight/jobs"),
     ("POST", "/v1/oversight/erasures"),
+    ("GET", "/v1/oversight/review"),
+    ("GET", "/v1/oversight/review/{seq}"),
+    ("POST", "/v1/oversight/review/decisions"),
+    ("POST", "/v1/oversight/review/expire"),
 }

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -25,8 +26,11 @@ from puhui.adapters.sql.operations import Calls, PgOperations, SqlOperations
 from puhui.adapters.sql.points import SqlPoints
 from puhui.adapters.sql.reads import SqlReads
 from puhui.adapters.sql.reports import SqlReports
+from puhui.adapters.sql.review_reads import SqlReviewReads
 from puhui.adapters.sql.unit_of_work import SqlIntakeUnitOfWork
 from puhui.config import Settings
+from puhui.domain.evidence import NO_EVIDENCE, Evidence
+from puhui.domain.evidence import load as load_evidence
 from puhui.domain.methodology import Catalogue
 from puhui.service.ports import (
     Audit,
@@ -39,6 +43,7 @@ from puhui.service.ports import (
     Points,
     Reads,
     Reports,
+    ReviewReads,
     Rewards,
     Signer,
     SmsGateway,
@@ -64,6 +69,16 @@ class App:
     def catalogue(self) -> Catalogue:
         """The shipped methodologies and factors."""
         return load_catalogue()
+
+    @cached_property
+    def evidence(self) -> Evidence:
+        """The evidence policies in force: the latest shipped version, another file
+        (`PUHUI_EVIDENCE=path`), or none (`PUHUI_EVIDENCE=none`: every record is settled as
+        v1 says, nothing is held)."""
+        given = os.environ.get("PUHUI_EVIDENCE", "").strip()
+        if given == "none":
+            return NO_EVIDENCE
+        return load_evidence(Path(given) if given else None)
 
     @cached_property
     def keyring(self) -> keystore.Keyring:
@@ -111,6 +126,10 @@ class App:
     def reports(self) -> Reports:
         """Regulators' statistics."""
         return SqlReports(self.engine)
+
+    def review_reads(self) -> ReviewReads:
+        """The review queue of held records and each platform's review rates."""
+        return SqlReviewReads(self.engine)
 
     def rewards(self) -> Rewards:
         """Points programmes, rewards and coupon codes."""

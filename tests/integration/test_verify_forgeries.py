@@ -20,7 +20,8 @@ from sqlalchemy import Engine, text
 
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
-from puhui.service import admin, ingest, ledger, queries, wallet
+from puhui.domain.review import Decision
+from puhui.service import admin, ingest, ledger, queries, review, wallet
 from tests.builders import event, trip
 from tests.forging import forge
 
@@ -87,9 +88,48 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
     wallet.retire(instance, alice, 100, "k-retire", "test")
     gift = wallet.transfer(instance, alice, bob, 100, "k-gift", "test")
     wallet.reverse(instance, gift.result["entry"], "k-undo", "staff:ops", "sent by mistake")
+    # Metro rides in Shenzhen reported by the map app wait for the operator's word (spec v1.1):
+    # one stays held, one is released by a reviewer, one is rejected.
+    _, held = ingest.ingest_records(
+        instance,
+        "amap",
+        [
+            _sz_metro("h1", ALICE, "07:00"),
+            _sz_metro("h2", BOB, "06:00"),
+            _sz_metro("h3", ALICE, "05:00"),
+        ],
+    )
+    assert held.column("status").to_pylist() == ["held"] * 3
+    seqs = _seqs(instance, "h2", "h3")
+    review.decide_held(instance, [seqs["h2"]], Decision.RELEASE, "ops", "operator confirmed")
+    review.decide_held(instance, [seqs["h3"]], Decision.REJECT, "ops", "no gate tap")
     assert ledger.verify(instance) == []
     yield instance
     instance.close()
+
+
+def _sz_metro(record_id: str, subject: str, at: str) -> dict[str, object]:
+    """A 12 km metro ride in Shenzhen on 1 November 2026 at `at` (China time)."""
+    hour = int(at[:2])
+    return trip(
+        record_id,
+        subject=subject,
+        scene="metro",
+        region="440300",
+        distance_km="12",
+        start=f"2026-11-01T{at}:00+08:00",
+        end=f"2026-11-01T{hour:02d}:30:00+08:00",
+    )
+
+
+def _seqs(app: App, *record_ids: str) -> dict[str, int]:
+    with app.engine.connect() as conn:
+        return {
+            r: int(
+                conn.execute(text(f"select seq from records where record_id = '{r}'")).scalar_one()
+            )
+            for r in record_ids
+        }
 
 
 def _p(app: App, subject: str) -> str:
@@ -243,6 +283,19 @@ FORGERIES: dict[str, Forgery] = {
     ),
     "credit_not_recomputable": _plain(
         "update records set amount_milli = amount_milli * 100 where record_id = 'b1'"
+    ),
+    "hold_missing": _plain(f"delete from holds where record_seq = {_seq('h1')}"),
+    "hold_mismatch": _plain(
+        "update transfers set amount = amount + 1 "
+        f"where kind = 'hold' and record_seq = {_seq('h1')}"
+    ),
+    "hold_decision_mismatch": _plain(
+        f"update holds set outcome = 'rejected' where record_seq = {_seq('h2')}"
+    ),
+    "pending_settled_wrongly": _plain(
+        "update transfers set credit_account_id = (select a.id from accounts a "
+        "where a.kind = 'citizen' and a.subject_id = "
+        "(select subject_id from records where record_id = 'r1')) where kind = 'release'"
     ),
 }
 

@@ -8,9 +8,9 @@ from puhui.domain import rules
 from puhui.domain.reasons import DESCRIPTIONS, Reason, Status, join
 
 
-def test_a_receipt_is_credited_duplicate_or_rejected() -> None:
-    """The three statuses of the spec, spelled as receipts carry them."""
-    assert [s.value for s in Status] == ["credited", "duplicate", "rejected"]
+def test_a_receipt_is_credited_duplicate_rejected_or_held() -> None:
+    """The three statuses of the spec and v1.1's `held`, spelled as receipts carry them."""
+    assert [s.value for s in Status] == ["credited", "duplicate", "rejected", "held"]
 
 
 def test_every_reason_has_a_description() -> None:

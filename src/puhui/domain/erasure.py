@@ -30,7 +30,7 @@ TOMBSTONE = "erased:"
 # The fields of a record that are deleted, and why each could identify a person.
 ERASED: dict[str, str] = {
     "start_ms, end_ms": "the times of day a behaviour began and ended (only the day is kept)",
-    "extra": "the coordinates and the device of the behaviour",
+    "extra, device": "the coordinates and the device of the behaviour",
     "ref": "the evidence reference (transit-card tap, payment order, invoice, receipt number), "
     "which other parties hold too",
     "digest": "the hash of the record's normalised content, which anyone holding the content "

@@ -19,6 +19,8 @@ class Status(StrEnum):
     CREDITED = "credited"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    # Spec v1.1: waiting for a second source or a review; ends credited or rejected.
+    HELD = "held"
 
 
 class Reason(StrEnum):
@@ -58,6 +60,21 @@ class Reason(StrEnum):
     DUPLICATE_OVERLAP = "duplicate_overlap"
     # Crediting.
     CAPPED = "capped"
+    # Evidence and review (spec v1.1): why a record is held ...
+    AWAITING_CORROBORATION = "awaiting_corroboration"
+    REVIEW_REQUIRED = "review_required"
+    DEVICE_SHARED = "device_shared"
+    DEVICE_HOPPING = "device_hopping"
+    VELOCITY = "velocity"
+    VOLUME_OUTLIER = "volume_outlier"
+    BURST = "burst"
+    REPEATED_TRIP = "repeated_trip"
+    # ... and how a held record ended.
+    CORROBORATED = "corroborated"
+    RELEASED = "released"
+    CREDITED_UNCORROBORATED = "credited_uncorroborated"
+    REJECTED_ON_REVIEW = "rejected_on_review"
+    NOT_CORROBORATED = "not_corroborated"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -104,6 +121,29 @@ DESCRIPTIONS: dict[Reason, str] = {
     "half of the shorter interval.",
     Reason.CAPPED: "Credited up to the methodology's cap for the citizen, scene and period; "
     "`reduction_g` is what remained under the cap.",
+    Reason.AWAITING_CORROBORATION: "Held: the evidence policy of the scene and region credits "
+    "this platform's records only once an authoritative source reports the same behaviour.",
+    Reason.REVIEW_REQUIRED: "Held: the evidence policy of the scene and region has every record "
+    "of this platform reviewed by the exchange's operators.",
+    Reason.DEVICE_SHARED: "Held: the record's device reported behaviours of too many citizens "
+    "(thresholds in docs/fraud.md).",
+    Reason.DEVICE_HOPPING: "Held: the citizen reported behaviours from too many devices.",
+    Reason.VELOCITY: "Held: the citizen would have travelled between this trip and another "
+    "faster than any transport allows.",
+    Reason.VOLUME_OUTLIER: "Held: the citizen's records or amount of this scene on this China "
+    "day are far beyond what one person does.",
+    Reason.BURST: "Held: the platform reported far more records of this scene and region "
+    "starting in this minute than it usually does.",
+    Reason.REPEATED_TRIP: "Held: the citizen reported a trip of this scene with the same "
+    "distance and duration, to the metre and second, before.",
+    Reason.CORROBORATED: "Credited after being held: an authoritative source reported the same "
+    "behaviour.",
+    Reason.RELEASED: "Credited after being held: released by a reviewer.",
+    Reason.CREDITED_UNCORROBORATED: "Credited after being held: not corroborated within the "
+    "policy's window, and the policy credits such records then.",
+    Reason.REJECTED_ON_REVIEW: "Rejected after being held: refused by a reviewer.",
+    Reason.NOT_CORROBORATED: "Rejected after being held: not corroborated within the policy's "
+    "window.",
 }
 
 

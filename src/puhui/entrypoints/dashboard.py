@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hmac
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -28,8 +30,9 @@ from starlette.concurrency import run_in_threadpool
 from puhui.bootstrap import App
 from puhui.domain import china_time, consent, disclosure
 from puhui.domain.errors import AuthenticationError, NotFoundError
+from puhui.domain.review import Decision
 from puhui.entrypoints import consent_pages, i18n
-from puhui.service import admin, citizens, oversight, publication, wallet
+from puhui.service import admin, citizens, oversight, publication, review_queue, wallet
 from puhui.service import consent as consents
 
 TEMPLATES = Environment(
@@ -39,9 +42,13 @@ TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# Held records on one page of the review queue.
+PAGE = 100
 CHINA = timezone(china_time.OFFSET, "CST")
 # Session cookies holding the token a user signed in with (HttpOnly, SameSite=Strict).
 COOKIES = {"staff": "puhui_staff", "citizen": "puhui_citizen"}
+# Where a decision on the review queue's pages may send the operator back to.
+REVIEW_PAGE = re.compile(r"^/dashboard/review(/[0-9]{1,19})?$")
 # Where a staff member lands on signing in.
 STAFF_HOME = {
     oversight.Role.OPERATOR: "/dashboard/operator",
@@ -182,8 +189,9 @@ def tables(app: App, lang: str, received: int | None, full: bool = False) -> dic
 
 
 def operator_tables(app: App, lang: str) -> dict[str, DataTable]:
-    """The operator's tables: each platform's health, rejections by platform and reason, and
-    every methodology version."""
+    """The operator's tables: each platform's health, rejections by platform and reason, every
+    methodology version, and how each platform's records fare under review (held, corroborated,
+    released, rejected on review; flagged when reviewers reject too many)."""
     t = i18n.TEXT[lang]
     reasons = i18n.REASONS[lang]
     health = DataTable(
@@ -220,7 +228,26 @@ def operator_tables(app: App, lang: str) -> dict[str, DataTable]:
             for m in app.catalogue.methodologies
         ],
     )  # fmt: skip
-    return {"health": health, "rejections": rejections, "versions": versions}
+    review_rates = DataTable(
+        "review_rates",
+        t["review_rates"],
+        [t["platform"], t["records"], t["held_ever"], t["open_now"], t["corroborated"],
+         t["released"], t["rejected_on_review"], t["not_corroborated"], t["rejected_share"],
+         t["flagged"]],
+        [
+            [r.platform, r.records, r.held, r.open, r.corroborated, r.released,
+             r.rejected_on_review, r.not_corroborated,
+             "" if r.rejected_share is None else f"{100 * r.rejected_share:.1f} %",
+             t["flagged"] if r.flagged else ""]
+            for r in review_queue.rates(app)
+        ],
+    )  # fmt: skip
+    return {
+        "health": health,
+        "rejections": rejections,
+        "versions": versions,
+        "review_rates": review_rates,
+    }
 
 
 @dataclass
@@ -374,6 +401,7 @@ def install(api: FastAPI, app: App) -> None:
         staff = operator(request, language)
         if isinstance(staff, HTMLResponse):
             return staff
+        rates = review_queue.rates(app)
         return render(
             "operator.html",
             language,
@@ -381,6 +409,8 @@ def install(api: FastAPI, app: App) -> None:
             who=staff.name,
             tables=operator_tables(app, language),
             matrix=duplicate_matrix(app),
+            rates=rates,
+            open_held=sum(r.open for r in rates),
         )
 
     @api.get("/dashboard/operator/tables/{name}.{fmt}", include_in_schema=False)
@@ -395,6 +425,121 @@ def install(api: FastAPI, app: App) -> None:
         if isinstance(staff, HTMLResponse):
             return staff
         return _download(operator_tables(app, language).get(name), name, fmt)
+
+    # The review queue (operators) ---------------------------------------------------------
+
+    def staff_form_token(request: Request) -> str:
+        """The token the review forms carry: derived from the staff session, unknown to other
+        sites."""
+        return consent_pages.form_token(app, request.cookies.get(COOKIES["staff"], ""))
+
+    def review_notice(request: Request, lang: str) -> tuple[str, str]:
+        """What the last decision did, or why it was not made (from the redirect's query)."""
+        t = i18n.TEXT[lang]
+        query = request.query_params
+        error = query.get("error", "")
+        if error in ("need_reason", "need_selection"):
+            return "", t[error]
+        if query.get("done", "").isdigit():
+            skipped = query.get("skipped", "0")
+            n, left = int(query["done"][:9]), int(skipped[:9]) if skipped.isdigit() else 0
+            return t["decided_n"].format(n=n, skipped=left), ""
+        return "", ""
+
+    @api.get("/dashboard/review", include_in_schema=False)
+    def review_view(
+        request: Request,
+        lang: Annotated[str | None, Query(max_length=8)] = None,
+        platform: Annotated[str, Query(max_length=64)] = "",
+        reason: Annotated[str, Query(max_length=32)] = "",
+        state: Annotated[str, Query(pattern="^(open|decided|all)$")] = "open",
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    ) -> HTMLResponse:
+        language = chosen(request, lang)
+        staff = operator(request, language)
+        if isinstance(staff, HTMLResponse):
+            return staff
+        held_for = reason if reason in review_queue.HELD_REASONS else ""
+        items = review_queue.queue(
+            app,
+            platform=platform or None,
+            reason=held_for or None,
+            state=review_queue.State(state),
+            limit=PAGE,
+            after=after,
+        )
+        notice, error = review_notice(request, language)
+        return render(
+            "review.html",
+            language,
+            i18n.TEXT[language]["review_queue"],
+            who=staff.name,
+            items=items,
+            platforms=[p.code for p in admin.list_platforms(app)],
+            held_reasons=[r.value for r in review_queue.HELD_REASONS],
+            chosen={"platform": platform, "reason": held_for, "state": state},
+            next_after=items[-1].seq if len(items) == PAGE else None,
+            reasons=i18n.REASONS[language],
+            scenes=i18n.SCENES[language],
+            china=CHINA,
+            csrf=staff_form_token(request),
+            notice=notice,
+            error=error,
+        )
+
+    @api.get("/dashboard/review/{seq}", include_in_schema=False)
+    def review_item_view(
+        request: Request,
+        seq: Annotated[int, Path_(ge=1, le=2**63 - 1)],
+        lang: Annotated[str | None, Query(max_length=8)] = None,
+    ) -> HTMLResponse:
+        language = chosen(request, lang)
+        staff = operator(request, language)
+        if isinstance(staff, HTMLResponse):
+            return staff
+        found = review_queue.item(app, seq)
+        notice, error = review_notice(request, language)
+        return render(
+            "review_item.html",
+            language,
+            i18n.TEXT[language]["review_item"],
+            who=staff.name,
+            d=found,
+            h=found.held,
+            reasons=i18n.REASONS[language],
+            scenes=i18n.SCENES[language],
+            china=CHINA,
+            csrf=staff_form_token(request),
+            notice=notice,
+            error=error,
+        )
+
+    @api.post("/dashboard/review/decisions", include_in_schema=False)
+    async def review_decide(request: Request) -> Response:
+        language = chosen(request, None)
+        staff = await run_in_threadpool(operator, request, language)
+        if isinstance(staff, HTMLResponse):
+            return staff
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        if not hmac.compare_digest(consent_pages.first(form, "csrf"), staff_form_token(request)):
+            return login_page(language, kind="staff")
+        back = consent_pages.first(form, "back")
+        back = back if REVIEW_PAGE.match(back) else "/dashboard/review"
+        seqs = [int(v) for v in form.get("seq", []) if v.isdigit() and 0 < len(v) < 20]
+        reason = consent_pages.first(form, "reason")
+        decision = consent_pages.first(form, "decision")
+        if not seqs:
+            return RedirectResponse(f"{back}?error=need_selection", status_code=303)
+        if not reason.strip():
+            return RedirectResponse(f"{back}?error=need_reason", status_code=303)
+        if decision not in (Decision.RELEASE.value, Decision.REJECT.value):
+            return RedirectResponse(back, status_code=303)
+        done = await run_in_threadpool(
+            review_queue.decide, app, seqs, Decision(decision), staff.name, reason
+        )
+        return RedirectResponse(
+            f"{back}?done={len(done.decided)}&skipped={len(done.skipped)}", status_code=303
+        )
 
     def citizen(request: Request) -> citizens.Citizen | None:
         """The citizen signed in to puhui with their phone (a member platform's token is not
@@ -424,6 +569,8 @@ def install(api: FastAPI, app: App) -> None:
             i18n.TEXT[language]["citizen"],
             held=wallet.holdings(app, who.pseudonym),
             history=citizens.history(app, who, None, 100),
+            pending=review_queue.citizen_holds(app, who.pseudonym, 100),
+            reasons=i18n.REASONS[language],
             rewards=wallet.list_rewards(app, available_at=app.clock()),
             certificates=certificates,
             kinds=i18n.KINDS[language],

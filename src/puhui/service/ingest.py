@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from puhui.adapters.batch import signals
 from puhui.adapters.batch.prepare import Preparer, calculation_row, epoch_ms
 from puhui.adapters.batch.reader import DEFAULT_CHUNK, read_chunks, records_table
 from puhui.adapters.batch.sequential import settle_small
@@ -34,10 +35,11 @@ from puhui.adapters.batch.settle import settle
 from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import InputError
+from puhui.domain.reasons import Status
 from puhui.domain.scenes import MAX_RECORD_ID
 from puhui.domain.settlement import Role
 from puhui.domain.signing import Refusal
-from puhui.service import ledger
+from puhui.service import ledger, review
 from puhui.service.pipeline import Pipeline
 from puhui.service.ports import IntakeStore, Nonce
 
@@ -292,7 +294,7 @@ def _settle_chunk(
             settled = settle_small(prepared, subject_ids, existing, claims, usage, platform_id)
         else:
             settled = settle(pipeline.settler, prepared, subject_ids, existing, claims, usage)
-    transfers, credited_g = post_chunk(
+    transfers, credited_g, settled = post_chunk(
         store,
         preparer,
         pipeline,
@@ -325,18 +327,32 @@ def post_chunk(
     subject_ids: pa.Table,
     usage: pa.Table,
     report: IngestReport,
-) -> tuple[int, int]:
-    """Store a settled chunk (its records numbered from `posting.first_seq`), post its
-    credits, count it in its batch and the statistics' tallies; returns the transfers posted
-    and the grams credited. `usage`: the chunk's `usage_day` lookup."""
+) -> tuple[int, int, pa.Table]:
+    """Review a settled chunk (held records, spec v1.1), store it (its records numbered from
+    `posting.first_seq`), post its credits and holds, credit the held records it corroborates,
+    count it in its batch and the statistics' tallies; returns the transfers posted, the grams
+    credited and the chunk's receipts as reviewed. `usage`: the chunk's `usage_day` lookup."""
     platform_id, batch_id = posting.platform_id, posting.batch_id
+    with report.timed("review"):
+        reviewed = review.review_chunk(
+            store,
+            pipeline.settler,
+            pipeline.app.evidence,
+            settled,
+            pipeline.platform_code(platform_id),
+            platform_id,
+            posting.received_at,
+        )
+        settled = reviewed.settled
     with report.timed("store"):
         stored = _store(store, pipeline, preparer, settled, platform_id, batch_id)
+        store.write_holds(reviewed.holds)
     first_seq, last_seq = posting.first_seq, posting.first_seq + settled.num_rows - 1
     with report.timed("ledger"):
         transfers = store.post_credits(batch_id, first_seq, last_seq, posting.received_at)
         counts = Counter(stored.column("status").to_pylist())
-        credited_g = int(pc.sum(stored.column("reduction_g")).as_py() or 0)
+        credited = pc.equal(stored.column("status"), Status.CREDITED.value)
+        credited_g = int(pc.sum(stored.column("reduction_g").filter(credited)).as_py() or 0)
         store.add_to_batch(batch_id, dict(counts), credited_g)
     with report.timed("tallies"):
         registered = {
@@ -349,7 +365,10 @@ def post_chunk(
             if new
         }
         store.add_to_tallies(platform_id, stored, first_seq, last_seq, usage, registered)
-    return transfers, credited_g
+    if reviewed.corroborations:
+        with report.timed("review"):
+            review.corroborate(store, reviewed.corroborations, posting.received_at)
+    return transfers, credited_g, settled
 
 
 def _lookups(
@@ -435,6 +454,7 @@ def _store(
             [qids.get(k) if k else None for k in new.column("quant_key").to_pylist()], pa.int64()
         ),
     )
+    new = new.append_column("device", signals.devices_of(pipeline.settler, new.column("extra")))
     store.write_records(batch_id, platform_id, new)
     roles = settled.column("role").to_pylist()
     conflicts = [

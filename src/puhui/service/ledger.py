@@ -46,9 +46,29 @@ CHECKS: dict[str, str] = {
     "ledger_total": (
         "all balances of a unit together sum to zero: every gram and point is in one place"
     ),
-    "credit_missing": "every credited record with grams has its credit transfer",
+    "credit_missing": (
+        "every credited record with grams has its credit transfer, or its hold and the release "
+        "that posted it"
+    ),
     "credit_without_credited_record": (
-        "every credit transfer belongs to a credited record, and only credits to records"
+        "every credit transfer belongs to a credited record, and only credits and holds to records"
+    ),
+    "hold_missing": (
+        "every held record has its open hold row and, with grams, its pending hold transfer "
+        "not settled yet"
+    ),
+    "hold_mismatch": (
+        "a hold moves exactly the held grams from its platform's issuance account for its "
+        "methodology to the citizen's held account, and is settled as its record ended: "
+        "open while held, released when credited, voided when rejected"
+    ),
+    "hold_decision_mismatch": (
+        "every hold row names a stored record, open while the record is held, and once "
+        "decided with the record's final status, after it was received"
+    ),
+    "pending_settled_wrongly": (
+        "a release or a void settles a hold: the same amount out of its held account, into the "
+        "citizen's account (release) or back to the issuing account (void)"
     ),
     "credit_amount_mismatch": (
         "a credit transfer moves exactly the record's grams from its platform's issuance "
@@ -62,10 +82,12 @@ CHECKS: dict[str, str] = {
     ),
     "record_orphaned": "every record names an existing platform, batch, citizen and calculation",
     "transfer_mixed_units": "no transfer moves grams into points or points into grams",
-    "balance_negative": "no citizen, points, retired, reward or expired account is below zero",
+    "balance_negative": (
+        "no citizen, held, points, retired, reward or expired account is below zero"
+    ),
     "retired_taken_out": "nothing is ever taken out of retired grams",
     "reversal_mismatch": (
-        "a reversal mirrors the transfer it reverses: the same amount, the other way"
+        "a reversal (a void too) mirrors the transfer it reverses: the same amount, the other way"
     ),
     "stock_mismatch": (
         "what a reward handed out (its parts' units taken, a coupon's codes claimed) is what "

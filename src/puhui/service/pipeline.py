@@ -60,6 +60,10 @@ class Pipeline:
             self.platform_ids[platform] = store.platform_id(platform)
         return self.platform_ids[platform]
 
+    def platform_code(self, platform_id: int) -> str:
+        """The code of a platform looked up through `platform_id` before."""
+        return next(code for code, known in self.platform_ids.items() if known == platform_id)
+
     def preparer(self, platform: str) -> Preparer:
         """The preparer of a platform's records."""
         if platform not in self._preparers:

@@ -6,11 +6,12 @@ SQL implementation is `adapters.sql.unit_of_work`; `bootstrap.App.intake` makes 
 
 The other use cases read and write through `Directory` (platforms, their keys, staff tokens,
 the subject key's fingerprint), `Reads` (accounts, history, receipts, calculations), `Reports`
-(statistics), `Audit` (the ledger's invariants), and for the personal carbon accounts
-`Rewards` (programmes, rewards, coupon codes), `Operations` (what citizens do with their grams
-and points) and `Points` (the programmes' jobs), each call its own transaction: the
-adapter's unit of work. `App` makes them (`adapters.sql.directory`, `reads`, `reports`,
-`audit`, `catalogue`, `operations`, `points`).
+(statistics), `ReviewReads` (the review queue of held records), `Audit` (the ledger's
+invariants), and for the personal carbon accounts `Rewards` (programmes, rewards, coupon
+codes), `Operations` (what citizens do with their grams and points) and `Points` (the
+programmes' jobs), each call its own transaction: the adapter's unit of work. `App` makes them
+(`adapters.sql.directory`, `reads`, `reports`, `review_reads`, `audit`, `catalogue`,
+`operations`, `points`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from puhui.domain.accounts import Outcome, Shard
 from puhui.domain.consent import Event
+from puhui.domain.review import OpenHold, Resolution
 from puhui.domain.signing import Refusal
 
 # A calculation to store: its columns and its trace (JSON), by the key it is stored under.
@@ -95,6 +97,38 @@ class IntakeStore(Protocol):
 
     def post_credits(self, batch_id: int, first_seq: int, last_seq: int, at: datetime) -> int:
         """Post the credit transfers of the records numbered first_seq to last_seq; their count."""
+        ...
+
+    def signal_history(
+        self, citizens: Iterable[int], devices: Iterable[str], lo_ms: int, hi_ms: int
+    ) -> pa.Table:
+        """Stored valid records of these citizens or devices starting between two instants."""
+        ...
+
+    def burst_history(
+        self, platform_id: int, regions_scenes: Iterable[tuple[str, str]], lo_ms: int, hi_ms: int
+    ) -> pa.Table:
+        """The platform's stored valid records per region, scene and start minute."""
+        ...
+
+    def write_holds(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Store why records were held."""
+        ...
+
+    def open_holds(self, seqs: Iterable[int]) -> list[OpenHold]:
+        """The held records among these, not decided yet."""
+        ...
+
+    def expiring(self, at: datetime) -> list[OpenHold]:
+        """Held records still awaiting corroboration whose window ended by `at`."""
+        ...
+
+    def note_corroboration(self, seq: int, by_seq: int) -> None:
+        """Remember that an authority reported a held record's behaviour."""
+        ...
+
+    def resolve_holds(self, resolutions: Sequence[Resolution], at: datetime) -> list[int]:
+        """End held records: receipts, hold rows, pending grams and tallies."""
         ...
 
     def add_to_batch(self, batch_id: int, counts: dict[str, int], credited_g: int) -> None:
@@ -235,7 +269,8 @@ class Reads(Protocol):
         ...
 
     def receipts(self, platform: str) -> Iterator[tuple[Any, ...]]:
-        """Every stored receipt of a platform, in receive order, streamed."""
+        """Every stored receipt of a platform, in receive order, streamed, with when a held
+        record was decided."""
         ...
 
     def receipts_page(
@@ -247,7 +282,8 @@ class Reads(Protocol):
         received_to: datetime | None,
         record_id: str | None,
     ) -> list[tuple[Any, ...]]:
-        """A page of a platform's receipts in receive order, after the one numbered `after`."""
+        """A page of a platform's receipts in receive order, after the one numbered `after`,
+        with when a held record was decided."""
         ...
 
     def calculation(self, platform: str, record_id: str) -> tuple[Any, ...] | None:
@@ -280,6 +316,41 @@ class Reports(Protocol):
         """(status, reason, distinct citizens) of the records that were not credited, per
         status and each of these reason codes (a record with several reasons counts under
         each); a record without a citizen counts none."""
+        ...
+
+
+class ReviewReads(Protocol):
+    """The review queue (spec v1.1): held records with their evidence, and each platform's
+    review rates (rows as tuples, in the order each method names; never an identifier of a
+    citizen or a device)."""
+
+    def queue(
+        self,
+        platform: str | None,
+        reason: str | None,
+        scene: str | None,
+        region: str | None,
+        state: str,
+        limit: int,
+        after_seq: int,
+    ) -> list[tuple[Any, ...]]:
+        """Held records numbered above `after_seq`, in receive order, open, decided or all."""
+        ...
+
+    def item(
+        self, seq: int, window_ms: int, device_window_ms: int
+    ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], tuple[Any, ...] | None, int | None] | None:
+        """A held record, the records of its citizen starting within `window_ms` of it, the
+        corroborating record, and how many citizens its device served within
+        `device_window_ms`; None when the record was never held."""
+        ...
+
+    def rates(self) -> list[tuple[Any, ...]]:
+        """Records, held records and how they ended, per platform."""
+        ...
+
+    def citizen_holds(self, pseudonym: str, limit: int) -> list[tuple[Any, ...]]:
+        """A citizen's records that were held, newest first."""
         ...
 
 

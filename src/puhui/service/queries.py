@@ -85,9 +85,12 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
 
 
 def receipts(app: App, platform: str) -> Iterator[dict[str, Any]]:
-    """Every stored receipt of a platform, in receive order."""
+    """Every stored receipt of a platform, in receive order; `decided_at` (ISO 8601, UTC) when
+    it ends a held record, else empty."""
     check_ready(app)
-    for record_id, status, reason, grams, methodology, detail in app.reads().receipts(platform):
+    for record_id, status, reason, grams, methodology, detail, decided in app.reads().receipts(
+        platform
+    ):
         yield {
             "platform": platform,
             "record_id": record_id,
@@ -96,12 +99,14 @@ def receipts(app: App, platform: str) -> Iterator[dict[str, Any]]:
             "reduction_g": int(grams),
             "methodology": methodology or "",
             "detail": detail or "",
+            "decided_at": "" if decided is None else aware(decided).isoformat(),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class StoredReceipt:
-    """The receipt of one stored record, with when its batch was received."""
+    """The receipt of one stored record, with when its batch was received and, for a record
+    that was held (spec v1.1), when it was decided (None while it waits, or never held)."""
 
     seq: int
     platform: str
@@ -112,6 +117,7 @@ class StoredReceipt:
     methodology: str
     detail: str
     received_at: datetime
+    decided_at: datetime | None = None
 
 
 def receipt(app: App, platform: str, record_id: str) -> StoredReceipt:
@@ -160,8 +166,9 @@ def receipts_page(
             methodology or "",
             detail or "",
             aware(received_at),
+            None if decided_at is None else aware(decided_at),
         )
-        for seq, rid, status, reason, grams, methodology, detail, received_at in rows
+        for seq, rid, status, reason, grams, methodology, detail, received_at, decided_at in rows
     ]
 
 

@@ -379,7 +379,7 @@ class _Run:
                     datetime.fromtimestamp(f.source.received_ms / 1000, tz=UTC),
                     at,
                 )
-                transfers, credited_g = post_chunk(
+                transfers, credited_g, chunk = post_chunk(
                     store, preparer, pipeline, chunk, posting, subject_ids, usage, report
                 )
                 at += chunk.num_rows

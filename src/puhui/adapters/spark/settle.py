@@ -65,8 +65,8 @@ def _bucket(ms: str) -> str:
 #                       ref
 #   stored_trip_claims  stored trips not rejected, of the ingest's citizens: seq, pseudonym,
 #                       start_ms, end_ms
-#   stored_usage        credited records of the ingest's citizens per pseudonym, scene and
-#                       China day: g, n
+#   stored_usage        credited and held records of the ingest's citizens per pseudonym,
+#                       scene and China day: g, n
 CLASSIFY_SQL = f"""
 with chunk as (
     -- Only what the rules read travels through the shuffles: the rest of each record stays in
@@ -304,7 +304,7 @@ def history_sql(platform_id: int) -> dict[str, str]:
         select s.pseudonym, s.scene, {china_day("s.start_ms")} as day, sum(s.reduction_g) as g,
             count(*) as n
         from stored_all s left semi join job_citizens k on s.pseudonym = k.pseudonym
-        where s.status = 'credited'
+        where s.status = 'credited' or s.status = 'held'
         group by s.pseudonym, s.scene, {china_day("s.start_ms")}
     """,
     }

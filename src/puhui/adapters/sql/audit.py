@@ -30,15 +30,59 @@ QUERIES: dict[str, str | Callable[[str], str] | Recomputed | chain.Rehashed] = {
         "join accounts a on a.id = b.account_id group by a.unit having sum(b.balance_g) <> 0"
     ),
     "credit_missing": (
+        # A credit, or a hold its release posted.
         "select cast(r.seq as varchar(20)) from records r where r.status = 'credited' "
         "and r.reduction_g > 0 "
-        "and not exists (select 1 from transfers x where x.record_seq = r.seq)"
+        "and not exists (select 1 from transfers x where x.record_seq = r.seq "
+        "and (x.kind = 'credit' or (x.kind = 'hold' and exists (select 1 from transfers p "
+        "where p.reverses = x.id and p.kind = 'release'))))"
     ),
     "credit_without_credited_record": (
         "select cast(x.id as varchar(20)) from transfers x "
         "left join records r on r.seq = x.record_seq "
-        "where (x.kind = 'credit') <> (x.record_seq is not null) "
+        "where (x.kind = 'credit' or x.kind = 'hold') <> (x.record_seq is not null) "
         "or (x.kind = 'credit' and (r.status <> 'credited' or r.reduction_g = 0))"
+    ),
+    "hold_missing": (
+        "select cast(r.seq as varchar(20)) from records r left join holds h "
+        "on h.record_seq = r.seq where r.status = 'held' and (h.record_seq is null "
+        "or h.decided_at is not null or (r.reduction_g > 0 and not exists (select 1 "
+        "from transfers x where x.record_seq = r.seq and x.kind = 'hold' and not exists "
+        "(select 1 from transfers p where p.reverses = x.id))))"
+    ),
+    "hold_mismatch": (
+        "select cast(x.id as varchar(20)) from transfers x "
+        "join records r on r.seq = x.record_seq "
+        "left join holds h on h.record_seq = r.seq "
+        "left join accounts a on a.id = x.credit_account_id "
+        "left join accounts i on i.id = x.debit_account_id "
+        "left join transfers p on p.reverses = x.id "
+        "where x.kind = 'hold' and (h.record_seq is null or x.amount <> h.grams "
+        "or a.kind is null or a.kind <> 'held' or a.owner_id <> r.subject_id "
+        "or i.kind is null or i.kind <> 'issuance' or i.platform_id <> r.platform_id "
+        "or i.methodology <> r.methodology or r.status = 'duplicate' "
+        "or (r.status = 'held' and (p.id is not null or x.amount <> r.reduction_g)) "
+        "or (r.status = 'credited' and (p.id is null or p.kind <> 'release' "
+        "or x.amount <> r.reduction_g)) "
+        "or (r.status = 'rejected' and (p.id is null or p.kind <> 'void')))"
+    ),
+    "hold_decision_mismatch": (
+        "select cast(h.record_seq as varchar(20)) from holds h "
+        "left join records r on r.seq = h.record_seq "
+        "where r.seq is null or (h.decided_at is null and r.status <> 'held') "
+        "or (h.decided_at is not null and (h.outcome <> r.status "
+        "or h.decided_seq is null or h.decided_seq <= h.record_seq))"
+    ),
+    "pending_settled_wrongly": (
+        "select cast(s.id as varchar(20)) from transfers s "
+        "left join transfers x on x.id = s.reverses "
+        "left join accounts c on c.id = s.credit_account_id "
+        "left join accounts hd on hd.id = x.credit_account_id "
+        "where (s.kind = 'release' or s.kind = 'void') and (x.id is null or x.kind <> 'hold' "
+        "or s.amount <> x.amount or s.debit_account_id <> x.credit_account_id "
+        "or (s.kind = 'void' and s.credit_account_id <> x.debit_account_id) "
+        "or (s.kind = 'release' and (c.kind is null or c.kind <> 'citizen' "
+        "or c.subject_id <> hd.owner_id)))"
     ),
     "credit_amount_mismatch": (
         "select cast(x.id as varchar(20)) from transfers x "
@@ -59,7 +103,7 @@ QUERIES: dict[str, str | Callable[[str], str] | Recomputed | chain.Rehashed] = {
         "left join subjects s on s.id = a.subject_id left join platforms p on p.id = a.platform_id "
         "left join subjects o on o.id = a.owner_id "
         "where (a.kind = 'citizen' and s.id is null) or (a.kind = 'issuance' and p.id is null) "
-        "or (a.kind in ('points', 'retired') and o.id is null)"
+        "or (a.kind in ('points', 'retired', 'held') and o.id is null)"
     ),
     "transfer_orphaned": (
         "select cast(x.id as varchar(20)) from transfers x "
@@ -95,7 +139,9 @@ QUERIES: dict[str, str | Callable[[str], str] | Recomputed | chain.Rehashed] = {
     "reversal_mismatch": (
         "select cast(x.id as varchar(20)) from transfers x "
         "left join transfers r on r.id = x.reverses "
-        "where x.reverses is not null and (r.id is null or r.amount <> x.amount "
+        # A release settles a hold into the citizen's account (`pending_settled_wrongly`).
+        "where x.reverses is not null and x.kind <> 'release' "
+        "and (r.id is null or r.amount <> x.amount "
         "or r.debit_account_id <> x.credit_account_id "
         "or r.credit_account_id <> x.debit_account_id)"
     ),

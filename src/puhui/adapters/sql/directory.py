@@ -69,7 +69,9 @@ class SqlDirectory:
                 func.sum(k.records).filter(k.status == "credited").label("credited"),
                 func.sum(k.records).filter(k.status == "duplicate").label("duplicate"),
                 func.sum(k.records).filter(k.status == "rejected").label("rejected"),
-                func.coalesce(func.sum(k.grams), 0).label("credited_g"),
+                func.coalesce(func.sum(k.grams).filter(k.status == "credited"), 0).label(
+                    "credited_g"
+                ),
             )
             .where(k.dimension == "platform")
             .group_by(k.key)

@@ -17,7 +17,7 @@ from puhui.domain import china_time
 _DAY = f"(start_ms - ((start_ms + {china_time.OFFSET_MS}) % {china_time.DAY_MS}))"
 _ERASE_DETAILS = text(
     f"update records set start_ms = {_DAY}, end_ms = case when start_ms is null then null "
-    f"else {_DAY} end, extra = null, ref = null, detail = null, "
+    f"else {_DAY} end, extra = null, device = null, ref = null, detail = null, "
     "digest = '00000000000000000000000000000000' where subject_id = :s"
 )
 

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
-from puhui.adapters.sql import ledger, nonces, tallies
+from puhui.adapters.sql import holds, ledger, nonces, tallies
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.bulk import (
     execute,
@@ -26,8 +26,9 @@ from puhui.adapters.sql.bulk import (
 )
 from puhui.domain import china_time
 from puhui.domain.errors import NotFoundError
+from puhui.domain.review import OpenHold, Resolution
 from puhui.domain.rules import LONGEST_TRIP_MS
-from puhui.domain.scenes import MAX_RECORD_ID, MAX_REF_KEY
+from puhui.domain.scenes import MAX_DEVICE, MAX_RECORD_ID, MAX_REF_KEY
 from puhui.domain.signing import Refusal
 
 # The key sets of a chunk's lookups: their columns and SQL types.
@@ -37,6 +38,8 @@ _STAGING: dict[str, tuple[tuple[str, str], ...]] = {
     "stage_subjects": (("pseudonym", "varchar(64)"),),
     "stage_subject_ids": (("subject_id", "integer"),),
     "stage_trips": (("subject_id", "integer"), ("start_ms", "bigint"), ("end_ms", "bigint")),
+    "stage_devices": (("device", f"varchar({MAX_DEVICE})"),),
+    "stage_region_scenes": (("region", "varchar(6)"), ("scene", "varchar(16)")),
 }
 
 # Up to this many keys of one kind are bound as parameters; more are staged in a temporary table.
@@ -73,6 +76,9 @@ USAGE = pa.schema(
         ("day", pa.date32()),
         ("g", pa.int64()),
         ("n", pa.int64()),
+        # Of `n`, the records credited (the rest are held): who was credited before, for the
+        # statistics' participants.
+        ("credited_n", pa.int64()),
     ]
 )
 # A stored record as the claims store keeps it: its platform, its receipt and its claim.
@@ -108,6 +114,7 @@ RECORD_COLUMNS = (
     "methodology",
     "quantification_id",
     "duplicate_of",
+    "device",
 )
 
 
@@ -319,17 +326,20 @@ class IntakeStore:
         return fetch_arrow(self.conn, sql, params, CLAIMS)
 
     def usage_day(self, subject_ids: Iterable[int], first_ms: int, last_ms: int) -> pa.Table:
-        """Grams and records already credited per citizen, scene and day (Asia/Shanghai)
-        between two instants (the caller widens them to whole months)."""
+        """Grams and records already credited (or held: they count towards caps) per citizen,
+        scene and day (Asia/Shanghai) between two instants (the caller widens them to whole
+        months)."""
         by_subject, params = self._keys(
             "stage_subject_ids", [(s,) for s in sorted(set(subject_ids))]
         )
         rows, _ = execute(
             self.conn,
             "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "
-            f"sum(r.reduction_g), count(*) from records r join {by_subject} k "
-            "on r.subject_id = k.column1 "
-            "where r.status = 'credited' and r.start_ms >= :lo and r.start_ms < :hi "
+            f"sum(r.reduction_g), count(*), "
+            "sum(case when r.status = 'credited' then 1 else 0 end) "
+            f"from records r join {by_subject} k on r.subject_id = k.column1 "
+            "where (r.status = 'credited' or r.status = 'held') "
+            "and r.start_ms >= :lo and r.start_ms < :hi "
             "group by r.subject_id, r.scene, (r.start_ms + :cn) / :day",
             {
                 "cn": china_time.OFFSET_MS,
@@ -346,17 +356,60 @@ class IntakeStore:
                 "day": pa.array([int(r[2]) for r in rows], pa.int32()).cast(pa.date32()),
                 "g": pa.array([int(r[3]) for r in rows], pa.int64()),
                 "n": pa.array([int(r[4]) for r in rows], pa.int64()),
+                "credited_n": pa.array([int(r[5]) for r in rows], pa.int64()),
             },
             schema=USAGE,
         )
+
+    # Held records (spec v1.1) ------------------------------------------------------------
+
+    def signal_history(
+        self, citizens: Iterable[int], devices: Iterable[str], lo_ms: int, hi_ms: int
+    ) -> pa.Table:
+        """Stored valid records of these citizens or devices starting between two instants
+        (`holds.SEEN_STORED`)."""
+        return holds.signal_history(self.conn, self._keys, citizens, devices, lo_ms, hi_ms)
+
+    def burst_history(
+        self, platform_id: int, regions_scenes: Iterable[tuple[str, str]], lo_ms: int, hi_ms: int
+    ) -> pa.Table:
+        """The platform's stored valid records per region, scene and start minute
+        (`holds.BURST_HISTORY`)."""
+        return holds.burst_history(self.conn, self._keys, platform_id, regions_scenes, lo_ms, hi_ms)
+
+    def write_holds(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Store why records were held (`holds.HOLD_COLUMNS`)."""
+        holds.write_holds(self.conn, rows)
+
+    def open_holds(self, seqs: Iterable[int]) -> list[OpenHold]:
+        """The held records among these, not decided yet."""
+        return holds.open_holds(self.conn, seqs)
+
+    def expiring(self, at: datetime) -> list[OpenHold]:
+        """Held records still awaiting corroboration whose window ended by `at`."""
+        return holds.expiring(self.conn, at)
+
+    def note_corroboration(self, seq: int, by_seq: int) -> None:
+        """Remember that an authority reported a held record's behaviour."""
+        holds.note_corroboration(self.conn, seq, by_seq)
+
+    def resolve_holds(self, resolutions: Sequence[Resolution], at: datetime) -> list[int]:
+        """End held records (`holds.resolve`)."""
+        return holds.resolve(self.conn, resolutions, at)
 
     # The claims store of the Spark engine ------------------------------------------------
 
     def claims_mark(self) -> tuple[int, int]:
         """What the claims store must hold to be in step: the last stored record's seq (0 when
-        none) and the number of erasures made."""
+        none) and the number of changes to stored records since: erasures made and held
+        records decided (either makes the store export everything again)."""
         last = self.conn.execute(text("select coalesce(max(seq), 0) from records")).scalar_one()
-        erased = self.conn.execute(text("select count(*) from erasures")).scalar_one()
+        erased = self.conn.execute(
+            text(
+                "select (select count(*) from erasures) "
+                "+ (select count(*) from holds where decided_at is not null)"
+            )
+        ).scalar_one()
         return int(last), int(erased)
 
     def stored_after(self, after_seq: int, up_to_seq: int, size: int) -> Iterator[pa.Table]:

@@ -26,7 +26,7 @@ from puhui.domain.errors import InsufficientBalance, LedgerError
 from puhui.domain.ledger import Entry, Posting, transfers_of
 
 # Accounts of one citizen; the others are shared by many writers and come last.
-OWNED = ("citizen", "points", "retired")
+OWNED = ("citizen", "points", "retired", "held")
 # A leg of an entry: account id, amount (+ in, − out), whether the account may not go below
 # zero (its debit is then guarded).
 Leg = tuple[int, int, bool]
@@ -184,26 +184,40 @@ def _short(conn: Connection, run: list[Leg]) -> InsufficientBalance:
 
 
 _CREDITED = "r.seq between :lo and :hi and r.status = 'credited' and r.reduction_g > 0"
+# Held records (spec v1.1): their grams wait in the citizen's held account (`hold` transfers).
+_HELD = "r.seq between :lo and :hi and r.status = 'held' and r.reduction_g > 0"
+_ISSUED = (
+    "r.seq between :lo and :hi and (r.status = 'credited' or r.status = 'held') "
+    "and r.reduction_g > 0"
+)
 # The statements of `post_credits`, built once (an API group runs them for a few records).
-# Accounts the chunk's credits need and nobody opened yet, the citizens' and the issuing
-# platform's for each methodology, in one statement. A citizen's own operation may open an
-# account at the same moment: `on conflict do nothing` leaves it to whoever came first.
+# Accounts the chunk's credits need and nobody opened yet, the citizens' (and their held
+# accounts, for held records) and the issuing platform's for each methodology, in one
+# statement. A citizen's own operation may open an account at the same moment: `on conflict do
+# nothing` leaves it to whoever came first.
 _OPEN_ACCOUNTS = text(
-    "insert into accounts (kind, subject_id, platform_id, methodology) "
-    "select x.kind, x.subject_id, x.platform_id, x.methodology from ("
+    "insert into accounts (kind, subject_id, platform_id, methodology, code, owner_id) "
+    "select x.kind, x.subject_id, x.platform_id, x.methodology, x.code, x.owner_id from ("
     "select 'citizen' as kind, c.subject_id, cast(null as integer) as platform_id, "
-    "cast(null as varchar(96)) as methodology "
+    "cast(null as varchar(96)) as methodology, cast(null as varchar(160)) as code, "
+    "cast(null as integer) as owner_id "
     # Each citizen and each (platform, methodology) of the chunk is looked for once, not once
     # for each of its records.
     f"from (select distinct r.subject_id from records r where {_CREDITED}) c "
     "where not exists (select 1 from accounts a where a.subject_id = c.subject_id) "
-    "union all select 'issuance', cast(null as integer), i.platform_id, i.methodology "
-    f"from (select distinct r.platform_id, r.methodology from records r where {_CREDITED}) i "
+    "union all select 'issuance', cast(null as integer), i.platform_id, i.methodology, "
+    "cast(null as varchar(160)), cast(null as integer) "
+    f"from (select distinct r.platform_id, r.methodology from records r where {_ISSUED}) i "
     "where not exists (select 1 from accounts a where a.platform_id = i.platform_id "
-    "and a.methodology = i.methodology)"
+    "and a.methodology = i.methodology) "
+    "union all select 'held', cast(null as integer), cast(null as integer), "
+    "cast(null as varchar(96)), 'held:' || cast(h.subject_id as varchar(12)), h.subject_id "
+    f"from (select distinct r.subject_id from records r where {_HELD}) h "
+    "where not exists (select 1 from accounts a "
+    "where a.code = 'held:' || cast(h.subject_id as varchar(12)))"
     # `where true` lets SQLite tell the upsert clause from a join. Accounts are numbered in
     # the order of their owners, whatever plan the database chose for the distinct values.
-    ") x where true order by x.kind, x.subject_id, x.platform_id, x.methodology "
+    ") x where true order by x.kind, x.subject_id, x.platform_id, x.methodology, x.owner_id "
     "on conflict do nothing"
 )
 # Transfer ids come from the database (a sequence on PostgreSQL, the rowid on SQLite), so that
@@ -216,11 +230,20 @@ _POST = text(
     "join accounts i on i.platform_id = r.platform_id and i.methodology = r.methodology "
     f"where {_CREDITED} order by r.seq"
 ).bindparams(bindparam("at", type_=t.transfers.c.created_at.type))
-# The chunk's commit row, when it credits anything (a chunk of replays writes no transfer, and
-# no commit).
+_POST_HELD = text(
+    "insert into transfers (kind, debit_account_id, credit_account_id, amount, "
+    "record_seq, batch_id, created_at, commit_id) "
+    "select 'hold', i.id, h.id, r.reduction_g, r.seq, :batch, :at, :commit from records r "
+    "join accounts h on h.code = 'held:' || cast(r.subject_id as varchar(12)) "
+    "join accounts i on i.platform_id = r.platform_id and i.methodology = r.methodology "
+    f"where {_HELD} order by r.seq"
+).bindparams(bindparam("at", type_=t.transfers.c.created_at.type))
+_ANY_HELD = text(f"select 1 from records r where {_HELD} limit 1")
+# The chunk's commit row, when it credits or holds anything (a chunk of replays writes no
+# transfer, and no commit).
 _COMMIT_IF_CREDITED = text(
     f"insert into ledger_commits (at) select :at where exists (select 1 from records r "
-    f"where {_CREDITED}) returning id"
+    f"where {_ISSUED}) returning id"
 ).bindparams(bindparam("at", type_=t.ledger_commits.c.at.type))
 # One change per account of the chunk, in the lock order of `apply_balances`: the legs are
 # added up per account before each account's kind is read. `where true` lets SQLite tell the
@@ -243,8 +266,9 @@ def post_credits(
     conn: Connection, batch_id: int, first_seq: int, last_seq: int, at: datetime
 ) -> int:
     """Post one transfer per credited record with seq in [first_seq, last_seq]: from the
-    issuing platform's account for the methodology to the citizen's account. Accounts are
-    opened on first use; balances change once per account of the chunk. Returns the count."""
+    issuing platform's account for the methodology to the citizen's account; and one pending
+    `hold` per held record, into the citizen's held account. Accounts are opened on first use;
+    balances change once per account of the chunk. Returns the count."""
     span = {"lo": first_seq, "hi": last_seq}
     written = last_seq - first_seq + 1
     bulk.refresh_statistics(conn, "records", written, "seq")
@@ -256,7 +280,10 @@ def post_credits(
         if commit is None:
             return 0
         _remember(conn, int(commit))
-    posted = conn.execute(_POST, {**span, "batch": batch_id, "at": at, "commit": commit}).rowcount
+    values = {**span, "batch": batch_id, "at": at, "commit": commit}
+    posted = conn.execute(_POST, values).rowcount
+    if conn.execute(_ANY_HELD, span).first() is not None:
+        posted += conn.execute(_POST_HELD, values).rowcount
     if not posted:
         return 0
     bulk.refresh_statistics(conn, "transfers", written)

@@ -148,13 +148,24 @@ class SqlReads:
         return None if row is None else (str(row[0]), str(row[1]))
 
     def receipts(self, platform: str) -> Iterator[tuple[Any, ...]]:
-        """(record id, status, reason, grams, methodology, detail) of every stored record of a
-        platform, in receive order, streamed (NotFoundError: no such platform)."""
+        """(record id, status, reason, grams, methodology, detail, decided at) of every stored
+        record of a platform, in receive order, streamed; `decided at` when a held record was
+        decided, else None (NotFoundError: no such platform)."""
         with self.engine.connect() as conn:
             platform_id = IntakeStore(conn).platform_id(platform)
             r = t.records.c
+            h = t.holds.c
             result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
-                select(r.record_id, r.status, r.reason, r.reduction_g, r.methodology, r.detail)
+                select(
+                    r.record_id,
+                    r.status,
+                    r.reason,
+                    r.reduction_g,
+                    r.methodology,
+                    r.detail,
+                    h.decided_at,
+                )
+                .outerjoin(t.holds, h.record_seq == r.seq)
                 .where(r.platform_id == platform_id)
                 .order_by(r.seq)
             )
@@ -170,11 +181,13 @@ class SqlReads:
         received_to: datetime | None,
         record_id: str | None,
     ) -> list[tuple[Any, ...]]:
-        """(seq, record id, status, reason, grams, methodology, detail, received at) of a
-        platform's records numbered above `after`, received in [received_from, received_to)
-        when given, in receive order (NotFoundError: no such platform)."""
+        """(seq, record id, status, reason, grams, methodology, detail, received at, decided
+        at) of a platform's records numbered above `after`, received in [received_from,
+        received_to) when given, in receive order; `decided at` when a held record was decided,
+        else None (NotFoundError: no such platform)."""
         r = t.records.c
         b = t.batches.c
+        h = t.holds.c
         query = (
             select(
                 r.seq,
@@ -185,8 +198,10 @@ class SqlReads:
                 r.methodology,
                 r.detail,
                 b.received_at,
+                h.decided_at,
             )
             .join(t.batches, b.id == r.batch_id)
+            .outerjoin(t.holds, h.record_seq == r.seq)
             .where(r.seq > after)
             .order_by(r.seq)
             .limit(limit)

@@ -108,25 +108,58 @@ def _calculations(conn: Connection) -> dict[int, _Calculation]:
 
 
 def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[str]:
-    """The seqs of credited records whose receipt is not what their stored inputs give: grams
-    other than the amount times their calculation's reduction per unit, rounded down, within
-    their methodology's caps given the citizen's earlier credits of the scene (settlement's
-    own rules, re-applied in receive order), a `capped` reason where they were not capped or
-    none where they were, a methodology, scene, region or material other than their
-    calculation's, or no calculation at all."""
+    """The seqs of credited (or held) records whose receipt is not what their stored inputs
+    give: grams other than the amount times their calculation's reduction per unit, rounded
+    down, within their methodology's caps given the citizen's earlier credits of the scene
+    (settlement's own rules, re-applied in receive order), a `capped` reason where they were
+    not capped or none where they were, a methodology, scene, region or material other than
+    their calculation's, or no calculation at all.
+
+    Caps count held records as credits (`domain.review`); a held record later rejected counts,
+    with the grams it held, for the records received before its decision (`decided_seq`), and
+    its held grams are judged the same way."""
     calculations = _calculations(conn)
     caps: dict[tuple[str, str], Caps] = {}
     book = Book()
     group: tuple[object, object] | None = None
-    for seq, citizen, scene, region, material, start_ms, milli, grams, reason, ref, qid in _rows(
+    # Rejected held records of the current citizen's scene: when they stop counting.
+    stops: list[tuple[int, object, int]] = []
+    for (
+        seq,
+        citizen,
+        scene,
+        region,
+        material,
+        start_ms,
+        milli,
+        grams,
+        reason,
+        ref,
+        qid,
+        status,
+        held_g,
+        decided_seq,
+    ) in _rows(
         conn,
-        "select seq, subject_id, scene, region, material, start_ms, amount_milli, "
-        "reduction_g, reason, methodology, quantification_id from records "
-        "where status = 'credited' order by subject_id, scene, seq",
+        "select r.seq, r.subject_id, r.scene, r.region, r.material, r.start_ms, "
+        "r.amount_milli, r.reduction_g, r.reason, r.methodology, r.quantification_id, "
+        "r.status, h.grams, h.decided_seq from records r "
+        "left join holds h on h.record_seq = r.seq "
+        "where r.status = 'credited' or r.status = 'held' "
+        "or (r.status = 'rejected' and h.record_seq is not null) "
+        "order by r.subject_id, r.scene, r.seq",
     ):
         if (citizen, scene) != group:
             # Caps count per citizen and scene: the usage of one citizen's scene at a time.
-            book, group = Book(), (citizen, scene)
+            book, group, stops = Book(), (citizen, scene), []
+        for stop in [s for s in stops if s[0] <= seq]:
+            book.use(citizen, scene, stop[1], -1, -stop[2])  # type: ignore[arg-type]
+            stops.remove(stop)
+        rejected = status == "rejected"
+        if rejected:
+            grams = held_g
+            if decided_seq is not None and start_ms is not None:
+                stops.append((int(decided_seq), china_time.day_of_ms(int(start_ms)), int(grams)))
         calc = None if qid is None else calculations.get(int(qid))
         if (
             calc is None
@@ -161,6 +194,11 @@ def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[s
             caps=caps[pinned],
         )
         expected = book.credit_within_caps(candidate)
-        expected_reason = Reason.CAPPED if expected < computed else ""
-        if int(grams) != expected or (reason or "") != expected_reason:
+        capped = expected < computed
+        if held_g is None:
+            wrong_reason = (reason or "") != (Reason.CAPPED if capped else "")
+        else:
+            # Held once: its reason says why it was held or how it ended, and whether capped.
+            wrong_reason = not rejected and (Reason.CAPPED in (reason or "").split(";")) != capped
+        if int(grams) != expected or wrong_reason:
             yield str(seq)

@@ -163,15 +163,36 @@ records = Table(
     Column("methodology", String(96), nullable=True),
     Column("quantification_id", Integer, nullable=True),
     Column("duplicate_of", BigInteger, nullable=True, comment="seq of the earlier record"),
+    Column("device", String(128), nullable=True, comment="the platform's device identifier"),
     UniqueConstraint("platform_id", "record_id"),
     # Comparisons, not `status in (…)`: SQLite builds an IN list for every row it checks.
     CheckConstraint(
-        "status = 'credited' or status = 'duplicate' or status = 'rejected'", name="status"
+        "status = 'credited' or status = 'duplicate' or status = 'rejected' or status = 'held'",
+        name="status",
     ),
     CheckConstraint("reduction_g >= 0", name="reduction_g"),
-    CheckConstraint("status = 'credited' or reduction_g = 0", name="only_credited_earn"),
+    # A held record carries the grams it would credit (spec v1.1).
+    CheckConstraint(
+        "status = 'credited' or status = 'held' or reduction_g = 0", name="only_credited_earn"
+    ),
 )
 Index("ix_records_subject_start", records.c.subject_id, records.c.start_ms)
+# The fraud signals count a platform's records per region, scene and minute, and find the
+# records of a device (`domain.signals`).
+Index(
+    "ix_records_platform_region_start",
+    records.c.platform_id,
+    records.c.region,
+    records.c.scene,
+    records.c.start_ms,
+)
+Index(
+    "ix_records_device_start",
+    records.c.device,
+    records.c.start_ms,
+    sqlite_where=text("device is not null"),
+    postgresql_where=text("device is not null"),
+)
 Index(
     "ix_records_scene_ref",
     records.c.scene,
@@ -210,7 +231,16 @@ unkeyed_rejections = Table(
     Column("reason", Text, nullable=False),
 )
 
-ACCOUNT_KINDS = ("citizen", "issuance", "points", "programme", "expired", "retired", "reward")
+ACCOUNT_KINDS = (
+    "citizen",
+    "issuance",
+    "points",
+    "programme",
+    "expired",
+    "retired",
+    "reward",
+    "held",
+)
 
 accounts = Table(
     "accounts",
@@ -228,7 +258,8 @@ accounts = Table(
         "(kind = 'citizen' and subject_id is not null and unit = 'g') or "
         "(kind = 'issuance' and platform_id is not null and methodology is not null "
         "and unit = 'g') or "
-        "(kind in ('points', 'programme', 'expired', 'retired', 'reward') and code is not null)",
+        "(kind in ('points', 'programme', 'expired', 'retired', 'reward', 'held') "
+        "and code is not null)",
         name="kind",
     ),
     CheckConstraint("unit in ('g', 'pt')", name="unit"),
@@ -261,6 +292,7 @@ transfers = Table(
         comment="the first transfer of the entry it was posted with; null: it is the first",
     ),
     Column("operation_id", Integer, nullable=True, comment="the citizen operation it records"),
+    # A release or a void names in `reverses` the pending hold it settles (`domain.ledger`).
     Column("reverses", BigInteger, nullable=True, comment="the transfer it reverses"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True, comment="points awarded"),
@@ -518,6 +550,47 @@ erasures = Table(
     Column("records", BigInteger, nullable=False, comment="records whose details were deleted"),
     CheckConstraint("by_role in ('citizen', 'operator')", name="by_role"),
 )
+
+
+# Held records (spec v1.1, `domain.review`) ---------------------------------------------------
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("record_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("platform_id", Integer, nullable=False),
+    Column("reasons", Text, nullable=False, comment="the codes that held it, joined by ';'"),
+    Column("evidence", Text, nullable=False, comment="JSON: what each signal measured"),
+    Column("policy", String(64), nullable=True, comment="the evidence policy it waits under"),
+    Column("grams", BigInteger, nullable=False, comment="the grams it held"),
+    Column("held_at", DateTime(timezone=True), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=True, comment="corroboration deadline"),
+    Column("corroborated_by", BigInteger, nullable=True, comment="seq of the authority's record"),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column(
+        "decided_seq",
+        BigInteger,
+        nullable=True,
+        comment="the first seq settled after the decision",
+    ),
+    Column("outcome", String(10), nullable=True, comment="credited or rejected"),
+    Column("outcome_reason", String(32), nullable=True),
+    Column("decided_by", Text, nullable=True, comment="the reviewer, or the policy"),
+    Column("note", Text, nullable=True, comment="the reviewer's reason"),
+    CheckConstraint(
+        "(decided_at is null and outcome is null) or "
+        "(decided_at is not null and outcome in ('credited', 'rejected') "
+        "and decided_by is not null)",
+        name="decided",
+    ),
+)
+Index(
+    "ix_holds_open",
+    holds.c.held_at,
+    sqlite_where=text("decided_at is null"),
+    postgresql_where=text("decided_at is null"),
+)
+Index("ix_holds_platform_decided", holds.c.platform_id, holds.c.decided_at)
 
 
 # Consent (`domain.consent`) -----------------------------------------------------------------

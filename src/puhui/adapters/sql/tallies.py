@@ -2,12 +2,13 @@
 with a thousand records or a billion.
 
 Each settled chunk adds its records to `tallies`, in the chunk's own transaction: per value of
-each dimension, the records and credited grams by status and reason, and the distinct citizens
-credited. A citizen is counted once per value, however many chunks credit them: for a day or a
-month, the chunk's own lookup of what its citizens were credited in the chunk's months (the
-usage that caps are checked against) tells who was counted before; for the values that last
-longer, `tally_members` remembers, in one row per citizen, the values the citizen is counted
-in (`all=`, `platform=3`, `region=110105`, …), so that a new citizen costs one row, not one per
+each dimension, the records and their grams by status and reason (grams credited, or pending on
+the rows of held records; 0 on the others), and the distinct citizens credited. A citizen is
+counted once per value, however many chunks credit them: for a day or a month, the chunk's own
+lookup of what its citizens were credited in the chunk's months (the usage that caps are
+checked against) tells who was counted before; for the values that last longer,
+`tally_members` remembers, in one row per citizen, the values the citizen is counted in
+(`all=`, `platform=3`, `region=110105`, …), so that a new citizen costs one row, not one per
 value, and a citizen counted before is read once and written only when counted somewhere new.
 
 Dimensions:
@@ -20,6 +21,10 @@ Dimensions:
 Participants are on the row of status `credited` and reason '' of a value (a row with no
 records of its own when all of the value's credits were capped).
 
+A held record (spec v1.1) counts in `all` and `platform` only, by status `held` and the reasons
+that held it. When it ends, credited or rejected, in a later transaction, `resolve` moves it to
+its final status in every dimension, participants included.
+
 Settlement counts a chunk from its rows in Arrow (`add`); `rebuild` and `mismatches` recount
 every stored record in SQL, the first for records stored before tallies existed (migration
 0005), the second for `puhui ledger verify`, which reports every tally that differs.
@@ -31,6 +36,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from datetime import date, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,6 +55,11 @@ MEMBER_DIMENSIONS = tuple(d for d in WITH_PARTICIPANTS if d not in FROM_USAGE)
 # API groups of new citizens: Python 1.4 ms for 200 records, 3.5 ms for 500, 12.1 ms for 1 600;
 # Arrow 3.2, 3.9 and 7.0 ms.
 SMALL_CHUNK = 700
+# A `usage` column, when there is one, of the records credited (not held) in a row: only those
+# rows tell that a citizen was counted already (caps count held records too).
+CREDITED_N = "credited_n"
+# The statuses a record may be resolved from: counted in `all` and `platform` only.
+RESOLVABLE = ("held", "rejected")
 _ADD_COUNTS = (
     "on conflict (dimension, key, status, reason) do update "
     "set records = tallies.records + excluded.records, grams = tallies.grams + excluded.grams"
@@ -135,11 +146,15 @@ def add(
 
     `usage` is what the chunk's citizens were credited before it, per scene and China day, over
     whole months around the chunk's records (the `usage_day` lookup settlement checked caps
-    against): a citizen with a credit on a day, or in a month, was counted for it already.
+    against): a citizen with a credit on a day, or in a month, was counted for it already. It
+    must count credited records only, or say in a column `credited_n` how many of a row's
+    records were credited (a held record counts towards caps, not as a participation).
 
     The chunk's own rows are counted in Python (small chunks) or Arrow; only the platforms of
     duplicates' first reports and whether a citizen was counted before for the longer-lived
     values are read from the database."""
+    if CREDITED_N in usage.column_names:
+        usage = usage.filter(pc.greater(usage.column(CREDITED_N), 0))
     if stored.num_rows <= SMALL_CHUNK:
         deltas, members, first = _counted_in_python(platform_id, stored, usage)
     else:
@@ -157,8 +172,14 @@ def add(
     firsts = Counter(first) + _new_members(conn, members, registered)
     for (d, k), n in firsts.items():
         deltas.setdefault((d, k, "credited", ""), [0, 0, 0])[2] += n
-    # One statement per 500 tallies (each changes once: no key twice in one statement).
-    rows = sorted(deltas.items())
+    _write(conn, deltas)
+
+
+def _write(conn: Connection, deltas: Deltas) -> None:
+    """Add these deltas (records, grams, participants) to their tallies, in key order (the
+    lock order of concurrent writers). One statement per 500 tallies (each changes once: no
+    key twice in one statement)."""
+    rows = sorted((key, delta) for key, delta in deltas.items() if any(delta))
     for i in range(0, len(rows), 500):
         part = rows[i : i + 500]
         values = ", ".join(
@@ -410,6 +431,148 @@ def _periods(subjects: pa.ChunkedArray, days: pa.ChunkedArray) -> pa.Table:
             ),
         }
     )
+
+
+def resolve(conn: Connection, changed: Sequence[tuple[int, str, str, int]]) -> None:
+    """Move resolved records from what they were counted as to what they are now, in the
+    resolving transaction, after their rows in `records` were updated.
+
+    `changed`: (seq, old status, old reason, old reduction_g) of each record, whose old status
+    is `held` (or `rejected`: counted, like a held record, in `all` and `platform` only); its
+    new status, reason and grams are read from `records`. The old counts are taken away and the
+    new ones added in every dimension; a record now credited adds its citizen as a participant
+    wherever the citizen was not counted before (`tally_members` for the longer-lived values;
+    for a day or a month, the citizen's other credited records of it). Tallies left with
+    nothing are deleted. A resolution credits, it never takes a credit back, so participants
+    only grow.
+
+    Set-based whatever the number of records: a few statements for the whole batch. The caller
+    serialises it with settlement (as settlement chunks are with each other), since who was
+    counted before is read, not locked."""
+    old: dict[int, tuple[str, str, int]] = {}
+    for seq, status, reason, grams in changed:
+        if status not in RESOLVABLE:
+            raise ValueError(f"record {seq} was {status}: only {RESOLVABLE} can be resolved")
+        if seq in old:
+            raise ValueError(f"record {seq} is resolved twice")
+        old[seq] = (status, reason, grams)
+    if not old:
+        return
+    where, params = _seq_in(conn.dialect.name, sorted(old))
+    rows, _ = bulk.execute(
+        conn,
+        "select r.seq, r.platform_id, r.status, r.reason, r.reduction_g, r.subject_id, "
+        f"r.region, r.scene, r.start_ms from records r where {where}",
+        params,
+    )
+    if len(rows) != len(old):
+        missing = sorted(set(old) - {int(r[0]) for r in rows})
+        raise ValueError(f"records not stored: {missing[:10]}")
+    deltas: Deltas = {}
+    members: set[Member] = set()
+    credited: Counter[tuple[int, date]] = Counter()
+    for seq, platform_id, status, reason, grams, subject, region, scene, start in rows:
+        platform = str(platform_id)
+        was, was_reason, was_grams = old[int(seq)]
+        _add(deltas, _tallied_in(platform, was, was_reason, "", "", ""), -1, -was_grams)
+        day = china_time.day_of_ms(start) if status == "credited" else None
+        tallied = _tallied_in(
+            platform, status, reason or "", region, scene, "" if day is None else day.isoformat()
+        )
+        _add(deltas, tallied, 1, grams)
+        if day is not None:
+            members.update((d, k, subject) for d, k, _, _ in tallied if d in MEMBER_DIMENSIONS)
+            credited[(subject, day)] += 1
+    if any(r[2] == "duplicate" for r in rows):
+        found, _ = bulk.execute(
+            conn,
+            "select x.dimension, x.key, x.status, x.reason, count(*) "
+            f"from ({_pair_rows(where)}) x group by x.dimension, x.key, x.status, x.reason",
+            params,
+        )
+        for d, k, s, r, n in found:
+            deltas.setdefault((d, k, s, r), [0, 0, 0])[0] += int(n)
+    grouped: Members = {}
+    for d, k, subject in sorted(members):
+        grouped.setdefault((d, k), []).append(subject)
+    firsts = _new_members(conn, grouped, frozenset()) + _first_days(conn, credited)
+    for (d, k), n in firsts.items():
+        deltas.setdefault((d, k, "credited", ""), [0, 0, 0])[2] += n
+    _write(conn, deltas)
+    _drop_empty(conn, sorted(key for key, delta in deltas.items() if delta[0] < 0))
+
+
+def _seq_in(dialect: str, seqs: Sequence[int]) -> tuple[str, dict[str, object]]:
+    """A condition on `records r` that its seq is one of these, with its one parameter."""
+    if dialect == "sqlite":
+        return "r.seq in (select j.value from json_each(:seqs) j)", {"seqs": json.dumps(seqs)}
+    return "r.seq = any(cast(:seqs as bigint[]))", {"seqs": list(seqs)}
+
+
+def _first_days(conn: Connection, credited: Counter[tuple[int, date]]) -> Counter[tuple[str, str]]:
+    """How many citizens each day and month counts for the first time, given the records just
+    credited (already so in `records`) per citizen and China day: those of a citizen's day, or
+    month, who has no other credited record in it."""
+    firsts: Counter[tuple[str, str]] = Counter()
+    if not credited:
+        return firsts
+    # Each citizen's credited records over the months of the new credits, per China day.
+    starts = {(subject, china_time.day_start_ms(day)) for subject, day in credited}
+    ranges = sorted(
+        {(s, china_time.month_start_ms(ms), china_time.next_month_ms(ms)) for s, ms in starts}
+    )
+    count = (
+        "select k.s, (r.start_ms + :cn) / :day as d, count(*) from {source} "
+        "cross join records r where r.subject_id = k.s and r.start_ms >= k.lo "
+        "and r.start_ms < k.hi and r.status = 'credited' group by k.s, (r.start_ms + :cn) / :day"
+    )
+    params: dict[str, object] = {"cn": china_time.OFFSET_MS, "day": china_time.DAY_MS}
+    if conn.dialect.name == "sqlite":
+        source = (
+            "(select j.value ->> 0 as s, j.value ->> 1 as lo, j.value ->> 2 as hi "
+            "from json_each(:ranges) j) k"
+        )
+        params["ranges"] = json.dumps(ranges)
+    else:
+        source = (
+            "unnest(cast(:s as integer[]), cast(:lo as bigint[]), cast(:hi as bigint[])) "
+            "k (s, lo, hi)"
+        )
+        params |= dict(zip(("s", "lo", "hi"), map(list, zip(*ranges, strict=True)), strict=True))
+    rows, _ = bulk.execute(conn, count.format(source=source), params)
+    # Credited records of each citizen's day and month, the new ones included.
+    days: Counter[tuple[int, date]] = Counter()
+    months: Counter[tuple[int, str]] = Counter()
+    for subject, number, n in rows:
+        day = china_time.EPOCH + timedelta(days=int(number))
+        days[(int(subject), day)] += int(n)
+        months[(int(subject), day.isoformat()[:7])] += int(n)
+    new_in_month: Counter[tuple[int, str]] = Counter()
+    for (subject, day), n in credited.items():
+        new_in_month[(subject, day.isoformat()[:7])] += n
+        if days[(subject, day)] == n:
+            firsts[("day", day.isoformat())] += 1
+    for (subject, month), n in new_in_month.items():
+        if months[(subject, month)] == n:
+            firsts[("month", month)] += 1
+    return firsts
+
+
+def _drop_empty(conn: Connection, touched: Sequence[tuple[str, str, str, str]]) -> None:
+    """Delete those of these tallies that count nothing any more (all of a value's held records
+    resolved), as a recount would not have them."""
+    for i in range(0, len(touched), 500):
+        part = touched[i : i + 500]
+        values = ", ".join(f"(:d{j}, :k{j}, :s{j}, :r{j})" for j in range(len(part)))
+        params: dict[str, object] = {}
+        for j, (d, k, st, r) in enumerate(part):
+            params |= {f"d{j}": d, f"k{j}": k, f"s{j}": st, f"r{j}": r}
+        bulk.execute(
+            conn,
+            "delete from tallies where records = 0 and grams = 0 and participants = 0 "
+            f"and (dimension, key, status, reason) in (values {values})",
+            params,
+        )
 
 
 def rebuild(conn: Connection) -> None:

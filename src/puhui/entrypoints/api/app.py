@@ -1,8 +1,9 @@
 """The ASGI application: its factory, the middleware every request passes, the offline docs
 and the security schemes of the OpenAPI document.
 
-The routes live in one router per caller (`platform`, `citizens`, `oversight`, `accounts`,
-`public`, `operations`); they find the puhui `App` and the settlement on `request.app.state`.
+The routes live in one router per caller (`platform`, `citizens`, `oversight`, `review`,
+`erasures`, `accounts`, `public`, `operations`); they find the puhui `App` and the settlement
+on `request.app.state`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from puhui.entrypoints.api import (
     oversight,
     platform,
     public,
+    review,
 )
 from puhui.entrypoints.api.deps import Settlement
 from puhui.entrypoints.http import problem_doc
@@ -112,7 +114,7 @@ def create_app(app: App) -> FastAPI:
 
     api.add_middleware(RequestLog)
 
-    for routes in (platform, citizens, public, oversight, erasures, accounts, operations):
+    for routes in (platform, citizens, public, oversight, review, erasures, accounts, operations):
         api.include_router(routes.router)
     dashboard.install(api, app)
     consent_pages.install(api, app)

@@ -54,9 +54,15 @@ class Receipt(BaseModel):
 
     platform: str
     record_id: str | None = Field(description="Null when the record carried none.")
-    status: Literal["credited", "duplicate", "rejected"]
+    status: Literal["credited", "duplicate", "rejected", "held"] = Field(
+        description="`held` (v1.1): waiting for a second source or a review; it ends "
+        "`credited` or `rejected`, look the receipt up again."
+    )
     reason: str = Field(description="Reason codes, `;`-separated; empty when fully credited.")
-    reduction_g: int = Field(ge=0, description="Grams CO2e credited to the citizen.")
+    reduction_g: int = Field(
+        ge=0,
+        description="Grams CO2e credited to the citizen; while `held`, the grams it would credit.",
+    )
     methodology: str = Field(description="id@version of the methodology, empty if rejected.")
     detail: str = ""
 
@@ -85,6 +91,11 @@ class StoredReceipt(Receipt):
 
     seq: int = Field(description="Receive order; use as `after` to read the next page.")
     received_at: datetime
+    decided_at: datetime | None = Field(
+        default=None,
+        description="When a record that was held was decided (credited or rejected); null "
+        "while it is held, and for a record never held.",
+    )
 
     @classmethod
     def of(cls, r: queries.StoredReceipt) -> StoredReceipt:
@@ -98,6 +109,7 @@ class StoredReceipt(Receipt):
             methodology=r.methodology,
             detail=r.detail,
             received_at=r.received_at,
+            decided_at=r.decided_at,
         )
 
 

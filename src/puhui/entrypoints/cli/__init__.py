@@ -15,6 +15,7 @@ from puhui.entrypoints.cli import (
     ledger,
     methodologies,
     platforms,
+    review,
     rewards,
     server,
 )
@@ -51,6 +52,7 @@ app.add_typer(accounts.account_app, name="account")
 accounts.account_app.command("grants")(consent.account_grants)
 accounts.account_app.command("revoke-grant")(consent.account_revoke_grant)
 app.add_typer(ledger.ledger_app, name="ledger")
+app.add_typer(review.review_app, name="review")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(methodologies.methodology_app, name="methodology")
 app.add_typer(rewards.programme_app, name="programme")

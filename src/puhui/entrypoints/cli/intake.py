@@ -1,6 +1,7 @@
 """A platform's records in and its receipts out: `puhui ingest` reads, checks, quantifies,
 deduplicates and credits a platform's files (with a progress bar on a terminal) and prints
-what became of them; `puhui receipts` exports every stored receipt of a platform as CSV."""
+what became of them; `puhui receipts` exports every stored receipt of a platform as CSV, with
+when each held record was decided."""
 
 from __future__ import annotations
 
@@ -149,6 +150,8 @@ def _print_report(report: ingest_service.IngestReport) -> None:
     table = Table("status", "records", title=f"{report.records} records")
     for status in ("credited", "duplicate", "rejected"):
         table.add_row(status, str(report.by_status.get(status, 0)))
+    if report.by_status.get("held"):
+        table.add_row("held", str(report.by_status["held"]))
     out.print(table)
     if report.by_reason:
         reasons = Table("reason", "records")
@@ -174,8 +177,18 @@ def receipts(
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Export every stored receipt of a platform as CSV."""
-    fields = ("platform", "record_id", "status", "reason", "reduction_g", "methodology", "detail")
+    """Export every stored receipt of a platform as CSV (`decided_at`: when a held record was
+    decided, empty otherwise)."""
+    fields = (
+        "platform",
+        "record_id",
+        "status",
+        "reason",
+        "reduction_g",
+        "methodology",
+        "detail",
+        "decided_at",
+    )
     with application(db, key_file) as a:
         target = out_file.open("w", newline="", encoding="utf-8") if out_file else sys.stdout
         try:

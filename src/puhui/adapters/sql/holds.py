@@ -1,0 +1,264 @@
+"""Held records on SQL (spec v1.1, `domain.review`): what the signals read of the stored
+records, the review queue's rows, and how a held record ends in one transaction: its receipt,
+its hold row, its pending grams (posted to the citizen or voided back to the issuer, never
+edited) and the statistics' tallies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Connection, text
+
+from puhui.adapters.sql import ledger, tallies
+from puhui.adapters.sql.bulk import execute, fetch_arrow, insert_rows
+from puhui.domain.reasons import Status
+from puhui.domain.review import OpenHold, Resolution, final_reason
+
+# The stored valid records the signals compare a chunk's records with.
+SEEN_STORED = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("platform_id", pa.int64()),
+        ("citizen", pa.int64()),
+        ("device", pa.string()),
+        ("scene", pa.string()),
+        ("region", pa.string()),
+        ("start_ms", pa.int64()),
+        ("end_ms", pa.int64()),
+        ("amount_milli", pa.int64()),
+        ("extra", pa.string()),
+    ]
+)
+BURST_HISTORY = pa.schema(
+    [
+        ("platform_id", pa.int64()),
+        ("region", pa.string()),
+        ("scene", pa.string()),
+        ("minute", pa.int64()),
+        ("n", pa.int64()),
+    ]
+)
+HOLD_COLUMNS = (
+    "record_seq",
+    "platform_id",
+    "reasons",
+    "evidence",
+    "policy",
+    "grams",
+    "held_at",
+    "until",
+)
+# Bound parameters per statement when rows are looked up by seq.
+_BATCH = 500
+
+Keys = Callable[[str, Sequence[tuple[Any, ...]]], tuple[str, dict[str, Any]]]
+
+
+def signal_history(
+    conn: Connection,
+    keys: Keys,
+    citizens: Iterable[int],
+    devices: Iterable[str],
+    lo_ms: int,
+    hi_ms: int,
+) -> pa.Table:
+    """Stored valid records (quantified: credited, held, duplicate, or held and then rejected)
+    of these citizens or devices starting strictly between two instants. `keys` stages a key
+    set (`IntakeStore._keys`)."""
+    columns = (
+        "r.seq, r.platform_id, r.subject_id, r.device, r.scene, r.region, r.start_ms, "
+        "r.end_ms, r.amount_milli, r.extra"
+    )
+    where = "r.methodology is not null and r.start_ms > :lo and r.start_ms < :hi"
+    by_citizen, params = keys("stage_subject_ids", [(c,) for c in sorted(set(citizens))])
+    sql = f"select {columns} from records r join {by_citizen} k on r.subject_id = k.column1 "
+    sql += f"where {where}"
+    found = sorted(set(devices))
+    if found:
+        by_device, more = keys("stage_devices", [(d,) for d in found])
+        sql += (
+            f" union select {columns} from records r join {by_device} k "
+            f"on r.device = k.column1 where {where}"
+        )
+        params = {**params, **more}
+    return fetch_arrow(conn, sql, {**params, "lo": lo_ms, "hi": hi_ms}, SEEN_STORED)
+
+
+def burst_history(
+    conn: Connection,
+    keys: Keys,
+    platform_id: int,
+    regions_scenes: Iterable[tuple[str, str]],
+    lo_ms: int,
+    hi_ms: int,
+) -> pa.Table:
+    """The platform's stored valid records per region, scene and start minute (epoch minutes),
+    for these (region, scene) pairs, starting in [lo_ms, hi_ms)."""
+    source, params = keys("stage_region_scenes", sorted(set(regions_scenes)))
+    sql = (
+        "select r.platform_id, r.region, r.scene, r.start_ms / 60000 as minute, count(*) "
+        f"from records r join {source} k on r.region = k.column1 and r.scene = k.column2 "
+        "where r.platform_id = :platform and r.start_ms >= :lo and r.start_ms < :hi "
+        "and r.methodology is not null group by r.platform_id, r.region, r.scene, "
+        "r.start_ms / 60000"
+    )
+    return fetch_arrow(
+        conn, sql, {**params, "platform": platform_id, "lo": lo_ms, "hi": hi_ms}, BURST_HISTORY
+    )
+
+
+def write_holds(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Store why records were held (rows of HOLD_COLUMNS)."""
+    insert_rows(conn, "holds", HOLD_COLUMNS, rows)
+
+
+def open_holds(conn: Connection, seqs: Iterable[int]) -> list[OpenHold]:
+    """The held records among these, not decided yet."""
+    wanted = sorted(set(seqs))
+    found: list[OpenHold] = []
+    for i in range(0, len(wanted), _BATCH):
+        part = wanted[i : i + _BATCH]
+        names = {f"s{j}": s for j, s in enumerate(part)}
+        rows, _ = execute(
+            conn,
+            "select h.record_seq, p.code, h.reasons, h.policy, h.corroborated_by from holds h "
+            "join platforms p on p.id = h.platform_id "
+            f"where h.decided_at is null and h.record_seq in ({', '.join(':' + n for n in names)})",
+            names,
+        )
+        found += [OpenHold(int(r[0]), r[1], tuple(r[2].split(";")), r[3], r[4]) for r in rows]
+    return found
+
+
+def expiring(conn: Connection, at: datetime) -> list[OpenHold]:
+    """Held records still awaiting corroboration whose window ended by `at`."""
+    rows = conn.execute(
+        text(
+            "select h.record_seq, p.code, h.reasons, h.policy, h.corroborated_by from holds h "
+            "join platforms p on p.id = h.platform_id where h.decided_at is null "
+            "and h.until is not null and h.until <= :at and h.corroborated_by is null "
+            "order by h.record_seq"
+        ).bindparams(at=at)
+    ).all()
+    return [OpenHold(int(r[0]), r[1], tuple(r[2].split(";")), r[3], r[4]) for r in rows]
+
+
+def note_corroboration(conn: Connection, seq: int, by_seq: int) -> None:
+    """Remember that an authority reported a held record's behaviour (a reviewer decides)."""
+    conn.execute(
+        text(
+            "update holds set corroborated_by = :by where record_seq = :seq "
+            "and decided_at is null and corroborated_by is null"
+        ),
+        {"seq": seq, "by": by_seq},
+    )
+
+
+def resolve(conn: Connection, resolutions: Sequence[Resolution], at: datetime) -> list[int]:
+    """End held records in the current transaction; returns the seqs that ended (a record
+    decided already, or not held, is left as it is).
+
+    Its receipt takes the outcome's status and reason (`capped` kept), a rejected one's grams
+    fall to 0; its hold row records the decision; its pending grams move out of the citizen's
+    held account, to the citizen's account (`release`) or back to the issuing account
+    (`void`), each naming the hold it settles; and the tallies follow."""
+    by_seq = {r.seq: r for r in resolutions}
+    rows: list[Any] = []
+    wanted = sorted(by_seq)
+    for i in range(0, len(wanted), _BATCH):
+        part = wanted[i : i + _BATCH]
+        names = {f"s{j}": s for j, s in enumerate(part)}
+        found, _ = execute(
+            conn,
+            "select r.seq, r.reason, r.reduction_g, r.subject_id, r.platform_id, r.methodology, "
+            "x.id, x.debit_account_id, x.credit_account_id, x.amount from records r "
+            "join holds h on h.record_seq = r.seq and h.decided_at is null "
+            "left join transfers x on x.record_seq = r.seq and x.kind = 'hold' "
+            f"where r.status = 'held' and r.seq in ({', '.join(':' + n for n in names)})",
+            names,
+        )
+        rows += found
+    ended: list[int] = []
+    changed: list[tuple[int, str, str, int]] = []
+    if not rows:
+        return ended
+    # The receive order the decision takes effect at: records settled from this seq on no
+    # longer count a rejected record towards their caps (`domain.review`). Taking the record
+    # counter's row waits for the chunks settling now, and holds back those to come.
+    decided_seq = conn.execute(
+        text("update meta set value = value where key = 'next_record' returning value")
+    ).scalar_one_or_none()
+    for seq, reason, grams, subject, _platform, _methodology, hold, issuer, held, amount in sorted(
+        rows
+    ):
+        decided = by_seq[seq]
+        outcome = decided.outcome
+        credited = outcome.status is Status.CREDITED
+        capped = "capped" in (reason or "").split(";")
+        conn.execute(
+            text(
+                "update records set status = :status, reason = :reason, reduction_g = :g "
+                "where seq = :seq and status = 'held'"
+            ),
+            {
+                "status": outcome.status.value,
+                "reason": final_reason(outcome, capped),
+                "g": int(grams) if credited else 0,
+                "seq": seq,
+            },
+        )
+        conn.execute(
+            text(
+                "update holds set decided_at = :at, decided_seq = :decided_seq, "
+                "outcome = :outcome, outcome_reason = :reason, decided_by = :by, note = :note, "
+                "corroborated_by = coalesce(corroborated_by, :corroborated) "
+                "where record_seq = :seq and decided_at is null"
+            ).bindparams(at=at),
+            {
+                "outcome": outcome.status.value,
+                "reason": outcome.reason.value,
+                "by": decided.decided_by,
+                "note": decided.note,
+                "corroborated": decided.corroborated_by,
+                "decided_seq": int(decided_seq or 1),
+                "seq": seq,
+            },
+        )
+        if hold is not None:
+            target = _citizen_account(conn, int(subject)) if credited else int(issuer)
+            ledger.post(
+                conn,
+                "release" if credited else "void",
+                [(int(held), -int(amount), True), (target, int(amount), False)],
+                at,
+                reverses=int(hold),
+            )
+        ended.append(int(seq))
+        changed.append((int(seq), Status.HELD.value, reason or "", int(grams)))
+    if changed:
+        tallies.resolve(conn, changed)
+    return ended
+
+
+def _citizen_account(conn: Connection, subject_id: int) -> int:
+    """The id of a citizen's account, opened if the citizen has none yet."""
+    conn.execute(
+        text(
+            "insert into accounts (kind, subject_id) values ('citizen', :s) on conflict do nothing"
+        ),
+        {"s": subject_id},
+    )
+    return int(
+        conn.execute(
+            text("select id from accounts where subject_id = :s"), {"s": subject_id}
+        ).scalar_one()
+    )
+
+
+def evidence_json(measured: dict[str, dict[str, Any]]) -> str:
+    """The evidence column: what each signal measured and how it reads, by code."""
+    return json.dumps(measured, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
