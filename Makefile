@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m bench.redeem --seconds 10 --clients 1 8 16
 	$(BIN)/python -m bench.dashboard --records 1000000
 	$(BIN)/python -m bench.dashboard --records 1000000 --postgres
+	$(BIN)/python -m bench.fraud --citizens 2000
 
 bench-spark: install
 	scripts/ensure-system-deps java

@@ -71,8 +71,8 @@ unique per platform and each behaviour has its own `ref`.
 
 Files: `<platform>-2026-11-w<k>.jsonl` for k = 1..4 (by behaviour start, weeks from Monday),
 each in the order the platform reports (trips when they end, the map app when the phone syncs,
-events when they happen); `order.json`, the files in receive order (week by week: szmetro,
-bjtransit, aihuishou, jingtong, meituan, then amap); `truth.parquet`, one row per written
+events when they happen); `order.json`, the files in receive order (week by week: amap,
+jingtong, meituan, then szmetro, bjtransit and aihuishou); `truth.parquet`, one row per written
 record in receive order (`platform`, `record_id`, `kind`, `file`).
 
 Library: `generate_fraud(out_dir, citizens=2000, seed=1) -> FraudTruth`.
@@ -126,14 +126,16 @@ DAYS = 28
 WEEKS = 4
 SECOND_MS = 1000
 
-# Within a week, the platforms' files in the order they reach the clearing.
+# Within a week, the platforms' files in the order they reach the clearing: the apps' first
+# (they sync as they go), the operators' and the recycler's at the end of the week, so that the
+# map app's metro rides in Beijing and Shenzhen wait for the operators' word.
 RECEIVE_ORDER: tuple[str, ...] = (
+    "amap",
+    "jingtong",
+    "meituan",
     "szmetro",
     "bjtransit",
     "aihuishou",
-    "jingtong",
-    "meituan",
-    "amap",
 )
 KINDS: tuple[str, ...] = (
     "clean",

@@ -325,24 +325,29 @@ def volume_outlier(r: Seen, before: Sequence[Seen], t: Thresholds) -> Measured |
 
 def _burst_sql(t: Thresholds) -> str:
     minute = f"(r.start_ms - ((r.start_ms % {MINUTE_MS}) + {MINUTE_MS}) % {MINUTE_MS})"
+    same = (
+        "s.in_chunk and s.seq <= j.seq and s.platform_id = j.platform_id "
+        "and s.region = j.region and s.scene = j.scene"
+    )
+    stored = "h.platform_id = j.platform_id and h.region = j.region and h.scene = j.scene"
     return (
         "with judged as (select r.seq, r.platform_id, r.region, r.scene, "
         f"cast({minute} / {MINUTE_MS} as bigint) as minute from seen r where r.judged), "
-        "counted as (select j.seq, "
-        "(select count(*) from seen s where s.in_chunk and s.seq <= j.seq "
-        "and s.platform_id = j.platform_id and s.region = j.region and s.scene = j.scene "
-        f"and s.start_ms >= j.minute * {MINUTE_MS} and s.start_ms < (j.minute + 1) * {MINUTE_MS})"
-        " + coalesce((select sum(h.n) from burst_history h where h.platform_id = j.platform_id "
-        "and h.region = j.region and h.scene = j.scene and h.minute = j.minute), 0) as v1, "
-        "(select count(*) from seen s where s.in_chunk and s.seq <= j.seq "
-        "and s.platform_id = j.platform_id and s.region = j.region and s.scene = j.scene "
-        f"and s.start_ms >= (j.minute - {DAY_MINUTES}) * {MINUTE_MS} "
-        f"and s.start_ms < j.minute * {MINUTE_MS})"
-        " + coalesce((select sum(h.n) from burst_history h where h.platform_id = j.platform_id "
-        f"and h.region = j.region and h.scene = j.scene and h.minute >= j.minute - {DAY_MINUTES} "
-        "and h.minute < j.minute), 0) as v2 from judged j) "
-        f"select seq, v1, v2 from counted where v1 >= {t.burst_records} "
-        f"and v1 * {DAY_MINUTES} > {t.burst_ratio} * v2"
+        "chunk_counts as (select j.seq, "
+        f"count(case when s.start_ms >= j.minute * {MINUTE_MS} "
+        f"and s.start_ms < (j.minute + 1) * {MINUTE_MS} then 1 end) as n_minute, "
+        f"count(case when s.start_ms >= (j.minute - {DAY_MINUTES}) * {MINUTE_MS} "
+        f"and s.start_ms < j.minute * {MINUTE_MS} then 1 end) as n_day "
+        f"from judged j left join seen s on {same} group by j.seq), "
+        "stored_counts as (select j.seq, "
+        "coalesce(sum(case when h.minute = j.minute then h.n end), 0) as n_minute, "
+        f"coalesce(sum(case when h.minute >= j.minute - {DAY_MINUTES} "
+        "and h.minute < j.minute then h.n end), 0) as n_day "
+        f"from judged j left join burst_history h on {stored} group by j.seq) "
+        "select c.seq, c.n_minute + s.n_minute as v1, c.n_day + s.n_day as v2 "
+        "from chunk_counts c join stored_counts s on s.seq = c.seq "
+        f"where c.n_minute + s.n_minute >= {t.burst_records} "
+        f"and (c.n_minute + s.n_minute) * {DAY_MINUTES} > {t.burst_ratio} * (c.n_day + s.n_day)"
     )
 
 

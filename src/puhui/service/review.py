@@ -49,7 +49,8 @@ class Reviewed:
 
     settled: pa.Table
     holds: list[tuple[Any, ...]] = field(default_factory=list)
-    corroborations: list[tuple[int, int]] = field(default_factory=list)  # (held seq, by seq)
+    # (held seq, by seq, the reasons it was held for)
+    corroborations: list[tuple[int, int, tuple[str, ...]]] = field(default_factory=list)
 
 
 def review_chunk(
@@ -229,8 +230,9 @@ def _held(settled: pa.Table, holds: dict[int, tuple[tuple[Reason, ...], Any, str
 
 def _corroborations(
     store: IntakeStore, evidence: Evidence, duplicates: pa.Table, platform: str
-) -> list[tuple[int, int]]:
-    """(held seq, by seq): stored held records that a duplicate of this chunk corroborates."""
+) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(held seq, by seq, held for): stored held records that a duplicate of this chunk
+    corroborates."""
     of = dict(
         zip(
             duplicates.column("duplicate_of").to_pylist(),
@@ -245,7 +247,7 @@ def _corroborations(
             first.setdefault(held, by)
     policies = {p.id: p for p in evidence.policies}
     return [
-        (h.seq, first[h.seq])
+        (h.seq, first[h.seq], h.reasons)
         for h in store.open_holds(first)
         if Reason.AWAITING_CORROBORATION in h.reasons
         and h.corroborated_by is None
@@ -253,12 +255,13 @@ def _corroborations(
     ]
 
 
-def corroborate(store: IntakeStore, corroborations: Sequence[tuple[int, int]], at: datetime) -> int:
+def corroborate(
+    store: IntakeStore, corroborations: Sequence[tuple[int, int, tuple[str, ...]]], at: datetime
+) -> int:
     """Credit the held records an authority corroborated that waited for nothing else, and note
     the corroboration on the others; returns how many were credited."""
     ended = []
-    for held, by in corroborations:
-        reasons = next(iter(store.open_holds([held]))).reasons
+    for held, by, reasons in corroborations:
         outcome = on_corroboration(reasons)
         if outcome is None:
             store.note_corroboration(held, by)

@@ -225,7 +225,8 @@ class SqlAudit:
             accounts, transfers, issued = conn.execute(
                 text(
                     "select (select count(*) from accounts), (select count(*) from transfers), "
-                    "(select coalesce(sum(amount), 0) from transfers where kind = 'credit')"
+                    "(select coalesce(sum(amount), 0) from transfers "
+                    "where kind = 'credit' or kind = 'release')"
                 )
             ).one()
         return int(accounts), int(transfers), int(issued)

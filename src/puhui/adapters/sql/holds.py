@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from puhui.adapters.sql import ledger, tallies
+from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.bulk import execute, fetch_arrow, insert_rows
 from puhui.domain.reasons import Status
 from puhui.domain.review import OpenHold, Resolution, final_reason
@@ -192,6 +193,9 @@ def resolve(conn: Connection, resolutions: Sequence[Resolution], at: datetime) -
     decided_seq = conn.execute(
         text("update meta set value = value where key = 'next_record' returning value")
     ).scalar_one_or_none()
+    receipts: list[dict[str, Any]] = []
+    decisions: list[dict[str, Any]] = []
+    moves: list[tuple[int, int, int, int, bool]] = []  # hold, from held, subject/issuer, g, credit
     for seq, reason, grams, subject, _platform, _methodology, hold, issuer, held, amount in sorted(
         rows
     ):
@@ -199,25 +203,15 @@ def resolve(conn: Connection, resolutions: Sequence[Resolution], at: datetime) -
         outcome = decided.outcome
         credited = outcome.status is Status.CREDITED
         capped = "capped" in (reason or "").split(";")
-        conn.execute(
-            text(
-                "update records set status = :status, reason = :reason, reduction_g = :g "
-                "where seq = :seq and status = 'held'"
-            ),
+        receipts.append(
             {
                 "status": outcome.status.value,
                 "reason": final_reason(outcome, capped),
                 "g": int(grams) if credited else 0,
                 "seq": seq,
-            },
+            }
         )
-        conn.execute(
-            text(
-                "update holds set decided_at = :at, decided_seq = :decided_seq, "
-                "outcome = :outcome, outcome_reason = :reason, decided_by = :by, note = :note, "
-                "corroborated_by = coalesce(corroborated_by, :corroborated) "
-                "where record_seq = :seq and decided_at is null"
-            ).bindparams(at=at),
+        decisions.append(
             {
                 "outcome": outcome.status.value,
                 "reason": outcome.reason.value,
@@ -225,38 +219,88 @@ def resolve(conn: Connection, resolutions: Sequence[Resolution], at: datetime) -
                 "note": decided.note,
                 "corroborated": decided.corroborated_by,
                 "decided_seq": int(decided_seq or 1),
+                "at": at,
                 "seq": seq,
-            },
+            }
         )
         if hold is not None:
-            target = _citizen_account(conn, int(subject)) if credited else int(issuer)
-            ledger.post(
-                conn,
-                "release" if credited else "void",
-                [(int(held), -int(amount), True), (target, int(amount), False)],
-                at,
-                reverses=int(hold),
-            )
+            target = int(subject) if credited else int(issuer)
+            moves.append((int(hold), int(held), target, int(amount), credited))
         ended.append(int(seq))
         changed.append((int(seq), Status.HELD.value, reason or "", int(grams)))
-    if changed:
-        tallies.resolve(conn, changed)
+    conn.execute(_END_RECEIPT, receipts)
+    conn.execute(_DECIDE, decisions)
+    _settle_pending(conn, moves, at)
+    tallies.resolve(conn, changed)
     return ended
 
 
-def _citizen_account(conn: Connection, subject_id: int) -> int:
-    """The id of a citizen's account, opened if the citizen has none yet."""
-    conn.execute(
-        text(
-            "insert into accounts (kind, subject_id) values ('citizen', :s) on conflict do nothing"
-        ),
-        {"s": subject_id},
-    )
-    return int(
+_END_RECEIPT = text(
+    "update records set status = :status, reason = :reason, reduction_g = :g "
+    "where seq = :seq and status = 'held'"
+)
+_DECIDE = text(
+    "update holds set decided_at = :at, decided_seq = :decided_seq, "
+    "outcome = :outcome, outcome_reason = :reason, decided_by = :by, note = :note, "
+    "corroborated_by = coalesce(corroborated_by, :corroborated) "
+    "where record_seq = :seq and decided_at is null"
+).bindparams(bindparam("at", type_=t.holds.c.decided_at.type))
+_SETTLE = text(
+    "insert into transfers (kind, debit_account_id, credit_account_id, amount, reverses, "
+    "created_at, commit_id) values (:kind, :debit, :credit, :amount, :reverses, :at, :commit)"
+).bindparams(bindparam("at", type_=t.transfers.c.created_at.type))
+
+
+def _settle_pending(
+    conn: Connection, moves: Sequence[tuple[int, int, int, int, bool]], at: datetime
+) -> None:
+    """Post or void pending holds: (hold id, held account, citizen's subject id (posted) or
+    issuing account (voided), amount, posted). One transfer each, naming the hold it settles
+    in `reverses`; balances change once per account, in the ledger's lock order."""
+    if not moves:
+        return
+    subjects = sorted({target for _, _, target, _, posted in moves if posted})
+    citizens: dict[int, int] = {}
+    if subjects:
         conn.execute(
-            text("select id from accounts where subject_id = :s"), {"s": subject_id}
-        ).scalar_one()
-    )
+            text(
+                "insert into accounts (kind, subject_id) values ('citizen', :s) "
+                "on conflict do nothing"
+            ),
+            [{"s": s} for s in subjects],
+        )
+        for i in range(0, len(subjects), _BATCH):
+            part = subjects[i : i + _BATCH]
+            names = {f"s{j}": s for j, s in enumerate(part)}
+            found, _ = execute(
+                conn,
+                "select subject_id, id from accounts where kind = 'citizen' "
+                f"and subject_id in ({', '.join(':' + n for n in names)})",
+                names,
+            )
+            citizens.update({int(s): int(a) for s, a in found})
+    commit = ledger.commit_id(conn, at)
+    rows = []
+    totals: dict[int, int] = {}
+    kinds: dict[int, str] = {}
+    for hold, held, target, amount, posted in moves:
+        credit = citizens[target] if posted else target
+        rows.append(
+            {
+                "kind": "release" if posted else "void",
+                "debit": held,
+                "credit": credit,
+                "amount": amount,
+                "reverses": hold,
+                "at": at,
+                "commit": commit,
+            }
+        )
+        totals[held] = totals.get(held, 0) - amount
+        totals[credit] = totals.get(credit, 0) + amount
+        kinds[held], kinds[credit] = "held", "citizen" if posted else "issuance"
+    conn.execute(_SETTLE, rows)
+    ledger.apply_balances(conn, [(a, g, kinds[a] == "held") for a, g in totals.items() if g], kinds)
 
 
 def evidence_json(measured: dict[str, dict[str, Any]]) -> str:

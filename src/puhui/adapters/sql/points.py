@@ -15,10 +15,12 @@ from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.ledger import Leg
 from puhui.domain.accounts import points_earned
 
+# Credits, and the releases of held records (their record is the hold's they settle).
 _PENDING = (
     "select x.id, r.subject_id, x.amount from transfers x "
-    "join records r on r.seq = x.record_seq "
-    "where x.kind = 'credit' and x.created_at >= :starts {platform} "
+    "left join transfers h on x.kind = 'release' and h.id = x.reverses "
+    "join records r on r.seq = coalesce(x.record_seq, h.record_seq) "
+    "where (x.kind = 'credit' or x.kind = 'release') and x.created_at >= :starts {platform} "
     "and not exists (select 1 from awards w "
     "where w.programme_id = :prog and w.credit_transfer_id = x.id) order by x.id"
 )

@@ -14,6 +14,16 @@ from puhui.adapters.sql import ledger
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.intake import IntakeStore
 
+# The record a leg of a citizen's account is for (as `r`, joined after `legs(...) p`): a
+# credit's own; for a `release` (a held record's grams posted to the citizen once it was
+# decided), the record of the `hold` it settles (`transfers.reverses`), so that it shows with
+# the record's platform, scene and date like a credit.
+_RECORD_OF_LEG = (
+    "left join transfers rx on p.kind = 'release' and rx.id = p.id "
+    "left join transfers hx on hx.id = rx.reverses "
+    "left join records r on r.seq = coalesce(p.record_seq, hx.record_seq) "
+)
+
 
 class SqlReads:
     """Implements `service.ports.Reads` on a database engine, one read transaction a call."""
@@ -41,8 +51,8 @@ class SqlReads:
                 text(
                     "select p.id, p.created_at, p.kind, p.amount_g, pl.code, r.record_id, "
                     f"r.scene, r.methodology, r.start_ms from {ledger.legs(':a')} p "
-                    "left join records r on r.seq = p.record_seq "
-                    "left join platforms pl on pl.id = r.platform_id "
+                    + _RECORD_OF_LEG
+                    + "left join platforms pl on pl.id = r.platform_id "
                     "order by p.id desc limit :n"
                 ),
                 {"a": row[0], "n": limit},
@@ -80,8 +90,8 @@ class SqlReads:
                         "r.scene, r.methodology, r.record_id, r.start_ms from "
                         + ledger.legs(", ".join(f":{k}" for k in ids), "x.id < :before")
                         + " p join accounts a on a.id = p.account_id "
-                        "left join records r on r.seq = p.record_seq "
-                        "left join platforms pl on pl.id = r.platform_id "
+                        + _RECORD_OF_LEG
+                        + "left join platforms pl on pl.id = r.platform_id "
                         "order by p.id desc limit :n"
                     ),
                     {**ids, "before": before, "n": limit},
