@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, bindparam, insert, text
 
 from puhui.adapters.sql import ledger, tallies
 from puhui.adapters.sql import tables as t
-from puhui.adapters.sql.bulk import execute, fetch_arrow, insert_rows
+from puhui.adapters.sql.bulk import execute, fetch_arrow
 from puhui.domain.reasons import Status
 from puhui.domain.review import OpenHold, Resolution, final_reason
 
@@ -113,38 +113,49 @@ def burst_history(
 
 
 def write_holds(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Store why records were held (rows of HOLD_COLUMNS)."""
-    insert_rows(conn, "holds", HOLD_COLUMNS, rows)
+    """Store why records were held (rows of HOLD_COLUMNS). Through the table's own types, so
+    that their moments are kept as every other moment is (UTC, with microseconds)."""
+    if rows:
+        conn.execute(insert(t.holds), [dict(zip(HOLD_COLUMNS, row, strict=True)) for row in rows])
 
 
 def open_holds(conn: Connection, seqs: Iterable[int]) -> list[OpenHold]:
     """The held records among these, not decided yet."""
-    wanted = sorted(set(seqs))
-    found: list[OpenHold] = []
-    for i in range(0, len(wanted), _BATCH):
-        part = wanted[i : i + _BATCH]
-        names = {f"s{j}": s for j, s in enumerate(part)}
-        rows, _ = execute(
+    return [
+        OpenHold(int(r[0]), r[1], tuple(r[2].split(";")), r[3], r[4])
+        for r in _rows_of(
             conn,
             "select h.record_seq, p.code, h.reasons, h.policy, h.corroborated_by from holds h "
             "join platforms p on p.id = h.platform_id "
-            f"where h.decided_at is null and h.record_seq in ({', '.join(':' + n for n in names)})",
-            names,
+            "where h.decided_at is null and h.record_seq in ({keys})",
+            seqs,
         )
-        found += [OpenHold(int(r[0]), r[1], tuple(r[2].split(";")), r[3], r[4]) for r in rows]
-    return found
+    ]
+
+
+def _rows_of(conn: Connection, sql: str, keys: Iterable[int]) -> list[Any]:
+    """The rows of a query whose `{keys}` is a list of bound integers, run for _BATCH keys at a
+    time."""
+    wanted = sorted(set(keys))
+    rows: list[Any] = []
+    for i in range(0, len(wanted), _BATCH):
+        names = {f"k{j}": k for j, k in enumerate(wanted[i : i + _BATCH])}
+        found, _ = execute(conn, sql.format(keys=", ".join(":" + n for n in names)), names)
+        rows += found
+    return rows
+
+
+_EXPIRING = text(
+    "select h.record_seq, p.code, h.reasons, h.policy, h.corroborated_by from holds h "
+    "join platforms p on p.id = h.platform_id where h.decided_at is null "
+    "and h.until is not null and h.until <= :at and h.corroborated_by is null "
+    "order by h.record_seq"
+).bindparams(bindparam("at", type_=t.holds.c.until.type))
 
 
 def expiring(conn: Connection, at: datetime) -> list[OpenHold]:
     """Held records still awaiting corroboration whose window ended by `at`."""
-    rows = conn.execute(
-        text(
-            "select h.record_seq, p.code, h.reasons, h.policy, h.corroborated_by from holds h "
-            "join platforms p on p.id = h.platform_id where h.decided_at is null "
-            "and h.until is not null and h.until <= :at and h.corroborated_by is null "
-            "order by h.record_seq"
-        ).bindparams(at=at)
-    ).all()
+    rows = conn.execute(_EXPIRING, {"at": at.astimezone(UTC)}).all()
     return [OpenHold(int(r[0]), r[1], tuple(r[2].split(";")), r[3], r[4]) for r in rows]
 
 
@@ -167,22 +178,17 @@ def resolve(conn: Connection, resolutions: Sequence[Resolution], at: datetime) -
     fall to 0; its hold row records the decision; its pending grams move out of the citizen's
     held account, to the citizen's account (`release`) or back to the issuing account
     (`void`), each naming the hold it settles; and the tallies follow."""
+    at = at.astimezone(UTC)
     by_seq = {r.seq: r for r in resolutions}
-    rows: list[Any] = []
-    wanted = sorted(by_seq)
-    for i in range(0, len(wanted), _BATCH):
-        part = wanted[i : i + _BATCH]
-        names = {f"s{j}": s for j, s in enumerate(part)}
-        found, _ = execute(
-            conn,
-            "select r.seq, r.reason, r.reduction_g, r.subject_id, r.platform_id, r.methodology, "
-            "x.id, x.debit_account_id, x.credit_account_id, x.amount from records r "
-            "join holds h on h.record_seq = r.seq and h.decided_at is null "
-            "left join transfers x on x.record_seq = r.seq and x.kind = 'hold' "
-            f"where r.status = 'held' and r.seq in ({', '.join(':' + n for n in names)})",
-            names,
-        )
-        rows += found
+    rows = _rows_of(
+        conn,
+        "select r.seq, r.reason, r.reduction_g, r.subject_id, r.platform_id, r.methodology, "
+        "x.id, x.debit_account_id, x.credit_account_id, x.amount from records r "
+        "join holds h on h.record_seq = r.seq and h.decided_at is null "
+        "left join transfers x on x.record_seq = r.seq and x.kind = 'hold' "
+        "where r.status = 'held' and r.seq in ({keys})",
+        by_seq,
+    )
     ended: list[int] = []
     changed: list[tuple[int, str, str, int]] = []
     if not rows:
@@ -269,16 +275,12 @@ def _settle_pending(
             ),
             [{"s": s} for s in subjects],
         )
-        for i in range(0, len(subjects), _BATCH):
-            part = subjects[i : i + _BATCH]
-            names = {f"s{j}": s for j, s in enumerate(part)}
-            found, _ = execute(
-                conn,
-                "select subject_id, id from accounts where kind = 'citizen' "
-                f"and subject_id in ({', '.join(':' + n for n in names)})",
-                names,
-            )
-            citizens.update({int(s): int(a) for s, a in found})
+        found = _rows_of(
+            conn,
+            "select subject_id, id from accounts where kind = 'citizen' and subject_id in ({keys})",
+            subjects,
+        )
+        citizens.update({int(s): int(a) for s, a in found})
     commit = ledger.commit_id(conn, at)
     rows = []
     totals: dict[int, int] = {}

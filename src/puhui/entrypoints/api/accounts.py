@@ -24,7 +24,7 @@ from puhui.entrypoints.api.wallet_schemas import (
     RewardOut,
 )
 from puhui.entrypoints.http import problem_doc
-from puhui.service import wallet
+from puhui.service import review, wallet
 
 router = APIRouter(
     tags=["oversight"],
@@ -99,5 +99,7 @@ def reverse(body: ReversalIn, who: OperatorDep, key: IdempotencyKey, app: AppDep
     summary="Run the scheduled jobs now (operators)",
 )
 def run_jobs(who: OperatorDep, app: AppDep) -> JobsOut:
-    """Award points for new credits, expire points past their validity. Idempotent."""
-    return JobsOut(**dataclasses.asdict(wallet.run_jobs(app)))
+    """End the held records whose corroboration window is over, award points for new credits,
+    expire points past their validity. Idempotent."""
+    ended = review.expire_held(app)
+    return JobsOut(held_ended=len(ended), **dataclasses.asdict(wallet.run_jobs(app)))

@@ -207,6 +207,9 @@ class ReversalIn(BaseModel):
 class JobsOut(BaseModel):
     """What a run of the scheduled jobs did."""
 
+    held_ended: int = Field(
+        description="held records ended because their corroboration window was over"
+    )
     awarded_points: int
     awarded_credits: int
     expired_points: int

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from puhui.entrypoints.cli.common import Db, KeyFile, application, out
-from puhui.service import admin, certificates, wallet
+from puhui.service import admin, certificates, review, wallet
 
 programme_app = typer.Typer(help="Points programmes.", no_args_is_help=True)
 reward_app = typer.Typer(help="The rewards catalogue.", no_args_is_help=True)
@@ -145,11 +145,14 @@ def reward_list(db: Db = None, key_file: KeyFile = None) -> None:
 
 @jobs_app.command("run")
 def jobs_run(db: Db = None, key_file: KeyFile = None) -> None:
-    """Award points for new credits and expire points past their validity (idempotent)."""
+    """End the held records whose corroboration window is over (as their evidence policies
+    say), award points for new credits and expire points past their validity (idempotent)."""
     with application(db, key_file) as a:
         admin.check_ready(a)
+        ended = review.expire_held(a)
         report = wallet.run_jobs(a)
     out.print(
+        f"ended {len(ended)} held records whose corroboration window was over; "
         f"awarded {report.awarded_points} points for {report.awarded_credits} credits; "
         f"expired {report.expired_points} points in {report.expired_accounts} accounts"
     )
