@@ -51,7 +51,7 @@ CHINA = timezone(timedelta(hours=8))
 # The rides happen on 2 and 3 November 2026 (China time), under the evidence policies; the
 # exchange receives the first on 4 November and the clock moves on with every step.
 DAYS = (2, 3)
-START = datetime(2026, 11, 4, tzinfo=UTC)
+START = datetime(2026, 11, 4, 0, 0, 0, 123456, tzinfo=UTC)
 CITIZENS = ("13800138001", "13800138002", "13800138003")
 # Minutes after 08:00 and durations: rides starting 10 minutes apart are one behaviour,
 # 15 minutes apart (exactly half of 30) or more are two.
@@ -237,6 +237,8 @@ class HeldRecords(RuleBasedStateMachine):
                 s.key
             )
             assert row["duplicate_of"] == s.duplicate_of, s.key
+            if s.status in ("credited", "held") and not s.reason.endswith("capped"):
+                assert s.grams > 0, s.key
             self.in_minute[(platform, s.span[0] // 60_000)] += 1
             self.in_day[(s.citizen, s.ride.day)] += 1
         for r, receipt in zip(replays, got[len(new) :], strict=True):
@@ -255,7 +257,7 @@ class HeldRecords(RuleBasedStateMachine):
             (s.seq for s in claims if s.citizen == new.citizen and overlaps(s.span, new.span)),
             default=None,
         )
-        self._note_rejected_behaviour(new, claims)
+        self._check_rejected_blocks_nothing(new, claims, row)
         self.sent.append(new)
         self.by_seq[new.seq] = new
         if by_ref is not None or by_overlap is not None:
@@ -284,12 +286,13 @@ class HeldRecords(RuleBasedStateMachine):
             _seen("held")
         if capped:
             _seen("capped")
-        else:
-            assert new.grams > 0
 
-    def _note_rejected_behaviour(self, new: Sent, claims: list[Sent]) -> None:
-        """Count the records of a behaviour whose held record was rejected, by what else
-        claims it (invariant 2 is checked by the receipt and `duplicate_of`)."""
+    def _check_rejected_blocks_nothing(
+        self, new: Sent, claims: list[Sent], row: dict[str, Any]
+    ) -> None:
+        """Invariant 2: a new record of the behaviour of a rejected held record is never its
+        duplicate, and is credited or held when nothing else claims the behaviour (the model
+        then checks its receipt exactly)."""
         rejected = [
             s
             for s in self.sent
@@ -302,6 +305,7 @@ class HeldRecords(RuleBasedStateMachine):
         ]
         if not rejected:
             return
+        assert row["duplicate_of"] not in {s.seq for s in rejected}, (new.key, row)
         same = [
             s
             for s in claims
@@ -309,6 +313,7 @@ class HeldRecords(RuleBasedStateMachine):
             or (s.citizen == new.citizen and overlaps(s.span, new.span))
         ]
         if not same:
+            assert row["status"] == ("credited" if new.platform == AUTHORITY else "held"), row
             _seen("a rejected held record's behaviour reported again, claimed by nothing")
         elif all(s.status == "duplicate" for s in same):
             _seen("a rejected held record's behaviour reported again, claimed by duplicates only")
@@ -390,9 +395,13 @@ class HeldRecords(RuleBasedStateMachine):
     @rule(data=st.data())
     def replay(self, data: st.DataObject) -> None:
         """A platform sends a record again, unchanged: its current receipt, nothing new."""
-        # Mostly a record that was held, whatever became of it.
-        ever = [s for s in self.sent if s.hold is not None]
-        pool = data.draw(st.sampled_from([p for p in (ever, ever, self.sent) if p]), "pool")
+        # Mostly a record that was held: ended (by each way it can end) or still waiting.
+        ways: dict[str, list[Sent]] = {}
+        for s in self.sent:
+            if s.hold is not None:
+                ways.setdefault(s.hold.ended, []).append(s)
+        pools = [*ways.values(), self.sent]
+        pool = data.draw(st.sampled_from(pools), "pool")
         s = data.draw(st.sampled_from(pool), "replayed")
         self.now += timedelta(hours=1)
         _, receipts = ingest.ingest_records(self.app, s.platform, [s.body], pipeline=self.pipeline)
@@ -428,34 +437,41 @@ class HeldRecords(RuleBasedStateMachine):
         self._decide(data, Decision.REJECT)
 
     @precondition(lambda self: any(s.open for s in self.sent))
-    @rule(wait=st.sampled_from([timedelta(0), timedelta(days=1), timedelta(days=3)]))
-    def windows_end(self, wait: timedelta) -> None:
+    @rule(
+        wait=st.sampled_from([timedelta(0), timedelta(days=1), timedelta(days=3)]),
+        china=st.booleans(),
+    )
+    def windows_end(self, wait: timedelta, china: bool) -> None:
         """The policies' timeouts run: records still uncorroborated at the end of their window
-        are rejected (`not_corroborated`)."""
+        are rejected (`not_corroborated`). The moment is given in UTC or in China time (as
+        `puhui review expire --at` gives it): the same instant."""
         self.now += wait
-        self._expire()
+        self._expire(china)
 
     def _waiting(self) -> list[Sent]:
         """Held records whose window is not over yet."""
         return [s for s in self.sent if s.open and s.hold and s.hold.until > self.now]
 
     @precondition(lambda self: bool(self._waiting()))
-    @rule()
-    def windows_end_at_the_moment_the_first_ends(self) -> None:
-        """The timeouts run exactly when the first window still open ends: its record ends
-        then (and those received with it), no other."""
+    @rule(
+        early=st.sampled_from([timedelta(0), timedelta(microseconds=1), timedelta(hours=1)]),
+        china=st.booleans(),
+    )
+    def windows_end_around_the_moment_the_first_ends(self, early: timedelta, china: bool) -> None:
+        """The timeouts run exactly when the first window still open ends (its record ends
+        then, with those received with it, no other), or a moment before (nothing ends)."""
         first = min(self._waiting(), key=lambda s: s.received_at)
         assert first.hold is not None
-        self.now = first.hold.until
-        self._expire()
-        assert first.status == "rejected"
+        self.now = max(self.now, first.hold.until - early)
+        self._expire(china)
+        assert (first.status == "rejected") == (self.now >= first.hold.until)
 
-    def _expire(self) -> None:
+    def _expire(self, china: bool) -> None:
         due = sorted(
             s.seq for s in self.sent if s.open and s.hold is not None and s.hold.until <= self.now
         )
-        ended = expire_held(self.app, self.now)
-        assert sorted(ended) == due
+        ended = expire_held(self.app, self.now.astimezone(CHINA) if china else self.now)
+        assert sorted(ended) == due, (self.now, china)
         for seq in due:
             self._end(self.by_seq[seq], "not_corroborated", self.now)
         if not due:
