@@ -21,7 +21,7 @@ from puhui.adapters.batch import signals as batch_signals
 from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import InputError
-from puhui.domain.evidence import Evidence, Need
+from puhui.domain.evidence import Evidence, Need, Policy
 from puhui.domain.reasons import Reason, Status
 from puhui.domain.review import (
     Decision,
@@ -84,7 +84,7 @@ def review_chunk(
     judged = judged_mask.filter(valid)
     fired = _signals(store, con, evidence, chunk, judged, platform_id)
 
-    holds: dict[int, tuple[tuple[Reason, ...], str | None, str]] = {}
+    holds: dict[int, tuple[Reason, ...]] = {}
     rows = (
         chunk.filter(judged)
         .select(["seq", "scene", "region", "start_ms", "reduction_g"])
@@ -106,7 +106,7 @@ def review_chunk(
         }
         until = None
         if hold.policy is not None:
-            detail[hold.reasons[0].value] = {"why": _policy_why(hold.policy.id, evidence)}
+            detail[hold.reasons[0].value] = {"why": _policy_why(hold.policy)}
             if hold.policy.others is Need.CORROBORATION:
                 until = received_at + timedelta(days=hold.policy.window_days)
         reviewed.holds.append(
@@ -121,14 +121,14 @@ def review_chunk(
                 until,
             )
         )
-        holds[r["seq"]] = (hold.reasons, None, "")
+        holds[r["seq"]] = hold.reasons
     if holds:
         reviewed.settled = _held(settled, holds)
     return reviewed
 
 
-def _policy_why(policy_id: str, evidence: Evidence) -> str:
-    policy = next(p for p in evidence.policies if p.id == policy_id)
+def _policy_why(policy: Policy) -> str:
+    """How a held record's policy reads to a reviewer."""
     if policy.others is Need.CORROBORATION:
         return (
             f"policy {policy.id}: {policy.scene} here is credited on the word of "
@@ -207,7 +207,7 @@ def _signals(
     return batch_signals.judge(con, seen, bursts, t)
 
 
-def _held(settled: pa.Table, holds: dict[int, tuple[tuple[Reason, ...], Any, str]]) -> pa.Table:
+def _held(settled: pa.Table, holds: dict[int, tuple[Reason, ...]]) -> pa.Table:
     """The chunk's receipts with its held records (and their replays in the chunk) held."""
     seqs = settled.column("seq").to_pylist()
     receipt = settled.column("receipt_seq").to_pylist()
@@ -219,7 +219,7 @@ def _held(settled: pa.Table, holds: dict[int, tuple[tuple[Reason, ...], Any, str
             continue
         capped = Reason.CAPPED.value in (reasons[i] or "").split(";")
         statuses[i] = Status.HELD.value
-        reasons[i] = ";".join([*holds[target][0], *([Reason.CAPPED.value] if capped else [])])
+        reasons[i] = ";".join([*holds[target], *([Reason.CAPPED.value] if capped else [])])
     names = settled.schema.names
     return settled.set_column(
         names.index("status"), "status", pa.array(statuses, settled.schema.field("status").type)
