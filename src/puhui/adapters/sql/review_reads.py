@@ -91,8 +91,10 @@ class SqlReviewReads:
             row = conn.execute(text(f"{_HELD} where h.record_seq = :seq"), {"seq": seq}).first()
             if row is None:
                 return None
-            subject, device, start = conn.execute(
-                text("select subject_id, device, start_ms from records where seq = :seq"),
+            subject, device, start, platform = conn.execute(
+                text(
+                    "select subject_id, device, start_ms, platform_id from records where seq = :seq"
+                ),
                 {"seq": seq},
             ).one()
             related: list[tuple[Any, ...]] = []
@@ -115,11 +117,13 @@ class SqlReviewReads:
                 citizens = int(
                     conn.execute(
                         text(
+                            # Devices are each platform's own identifiers (`domain.signals`).
                             "select count(distinct subject_id) from records where device = :d "
-                            "and start_ms > :lo and start_ms < :hi"
+                            "and platform_id = :p and start_ms > :lo and start_ms < :hi"
                         ),
                         {
                             "d": device,
+                            "p": platform,
                             "lo": start - device_window_ms,
                             "hi": start + device_window_ms,
                         },
