@@ -45,10 +45,13 @@ def test_a_device_shared_by_four_citizens_fires_from_the_fourth() -> None:
     assert out[5][Reason.DEVICE_SHARED] == (5, None)
 
 
-def test_a_citizen_on_four_devices_fires() -> None:
-    rows = [seen(i, device=f"d{i}") for i in range(1, 5)]
-    assert fired([4], rows, T)[4] == {Reason.DEVICE_HOPPING: (4, None)}
-    assert fired([3], rows, T) == {}
+def test_a_citizen_on_as_many_devices_as_the_threshold_fires() -> None:
+    n = T.citizen_devices
+    rows = [seen(i, device=f"d{i}") for i in range(1, n + 1)]
+    assert fired([n], rows, T)[n] == {Reason.DEVICE_HOPPING: (n, None)}
+    assert fired([n - 1], rows, T) == {}
+    other_platform = [r._replace(platform=2) if r.seq == 1 else r for r in rows]
+    assert fired([n], other_platform, T) == {}
 
 
 def test_a_teleport_between_trips_fires_and_a_flight_does_not() -> None:
