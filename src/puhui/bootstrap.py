@@ -22,6 +22,8 @@ from puhui.adapters.sql.consent import SqlConsent
 from puhui.adapters.sql.directory import SqlDirectory
 from puhui.adapters.sql.engine import make_engine
 from puhui.adapters.sql.erasure import SqlErasures
+from puhui.adapters.sql.market import SqlMarket
+from puhui.adapters.sql.market_reads import SqlMarketReads
 from puhui.adapters.sql.operations import Calls, PgOperations, SqlOperations
 from puhui.adapters.sql.points import SqlPoints
 from puhui.adapters.sql.reads import SqlReads
@@ -39,6 +41,8 @@ from puhui.service.ports import (
     Erasures,
     IntakeUnitOfWork,
     LedgerChain,
+    Market,
+    MarketReads,
     Operations,
     Points,
     Reads,
@@ -146,6 +150,14 @@ class App:
         if self.engine.dialect.name == "postgresql":
             return PgOperations(self.engine, self.calls)
         return SqlOperations(self.engine)
+
+    def market(self) -> Market:
+        """The carbon market's writes: certification, units sold, moved and retired."""
+        return SqlMarket(self.engine)
+
+    def market_reads(self) -> MarketReads:
+        """The carbon market's registry: batches, holdings, retirements, proofs' leaves."""
+        return SqlMarketReads(self.engine)
 
     def erasures(self) -> Erasures:
         """Citizens erased, and the erasure of one."""

@@ -53,6 +53,12 @@ class Settings:
             Path(outbox) if outbox else None,
         )
 
+    def exchange(self) -> str:
+        """The carbon exchange this node runs for (`PUHUI_EXCHANGE`: one of the codes of
+        `domain.market.EXCHANGES`, `BJ` by default): its code starts the serial numbers of the
+        units it certifies."""
+        return os.environ.get("PUHUI_EXCHANGE", "").strip().upper() or "BJ"
+
     def spark_dir(self) -> str:
         """Where Spark ingests keep the claims store and stage their jobs
         (`PUHUI_SPARK_DIR`: a path, or a URI every executor reaches); by default beside an

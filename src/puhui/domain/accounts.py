@@ -176,12 +176,21 @@ def gift_refused(amount: int, unit: str, given_today: int) -> Refusal | None:
     return None
 
 
-def reversal_refused(entry: int, kind: str, reversed_already: bool) -> Refusal | None:
-    """Whether an entry may be reversed."""
+def reversal_refused(
+    entry: int, kind: str, reversed_already: bool, certified: bool = False
+) -> Refusal | None:
+    """Whether an entry may be reversed. A certified credit's grams are in carbon units now:
+    it is reversed by the market, from its batch's buffer (`domain.market`)."""
     if kind not in REVERSIBLE:
         return Refusal("not_reversible", f"a {kind} entry cannot be reversed")
     if reversed_already:
         return Refusal("already_reversed", f"entry {entry} is reversed already")
+    if certified:
+        return Refusal(
+            "certified",
+            f"entry {entry} is certified into carbon units: reverse it with "
+            "`puhui market reverse`, which draws on its batch's buffer",
+        )
     return None
 
 

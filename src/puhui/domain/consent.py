@@ -9,6 +9,8 @@ grant's state at a moment is derived from its events and its expiry (`fold`, `Gr
     history       the movements, credits and operations that came through this platform
     history:all   every platform's movements, credits and operations
     spend         redemptions, retirements and gifts
+    certify       the exchange certifies the citizen's credits into carbon units
+                  (docs/market.md): their grams move into the certification pool
 
 A platform's call is allowed when the grant its token names is active and holds the scope the
 route needs (`check`); `history:all` also answers for `history`. Otherwise the refusal names
@@ -48,6 +50,7 @@ class Scope(StrEnum):
     HISTORY = "history"
     HISTORY_ALL = "history:all"
     SPEND = "spend"
+    CERTIFY = "certify"
 
 
 # What each scope allows, as a citizen reads it on the consent page.
@@ -56,6 +59,10 @@ SCOPES: dict[Scope, str] = {
     Scope.HISTORY: "read the movements and credits that came through this platform",
     Scope.HISTORY_ALL: "read every platform's movements and credits in your account",
     Scope.SPEND: "redeem rewards, retire grams and give grams or points for you",
+    Scope.CERTIFY: (
+        "let the exchange certify your credited grams into carbon units sold to companies, "
+        "in exchange for its programme's points"
+    ),
 }
 
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from puhui.domain.accounts import Outcome, Shard
 from puhui.domain.consent import Event
+from puhui.domain.market import Certification
 from puhui.domain.review import OpenHold, Resolution
 from puhui.domain.signing import Refusal
 
@@ -590,3 +591,77 @@ class Signer(Protocol):
     def verify(self, version: int, message: bytes, signature: bytes) -> bool:
         """Whether a signature is that of the message under a version."""
         ...
+
+
+class Market(Protocol):
+    """The carbon market's writes (`domain.market`), each one transaction under the client's
+    idempotency key, or refused (`RefusedError`, `NotFoundError`) with nothing changed."""
+
+    def add_company(self, uscc: str, name: str, at: datetime) -> int:
+        """Register a company."""
+        ...
+
+    def certify(
+        self, what: Certification, key: str, digest: str, actor: str, at: datetime
+    ) -> Outcome:
+        """Certify a month's credits into the pool and issue its whole units as a batch."""
+        ...
+
+    def sell(
+        self,
+        uscc: str,
+        units: int,
+        unit_price_fen: int,
+        key: str,
+        digest: str,
+        actor: str,
+        at: datetime,
+    ) -> Outcome:
+        """The exchange sells units to a company."""
+        ...
+
+    def transfer(
+        self, uscc: str, to: str, units: int, key: str, digest: str, actor: str, at: datetime
+    ) -> Outcome:
+        """A company moves units to another."""
+        ...
+
+    def retire(
+        self,
+        uscc: str,
+        units: int,
+        beneficiary: str,
+        purpose: str,
+        key: str,
+        digest: str,
+        actor: str,
+        at: datetime,
+    ) -> Outcome:
+        """A company retires units."""
+        ...
+
+    def reverse_credit(
+        self, entry: int, reason: str, key: str, digest: str, actor: str, at: datetime
+    ) -> Outcome:
+        """Reverse a certified credit, drawing on the buffer."""
+        ...
+
+
+class MarketReads(Protocol):
+    """The carbon market's read side (rows as dicts; `adapters/sql/market_reads.py` says the
+    keys of each)."""
+
+    def batches(self) -> list[dict[str, Any]]: ...
+    def batch(self, batch_id: int) -> dict[str, Any] | None: ...
+    def batch_of_serial(self, number: int) -> int | None: ...
+    def blocks(self, batch_id: int | None = None) -> list[dict[str, Any]]: ...
+    def companies(self) -> list[dict[str, Any]]: ...
+    def company(self, uscc: str) -> dict[str, Any] | None: ...
+    def retirements(self, retirement: int | None = None) -> list[dict[str, Any]]: ...
+    def trades(self) -> list[dict[str, Any]]: ...
+    def moves(self, operation: int) -> list[dict[str, Any]]: ...
+    def draws(self) -> list[dict[str, Any]]: ...
+    def pool(self) -> list[dict[str, Any]]: ...
+    def credit_batches(self, pseudonym: str, entry: int) -> list[dict[str, Any]] | None: ...
+    def leaf_hashes(self, batch_id: int) -> list[bytes]: ...
+    def leaves(self, batch_id: int) -> list[dict[str, Any]]: ...

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
-from puhui.adapters.sql import chain, tallies
+from puhui.adapters.sql import chain, market_audit, tallies
 from puhui.adapters.sql.recompute import Recomputed, altered_calculations, unrecomputable_credits
 from puhui.domain.methodology import Catalogue
 
@@ -188,6 +188,8 @@ QUERIES: dict[str, str | Callable[[str], str] | Recomputed | chain.Rehashed] = {
     "checkpoint_invalid": chain.Rehashed(chain.invalid_checkpoints),
     "calculation_altered": Recomputed(altered_calculations),
     "credit_not_recomputable": Recomputed(unrecomputable_credits),
+    **market_audit.QUERIES,
+    "batch_root_mismatch": Recomputed(market_audit.altered_roots),
 }
 
 

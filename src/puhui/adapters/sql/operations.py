@@ -232,7 +232,17 @@ class SqlOperations:
                 )
             ).one()
             done = conn.execute(select(x.c.id).where(x.c.reverses == entry)).scalar_one_or_none()
-            refused = rules.reversal_refused(entry, row.kind, done is not None)
+            certified = row.kind == "credit" and (
+                conn.execute(
+                    text(
+                        "select 1 from pool_credits p join transfers x "
+                        "on x.record_seq = p.record_seq where x.id = :e"
+                    ),
+                    {"e": entry},
+                ).first()
+                is not None
+            )
+            refused = rules.reversal_refused(entry, row.kind, done is not None, certified)
             if refused is not None:
                 raise refused.error()
             kinds = dict(

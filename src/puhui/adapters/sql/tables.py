@@ -75,11 +75,13 @@ credentials = Table(
     "credentials",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=False),
+    Column("platform_id", Integer, ForeignKey("platforms.id"), nullable=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=True),
     Column("key_id", String(40), nullable=False, unique=True),
     Column("secret_digest", String(64), nullable=False, comment="SHA-256 of the secret, hex"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("(platform_id is null) <> (company_id is null)", name="holder"),
 )
 
 staff_tokens = Table(
@@ -240,6 +242,9 @@ ACCOUNT_KINDS = (
     "retired",
     "reward",
     "held",
+    "pool",
+    "units",
+    "buffer",
 )
 
 accounts = Table(
@@ -258,8 +263,8 @@ accounts = Table(
         "(kind = 'citizen' and subject_id is not null and unit = 'g') or "
         "(kind = 'issuance' and platform_id is not null and methodology is not null "
         "and unit = 'g') or "
-        "(kind in ('points', 'programme', 'expired', 'retired', 'reward', 'held') "
-        "and code is not null)",
+        "(kind in ('points', 'programme', 'expired', 'retired', 'reward', 'held', 'pool', "
+        "'units', 'buffer') and code is not null)",
         name="kind",
     ),
     CheckConstraint("unit in ('g', 'pt')", name="unit"),
@@ -673,4 +678,172 @@ refresh_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, comment="the grant's expiry"),
     Column("used_at", DateTime(timezone=True), nullable=True, comment="exchanged: one use"),
+)
+
+# Carbon market (`domain.market`) -----------------------------------------------------------
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uscc", String(18), nullable=False, unique=True, comment="unified social credit code"),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+market_operations = Table(
+    "market_operations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("party", String(40), nullable=False, comment="'exchange', or 'company:<id>'"),
+    Column("idempotency_key", String(128), nullable=False, comment="chosen by the client"),
+    Column("kind", String(16), nullable=False),
+    Column("request_digest", String(64), nullable=False, comment="SHA-256 of the request"),
+    Column("actor", String(80), nullable=False, comment="who asked: staff or company"),
+    Column("result", Text, nullable=False, comment="JSON: what was done"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("party", "idempotency_key"),
+    CheckConstraint("kind in ('certify', 'sell', 'transfer', 'retire', 'reverse')", name="kind"),
+)
+
+unit_batches = Table(
+    "unit_batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("operation_id", Integer, ForeignKey("market_operations.id"), nullable=False),
+    Column("exchange", String(2), nullable=False),
+    Column("methodology", String(96), nullable=False, comment="id@version"),
+    Column("region", String(6), nullable=False, comment="GB/T 2260 prefix"),
+    Column("vintage", String(7), nullable=False, comment="the period certified, YYYY-MM"),
+    Column("units", Integer, nullable=False),
+    Column("buffer_units", Integer, nullable=False, comment="withheld against reversals"),
+    Column("buffer_bp", Integer, nullable=False, comment="the buffer share, basis points"),
+    Column("first_serial", BigInteger, nullable=False, unique=True),
+    Column("last_serial", BigInteger, nullable=False),
+    Column("leaves", Integer, nullable=False, comment="credits in its Merkle tree"),
+    Column("root", String(64), nullable=False, comment="Merkle root (RFC 9162), hex"),
+    Column("units_account_id", Integer, nullable=False),
+    Column("buffer_account_id", Integer, nullable=False),
+    Column("certified_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("units > 0 and buffer_units >= 0 and buffer_units <= units", name="units"),
+    CheckConstraint("last_serial - first_serial + 1 = units", name="serials"),
+)
+
+pool_credits = Table(
+    "pool_credits",
+    metadata,
+    Column("record_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("operation_id", Integer, ForeignKey("market_operations.id"), nullable=False),
+    Column("subject_id", Integer, nullable=False),
+    Column("pool_account_id", Integer, nullable=False),
+    Column("grams", BigInteger, nullable=False, comment="the whole credit, certified once"),
+    CheckConstraint("grams > 0", name="grams"),
+)
+Index("ix_pool_credits_pool_account_id", pool_credits.c.pool_account_id)
+
+batch_credits = Table(
+    "batch_credits",
+    metadata,
+    Column("batch_id", Integer, ForeignKey("unit_batches.id"), nullable=False),
+    Column("position", Integer, nullable=False, comment="the leaf's index in the tree"),
+    Column("record_seq", BigInteger, nullable=False),
+    Column("grams", BigInteger, nullable=False, comment="of the credit, in this batch"),
+    PrimaryKeyConstraint("batch_id", "position"),
+    UniqueConstraint("batch_id", "record_seq"),
+    CheckConstraint("grams > 0", name="grams"),
+)
+Index("ix_batch_credits_record_seq", batch_credits.c.record_seq)
+
+unit_blocks = Table(
+    "unit_blocks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("batch_id", Integer, ForeignKey("unit_batches.id"), nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column(
+        "holder",
+        String(10),
+        nullable=False,
+        comment=", ".join(("exchange", "company", "buffer", "retired", "cancelled")),
+    ),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=True),
+    Column("retirement_id", Integer, nullable=True, comment="retired units: their retirement"),
+    CheckConstraint("first <= last", name="range"),
+    CheckConstraint(
+        "holder in ('exchange', 'company', 'buffer', 'retired', 'cancelled')", name="holder"
+    ),
+    CheckConstraint(
+        "(holder in ('company', 'retired')) = (company_id is not null) "
+        "and (holder = 'retired') = (retirement_id is not null)",
+        name="owner",
+    ),
+)
+Index("ix_unit_blocks_holder", unit_blocks.c.holder, unit_blocks.c.company_id)
+Index("ix_unit_blocks_batch_id", unit_blocks.c.batch_id, unit_blocks.c.first)
+
+unit_moves = Table(
+    "unit_moves",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("operation_id", Integer, ForeignKey("market_operations.id"), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("batch_id", Integer, nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column("from_holder", String(10), nullable=True, comment="null: issued"),
+    Column("from_company", Integer, nullable=True),
+    Column("to_holder", String(10), nullable=False),
+    Column("to_company", Integer, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("first <= last", name="range"),
+    CheckConstraint("kind in ('issue', 'sell', 'transfer', 'retire', 'cancel')", name="kind"),
+)
+Index("ix_unit_moves_batch_id", unit_moves.c.batch_id)
+
+unit_trades = Table(
+    "unit_trades",
+    metadata,
+    Column(
+        "operation_id",
+        Integer,
+        ForeignKey("market_operations.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("unit_price_fen", BigInteger, nullable=False, comment="CNY cents a unit"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("units > 0 and unit_price_fen >= 0", name="trade"),
+)
+
+unit_retirements = Table(
+    "unit_retirements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "operation_id", Integer, ForeignKey("market_operations.id"), nullable=False, unique=True
+    ),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("beneficiary", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("units > 0", name="units"),
+)
+
+buffer_draws = Table(
+    "buffer_draws",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("operation_id", Integer, ForeignKey("market_operations.id"), nullable=False),
+    Column("record_seq", BigInteger, nullable=False, comment="the certified credit reversed"),
+    Column("batch_id", Integer, nullable=True, comment="null: its grams still in the pool"),
+    Column("grams", BigInteger, nullable=False, comment="of the credit, in the batch or pool"),
+    Column("drawn_g", BigInteger, nullable=False, comment="from the buffer, or the pool"),
+    Column("shortfall_g", BigInteger, nullable=False, comment="what the buffer could not cover"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("record_seq", "batch_id"),
+    CheckConstraint("drawn_g + shortfall_g = grams and shortfall_g >= 0", name="draw"),
 )
