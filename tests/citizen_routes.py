@@ -11,6 +11,7 @@ NEEDS = {
     ("GET", "/v1/me/holdings"): "balance",
     ("GET", "/v1/me/history"): "history",
     ("GET", "/v1/me/credits/{entry_id}"): "history",
+    ("GET", "/v1/me/credits/{entry_id}/proof"): "history",
     ("GET", "/v1/me/operations"): "history",
     ("POST", "/v1/me/redemptions"): "spend",
     ("POST", "/v1/me/retirements"): "spend",

@@ -116,6 +116,12 @@ def test_every_command_of_the_tour_succeeds_in_order(made: tuple[Path, str]) -> 
     spent = int(before.group(1).replace(",", "")) - int(after.group(1).replace(",", ""))
     assert spent == 154 + 500  # a car kilometre retired, a river-clean donation
     assert "retirement certificate" in said_to(said, "puhui certificate show")[0]
+    batch = "CN-PH-BJ-BJ-LOW-CARBON-TRAVEL.V1.0.0-2026-11-1-"
+    assert batch in said_to(said, "puhui market batches")[0]
+    assert "2026 ESG report" in said_to(said, "puhui market retirements")[0]
+    exported = (folder / "units.csv").read_text(encoding="utf-8")
+    assert exported.startswith("serialNumberBlock,"), exported[:200]
+    assert "Retired,2026 ESG report" in exported
 
 
 def said_to(said: list[tuple[str, str]], prefix: str) -> list[str]:

@@ -25,7 +25,7 @@ from puhui.config import Settings
 from puhui.domain import signing
 from puhui.entrypoints.api import app as api_app
 from puhui.entrypoints.api import create_app
-from puhui.service import admin, credentials, ingest, oversight
+from puhui.service import admin, credentials, ingest, market, oversight
 from tests.builders import citizen_session, citizen_token, event, trip
 from tests.citizen_routes import NEEDS, SCOPES, allowed
 
@@ -35,14 +35,16 @@ LIMIT = 4096
 
 @pytest.fixture
 def live(database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An application on the real clock (signatures carry the current time), one platform;
-    bodies are limited to LIMIT bytes."""
+    """An application on the real clock (signatures carry the current time), one platform and
+    one company, each with its key; bodies are limited to LIMIT bytes."""
     monkeypatch.setattr(api_app, "MAX_BODY_BYTES", LIMIT)
     app: App = bootstrap(Settings(database_url, tmp_path / "subject.key"))
     admin.init(app)
     admin.add_platform(app, "amap")
     api = create_app(app)
     api.state.credentials = credentials.issue(app, "amap")
+    market.add_company(app, "91350100M000100Y43", "Acme")
+    api.state.company_credentials = credentials.issue_company(app, "91350100M000100Y43")
     ingest.ingest_records(app, "amap", [trip("t1"), event("e1")])
     # Citizen tokens of each scope alone, of every scope, and the citizen's own session.
     api.state.citizen_tokens = {
@@ -100,11 +102,14 @@ def test_no_request_breaks_the_server_or_the_document(case: Any, live: Any) -> N
         holder = secrets.choice(holders)
         headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         headers["authorization"] = f"Bearer {live.state.citizen_tokens[holder]}"
-    elif case.path.startswith("/v1/oversight/") and secrets.randbelow(8):
+    elif case.path.startswith(("/v1/oversight/", "/v1/market/")) and secrets.randbelow(8):
         headers["authorization"] = f"Bearer {live.state.staff_token}"
     elif case.path.startswith("/v1/") and secrets.randbelow(8):
+        # A company signs its own routes with its own key (mostly), a platform the others.
+        company = case.path.startswith("/v1/company/") and secrets.randbelow(8)
+        signer = live.state.company_credentials if company else creds
         headers |= signing.signed_headers(
-            creds.key_id, creds.secret, case.method, path, body, int(time.time()),
+            signer.key_id, signer.secret, case.method, path, body, int(time.time()),
             secrets.token_hex(16),
         )  # fmt: skip
     client = live.state.client

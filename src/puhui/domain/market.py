@@ -2,10 +2,12 @@
 numbers, the proof that a credit is in a batch, and what a company may do with its units.
 
 **Certification.** For a period (a China month), a methodology version and a region, the
-exchange certifies the credited grams of the citizens who take part (they granted the `certify`
-scope). Each taking part gives, oldest credit first, the whole credits their account still
-holds (`allocate`): a gram spent, retired or given away is no longer in the account and is never
-certified; a credit is certified once. The grams move into the *pool* of the methodology and
+exchange certifies the credited grams of the citizens who take part: they granted the `certify`
+scope, or the certification pays a points programme's points and the programme's terms say its
+members' credits are certified (then the credits it pays points for). Each taking part
+gives, oldest credit first, the whole credits their account still holds (`allocate`): a gram
+spent, retired or given away is no longer in the account and is never certified; a credit is
+certified once. The grams move into the *pool* of the methodology and
 region. The pool then issues a *batch* of whole units (1 unit = `UNIT_G` grams), its oldest
 grams first (`fill`: the last credit may be split, its remainder waits for the next batch),
 withholding a buffer share (`buffer_units`, rounded up) against credits later reversed.
@@ -40,6 +42,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 # One certified unit: a tonne of CO2e, in grams.
 UNIT_G = 1_000_000
@@ -57,6 +60,7 @@ EXCHANGES: dict[str, str] = {
     "CQ": "重庆联合产权交易所",
     "SZ": "深圳排放权交易所",
 }
+_CHINA = timezone(timedelta(hours=8))
 # Who holds a block of units.
 HOLDERS = ("exchange", "company", "buffer", "retired", "cancelled")
 
@@ -64,7 +68,7 @@ _PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _REGION = re.compile(r"[0-9]{2}(?:[0-9]{2}){0,2}")
 _SERIAL = re.compile(
     r"CN-PH-(?P<exchange>[A-Z]{2})-(?P<methodology>[A-Z0-9][A-Z0-9.\-]*)-"
-    r"(?P<vintage>[0-9]{4}-[0-9]{2})-(?P<first>[1-9][0-9]*)-(?P<last>[1-9][0-9]*)"
+    r"(?P<vintage>[0-9]{4}-[0-9]{2})-(?P<first>[1-9][0-9]{0,14})-(?P<last>[1-9][0-9]{0,14})"
 )
 
 
@@ -100,8 +104,19 @@ def uscc_refused(code: str) -> str | None:
 
 
 def period_refused(period: str) -> str | None:
-    """Why a period is not a month `YYYY-MM` (None when it is)."""
-    return None if _PERIOD.fullmatch(period) else "a period is a month: YYYY-MM"
+    """Why a period is not a month `YYYY-MM` of 2000 to 2999 (None when it is)."""
+    found = _PERIOD.fullmatch(period)
+    if found is None or not 2000 <= int(found[1]) <= 2999:
+        return "a period is a month from 2000-01 to 2999-12: YYYY-MM"
+    return None
+
+
+def period_over(period: str, at: datetime) -> bool:
+    """Whether a month (`YYYY-MM`, China time) has ended at `at`: only then are its credits
+    all in."""
+    year, month = (int(p) for p in period.split("-"))
+    ends = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=_CHINA)
+    return at >= ends
 
 
 def region_refused(region: str) -> str | None:

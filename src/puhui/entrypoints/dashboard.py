@@ -31,7 +31,7 @@ from puhui.bootstrap import App
 from puhui.domain import china_time, consent, disclosure
 from puhui.domain.errors import AuthenticationError, NotFoundError
 from puhui.domain.review import Decision
-from puhui.entrypoints import consent_pages, i18n
+from puhui.entrypoints import consent_pages, i18n, registry_pages
 from puhui.service import admin, citizens, oversight, publication, review_queue, wallet
 from puhui.service import consent as consents
 
@@ -315,6 +315,8 @@ def install(api: FastAPI, app: App) -> None:
         response.set_cookie(COOKIES[kind], token, httponly=True, samesite="strict")
         return response
 
+    registry_pages.install(api, app, render, chosen)
+
     @api.get("/", include_in_schema=False)
     def root() -> Response:
         """The server's address leads to the dashboard."""
@@ -377,6 +379,8 @@ def install(api: FastAPI, app: App) -> None:
             tonnes=f"{totals.credited_g / 1_000_000:,.3f}",
             tables=tables(app, language, totals.received, full=True),
             matrix=duplicate_matrix(app),
+            market=registry_pages.market_figures(app),
+            region=lambda code: registry_pages.region_label(app, code, language),
         )
 
     @api.get("/dashboard/regulator/tables/{name}.{fmt}", include_in_schema=False)
@@ -411,6 +415,8 @@ def install(api: FastAPI, app: App) -> None:
             matrix=duplicate_matrix(app),
             rates=rates,
             open_held=sum(r.open for r in rates),
+            market=registry_pages.market_figures(app),
+            region=lambda code: registry_pages.region_label(app, code, language),
         )
 
     @api.get("/dashboard/operator/tables/{name}.{fmt}", include_in_schema=False)

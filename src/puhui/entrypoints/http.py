@@ -1,6 +1,6 @@
 """What every HTTP route shares: the problem-details model and who is calling (a signed
-member platform, a citizen's bearer token and the scope its grant holds, an operator's or
-regulator's bearer token)."""
+member platform, a signed company, a citizen's bearer token and the scope its grant holds, an
+operator's or regulator's bearer token)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def problem_doc(description: str = "Problem details (RFC 9457).") -> dict[str, A
 async def platform(request: Request) -> str:
     """The signing platform of a request (a dependency of every platform route)."""
     return await _signature(request, credentials.authenticate)
+
+
+async def company(request: Request) -> str:
+    """The unified social credit code of the company signing a request with its own key (a
+    dependency of every company route; a platform's key is refused)."""
+    return await _signature(request, credentials.authenticate_company)
 
 
 async def signed(request: Request) -> credentials.Signed:

@@ -197,6 +197,51 @@ TEXT: dict[str, dict[str, str]] = {
             "处理后显示最终结果。"
         ),
         "state": "状态",
+        # The public registry of certified units, and the market's buffers for staff.
+        "registry": "核证减排量登记簿",
+        "registry_nav": "登记簿",
+        "registry_help": (
+            "每个单位代表 1 吨二氧化碳当量，由参与核证的市民的减排量组成，编号全国唯一。"
+            "每个批次公布其默克尔根，市民可据此离线核验自己的减排量是否包含在该批次中。"
+        ),
+        "batches": "批次",
+        "serial": "序列号",
+        "vintage": "减排年月",
+        "units": "单位数",
+        "for_sale": "待售",
+        "held_by_companies": "企业持有",
+        "buffer": "缓冲",
+        "retired_units": "已注销",
+        "cancelled": "已作废",
+        "merkle_root": "默克尔根",
+        "holdings": "各账户持有",
+        "company": "企业",
+        "uscc": "统一社会信用代码",
+        "units_held": "持有单位数",
+        "serials_held": "持有的序列号",
+        "nothing_held": "无",
+        "retirements": "注销记录",
+        "certificate": "注销证明",
+        "beneficiary": "受益方",
+        "purpose": "用途",
+        "retired_on": "注销时间（北京时间）",
+        "no_certificate": "没有这份注销证明：证书编号有误或不存在。",
+        "to_registry": "返回登记簿",
+        "market": "核证减排量：缓冲与缺口",
+        "market_help": (
+            "已核证的减排量如事后被撤销，从所在批次的缓冲中扣除；缓冲不足以抵扣的部分即为缺口，"
+            "即流通中的单位缺少相应减排量支撑的克数。存在缺口的批次以红色标出。"
+        ),
+        "buffer_share": "缓冲比例",
+        "buffer_withheld": "预留缓冲单位",
+        "buffer_left": "现有缓冲单位",
+        "drawn_g": "缓冲已扣除（克）",
+        "shortfall_g": "缺口（克）",
+        "shortfall": "缺口",
+        "shortfall_total": "全部批次缺口合计",
+        "pools": "核证池",
+        "pools_help": "已核证、等待下一批次发行的克数。",
+        "grams_waiting": "等待发行（克）",
     },
     "en": {
         "title": "Carbon-inclusion clearing platform",
@@ -394,6 +439,53 @@ TEXT: dict[str, dict[str, str]] = {
             "grams they would credit, once decided their final status."
         ),
         "state": "Status",
+        # The public registry of certified units, and the market's buffers for staff.
+        "registry": "Registry of certified units",
+        "registry_nav": "Registry",
+        "registry_help": (
+            "Each unit is one tonne of CO₂e made of the credits of the citizens who take part "
+            "in certification, with a serial number unique in China. Each batch publishes its "
+            "Merkle root, against which a citizen checks offline that their credit is in it."
+        ),
+        "batches": "Batches",
+        "serial": "Serial numbers",
+        "vintage": "Vintage",
+        "units": "Units",
+        "for_sale": "For sale",
+        "held_by_companies": "Held by companies",
+        "buffer": "Buffer",
+        "retired_units": "Retired",
+        "cancelled": "Cancelled",
+        "merkle_root": "Merkle root",
+        "holdings": "Holdings by account",
+        "company": "Company",
+        "uscc": "Unified social credit code",
+        "units_held": "Units held",
+        "serials_held": "Serial numbers held",
+        "nothing_held": "none",
+        "retirements": "Retirements",
+        "certificate": "Certificate",
+        "beneficiary": "Beneficiary",
+        "purpose": "Purpose",
+        "retired_on": "Date (China time)",
+        "no_certificate": "No such retirement certificate: its id is wrong or unknown.",
+        "to_registry": "Back to the registry",
+        "market": "Certified units: buffers and shortfalls",
+        "market_help": (
+            "A certified credit reversed later is drawn from its batch's buffer; what the "
+            "buffer cannot cover is a shortfall: grams that the units in circulation lack. A "
+            "batch with a shortfall is marked in red."
+        ),
+        "buffer_share": "Buffer share",
+        "buffer_withheld": "Buffer units withheld",
+        "buffer_left": "Buffer units left",
+        "drawn_g": "Drawn (g)",
+        "shortfall_g": "Shortfall (g)",
+        "shortfall": "shortfall",
+        "shortfall_total": "Shortfall over all batches",
+        "pools": "Certification pools",
+        "pools_help": "Grams certified that wait for the next batch.",
+        "grams_waiting": "Waiting (g)",
     },
 }
 
@@ -461,13 +553,14 @@ KINDS: dict[str, dict[str, str]] = {
     "zh-CN": {
         "credit": "减排入账", "redeem": "兑换", "retire": "注销抵消", "transfer": "赠送",
         "reversal": "冲正", "award": "积分奖励", "award_reversal": "积分冲正", "expire": "积分过期",
-        "release": "核实后入账",
+        "release": "核实后入账", "certify": "核证入池", "certify_points": "核证积分",
     },
     "en": {
         "credit": "Credit", "redeem": "Redemption", "retire": "Retirement", "transfer": "Gift",
         "reversal": "Reversal", "award": "Points awarded", "award_reversal": "Points reversed",
         "expire": "Points expired",
-        "release": "Credit after a check",
+        "release": "Credit after a check", "certify": "Certified into carbon units",
+        "certify_points": "Points for certified grams",
     },
 }  # fmt: skip
 

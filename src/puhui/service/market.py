@@ -40,7 +40,7 @@ def add_company(app: App, uscc: str, name: str) -> int:
     wrong = rules.uscc_refused(uscc)
     if wrong is not None:
         raise InputError(wrong)
-    check_text("a company's name", name.strip() or None)
+    _required("a company's name", name.strip())
     return app.market().add_company(uscc, name.strip(), app.clock())
 
 
@@ -74,6 +74,8 @@ def certify(
     wrong = what.refused()
     if wrong is not None:
         raise InputError(wrong)
+    if not rules.period_over(what.period, app.clock()):
+        raise InputError(f"{what.period} is not over yet: a month is certified once it has ended")
     request = {"op": "certify", **_fields(what)}
     return app.market().certify(what, key, _digest(key, request), actor, app.clock())
 
@@ -121,8 +123,8 @@ def retire(
     """
     _positive(units)
     beneficiary, purpose = beneficiary.strip(), purpose.strip()
-    check_text("a beneficiary", beneficiary or None)
-    check_text("a purpose", purpose or None)
+    _required("a beneficiary", beneficiary)
+    _required("a purpose", purpose)
     uscc = uscc.strip().upper()
     request = {
         "op": "retire",
@@ -149,7 +151,7 @@ def reverse_credit(app: App, entry: int, reason: str, key: str, actor: str) -> O
         NotFoundError: no such credit entry.
         RefusedError: `not_certified`, `already_reversed`.
     """
-    check_text("a reason", reason.strip() or None)
+    _required("a reason", reason.strip())
     request = {"op": "reverse", "entry": entry, "reason": reason.strip()}
     return app.market().reverse_credit(
         entry, reason.strip(), key, _digest(key, request), actor, app.clock()
@@ -169,7 +171,8 @@ def retirement_certificate_id(app: App, retirement: int, version: int | None = N
 def retirement_of_certificate(app: App, certificate: str) -> int | None:
     """The retirement a certificate id names, when its check holds under a version of the
     key (None otherwise)."""
-    found = _RETIREMENT_ID.fullmatch(certificate.strip())
+    certificate = certificate.strip()
+    found = _RETIREMENT_ID.fullmatch(certificate)
     if found is None:
         return None
     retirement = int(found[1])
@@ -194,6 +197,17 @@ def price_fen(text: str) -> int:
     if amount > Decimal(10) ** 12:
         raise InputError("a price is at most 1 000 000 000 000 CNY a unit")
     return int(amount * 100)
+
+
+def _required(what: str, value: str) -> None:
+    """A text kept and shown to people that may not be left empty.
+
+    Raises:
+        InputError: empty, not printable or too long.
+    """
+    if not value:
+        raise InputError(f"{what} is required")
+    check_text(what, value)
 
 
 def _positive(units: int) -> None:

@@ -196,8 +196,8 @@ class Audit(Protocol):
 
 
 class Directory(Protocol):
-    """Who may do what: member platforms and their API keys, the exchange's staff tokens, and
-    the fingerprint of the subject key the database was created with."""
+    """Who may do what: member platforms and companies and their API keys, the exchange's staff
+    tokens, and the fingerprint of the subject key the database was created with."""
 
     def key_fingerprint(self, fingerprint: str | None = None) -> str | None:
         """The stored fingerprint; with `fingerprint`, stored first if there is none."""
@@ -225,6 +225,15 @@ class Directory(Protocol):
 
     def key(self, key_id: str) -> tuple[str, str, datetime | None] | None:
         """(platform, secret digest, revoked at) of a key; None when unknown."""
+        ...
+
+    def replace_company_key(self, uscc: str, key_id: str, secret_digest: str, at: datetime) -> None:
+        """Give a company a new key and revoke the one it had, at once (NotFoundError: no such
+        company)."""
+        ...
+
+    def company_key(self, key_id: str) -> tuple[str, str, datetime | None] | None:
+        """(company's code, secret digest, revoked at) of a key; None when no company holds it."""
         ...
 
     def add_staff_token(self, name: str, role: str, token_digest: str, at: datetime) -> None:
@@ -368,6 +377,7 @@ class Rewards(Protocol):
         expiry_days: int | None,
         starts_at: datetime,
         at: datetime,
+        certifies: bool = False,
     ) -> None:
         """Store a programme (AlreadyExistsError: taken; NotFoundError: no such platform)."""
         ...

@@ -99,12 +99,14 @@ def reads(app: App) -> MarketReads:
 
 def batches(app: App) -> list[BatchView]:
     """Every batch, oldest first."""
-    blocks = reads(app).blocks()
-    return [_batch(row, blocks) for row in reads(app).batches()]
+    by_batch: dict[int, list[dict[str, Any]]] = {}
+    for k in reads(app).blocks():
+        by_batch.setdefault(int(k["batch_id"]), []).append(k)
+    return [_batch(row, by_batch.get(int(row["id"]), [])) for row in reads(app).batches()]
 
 
 def batch(app: App, serial_or_id: str) -> BatchView:
-    """One batch, by its id, its serial number or any unit number in it.
+    """One batch, by its id, or by a serial number of it or of any of its blocks.
 
     Raises:
         NotFoundError: no such batch.
@@ -210,6 +212,8 @@ def check_proof(document: Mapping[str, Any], root: str | None = None) -> str | N
     """Check an inclusion proof offline: its leaf, hashed as `domain.market.leaf` says, with
     its audit path gives the root (`root` when given: the one published by the registry, else
     the document's own). None when it holds, else why not."""
+    if not isinstance(document, Mapping):
+        return "not a proof: not a JSON object"
     try:
         if document.get("format") != PROOF_FORMAT:
             return f"not a proof: its format is not {PROOF_FORMAT!r}"
@@ -221,9 +225,10 @@ def check_proof(document: Mapping[str, Any], root: str | None = None) -> str | N
         path = [bytes.fromhex(str(h)) for h in document["path"]]
         expected = bytes.fromhex(str(root if root is not None else document["root"]))
         index, size = int(document["leaf_index"]), int(document["tree_size"])
-    except (KeyError, TypeError, ValueError):
+        own = bytes.fromhex(str(document["root"]))
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return "not a proof: a field is missing or malformed"
-    if root is not None and str(document.get("root")) != root:
+    if own != expected:
         return "the proof is for another root than the one published"
     if rules.verify_inclusion(rules.leaf_hash(data), index, size, path, expected):
         return None
@@ -232,8 +237,8 @@ def check_proof(document: Mapping[str, Any], root: str | None = None) -> str | N
 
 def _batch_id(app: App, serial_or_id: str) -> int | None:
     text = serial_or_id.strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        return int(text) if len(text) <= 15 else None
     try:
         number = rules.parse_serial(text).first
     except ValueError:

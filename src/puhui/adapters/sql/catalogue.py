@@ -34,6 +34,7 @@ class SqlRewards:
         expiry_days: int | None,
         starts_at: datetime,
         at: datetime,
+        certifies: bool = False,
     ) -> None:
         """Store a programme (AlreadyExistsError: its code is taken; NotFoundError: no such
         platform)."""
@@ -51,11 +52,13 @@ class SqlRewards:
                     "expiry_days": expiry_days,
                     "starts_at": starts_at,
                     "created_at": at,
+                    "certifies": certifies,
                 },
             )
 
     def programmes(self) -> list[tuple[Any, ...]]:
-        """(code, name, platform, points per kg, expiry days, starts at) of each programme."""
+        """(code, name, platform, points per kg, expiry days, starts at, certifies) of each
+        programme."""
         p, pl = t.programmes, t.platforms
         with self.engine.connect() as conn:
             return [
@@ -68,6 +71,7 @@ class SqlRewards:
                         p.c.points_per_kg,
                         p.c.expiry_days,
                         p.c.starts_at,
+                        p.c.certifies,
                     )
                     .select_from(p.outerjoin(pl, pl.c.id == p.c.platform_id))
                     .order_by(p.c.code)

@@ -1,5 +1,5 @@
-"""Who may do what, on SQL: member platforms and their API keys, the exchange's staff tokens,
-and the fingerprint of the subject key a database was created with."""
+"""Who may do what, on SQL: member platforms and companies and their API keys, the exchange's
+staff tokens, and the fingerprint of the subject key a database was created with."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from puhui.adapters.sql import tables as t
 from puhui.adapters.sql.intake import IntakeStore
-from puhui.domain.errors import AlreadyExistsError
+from puhui.domain.errors import AlreadyExistsError, NotFoundError
 
 
 class SqlDirectory:
@@ -121,6 +121,44 @@ class SqlDirectory:
             row = conn.execute(
                 select(t.platforms.c.code, c.secret_digest, c.revoked_at)
                 .join(t.platforms, t.platforms.c.id == c.platform_id)
+                .where(c.key_id == key_id)
+            ).one_or_none()
+        return None if row is None else (str(row[0]), str(row[1]), row[2])
+
+    # Companies' keys ---------------------------------------------------------------------
+
+    def replace_company_key(self, uscc: str, key_id: str, secret_digest: str, at: datetime) -> None:
+        """Give a company a new key, revoking the one it had, in one transaction
+        (NotFoundError: no such company)."""
+        c = t.credentials.c
+        with self.engine.begin() as conn:
+            company_id = conn.execute(
+                select(t.companies.c.id).where(t.companies.c.uscc == uscc)
+            ).scalar_one_or_none()
+            if company_id is None:
+                raise NotFoundError(f"no company {uscc}")
+            conn.execute(
+                update(t.credentials)
+                .where(c.company_id == company_id, c.revoked_at.is_(None))
+                .values(revoked_at=at)
+            )
+            conn.execute(
+                insert(t.credentials).values(
+                    company_id=company_id,
+                    key_id=key_id,
+                    secret_digest=secret_digest,
+                    created_at=at,
+                )
+            )
+
+    def company_key(self, key_id: str) -> tuple[str, str, datetime | None] | None:
+        """(company's unified social credit code, secret digest, revoked at) of a key, None
+        when no company holds it."""
+        c = t.credentials.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.companies.c.uscc, c.secret_digest, c.revoked_at)
+                .join(t.companies, t.companies.c.id == c.company_id)
                 .where(c.key_id == key_id)
             ).one_or_none()
         return None if row is None else (str(row[0]), str(row[1]), row[2])

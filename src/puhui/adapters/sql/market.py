@@ -5,13 +5,14 @@ A rendering of `domain.market`: the rules are the domain's, applied to rows read
 Grams stay on the ledger (`transfers`): a citizen's certified credits move into the pool of
 their methodology and region (`certify`), a batch's grams from the pool into its units and
 buffer accounts (`issue_units`), a reversed certified credit's grams from the pool or the
-buffer back to its issuing account (`certified_reversal`). Units are numbered: `unit_blocks`
+buffer back to its issuing account (`certify_reversal`). Units are numbered: `unit_blocks`
 says who holds which numbers now and `unit_moves` keeps every move (append-only), so that
 `ledger verify` can replay the one against the other.
 
-Locks: the pool's balance row (certification), the serial counter (the batches' table, on
-PostgreSQL), and the blocks of the holding units are taken from, read `for update`: two moves
-out of one holding queue; moves out of different holdings do not wait for each other.
+Locks: certifications one at a time (the certified credits' table, on PostgreSQL), then the
+citizens' accounts and the pool's (the ledger's lock order), the serial counter (the batches'
+table); a move of units reads the blocks of the holding it takes from `for update`: two moves
+out of one holding queue, moves out of different holdings do not wait for each other.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ _STORED = text(
 _RESULT = text("update market_operations set result = :r where id = :o")
 
 # Credited records of a methodology, region and period whose citizen takes part (an active
-# grant of the `certify` scope), not certified yet and not reversed.
+# grant of the `certify` scope, or, with a programme whose terms say so, points awarded by it
+# for the record's platform), not certified yet and not reversed.
 _ELIGIBLE = text(
     "select r.seq, r.subject_id, r.reduction_g from records r "
     "where r.status = 'credited' and r.reduction_g > 0 and r.methodology = :m "
@@ -52,10 +54,14 @@ _ELIGIBLE = text(
     "and not exists (select 1 from pool_credits p where p.record_seq = r.seq) "
     "and not exists (select 1 from transfers x join transfers y on y.reverses = x.id "
     "where x.record_seq = r.seq and x.kind = 'credit') "
-    "and exists (select 1 from consent_events g where g.subject_id = r.subject_id "
+    "and (exists (select 1 from consent_events g where g.subject_id = r.subject_id "
     "and g.kind = 'grant' and (' ' || g.scopes || ' ') like '% certify %' "
     "and g.at <= :at and g.expires_at > :at and not exists (select 1 from consent_events v "
     "where v.grant_id = g.grant_id and v.kind = 'revoke' and v.at <= :at)) "
+    "or exists (select 1 from programmes m join accounts a on a.kind = 'points' "
+    "and a.code = 'points:' || m.code || ':' || cast(r.subject_id as varchar(20)) "
+    "where m.code = :programme and m.certifies "
+    "and (m.platform_id is null or m.platform_id = r.platform_id))) "
     "order by r.seq"
 ).bindparams(bindparam("at", type_=t.consent_events.c.at.type))
 # What each credit of a pool has left for the batches to come.
@@ -112,11 +118,15 @@ class SqlMarket:
         """Certify the credits of a month into the pool, and issue the pool's whole units as a
         batch (`domain.market`)."""
         with self.engine.begin() as conn:
+            if what.programme is not None:
+                accounts.programme_row(conn, what.programme)  # NotFoundError: none
             claimed = _claim(conn, "exchange", key, "certify", digest, actor, at)
             if isinstance(claimed, Outcome):
                 return claimed
+            if conn.dialect.name == "postgresql":
+                # Certifications queue: each sees what the one before certified.
+                conn.execute(text("lock table pool_credits in exclusive mode"))
             pool = accounts.shared(conn, "pool", _pool_code(what), "g")
-            accounts.lock(conn, pool)
             start = china_time.month_start_ms(_month_ms(what.period))
             rows = conn.execute(
                 _ELIGIBLE,
@@ -126,10 +136,12 @@ class SqlMarket:
                     "a": start,
                     "b": china_time.next_month_ms(start),
                     "at": at,
+                    "programme": what.programme,
                 },
             ).all()
             candidates = [rules.Credit(int(s), int(c), int(g)) for s, c, g in rows]
             owned = _citizen_accounts(conn, sorted({c.citizen for c in candidates}))
+            accounts.lock(conn, pool)  # after the citizens' own: the ledger's lock order
             balances = {c: accounts.balance(conn, a) for c, a in owned.items()}
             certified = rules.allocate(candidates, balances)
             result: dict[str, Any] = {
@@ -296,7 +308,7 @@ class SqlMarket:
             drawn: list[dict[str, Any]] = []
             if in_pool > 0:
                 ledger.post(
-                    conn, "certified_reversal",
+                    conn, "certify_reversal",
                     [(int(pooled.pool_account_id), -in_pool, True), (source, in_pool, False)], at,
                 )  # fmt: skip
                 _draw_row(conn, claimed, record, None, in_pool, in_pool, 0, at)
@@ -310,7 +322,7 @@ class SqlMarket:
                 taken, short = rules.draw(buffer_g, int(grams))
                 if taken:
                     ledger.post(
-                        conn, "certified_reversal",
+                        conn, "certify_reversal",
                         [(int(batch.buffer_account_id), -taken, True), (source, taken, False)], at,
                     )  # fmt: skip
                 _draw_row(conn, claimed, record, int(batch_id), int(grams), taken, short, at)
@@ -547,7 +559,7 @@ def _move(
     holder, owner = source
     locking = " for update" if conn.dialect.name == "postgresql" else ""
     rows = conn.execute(text(_BLOCKS.text + locking), {"h": holder, "c": owner}).all()
-    by_first = {int(r.first): int(r.id) for r in rows}
+    by_first = {int(r.first): (int(r.id), int(r.last)) for r in rows}
     blocks = [rules.Block(int(r.batch_id), int(r.first), int(r.last)) for r in rows]
     held = sum(b.units for b in blocks)
     if held < units:
@@ -559,8 +571,9 @@ def _move(
     kept = {b.first: b for b in left}
     for block in taken:
         if block.first in by_first:  # the block itself, or its lower part
-            block_id = by_first[block.first]
-            rest = kept.pop(block.last + 1, None)
+            block_id, was_last = by_first[block.first]
+            # Its upper part stays (a split block); a block next to it is another row.
+            rest = kept.pop(block.last + 1, None) if was_last > block.last else None
             conn.execute(
                 t.unit_blocks.update()
                 .where(t.unit_blocks.c.id == block_id)

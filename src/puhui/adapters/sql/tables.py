@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -385,6 +387,13 @@ programmes = Table(
     ),
     Column("points_per_kg", Numeric(18, 6), nullable=False, comment="points per 1 000 g credited"),
     Column("expiry_days", Integer, nullable=True, comment="points expire after; null: never"),
+    Column(
+        "certifies",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="its terms let the exchange certify its members' credits, paid in its points",
+    ),
     Column(
         "starts_at",
         DateTime(timezone=True),

@@ -2,7 +2,8 @@
 and the security schemes of the OpenAPI document.
 
 The routes live in one router per caller (`platform`, `citizens`, `oversight`, `review`,
-`erasures`, `accounts`, `public`, `operations`); they find the puhui `App` and the settlement
+`erasures`, `accounts`, `public`, `operations`) and one for the carbon market (`market`:
+operators, companies and the public registry); they find the puhui `App` and the settlement
 on `request.app.state`.
 """
 
@@ -33,6 +34,7 @@ from puhui.entrypoints.api import (
     citizens,
     erasures,
     errors,
+    market,
     operations,
     oversight,
     platform,
@@ -51,6 +53,12 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # A Content-Length header: ASCII digits (`str.isdigit` would take `²`).
 CONTENT_LENGTH = re.compile(r"^[0-9]{1,19}$")
 
+# Who signs with which key.
+COMPANY_KEY = (
+    "X-Puhui-Key: the key id of a member platform or, on /v1/company/… routes, of the company "
+    "itself (a platform's key is refused there, and a company's everywhere else)."
+)
+
 # Routes anyone may call.
 PUBLIC = (
     "/v1/methodologies",
@@ -59,6 +67,7 @@ PUBLIC = (
     "/v1/programmes",
     "/v1/footprints",
     "/v1/certificates",
+    "/v1/registry/",
 )
 
 
@@ -99,7 +108,8 @@ def create_app(app: App) -> FastAPI:
         description=(
             "Member platforms submit activity records (activity-record v1) and read their "
             "receipts. Platform requests are signed: see the `PlatformSignature` scheme and "
-            "docs/api.md."
+            "docs/api.md. Companies holding carbon units sign theirs (/v1/company/…) the same "
+            "way, with their own key; the registry of units (/v1/registry/…) is public."
         ),
         responses={
             400: problem_doc(),
@@ -114,7 +124,9 @@ def create_app(app: App) -> FastAPI:
 
     api.add_middleware(RequestLog)
 
-    for routes in (platform, citizens, public, oversight, review, erasures, accounts, operations):
+    for routes in (
+        platform, citizens, public, oversight, review, erasures, accounts, market, operations,
+    ):  # fmt: skip
         api.include_router(routes.router)
     dashboard.install(api, app)
     consent_pages.install(api, app)
@@ -233,7 +245,10 @@ def _document_security(api: FastAPI) -> None:
                 "type": "apiKey",
                 "in": "header",
                 "name": header,
-                "description": description if header == signing.HEADER_SIGNATURE else header,
+                "description": {
+                    signing.HEADER_SIGNATURE: description,
+                    signing.HEADER_KEY: COMPANY_KEY,
+                }.get(header, header),
             }
         signed: list[dict[str, list[str]]] = [{h: [] for h in schemes}]
         schemes["CitizenToken"] = {
@@ -254,7 +269,7 @@ def _document_security(api: FastAPI) -> None:
                     citizen = path == "/v1/me" or path.startswith("/v1/me/")
                     if citizen:
                         operation["security"] = [{"CitizenToken": []}]
-                    elif path.startswith("/v1/oversight/"):
+                    elif path.startswith(("/v1/oversight/", "/v1/market/")):
                         operation["security"] = [{"StaffToken": []}]
                     elif (method, path) != ("post", "/v1/footprints") and (
                         method != "get" or not path.startswith(PUBLIC)

@@ -1,6 +1,7 @@
 """Routes of a citizen (/v1/me…), with the access token a member app obtained when the citizen
 granted it some scopes, or with the citizen's own session: balance and holdings (`balance`),
-history, how each credit was computed and operations (`history`, or `history:all`),
+history, how each credit was computed, the proof that a credit is in a certified batch, and
+operations (`history`, or `history:all`),
 redemptions, retirements against their own footprint and gifts, each under an
 `Idempotency-Key` (`spend`); the citizen's grants, listed and revoked with their own session
 only.
@@ -16,7 +17,7 @@ from fastapi import Path as Path_
 from pydantic import BaseModel, Field, StringConstraints
 
 from puhui.domain import footprints
-from puhui.domain.errors import InputError
+from puhui.domain.errors import InputError, NotFoundError
 from puhui.entrypoints.api.deps import (
     AppDep,
     BalanceReader,
@@ -25,6 +26,7 @@ from puhui.entrypoints.api.deps import (
     OwnCitizen,
     Spender,
 )
+from puhui.entrypoints.api.market_schemas import ProofOut
 from puhui.entrypoints.api.schemas import (
     MAX_PAGE,
     BalanceOut,
@@ -42,7 +44,7 @@ from puhui.entrypoints.api.wallet_schemas import (
     RetirementIn,
 )
 from puhui.entrypoints.http import problem_doc
-from puhui.service import citizens, erasure, queries, wallet
+from puhui.service import citizens, erasure, queries, registry, wallet
 from puhui.service import consent as consents
 
 router = APIRouter(tags=["citizen"])
@@ -100,6 +102,34 @@ def my_credit(
     """Methodology and version, formulas, every factor with its value, evidence, source and
     the region it was found for, and the rounding to whole grams."""
     return CreditExplanation.of(entry_id, citizen, citizens.explain_credit(app, citizen, entry_id))
+
+
+@router.get(
+    "/v1/me/credits/{entry_id}/proof",
+    response_model=list[ProofOut],
+    responses={
+        **RESPONSES,
+        404: problem_doc("Not a credit of yours, or not in a certified batch (yet)."),
+    },
+    summary="The proof that one of your credits is in a certified batch",
+)
+def my_credit_proof(
+    entry_id: Annotated[int, Path_(ge=1, le=2**63 - 1)], citizen: HistoryReader, app: AppDep
+) -> list[ProofOut]:
+    """One proof for each batch the credit's grams are in (a credit split between two batches
+    has two). Each is self-contained: check it offline against the root the registry publishes
+    for its batch (`/v1/registry/batches`, or `puhui proof verify`). A batch names receipts
+    and grams, never a citizen."""
+    if citizen.sees_all():
+        return [ProofOut.of(p) for p in registry.proofs(app, citizen.pseudonym, entry_id)]
+    # A platform seeing only its own records learns nothing of the others' credits.
+    try:
+        found = registry.proofs(app, citizen.pseudonym, entry_id)
+    except NotFoundError:
+        found = []
+    if not found or any(p["leaf"]["platform"] != citizen.platform for p in found):
+        raise NotFoundError(f"no credit {entry_id} of this platform's in a certified batch")
+    return [ProofOut.of(p) for p in found]
 
 
 @router.get(

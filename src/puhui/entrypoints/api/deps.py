@@ -36,6 +36,8 @@ AppDep = Annotated[App, Depends(puhui_app)]
 SettlementDep = Annotated[Settlement, Depends(settlement)]
 SignedDep = Annotated[credentials.Signed, Depends(http.signed)]
 CurrentPlatform = Annotated[str, Depends(http.platform)]
+# The unified social credit code of a company signing with its own key.
+CurrentCompany = Annotated[str, Depends(http.company)]
 # The citizen of a token whose grant allows the route (`domain.consent`): checked on each call.
 BalanceReader = Annotated[citizens.Citizen, Depends(http.citizen_with(Scope.BALANCE))]
 HistoryReader = Annotated[citizens.Citizen, Depends(http.citizen_with(Scope.HISTORY))]

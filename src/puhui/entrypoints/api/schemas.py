@@ -156,7 +156,10 @@ class MovementOut(BaseModel):
     entry_id: int
     at: datetime = Field(description="When it was booked.")
     kind: str = Field(
-        description="credit, redeem, retire, transfer, reversal, award, award_reversal, expire"
+        description=(
+            "credit, release, redeem, retire, transfer, reversal, award, award_reversal, "
+            "expire, certify, certify_points"
+        )
     )
     amount: int = Field(description="In `unit`: added (+) or taken (−).")
     unit: Literal["g", "pt"]

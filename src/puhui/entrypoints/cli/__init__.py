@@ -13,6 +13,7 @@ from puhui.entrypoints.cli import (
     intake,
     keys,
     ledger,
+    market,
     methodologies,
     platforms,
     review,
@@ -59,6 +60,10 @@ app.add_typer(rewards.programme_app, name="programme")
 app.add_typer(rewards.reward_app, name="reward")
 app.add_typer(rewards.jobs_app, name="jobs")
 app.add_typer(rewards.certificate_app, name="certificate")
+app.add_typer(market.company_app, name="company")
+app.add_typer(market.market_app, name="market")
+app.add_typer(market.proof_app, name="proof")
+app.add_typer(market.registry_app, name="registry")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
@@ -47,7 +48,7 @@ def application(db: str | None, key_file: Path | None) -> Iterator[App]:
     try:
         yield instance
     except PuhuiError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     finally:
         instance.close()
@@ -56,4 +57,7 @@ def application(db: str | None, key_file: Path | None) -> Iterator[App]:
 def print_outcome(outcome: wallet.Outcome) -> None:
     note = " (already done: the first answer)" if outcome.replayed else ""
     out.print(f"{outcome.kind} {outcome.operation}{note}")
-    out.print(json.dumps(outcome.result, ensure_ascii=False, sort_keys=True, indent=2))
+    # A result names what people typed (a reason, a beneficiary): text, never markup.
+    out.print(
+        json.dumps(outcome.result, ensure_ascii=False, sort_keys=True, indent=2), markup=False
+    )

@@ -37,6 +37,13 @@ def programme_add(
     since: Annotated[
         str | None, typer.Option(help="Credits from this time on earn points (default: now).")
     ] = None,
+    certifies: Annotated[
+        bool,
+        typer.Option(
+            help="Its terms let the exchange certify its members' credits into carbon units, "
+            "paid in its points (docs/market.md)."
+        ),
+    ] = False,
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
@@ -50,6 +57,7 @@ def programme_add(
             expiry_days,
             platform,
             starts_at=_moment(since),
+            certifies=certifies,
         )
     out.print(f"programme {p.code}: {p.points_per_kg} points per kg from {p.starts_at:%Y-%m-%d}")
 
@@ -59,7 +67,7 @@ def programme_list(db: Db = None, key_file: KeyFile = None) -> None:
     """Every points programme."""
     with application(db, key_file) as a:
         programmes = wallet.list_programmes(a)
-    table = Table("code", "name", "platform", "points per kg", "expiry days", "since")
+    table = Table("code", "name", "platform", "points per kg", "expiry days", "since", "certifies")
     for p in programmes:
         table.add_row(
             p.code,
@@ -68,6 +76,7 @@ def programme_list(db: Db = None, key_file: KeyFile = None) -> None:
             str(p.points_per_kg),
             str(p.expiry_days or "never"),
             p.starts_at.isoformat(timespec="seconds"),
+            "yes" if p.certifies else "",
         )
     out.print(table)
 

@@ -24,6 +24,7 @@ class Programme:
     points_per_kg: Decimal
     expiry_days: int | None
     starts_at: datetime
+    certifies: bool = False
 
 
 def add_programme(
@@ -34,10 +35,13 @@ def add_programme(
     expiry_days: int | None = None,
     platform: str | None = None,
     starts_at: datetime | None = None,
+    certifies: bool = False,
 ) -> Programme:
     """Define a points programme: each credit from `starts_at` (now by default) on earns
     floor(grams × points_per_kg / 1000) points (of the platform's records only, when a platform
-    runs it), valid for `expiry_days` (for ever without).
+    runs it), valid for `expiry_days` (for ever without). With `certifies`, its terms let the
+    exchange certify the credits it pays points for into carbon units, paying its points for
+    the grams (docs/market.md): every citizen it awarded points takes part.
 
     Raises:
         InputError: a rate or expiry that is not positive, or a code that is not tame.
@@ -54,15 +58,19 @@ def add_programme(
         raise InputError("points expire after a positive number of days")
     now = app.clock()
     starts_at = starts_at or now
-    app.rewards().add_programme(code, name, platform, points_per_kg, expiry_days, starts_at, now)
-    return Programme(code, name, platform, points_per_kg, expiry_days, starts_at)
+    app.rewards().add_programme(
+        code, name, platform, points_per_kg, expiry_days, starts_at, now, certifies
+    )
+    return Programme(code, name, platform, points_per_kg, expiry_days, starts_at, certifies)
 
 
 def list_programmes(app: App) -> list[Programme]:
     """Every points programme."""
     return [
-        Programme(code, name, plat, _plain(Decimal(str(rate))), days, queries.aware(starts))
-        for code, name, plat, rate, days, starts in app.rewards().programmes()
+        Programme(
+            code, name, plat, _plain(Decimal(str(rate))), days, queries.aware(starts), bool(c)
+        )
+        for code, name, plat, rate, days, starts, c in app.rewards().programmes()
     ]
 
 

@@ -41,6 +41,17 @@ def _kind(market: bool) -> str:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("programmes") as batch:
+        batch.add_column(
+            sa.Column(
+                "certifies",
+                sa.Boolean,
+                nullable=False,
+                server_default=sa.false(),
+                comment="its terms let the exchange certify its members' credits, paid in its "
+                "points",
+            )
+        )
     op.create_table(
         "companies",
         sa.Column("id", sa.Integer, nullable=False),
@@ -350,3 +361,5 @@ def downgrade() -> None:
         batch.drop_column("company_id")
         batch.alter_column("platform_id", existing_type=sa.Integer, nullable=False)
     op.drop_table("companies")
+    with op.batch_alter_table("programmes") as batch:
+        batch.drop_column("certifies")
