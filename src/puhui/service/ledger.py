@@ -98,29 +98,6 @@ CHECKS: dict[str, str] = {
     "trip_credited_twice": (
         "no two credited trips of a citizen overlap by more than half of the shorter"
     ),
-    "pool_mismatch": (
-        "every certification pool holds the credits certified into it less what its batches "
-        "and reversals took, and its certify transfers brought exactly those credits"
-    ),
-    "credit_certified_wrongly": (
-        "a certified credit is a credited record's whole credit, of its citizen, never reversed "
-        "on the citizen's account, and no more of it is in batches than it has"
-    ),
-    "units_not_backed": (
-        "a batch's units × 1 000 000 g are the grams its credits gave and the pool moved into "
-        "its units and buffer accounts, which hold them less the buffer's draws"
-    ),
-    "serials_not_partitioned": (
-        "the serial blocks of holdings, retirements, the buffer and cancelled units partition "
-        "each batch's numbers: no gap, no overlap; batches never share a number"
-    ),
-    "holdings_mismatch": "who holds how many units of each batch is what the moves leave there",
-    "unit_move_invalid": (
-        "units move only as the market allows (issued, sold, transferred, retired by their "
-        "holder, cancelled out of the buffer), never out of a retirement, and each trade and "
-        "retirement moved the units it says"
-    ),
-    "batch_root_mismatch": "each batch's Merkle root is the root of its credits as stored",
     "tally_mismatch": (
         "the statistics' tallies (dimension:key:status:reason) recount exactly from records"
     ),
@@ -147,6 +124,29 @@ CHECKS: dict[str, str] = {
         "down, within its methodology's caps given the citizen's earlier credits, and it "
         "names its calculation's methodology"
     ),
+    "pool_mismatch": (
+        "every certification pool holds the credits certified into it less what its batches "
+        "and reversals took, and its certify transfers brought exactly those credits"
+    ),
+    "credit_certified_wrongly": (
+        "a certified credit is a credited record's whole credit, of its citizen, never reversed "
+        "on the citizen's account, and no more of it is in batches than it has"
+    ),
+    "units_not_backed": (
+        "a batch's units × 1 000 000 g are the grams its credits gave and the pool moved into "
+        "its units and buffer accounts, which hold them less the buffer's draws"
+    ),
+    "serials_not_partitioned": (
+        "the serial blocks of holdings, retirements, the buffer and cancelled units partition "
+        "each batch's numbers: no gap, no overlap; batches never share a number"
+    ),
+    "holdings_mismatch": "who holds how many units of each batch is what the moves leave there",
+    "unit_move_invalid": (
+        "units move only as the market allows (issued, sold, transferred, retired by their "
+        "holder, cancelled out of the buffer), never out of a retirement, and each trade and "
+        "retirement moved the units it says"
+    ),
+    "batch_root_mismatch": "each batch's Merkle root is the root of its credits as stored",
 }
 
 
