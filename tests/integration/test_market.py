@@ -212,9 +212,7 @@ def test_a_programme_whose_terms_say_so_certifies_the_credits_it_pays_points_for
     programme without those terms pays its points to those who granted `certify` only."""
     admin.add_platform(town.app, "didi")
     since = NOW - timedelta(days=60)
-    wallet.add_programme(
-        town.app, "green", "Green", Decimal("10"), starts_at=since, certifies=True
-    )
+    wallet.add_programme(town.app, "green", "Green", Decimal("10"), starts_at=since, certifies=True)
     wallet.add_programme(
         town.app, "amap-miles", "miles", Decimal("2"), platform="amap", starts_at=since,
         certifies=True,
