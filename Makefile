@@ -33,7 +33,7 @@ lint: install
 test: install
 	scripts/ensure-system-deps postgres curl chromium java
 	$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --durations=25 $(PYTEST_ARGS)
 
 bench: install
 	scripts/ensure-system-deps postgres
@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python -m bench.dashboard --records 1000000
 	$(BIN)/python -m bench.dashboard --records 1000000 --postgres
 	$(BIN)/python -m bench.fraud --citizens 2000
+	$(BIN)/python -m bench.market --citizens 20000 --days 25
 
 bench-spark: install
 	scripts/ensure-system-deps java

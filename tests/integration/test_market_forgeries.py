@@ -294,6 +294,12 @@ FORGERIES: dict[str, Forgery] = {
         (f"update unit_batches set root = '{'ab' * 32}' where id = 1",),
         ("1",),
     ),
+    # A stored root of a run of leaves replaced: proofs built from it would not verify.
+    "run_root_replaced": Forgery(
+        "batch_root_mismatch",
+        (f"update batch_nodes set hash = '{'cd' * 32}' where batch_id = 1 and chunk = 0",),
+        ("1",),
+    ),
     # A leaf's receipt renamed: the record id the root committed to is not the one stored.
     "leaf_record_id_changed": Forgery(
         "batch_root_mismatch",

@@ -461,3 +461,17 @@ def test_moves_of_units_partition_a_batch_however_it_is_cut() -> None:
         "retired": 10,
     }
     assert rules.merged(held["retired"]) == [Block(1, 101, 110)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 1023, 1024, 1025, 2048, 2049, 3000])
+def test_a_proof_from_runs_of_leaves_is_the_proof_of_the_whole_tree(size: int) -> None:
+    """A batch keeps the roots of its runs of `CHUNK` leaves; the tree of those roots has the
+    batch's root, and a leaf's path within its run followed by its run's path among the roots
+    is its audit path in the whole tree."""
+    hashes = [rules.leaf_hash(rules.leaf("p", str(i), i + 1)) for i in range(size)]
+    roots = rules.chunk_roots(hashes)
+    assert rules.merkle_root(roots) == rules.merkle_root(hashes)
+    for index in sorted({0, size // 2, size - 1, min(size - 1, rules.CHUNK), size - 2} - {-1}):
+        run = index // rules.CHUNK
+        mine = hashes[run * rules.CHUNK : (run + 1) * rules.CHUNK]
+        assert rules.chunked_proof(mine, roots, index) == rules.inclusion_proof(hashes, index)

@@ -391,6 +391,25 @@ def inclusion_proof(hashes: Sequence[bytes], index: int) -> list[bytes]:
     return path
 
 
+# A batch keeps the roots of its leaves' consecutive runs of this many (a power of two): the
+# tree's nodes at that height, from which a proof reads one run and the roots, not every leaf.
+CHUNK = 1024
+
+
+def chunk_roots(hashes: Sequence[bytes]) -> list[bytes]:
+    """The roots of the runs of `CHUNK` leaf hashes (the last run may be shorter): the tree's
+    nodes `log2(CHUNK)` levels above its leaves, whose own tree has the same root."""
+    return [merkle_root(hashes[i : i + CHUNK]) for i in range(0, len(hashes), CHUNK)]
+
+
+def chunked_proof(run: Sequence[bytes], roots: Sequence[bytes], index: int) -> list[bytes]:
+    """The audit path of leaf `index` from its run of leaf hashes (the run `index // CHUNK`)
+    and the runs' roots: its path within the run, then its run's path among the roots. It is
+    `inclusion_proof` of the whole tree: pairs never cross a run, since a full run has an even
+    number of nodes at every height below its root."""
+    return [*inclusion_proof(run, index % CHUNK), *inclusion_proof(roots, index // CHUNK)]
+
+
 def verify_inclusion(
     hashed: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
 ) -> bool:

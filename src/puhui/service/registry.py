@@ -187,22 +187,22 @@ def proofs(app: App, pseudonym: str, entry: int) -> list[dict[str, Any]]:
     for piece in found:
         row = reads(app).batch(int(piece["batch_id"]))
         assert row is not None
-        hashes = reads(app).leaf_hashes(int(piece["batch_id"]))
         index = int(piece["position"])
+        hashed, path = reads(app).audit_path(int(piece["batch_id"]), index)
         out.append(
             {
                 "format": PROOF_FORMAT,
                 "batch": _serial(row),
                 "root": row["root"],
-                "tree_size": len(hashes),
+                "tree_size": int(row["leaves"]),
                 "leaf_index": index,
                 "leaf": {
                     "platform": piece["platform"],
                     "record_id": piece["record_id"],
                     "grams": int(piece["grams"]),
                 },
-                "leaf_hash": hashes[index].hex(),
-                "path": [h.hex() for h in rules.inclusion_proof(hashes, index)],
+                "leaf_hash": hashed.hex(),
+                "path": [h.hex() for h in path],
             }
         )
     return out

@@ -93,29 +93,46 @@ def post(
         raise LedgerError("an entry moves grams or points, never both")
     if any(amount < 0 and accounts[a][0] == "retired" for a, amount, _ in legs):
         raise LedgerError("retired grams are never taken out again")
-    first: int | None = None
     commit = commit_id(conn, at)
-    for moved in transfers_of(entry):
-        transfer_id = int(
-            conn.execute(
-                insert(t.transfers)
-                .values(
-                    kind=kind,
-                    debit_account_id=int(moved.debit),
-                    credit_account_id=int(moved.credit),
-                    amount=moved.amount,
-                    linked_to=first,
-                    operation_id=operation,
-                    reverses=reverses if first is None else None,
-                    created_at=at,
-                    expires_at=expires_at,
-                    commit_id=commit,
-                )
-                .returning(t.transfers.c.id)
-            ).scalar_one()
+    moves = transfers_of(entry)
+    row = {
+        "kind": kind,
+        "operation_id": operation,
+        "created_at": at,
+        "expires_at": expires_at,
+        "commit_id": commit,
+    }
+    first = int(
+        conn.execute(
+            insert(t.transfers)
+            .values(
+                debit_account_id=int(moves[0].debit),
+                credit_account_id=int(moves[0].credit),
+                amount=moves[0].amount,
+                linked_to=None,
+                reverses=reverses,
+                **row,
+            )
+            .returning(t.transfers.c.id)
+        ).scalar_one()
+    )
+    if len(moves) > 1:
+        # The entry's other transfers in one statement, in order (ids ascending), linked to
+        # its first: an award or a certification moves one amount per citizen.
+        conn.execute(
+            insert(t.transfers),
+            [
+                {
+                    "debit_account_id": int(m.debit),
+                    "credit_account_id": int(m.credit),
+                    "amount": m.amount,
+                    "linked_to": first,
+                    "reverses": None,
+                    **row,
+                }
+                for m in moves[1:]
+            ],
         )
-        first = transfer_id if first is None else first
-    assert first is not None
     apply_balances(conn, legs, {a: k for a, (k, _) in accounts.items()})
     return first
 

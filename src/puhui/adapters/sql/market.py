@@ -78,7 +78,7 @@ _BLOCKS = text(
 _LEAVES = text(
     "select c.position, c.grams, r.record_id, p.code from batch_credits c "
     "join records r on r.seq = c.record_seq join platforms p on p.id = r.platform_id "
-    "where c.batch_id = :b order by c.position"
+    "where c.batch_id = :b and c.position between :lo and :hi order by c.position"
 )
 
 
@@ -140,9 +140,10 @@ class SqlMarket:
                 },
             ).all()
             candidates = [rules.Credit(int(s), int(c), int(g)) for s, c, g in rows]
-            owned = _citizen_accounts(conn, sorted({c.citizen for c in candidates}))
+            found = _citizen_accounts(conn, sorted({c.citizen for c in candidates}))
+            owned = {c: account for c, (account, _) in found.items()}
+            balances = {c: held for c, (_, held) in found.items()}
             accounts.lock(conn, pool)  # after the citizens' own: the ledger's lock order
-            balances = {c: accounts.balance(conn, a) for c, a in owned.items()}
             certified = rules.allocate(candidates, balances)
             result: dict[str, Any] = {
                 "period": what.period,
@@ -380,18 +381,21 @@ def _month_ms(period: str) -> int:
     return china_time.day_start_ms(date(year, month, 15))
 
 
-def _citizen_accounts(conn: Connection, citizens: list[int]) -> dict[int, int]:
-    """The grams accounts of citizens, locked in id order (the ledger's lock order)."""
-    found: dict[int, int] = {}
+def _citizen_accounts(conn: Connection, citizens: list[int]) -> dict[int, tuple[int, int]]:
+    """The grams accounts of citizens and what each holds (those with a balance), their balance
+    rows locked in id order (the ledger's lock order; SQLite has one writer at a time)."""
+    found: dict[int, tuple[int, int]] = {}
+    locking = " for update of b" if conn.dialect.name == "postgresql" else ""
     for i in range(0, len(citizens), 5_000):
-        for subject, account in conn.execute(
-            select(t.accounts.c.subject_id, t.accounts.c.id)
-            .where(t.accounts.c.subject_id.in_(citizens[i : i + 5_000]))
-            .where(t.accounts.c.kind == "citizen")
+        for subject, account, held in conn.execute(
+            text(
+                "select a.subject_id, a.id, b.balance_g from accounts a "
+                "join balances b on b.account_id = a.id "
+                "where a.kind = 'citizen' and a.subject_id in :s order by a.id" + locking
+            ).bindparams(bindparam("s", expanding=True)),
+            {"s": citizens[i : i + 5_000]},
         ).all():
-            found[int(subject)] = int(account)
-    for account in sorted(found.values()):
-        accounts.lock(conn, account)
+            found[int(subject)] = (int(account), int(held))
     return found
 
 
@@ -503,7 +507,13 @@ def _issue(
             for i, (seq, grams) in enumerate(pieces)
         ],
     )
-    root = rules.merkle_root(leaf_hashes(conn, batch)).hex()
+    hashes = leaf_hashes(conn, batch)
+    roots = rules.chunk_roots(hashes)
+    root = rules.merkle_root(roots).hex()
+    conn.execute(
+        insert(t.batch_nodes),
+        [{"batch_id": batch, "chunk": i, "hash": h.hex()} for i, h in enumerate(roots)],
+    )
     conn.execute(t.unit_batches.update().where(t.unit_batches.c.id == batch).values(root=root))
     blocks = []
     if units > buffer:
@@ -523,11 +533,17 @@ def _issue(
             "leaves": len(pieces)}  # fmt: skip
 
 
-def leaf_hashes(conn: Connection, batch: int) -> list[bytes]:
-    """The leaf hashes of a batch's credits, in its order."""
+def leaf_hashes(
+    conn: Connection, batch: int, first: int = 0, last: int | None = None
+) -> list[bytes]:
+    """The leaf hashes of a batch's credits, in its order (those at positions `first` to
+    `last` when given)."""
+    rows = conn.execute(
+        _LEAVES, {"b": batch, "lo": first, "hi": (2**31 - 1) if last is None else last}
+    ).all()
     return [
         rules.leaf_hash(rules.leaf(str(code), str(record_id), int(grams)))
-        for _, grams, record_id, code in conn.execute(_LEAVES, {"b": batch}).all()
+        for _, grams, record_id, code in rows
     ]
 
 

@@ -134,11 +134,23 @@ QUERIES: dict[str, str] = {
 
 
 def altered_roots(conn: Connection, catalogue: Catalogue) -> Iterator[str]:
-    """The batches whose stored Merkle root is not the root of their credits as stored."""
+    """The batches whose stored Merkle root, or a stored root of a run of its leaves (which
+    proofs are built from), is not the one of their credits as stored."""
     del catalogue
     for batch, root, leaves in conn.execute(
         text("select id, root, leaves from unit_batches order by id")
     ).all():
         hashes = leaf_hashes(conn, int(batch))
-        if len(hashes) != int(leaves) or rules.merkle_root(hashes).hex() != root:
+        runs = [r.hex() for r in rules.chunk_roots(hashes)]
+        stored = list(
+            conn.execute(
+                text("select hash from batch_nodes where batch_id = :b order by chunk"),
+                {"b": batch},
+            ).scalars()
+        )
+        if (
+            len(hashes) != int(leaves)
+            or rules.merkle_root(hashes).hex() != root
+            or (stored != runs)
+        ):
             yield str(batch)

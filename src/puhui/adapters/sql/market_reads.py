@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from puhui.adapters.sql.market import leaf_hashes
+from puhui.domain.market import CHUNK, chunked_proof
 
 _BATCHES = (
     "select u.id, u.exchange, u.methodology, u.region, u.vintage, u.units, u.buffer_units, "
@@ -156,10 +157,20 @@ class SqlMarketReads:
                 {"r": record},
             )
 
-    def leaf_hashes(self, batch_id: int) -> list[bytes]:
-        """A batch's leaf hashes, in its order."""
+    def audit_path(self, batch_id: int, index: int) -> tuple[bytes, list[bytes]]:
+        """The hash of a batch's leaf at `index` and its audit path: from the run of
+        `domain.market.CHUNK` leaves it is in and the runs' stored roots."""
+        run = index // CHUNK
         with self.engine.connect() as conn:
-            return leaf_hashes(conn, batch_id)
+            hashes = leaf_hashes(conn, batch_id, run * CHUNK, run * CHUNK + CHUNK - 1)
+            roots = [
+                bytes.fromhex(h)
+                for h in conn.execute(
+                    text("select hash from batch_nodes where batch_id = :b order by chunk"),
+                    {"b": batch_id},
+                ).scalars()
+            ]
+        return hashes[index % CHUNK], chunked_proof(hashes, roots, index)
 
     def leaves(self, batch_id: int) -> list[dict[str, Any]]:
         """A batch's credits as its leaves commit to them: platform, record id, grams."""

@@ -763,6 +763,15 @@ batch_credits = Table(
 )
 Index("ix_batch_credits_record_seq", batch_credits.c.record_seq)
 
+batch_nodes = Table(
+    "batch_nodes",
+    metadata,
+    Column("batch_id", Integer, ForeignKey("unit_batches.id"), nullable=False),
+    Column("chunk", Integer, nullable=False, comment="leaves chunk × 1024 to chunk × 1024 + 1023"),
+    Column("hash", String(64), nullable=False, comment="the Merkle root of those leaves, hex"),
+    PrimaryKeyConstraint("batch_id", "chunk"),
+)
+
 unit_blocks = Table(
     "unit_blocks",
     metadata,

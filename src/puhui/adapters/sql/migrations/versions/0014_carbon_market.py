@@ -7,7 +7,8 @@
 - accounts of kind `pool` (certified grams waiting for a batch), `units` and `buffer` (the
   grams behind a batch's units and its buffer);
 - `pool_credits` (each credit certified, once), `unit_batches` with their Merkle roots and
-  `batch_credits` (the leaves), `unit_blocks` (who holds which serial numbers) and
+  `batch_credits` (the leaves) and `batch_nodes` (the roots of runs of 1 024 leaves, which
+  proofs are built from), `unit_blocks` (who holds which serial numbers) and
   `unit_moves` (every move of units, append-only), `unit_trades`, `unit_retirements` and
   `buffer_draws` (reversals of certified credits and the shortfalls of buffers).
 
@@ -169,6 +170,23 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_batch_credits_record_seq", "batch_credits", ["record_seq"])
+    op.create_table(
+        "batch_nodes",
+        sa.Column("batch_id", sa.Integer, nullable=False),
+        sa.Column(
+            "chunk",
+            sa.Integer,
+            nullable=False,
+            comment="leaves chunk × 1024 to chunk × 1024 + 1023",
+        ),
+        sa.Column(
+            "hash", sa.String(64), nullable=False, comment="the Merkle root of those leaves, hex"
+        ),
+        sa.ForeignKeyConstraint(
+            ["batch_id"], ["unit_batches.id"], name=op.f("fk_batch_nodes_batch_id_unit_batches")
+        ),
+        sa.PrimaryKeyConstraint("batch_id", "chunk", name=op.f("pk_batch_nodes")),
+    )
     op.create_table(
         "unit_blocks",
         sa.Column("id", sa.Integer, nullable=False),
@@ -343,6 +361,7 @@ def downgrade() -> None:
         "unit_trades",
         "unit_moves",
         "unit_blocks",
+        "batch_nodes",
         "batch_credits",
         "pool_credits",
         "unit_batches",
