@@ -98,6 +98,12 @@ def test_an_exchange_certifies_sells_and_retires_units(cli: Any, tmp_path: Path)
     assert f"retired 2 units: {SERIAL}-1-2" in retired
     assert certificate in html.read_text(encoding="utf-8")
     assert pdf.read_bytes().startswith(b"%PDF-")
+    verified = run("certificate", "show", certificate)
+    assert f"{certificate}: retirement of 2 certified units by {ACME}" in verified
+    assert "verified" in verified
+    assert f"{SERIAL}-1-2" in verified
+    forged = certificate[:-1] + ("0" if certificate[-1] != "0" else "1")
+    assert "no retirement certificate" in failing(cli, "certificate", "show", forged).stderr
     moved = run("market", "transfer", ACME, BETA, "--units", "1", "--key", "gift-1")
     assert f"{ACME} gave 1 unit to {BETA}: {SERIAL}-3-3" in moved
 

@@ -52,17 +52,11 @@ def _mismatch(expected: Expected, got: dict[str, str] | None) -> str | None:
     return None
 
 
-def _ingest_all(
-    truth: Truth, db: list[str], folder: Path, engine: str = "default"
-) -> dict[tuple[str, int], dict[str, str]]:
+def _ingest_all(truth: Truth, db: list[str], folder: Path) -> dict[tuple[str, int], dict[str, str]]:
     receipts: dict[tuple[str, int], dict[str, str]] = {}
-    on = ["--engine", engine] if engine != "default" else []
-    if engine == "spark":
-        # One core: another test runs beside it on the other (pytest -n 2).
-        on += ["--spark-master", "local[1]", "--spark-partitions", "4"]
     for n, (platform, path) in enumerate(truth.files):
         out = folder / f"receipts-{n:02d}.csv"
-        _run(["ingest", "--platform", platform, "--receipts", str(out), *on, str(path)], db)
+        _run(["ingest", "--platform", platform, "--receipts", str(out), str(path)], db)
         with out.open(encoding="utf-8", newline="") as f:
             for row in csv.DictReader(f):
                 assert row["platform"] == platform
@@ -100,15 +94,12 @@ def test_the_same_seed_writes_the_same_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["default", "spark"])
 def test_every_receipt_of_generated_files_matches_the_truth(
-    database_url: str, tmp_path: Path, engine: str
+    database_url: str, tmp_path: Path
 ) -> None:
-    """Ingested in truth order through the CLI, each row gets its expected receipt and credits,
-    on the default engine and on Spark (`local[1]`, SQLite only: the posting is the default
-    engine's, held on PostgreSQL by tests/integration/test_spark_ingest.py)."""
-    if engine == "spark" and not database_url.startswith("sqlite"):
-        pytest.skip("Spark end to end runs on SQLite")
+    """Ingested in truth order through the CLI, each row gets its expected receipt and credits.
+    (The same files on Spark, on one session: tests/integration/test_spark_ingest.py; the
+    command line on Spark: tests/e2e/test_spark_submit.py.)"""
     truth = generate(tmp_path / "data", records=RECORDS, seed=SEED, fmt="mixed")
     assert {path.suffix for _, path in truth.files} == {".jsonl", ".csv", ".parquet"}
     db = ["--db", database_url, "--key-file", str(tmp_path / "subject.key")]
@@ -116,7 +107,7 @@ def test_every_receipt_of_generated_files_matches_the_truth(
     for platform in truth.platforms:
         _run(["platform", "add", platform], db)
 
-    receipts = _ingest_all(truth, db, tmp_path, engine)
+    receipts = _ingest_all(truth, db, tmp_path)
 
     assert len(receipts) == len(truth.expected) == RECORDS
     problems = [

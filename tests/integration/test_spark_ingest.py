@@ -553,3 +553,39 @@ def test_a_uri_pattern_names_the_files_it_matches_in_name_order(tmp_path: Path) 
         spark_ingest.expand(f"{uri}/nowhere/*.jsonl")
     assert arrow_uri("s3a://intake/amap/part-1.jsonl") == "s3://intake/amap/part-1.jsonl"
     assert arrow_uri("hdfs://nn/intake") == "hdfs://nn/intake"
+
+
+@pytest.mark.slow
+def test_the_end_to_end_data_set_gets_its_truth_on_spark(spark: Any, tmp_path: Path) -> None:
+    """The command line's end-to-end data set (tests/e2e/test_generated_files.py: 4 000 records
+    of nine platforms in JSON Lines, CSV and Parquet, every planted case) ingested on Spark in
+    the order the truth assumes, on one session: each row gets its expected receipt, the
+    credits add up to the truth's, and the ledger is sound. (`puhui ingest --engine spark` as a
+    process is tests/e2e/test_spark_submit.py's.)"""
+    from tests.e2e.test_generated_files import RECORDS, SEED, _mismatch
+
+    truth = generate(tmp_path / "data", records=RECORDS, seed=SEED, fmt="mixed")
+    app = _app(f"sqlite:///{tmp_path / 'p.db'}", tmp_path, truth.platforms)
+    options = SparkOptions(work_dir=str(tmp_path / "spark"), partitions=4, session=spark)
+    receipts: dict[tuple[str, int], dict[str, Any]] = {}
+    try:
+        for platform, path in truth.files:
+            tables: list[pa.Table] = []
+            spark_ingest.ingest_on_spark(app, platform, [path], tables.append, options=options)
+            for row in pa.concat_tables(tables).to_pylist():
+                assert row["platform"] == platform
+                receipts[(str(row["file"]), int(row["row"]))] = row
+        assert len(receipts) == len(truth.expected) == RECORDS
+        problems = [
+            problem
+            for e in truth.expected
+            if (problem := _mismatch(e, receipts.get((e.file, e.row)))) is not None
+        ]
+        assert not problems, "\n".join(problems[:25])
+        credited = sum(
+            int(receipts[(e.file, e.row)]["reduction_g"]) for e in truth.expected if not e.replay
+        )
+        assert credited == truth.total_g
+        assert ledger.verify(app) == []
+    finally:
+        app.close()

@@ -43,6 +43,23 @@ from tests.pgcluster import PgCluster
 
 SEQUENCES = int(os.environ.get("PUHUI_STATEFUL_SEQUENCES", "2000"))
 POOL = SEQUENCES + 500  # shrinking replays sequences too
+# The ledger's checks that redemptions, retirements, gifts, reversals, awards and expiries can
+# break: all but those of intake's records and calculations, and of the commits' chain.
+OPERATIONS_CHECKS = [
+    c
+    for c in ledger.CHECKS
+    if c
+    not in {
+        "calculation_altered",
+        "credit_not_recomputable",
+        "commit_altered",
+        "chain_broken",
+        "checkpoint_invalid",
+        "tally_mismatch",
+        "trip_credited_twice",
+        "ref_credited_twice",
+    }
+]
 RATE = Decimal(10)  # points per kg
 EXPIRY_DAYS = 30
 
@@ -332,10 +349,12 @@ def test_any_sequence_keeps_the_accounts_sound(world: World) -> None:
             assert wallet.get_reward(self.app, self.reward).remaining == self.model.remaining >= 0
 
         def teardown(self) -> None:
-            # The whole ledger is re-checked every 25 sequences and at the end (it grows).
+            # Every 25 sequences, the checks the accounts' operations can break; the whole
+            # ledger at the end (recomputing each credit and the chain costs more as it grows).
             world.sequences += 1
             if hasattr(self, "who") and world.sequences % 25 == 0:
-                assert ledger.verify(self.app) == []
+                broken = self.app.audit().breaking(OPERATIONS_CHECKS)
+                assert {k: v for k, v in broken.items() if v} == {}
 
     Accounts.TestCase.settings = settings(
         max_examples=SEQUENCES,

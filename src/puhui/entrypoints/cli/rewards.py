@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from puhui.entrypoints.cli.common import Db, KeyFile, application, out
-from puhui.service import admin, certificates, review, wallet
+from puhui.service import admin, certificates, retirement_certificates, review, wallet
 
 programme_app = typer.Typer(help="Points programmes.", no_args_is_help=True)
 reward_app = typer.Typer(help="The rewards catalogue.", no_args_is_help=True)
@@ -169,13 +169,18 @@ def jobs_run(db: Db = None, key_file: KeyFile = None) -> None:
 
 @certificate_app.command("show")
 def certificate_show(
-    certificate: Annotated[str, typer.Argument(help="Certificate id, PH-…")],
+    certificate: Annotated[
+        str, typer.Argument(help="Certificate id: PH-… (a citizen's), CR-… (a company's units)")
+    ],
     html: Annotated[Path | None, typer.Option(help="Also write it as an HTML page.")] = None,
     pdf: Annotated[Path | None, typer.Option(help="Also write it as a PDF file.")] = None,
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
     """Verify a certificate and show (or write) it."""
+    if certificate.strip().startswith("CR-"):
+        _units_certificate(certificate, html, pdf, db, key_file)
+        return
     with application(db, key_file) as a:
         found = wallet.verify_certificate(a, certificate)
         if html is not None:
@@ -186,6 +191,27 @@ def certificate_show(
         f"{found.certificate}: {found.kind} certificate issued {found.issued_at:%Y-%m-%d %H:%M} UTC"
     )
     out.print(json.dumps(found.result, ensure_ascii=False, sort_keys=True, indent=2))
+
+
+def _units_certificate(
+    certificate: str, html: Path | None, pdf: Path | None, db: str | None, key_file: Path | None
+) -> None:
+    """A company's retirement of certified units (docs/market.md), verified."""
+    with application(db, key_file) as a:
+        found = retirement_certificates.find(a, certificate)
+        if html is not None:
+            html.write_text(retirement_certificates.html(found), encoding="utf-8")
+        if pdf is not None:
+            pdf.write_bytes(retirement_certificates.pdf(found))
+    r = found.retirement
+    out.print(
+        f"{r.certificate}: retirement of {r.units} certified units by {r.company} "
+        f"({r.company_name}) on {found.retired_at:%Y-%m-%d %H:%M} (UTC+8), verified",
+        markup=False,
+    )
+    out.print(f"beneficiary: {r.beneficiary}; purpose: {r.purpose}", markup=False)
+    for serial in r.serials:
+        out.print(f"  {serial}", markup=False)
 
 
 def _decimal(value: str) -> Decimal:
