@@ -32,7 +32,8 @@ the regulator. Buffer units no longer backed by grams are cancelled (`buffer_can
 A company holding units may move any number of them to another company or retire them for a
 beneficiary and a purpose; a retired unit never moves again.
 
-The standard library only: the SQL renderings (`adapters/sql/market.py`) are held to this.
+The standard library (and `domain.china_time`) only: the SQL renderings
+(`adapters/sql/market.py`) are held to this.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime
+
+from puhui.domain import china_time
 
 # One certified unit: a tonne of CO2e, in grams.
 UNIT_G = 1_000_000
@@ -60,7 +63,6 @@ EXCHANGES: dict[str, str] = {
     "CQ": "重庆联合产权交易所",
     "SZ": "深圳排放权交易所",
 }
-_CHINA = timezone(timedelta(hours=8))
 # Who holds a block of units.
 HOLDERS = ("exchange", "company", "buffer", "retired", "cancelled")
 
@@ -111,12 +113,17 @@ def period_refused(period: str) -> str | None:
     return None
 
 
+def period_ms(period: str) -> tuple[int, int]:
+    """The instants (epoch ms) a month `YYYY-MM` starts and ends, China time."""
+    year, month = (int(p) for p in period.split("-"))
+    start = china_time.day_start_ms(date(year, month, 1))
+    return start, china_time.next_month_ms(start)
+
+
 def period_over(period: str, at: datetime) -> bool:
     """Whether a month (`YYYY-MM`, China time) has ended at `at`: only then are its credits
     all in."""
-    year, month = (int(p) for p in period.split("-"))
-    ends = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=_CHINA)
-    return at >= ends
+    return at.timestamp() * 1000 >= period_ms(period)[1]
 
 
 def region_refused(region: str) -> str | None:

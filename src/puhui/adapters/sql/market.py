@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, text
 
 from puhui.adapters.sql import accounts, ledger
 from puhui.adapters.sql import tables as t
-from puhui.domain import china_time
 from puhui.domain import market as rules
 from puhui.domain.accounts import Outcome, Refusal, points_earned
 from puhui.domain.errors import NotFoundError, RefusedError
@@ -127,14 +126,14 @@ class SqlMarket:
                 # Certifications queue: each sees what the one before certified.
                 conn.execute(text("lock table pool_credits in exclusive mode"))
             pool = accounts.shared(conn, "pool", _pool_code(what), "g")
-            start = china_time.month_start_ms(_month_ms(what.period))
+            start, end = rules.period_ms(what.period)
             rows = conn.execute(
                 _ELIGIBLE,
                 {
                     "m": what.methodology,
                     "region": what.region + "%",
                     "a": start,
-                    "b": china_time.next_month_ms(start),
+                    "b": end,
                     "at": at,
                     "programme": what.programme,
                 },
@@ -373,12 +372,6 @@ def _done(conn: Connection, operation: int, kind: str, result: dict[str, Any]) -
 
 def _pool_code(what: Certification) -> str:
     return f"pool:{what.methodology}:{what.region}"
-
-
-def _month_ms(period: str) -> int:
-    """A moment inside a China month `YYYY-MM`."""
-    year, month = (int(p) for p in period.split("-"))
-    return china_time.day_start_ms(date(year, month, 15))
 
 
 def _citizen_accounts(conn: Connection, citizens: list[int]) -> dict[int, tuple[int, int]]:
