@@ -118,26 +118,20 @@ def batch(app: App, serial_or_id: str) -> BatchView:
     return _batch(row, reads(app).blocks(batch_id))
 
 
-def blocks(app: App, batch_id: int | None = None) -> list[BlockView]:
-    """Who holds which units (of one batch, or all), lowest numbers first."""
+def blocks(app: App, batch_id: int | None = None, uscc: str | None = None) -> list[BlockView]:
+    """Who holds which units (of one batch, or a company's, or all), lowest numbers first."""
     found = reads(app).batches() if batch_id is None else [reads(app).batch(batch_id)]
     by_id = {b["id"]: b for b in found if b is not None}
-    return [_block(app, k, by_id[k["batch_id"]]) for k in reads(app).blocks(batch_id)]
+    return [_block(app, k, by_id[k["batch_id"]]) for k in reads(app).blocks(batch_id, uscc)]
 
 
 def companies(app: App) -> list[CompanyView]:
     """Every company with the units it holds and has retired."""
-    every = blocks(app)
-    return [
-        CompanyView(
-            c["uscc"],
-            c["name"],
-            int(c["held"]),
-            int(c["retired"]),
-            [b for b in every if b.company == c["uscc"]],
-        )
-        for c in reads(app).companies()
-    ]
+    by_company: dict[str, list[BlockView]] = {}
+    for block in blocks(app):
+        if block.company is not None:
+            by_company.setdefault(block.company, []).append(block)
+    return [_company(c, by_company.get(c["uscc"], [])) for c in reads(app).companies()]
 
 
 def company(app: App, uscc: str) -> CompanyView:
@@ -146,10 +140,15 @@ def company(app: App, uscc: str) -> CompanyView:
     Raises:
         NotFoundError: no such company.
     """
-    for found in companies(app):
-        if found.uscc == uscc.strip().upper():
-            return found
-    raise NotFoundError(f"no company {uscc}")
+    code = uscc.strip().upper()
+    found = reads(app).company(code)
+    if found is None:
+        raise NotFoundError(f"no company {uscc}")
+    return _company(found, blocks(app, uscc=code))
+
+
+def _company(row: Mapping[str, Any], held: list[BlockView]) -> CompanyView:
+    return CompanyView(row["uscc"], row["name"], int(row["held"]), int(row["retired"]), held)
 
 
 def retirements(app: App) -> list[RetirementView]:

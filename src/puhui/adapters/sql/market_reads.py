@@ -46,9 +46,12 @@ class SqlMarketReads:
             ).scalar()
         return None if found is None else int(found)
 
-    def blocks(self, batch_id: int | None = None) -> list[dict[str, Any]]:
-        """The serial blocks (of one batch, or all) with their holder, lowest numbers first."""
-        where = "" if batch_id is None else " where k.batch_id = :b"
+    def blocks(self, batch_id: int | None = None, uscc: str | None = None) -> list[dict[str, Any]]:
+        """The serial blocks (of one batch, or a company's, or all) with their holder, lowest
+        numbers first."""
+        where = " where 1 = 1"
+        where += "" if batch_id is None else " and k.batch_id = :b"
+        where += "" if uscc is None else " and c.uscc = :u"
         with self.engine.connect() as conn:
             return _dicts(
                 conn,
@@ -56,11 +59,12 @@ class SqlMarketReads:
                 "from unit_blocks k left join companies c on c.id = k.company_id"
                 + where
                 + " order by k.first",
-                {"b": batch_id},
+                {"b": batch_id, "u": uscc},
             )
 
-    def companies(self) -> list[dict[str, Any]]:
-        """Every company, with the units it holds and has retired."""
+    def companies(self, uscc: str | None = None) -> list[dict[str, Any]]:
+        """Every company (or the one with this code), with the units it holds and has retired."""
+        where = "" if uscc is None else " where c.uscc = :u"
         with self.engine.connect() as conn:
             return _dicts(
                 conn,
@@ -69,13 +73,13 @@ class SqlMarketReads:
                 "where k.company_id = c.id and k.holder = 'company'), 0) as held, "
                 "coalesce((select sum(k.last - k.first + 1) from unit_blocks k "
                 "where k.company_id = c.id and k.holder = 'retired'), 0) as retired "
-                "from companies c order by c.uscc",
-                {},
+                "from companies c" + where + " order by c.uscc",
+                {"u": uscc},
             )
 
     def company(self, uscc: str) -> dict[str, Any] | None:
         """One company, by its code."""
-        found = [c for c in self.companies() if c["uscc"] == uscc]
+        found = self.companies(uscc)
         return found[0] if found else None
 
     def retirements(self, retirement: int | None = None) -> list[dict[str, Any]]:
