@@ -33,12 +33,14 @@ class Settings:
             (`PUHUI_SMS_OUTBOX`; by default beside an SQLite database, `puhui.db` →
             `puhui.sms.jsonl`, else beside the key file); `PUHUI_SMS=console` prints them on
             standard error instead.
+        exchange_code: the carbon exchange this node runs for; `PUHUI_EXCHANGE` when None.
     """
 
     database_url: str
     key_file: Path
     min_cell: int = DEFAULT_MIN_CELL
     sms_outbox: Path | None = None
+    exchange_code: str | None = None
 
     @classmethod
     def load(cls, database_url: str | None = None, key_file: str | Path | None = None) -> Settings:
@@ -56,8 +58,9 @@ class Settings:
     def exchange(self) -> str:
         """The carbon exchange this node runs for (`PUHUI_EXCHANGE`: one of the codes of
         `domain.market.EXCHANGES`, `BJ` by default): its code starts the serial numbers of the
-        units it certifies."""
-        return os.environ.get("PUHUI_EXCHANGE", "").strip().upper() or "BJ"
+        units it certifies, and it names the node in the common mechanism."""
+        given = self.exchange_code or os.environ.get("PUHUI_EXCHANGE", "")
+        return given.strip().upper() or "BJ"
 
     def spark_dir(self) -> str:
         """Where Spark ingests keep the claims store and stage their jobs

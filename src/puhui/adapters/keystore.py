@@ -37,6 +37,8 @@ PURPOSES: dict[str, str] = {
     "consent-codes": "one-time sign-in codes and OAuth authorization codes",
     "certificates": "the check part of retirement and tree certificate ids",
     "checkpoints": "the Ed25519 key that signs the ledger's hash-chain checkpoints",
+    "federation": "the Ed25519 key that signs a node's batches, or the registry's answers, in "
+    "the common mechanism (never derived from the subject key, which a federation's nodes share)",
 }
 _FILE = re.compile(r"([a-z-]+)\.([0-9]{1,6})\.key")
 

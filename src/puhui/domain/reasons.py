@@ -19,7 +19,8 @@ class Status(StrEnum):
     CREDITED = "credited"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
-    # Spec v1.1: waiting for a second source or a review; ends credited or rejected.
+    # Spec v1.1: waiting for a second source or a review; ends credited or rejected (or, on a
+    # node of the common mechanism, a duplicate: docs/federation.md).
     HELD = "held"
 
 
@@ -69,12 +70,16 @@ class Reason(StrEnum):
     VOLUME_OUTLIER = "volume_outlier"
     BURST = "burst"
     REPEATED_TRIP = "repeated_trip"
+    # The common mechanism across nodes (docs/federation.md): held until the registry answers.
+    AWAITING_REGISTRY = "awaiting_registry"
     # ... and how a held record ended.
     CORROBORATED = "corroborated"
     RELEASED = "released"
     CREDITED_UNCORROBORATED = "credited_uncorroborated"
     REJECTED_ON_REVIEW = "rejected_on_review"
     NOT_CORROBORATED = "not_corroborated"
+    REGISTERED = "registered"
+    DUPLICATE_FEDERATED = "duplicate_federated"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -136,6 +141,9 @@ DESCRIPTIONS: dict[Reason, str] = {
     "starting in this minute than it usually does.",
     Reason.REPEATED_TRIP: "Held: the citizen reported a trip of this scene with the same "
     "distance and duration, to the metre and second, before.",
+    Reason.AWAITING_REGISTRY: "Held: this exchange's node registers the record's claim with "
+    "the common mechanism's registry, which answers whether another node's record of the same "
+    "behaviour came first (docs/federation.md).",
     Reason.CORROBORATED: "Credited after being held: an authoritative source reported the same "
     "behaviour.",
     Reason.RELEASED: "Credited after being held: released by a reviewer.",
@@ -144,6 +152,11 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.REJECTED_ON_REVIEW: "Rejected after being held: refused by a reviewer.",
     Reason.NOT_CORROBORATED: "Rejected after being held: not corroborated within the policy's "
     "window.",
+    Reason.REGISTERED: "Credited after being held: the registry answered that no other node's "
+    "record of the same behaviour came before it.",
+    Reason.DUPLICATE_FEDERATED: "A duplicate after being held: the registry answered that a "
+    "record of the same behaviour reached another exchange's node first (same scene and `ref`, "
+    "or the citizen's overlapping trip).",
 }
 
 

@@ -2,6 +2,8 @@
 
 After settlement has decided a chunk, every record it would credit is *judged*:
 
+0. **Registry.** On a node of the common mechanism (`domain.federation`), every record it
+   would credit waits for the registry's answer: `awaiting_registry`.
 1. **Policy.** When the evidence policies are in force on the record's China day and a policy
    covers its scene and region, a record of a platform that is not one of the policy's
    authorities waits for what the policy asks: `awaiting_corroboration` or `review_required`.
@@ -17,6 +19,12 @@ A held record ends once, in one of these ways, and its receipt then shows the ou
   duplicate of it. When `awaiting_corroboration` was its only reason, it is credited
   (`corroborated`); otherwise the corroboration is noted and a reviewer decides.
 - **Released** or **rejected** by a reviewer (`released`, `rejected_on_review`).
+- **Registered** (a node of the common mechanism): the registry answered its claim. `first`
+  takes `awaiting_registry` off its reasons: credited (`registered`) when nothing else is
+  left, or as corroborated when only corroboration was left and it came meanwhile; otherwise
+  it stays held for the rest. `duplicate` ends it as a duplicate (`duplicate_federated`): its
+  pending grams go back to the issuing account, and it keeps its claim, as every duplicate
+  does. A reviewer may reject a record still awaiting the registry, not release it.
 - **Timed out**: still awaiting corroboration, and nothing else, at the end of its policy's
   window: rejected (`not_corroborated`) or credited (`credited_uncorroborated`) as the policy
   says.
@@ -56,16 +64,19 @@ class Hold(NamedTuple):
     policy: Policy | None
 
 
-def hold_of(record: Judged, evidence: Evidence, fired: Mapping[Reason, object]) -> Hold | None:
-    """Whether, and why, a record settlement would credit is held instead."""
-    if not evidence.applies_on(record.day):
-        return None
-    reasons: list[Reason] = []
-    policy = evidence.policy_for(record.scene, record.region)
-    waits = None if policy is None else policy.hold_reason(record.platform)
-    if waits is not None:
-        reasons.append(waits)
-    reasons += [code for code in SIGNALS if code in fired]
+def hold_of(
+    record: Judged, evidence: Evidence, fired: Mapping[Reason, object], federated: bool = False
+) -> Hold | None:
+    """Whether, and why, a record settlement would credit is held instead (`federated`: this
+    node registers its claims with the common mechanism's registry)."""
+    reasons: list[Reason] = [Reason.AWAITING_REGISTRY] if federated else []
+    waits = policy = None
+    if evidence.applies_on(record.day):
+        policy = evidence.policy_for(record.scene, record.region)
+        waits = None if policy is None else policy.hold_reason(record.platform)
+        if waits is not None:
+            reasons.append(waits)
+        reasons += [code for code in SIGNALS if code in fired]
     if not reasons:
         return None
     return Hold(tuple(reasons), policy if waits is not None else None)
@@ -104,6 +115,27 @@ def on_decision(decision: Decision) -> Outcome:
     if decision is Decision.RELEASE:
         return Outcome(Status.CREDITED, Reason.RELEASED)
     return Outcome(Status.REJECTED, Reason.REJECTED_ON_REVIEW)
+
+
+def on_registry(
+    reasons: tuple[str, ...], first: bool, corroborated: bool
+) -> tuple[Outcome | None, tuple[str, ...]]:
+    """What the registry's answer does to a record held awaiting it: (its outcome, or None
+    while it stays held; the reasons it is still held for)."""
+    if not first:
+        return Outcome(Status.DUPLICATE, Reason.DUPLICATE_FEDERATED), ()
+    rest = tuple(r for r in reasons if r != Reason.AWAITING_REGISTRY)
+    if not rest:
+        return Outcome(Status.CREDITED, Reason.REGISTERED), rest
+    if corroborated:
+        return on_corroboration(rest), rest
+    return None, rest
+
+
+def may_release(reasons: tuple[str, ...]) -> bool:
+    """Whether a reviewer may release a held record: not while it awaits the registry, whose
+    answer may be that another node's record came first."""
+    return Reason.AWAITING_REGISTRY not in reasons
 
 
 def on_timeout(reasons: tuple[str, ...], policy: Policy) -> Outcome | None:

@@ -523,6 +523,8 @@ REASONS: dict[str, dict[str, str]] = {
         "repeated_trip": "重复行程", "corroborated": "已获佐证", "released": "审核放行",
         "credited_uncorroborated": "未获佐证，按政策入账",
         "rejected_on_review": "审核驳回", "not_corroborated": "未获佐证",
+        "awaiting_registry": "等待全国登记", "registered": "全国登记为首报",
+        "duplicate_federated": "其他交易所节点已先行登记",
     },
     "en": {
         "": "—", "duplicate_ref": "same evidence reported again",
@@ -546,6 +548,9 @@ REASONS: dict[str, dict[str, str]] = {
         "released": "released on review",
         "credited_uncorroborated": "credited uncorroborated, by the policy",
         "rejected_on_review": "rejected on review", "not_corroborated": "not corroborated",
+        "awaiting_registry": "awaiting the national registry",
+        "registered": "registered first nationwide",
+        "duplicate_federated": "first reported at another exchange's node",
     },
 }  # fmt: skip
 

@@ -81,16 +81,19 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
     from puhui.bootstrap import bootstrap
     from puhui.config import Settings
     from puhui.entrypoints import observability
-    from puhui.service import ledger
+    from puhui.service import federation, ledger
 
     app = bootstrap(Settings(database_url, Path(key_file)))
     loop = GroupCommit(app, observe=observability.observe_group)
     # The server's one keeper of the ledger: sealed every few seconds, checkpointed every ten
     # minutes.
     keeper = ledger.Keeper(app)
+    # A node of the common mechanism registers its claims from here (nothing, until it joins).
+    syncer = federation.SyncLoop(app, log=log.warning)
     Path(address).unlink(missing_ok=True)  # left by a settlement process that died
     listener = Listener(address, family="AF_UNIX", authkey=authkey)
     keeper.start()
+    syncer.start()
     threading.Thread(
         target=_outlive_no_server, args=(os.getppid(),), name="puhui-orphan", daemon=True
     ).start()
@@ -109,6 +112,7 @@ def run(database_url: str, key_file: str, address: str, authkey: bytes, ready: E
     finally:
         listener.close()
         loop.close()
+        syncer.stop()
         keeper.stop()
         app.close()
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from puhui.domain.accounts import Outcome, Shard
 from puhui.domain.consent import Event
+from puhui.domain.federation import Answer, Link, Outgoing
 from puhui.domain.market import Certification
 from puhui.domain.review import OpenHold, Resolution
 from puhui.domain.signing import Refusal
@@ -116,6 +117,15 @@ class IntakeStore(Protocol):
         """Store why records were held."""
         ...
 
+    def federated(self) -> bool:
+        """Whether this node has joined a registry of the common mechanism: what it would
+        credit waits for the registry's answer (`domain.federation`)."""
+        ...
+
+    def federation_tallies(self) -> dict[str, int]:
+        """This node's figures for the registry: records by status, grams credited."""
+        ...
+
     def open_holds(self, seqs: Iterable[int]) -> list[OpenHold]:
         """The held records among these, not decided yet."""
         ...
@@ -161,12 +171,77 @@ class IntakeStore(Protocol):
         ...
 
 
+class FederationLink(Protocol):
+    """A node's link to the common mechanism's registry (`domain.federation`), in the unit of
+    work's transaction."""
+
+    def link(self) -> Link | None:
+        """The link, if this node joined a registry."""
+        ...
+
+    def join(self, node: str, url: str, registry_key: str, at: datetime) -> int:
+        """Join a registry; the first record seq registered (`RefusedError`: joined already)."""
+        ...
+
+    def unanswered(self) -> tuple[int, bytes] | None:
+        """The oldest batch sent and not answered: (number, body as signed)."""
+        ...
+
+    def outgoing(self, link: Link, limit: int) -> Outgoing:
+        """What the next batch holds."""
+        ...
+
+    def store_batch(
+        self,
+        number: int,
+        body: bytes,
+        claims: Sequence[tuple[int, str]],
+        withdrawn: Sequence[int],
+        through_seq: int,
+        at: datetime,
+    ) -> None:
+        """Keep a batch as it will be signed and sent, with its claims and withdrawals."""
+        ...
+
+    def claims_of(self, ids: Iterable[str]) -> dict[str, int]:
+        """The record seq of each of these claim ids."""
+        ...
+
+    def claim_ids(self, seqs: Iterable[int]) -> dict[int, str]:
+        """The claim id of each of these records, where it has one."""
+        ...
+
+    def answered(
+        self,
+        number: int,
+        answer: bytes,
+        signature: str,
+        verdicts: Sequence[tuple[int, Answer]],
+        at: datetime,
+    ) -> bool:
+        """Record the registry's answer to a batch; False when it was answered already."""
+        ...
+
+    def update_hold_reasons(self, reasons: Sequence[tuple[int, str]]) -> None:
+        """What held records still wait for, once the registry answered `first`."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """What the link has done and what waits."""
+        ...
+
+
 class IntakeUnitOfWork(Protocol):
     """One transaction of intake: rolled back on leaving unless committed."""
 
     @property
     def store(self) -> IntakeStore:
         """The reads and writes of this transaction."""
+        ...
+
+    @property
+    def federation(self) -> FederationLink:
+        """The node's link to the common mechanism's registry, in this transaction."""
         ...
 
     def __enter__(self) -> IntakeUnitOfWork: ...

@@ -22,6 +22,7 @@ from puhui.bootstrap import App
 from puhui.domain import china_time
 from puhui.domain.errors import InputError
 from puhui.domain.evidence import Evidence, Need, Policy
+from puhui.domain.federation import registered
 from puhui.domain.reasons import Reason, Status
 from puhui.domain.review import (
     Decision,
@@ -29,6 +30,7 @@ from puhui.domain.review import (
     Resolution,
     corroborates,
     hold_of,
+    may_release,
     on_corroboration,
     on_decision,
     on_timeout,
@@ -62,17 +64,29 @@ def review_chunk(
     platform_id: int,
     received_at: datetime,
 ) -> Reviewed:
-    """Judge the records of a settled chunk that settlement would credit (`domain.review`)."""
+    """Judge the records of a settled chunk that settlement would credit (`domain.review`).
+    On a node of the common mechanism (the store has a link to a registry), every one of them
+    is held awaiting the registry's answer."""
     reviewed = Reviewed(settled)
-    if evidence.version == "none" or settled.num_rows == 0:
+    if settled.num_rows == 0:
+        return reviewed
+    federated = store.federated()
+    if evidence.version == "none" and not federated:
         return reviewed
     new = pc.equal(settled.column("role"), pa.scalar(Role.NEW.value))
     credited = pc.and_(new, pc.equal(settled.column("status"), Status.CREDITED.value))
     duplicate = pc.and_(new, pc.equal(settled.column("status"), Status.DUPLICATE.value))
-    in_force = pc.greater_equal(
-        settled.column("start_ms"), china_time.day_start_ms(evidence.in_force_from)
-    )
-    judged_mask = pc.fill_null(pc.and_(credited, in_force), False)
+    if evidence.version == "none":
+        in_force = pa.array([False] * settled.num_rows)
+    else:
+        in_force = pc.greater_equal(
+            settled.column("start_ms"), china_time.day_start_ms(evidence.in_force_from)
+        )
+    signalled = pc.fill_null(pc.and_(credited, in_force), False)
+    # What the registry compares (`domain.federation.registered`): a ref, or a trip.
+    registrable = pc.or_(pc.is_valid(settled.column("ref")), pc.is_valid(settled.column("end_ms")))
+    waits = pc.fill_null(pc.and_(credited, registrable), False) if federated else None
+    judged_mask = signalled if waits is None else pc.or_(signalled, waits)
     if pc.any(pc.and_(duplicate, in_force)).as_py():
         reviewed.corroborations = _corroborations(
             store, evidence, settled.filter(pc.fill_null(duplicate, False)), platform
@@ -81,19 +95,24 @@ def review_chunk(
         return reviewed
     valid = pc.fill_null(pc.or_(credited, duplicate), False)
     chunk = settled.filter(valid)
+    fired: dict[int, dict[Reason, Any]] = {}
+    if pc.any(signalled).as_py():
+        fired = _signals(store, con, evidence, chunk, signalled.filter(valid), platform_id)
     judged = judged_mask.filter(valid)
-    fired = _signals(store, con, evidence, chunk, judged, platform_id)
 
     holds: dict[int, tuple[Reason, ...]] = {}
     rows = (
         chunk.filter(judged)
-        .select(["seq", "scene", "region", "start_ms", "reduction_g"])
+        .select(["seq", "scene", "region", "start_ms", "end_ms", "ref", "reduction_g"])
         .to_pylist()
     )
     for r in rows:
         day = china_time.day_of_ms(r["start_ms"])
         found = fired.get(r["seq"], {})
-        hold = hold_of(Judged(r["seq"], platform, r["scene"], r["region"], day), evidence, found)
+        waiting = federated and registered(r["ref"], r["start_ms"], r["end_ms"])
+        hold = hold_of(
+            Judged(r["seq"], platform, r["scene"], r["region"], day), evidence, found, waiting
+        )
         if hold is None:
             continue
         detail = {
@@ -105,6 +124,8 @@ def review_chunk(
             if code in found
         }
         until = None
+        if waiting:
+            detail[Reason.AWAITING_REGISTRY.value] = {"why": _REGISTRY_WHY}
         if hold.policy is not None:
             detail[hold.reasons[0].value] = {"why": _policy_why(hold.policy)}
             if hold.policy.others is Need.CORROBORATION:
@@ -125,6 +146,12 @@ def review_chunk(
     if holds:
         reviewed.settled = _held(settled, holds)
     return reviewed
+
+
+_REGISTRY_WHY = (
+    "this node registers the record's claim with the common mechanism's registry, which "
+    "answers whether another exchange's node received the same behaviour first"
+)
 
 
 def _policy_why(policy: Policy) -> str:
@@ -278,6 +305,9 @@ def decide(
     if not note.strip():
         raise InputError("a decision needs a reason")
     outcome = on_decision(decision)
+    if decision is Decision.RELEASE:
+        waiting = {h.seq for h in store.open_holds(seqs) if not may_release(h.reasons)}
+        seqs = [s for s in seqs if s not in waiting]
     return store.resolve_holds([Resolution(s, outcome, by, note.strip()) for s in seqs], at)
 
 

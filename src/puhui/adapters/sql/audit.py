@@ -60,11 +60,13 @@ QUERIES: dict[str, str | Callable[[str], str] | Recomputed | chain.Rehashed] = {
         "where x.kind = 'hold' and (h.record_seq is null or x.amount <> h.grams "
         "or a.kind is null or a.kind <> 'held' or a.owner_id <> r.subject_id "
         "or i.kind is null or i.kind <> 'issuance' or i.platform_id <> r.platform_id "
-        "or i.methodology <> r.methodology or r.status = 'duplicate' "
+        "or i.methodology <> r.methodology "
         "or (r.status = 'held' and (p.id is not null or x.amount <> r.reduction_g)) "
         "or (r.status = 'credited' and (p.id is null or p.kind <> 'release' "
         "or x.amount <> r.reduction_g)) "
-        "or (r.status = 'rejected' and (p.id is null or p.kind <> 'void')))"
+        # Rejected, or a duplicate of another node's record (`domain.federation`): voided.
+        "or ((r.status = 'rejected' or r.status = 'duplicate') "
+        "and (p.id is null or p.kind <> 'void')))"
     ),
     "hold_decision_mismatch": (
         "select cast(h.record_seq as varchar(20)) from holds h "

@@ -26,6 +26,7 @@ from puhui.adapters.sql.bulk import (
 )
 from puhui.domain import china_time
 from puhui.domain.errors import NotFoundError
+from puhui.domain.reasons import Status
 from puhui.domain.review import OpenHold, Resolution
 from puhui.domain.rules import LONGEST_TRIP_MS
 from puhui.domain.scenes import MAX_DEVICE, MAX_RECORD_ID, MAX_REF_KEY
@@ -380,6 +381,25 @@ class IntakeStore:
     def write_holds(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Store why records were held (`holds.HOLD_COLUMNS`)."""
         holds.write_holds(self.conn, rows)
+
+    def federated(self) -> bool:
+        """Whether this node has joined a registry (`federation_link` has its row)."""
+        return self.conn.execute(text("select 1 from federation_link")).first() is not None
+
+    def federation_tallies(self) -> dict[str, int]:
+        """This node's figures for the registry's oversight (no personal data): records by
+        status and the grams credited."""
+        rows = self.conn.execute(
+            text(
+                "select status, sum(records), sum(grams) from tallies "
+                "where dimension = 'all' group by status"
+            )
+        ).all()
+        found = {str(status): (int(n or 0), int(g or 0)) for status, n, g in rows}
+        out = {status.value: found.get(status.value, (0, 0))[0] for status in Status}
+        out["records"] = sum(n for n, _ in found.values())
+        out["credited_g"] = found.get("credited", (0, 0))[1]
+        return out
 
     def open_holds(self, seqs: Iterable[int]) -> list[OpenHold]:
         """The held records among these, not decided yet."""

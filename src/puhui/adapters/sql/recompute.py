@@ -146,7 +146,7 @@ def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[s
         "r.status, h.grams, h.decided_seq from records r "
         "left join holds h on h.record_seq = r.seq "
         "where r.status = 'credited' or r.status = 'held' "
-        "or (r.status = 'rejected' and h.record_seq is not null) "
+        "or ((r.status = 'rejected' or r.status = 'duplicate') and h.record_seq is not null) "
         "order by r.subject_id, r.scene, r.seq",
     ):
         if (citizen, scene) != group:
@@ -155,7 +155,8 @@ def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[s
         for stop in [s for s in stops if s[0] <= seq]:
             book.use(citizen, scene, stop[1], -1, -stop[2])  # type: ignore[arg-type]
             stops.remove(stop)
-        rejected = status == "rejected"
+        # Held, then rejected or found another node's duplicate: it counted until then.
+        rejected = status in ("rejected", "duplicate")
         if rejected:
             grams = held_g
             if decided_seq is not None and start_ms is not None:

@@ -587,13 +587,13 @@ holds = Table(
         nullable=True,
         comment="the first seq settled after the decision",
     ),
-    Column("outcome", String(10), nullable=True, comment="credited or rejected"),
+    Column("outcome", String(10), nullable=True, comment="credited, rejected or duplicate"),
     Column("outcome_reason", String(32), nullable=True),
     Column("decided_by", Text, nullable=True, comment="the reviewer, or the policy"),
     Column("note", Text, nullable=True, comment="the reviewer's reason"),
     CheckConstraint(
         "(decided_at is null and outcome is null) or "
-        "(decided_at is not null and outcome in ('credited', 'rejected') "
+        "(decided_at is not null and outcome in ('credited', 'rejected', 'duplicate') "
         "and decided_by is not null)",
         name="decided",
     ),
@@ -865,3 +865,99 @@ buffer_draws = Table(
     UniqueConstraint("record_seq", "batch_id"),
     CheckConstraint("drawn_g + shortfall_g = grams and shortfall_g >= 0", name="draw"),
 )
+
+
+# The common mechanism across nodes (`domain.federation`, docs/federation.md) -----------------
+# A node's side: its link to the registry, the batches it sent (kept as sent, to be sent again
+# until answered) and each record's claim with the registry's answer.
+
+federation_link = Table(
+    "federation_link",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("node", String(16), nullable=False, comment="this node's code"),
+    Column("url", Text, nullable=False, comment="the registry's base URL"),
+    Column("registry_key", String(64), nullable=False, comment="its Ed25519 public key, hex"),
+    Column("joined_seq", BigInteger, nullable=False, comment="the first record registered"),
+    Column("through_seq", BigInteger, nullable=False, comment="records sent up to this seq"),
+    Column("next_batch", Integer, nullable=False, comment="the number of the next batch"),
+    Column("joined_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("id = 1", name="one"),
+)
+
+federation_outbox = Table(
+    "federation_outbox",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False, comment="the batch exactly as signed"),
+    Column("events", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Column("answer", Text, nullable=True, comment="the registry's answer, as signed"),
+    Column("signature", String(128), nullable=True, comment="the registry's, hex"),
+)
+
+federation_claims = Table(
+    "federation_claims",
+    metadata,
+    Column("record_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("claim_id", String(40), nullable=False, unique=True),
+    Column("batch", Integer, nullable=False),
+    Column("withdrawn_in", Integer, nullable=True, comment="the batch that withdrew it"),
+    Column("position", BigInteger, nullable=True, comment="in the registry's global order"),
+    Column("verdict", String(10), nullable=True, comment="first or duplicate"),
+    Column("reasons", Text, nullable=True),
+    Column("of_node", String(16), nullable=True),
+    Column("of_claim", String(40), nullable=True),
+    CheckConstraint("verdict is null or verdict in ('first', 'duplicate')", name="verdict"),
+)
+Index("ix_federation_claims_batch", federation_claims.c.batch)
+
+# The registry's side: its member nodes, the batches each sent (with the answer given, so that
+# a batch sent again is answered the same) and every claim in global order.
+
+common_nodes = Table(
+    "common_nodes",
+    metadata,
+    Column("code", String(16), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("public_key", String(64), nullable=False, comment="Ed25519, hex"),
+    Column("fingerprint", String(32), nullable=False, comment="of its claims key"),
+    Column("next_batch", Integer, nullable=False, server_default=text("1")),
+    Column("tallies", Text, nullable=False, server_default=text("'{}'"), comment="JSON, latest"),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=True),
+)
+
+common_batches = Table(
+    "common_batches",
+    metadata,
+    Column("node", String(16), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("digest", String(64), nullable=False, comment="SHA-256 of the batch, hex"),
+    Column("answer", Text, nullable=False, comment="the answer, exactly as signed"),
+    Column("signature", String(128), nullable=False, comment="the registry's, hex"),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("node", "number"),
+)
+
+common_claims = Table(
+    "common_claims",
+    metadata,
+    Column("position", RowId, primary_key=True, autoincrement=False, comment="global order"),
+    Column("node", String(16), nullable=False),
+    Column("claim_id", String(40), nullable=False),
+    Column("batch", Integer, nullable=False),
+    Column("ref", String(64), nullable=True),
+    Column("citizen", String(64), nullable=True),
+    Column("start_ms", BigInteger, nullable=True),
+    Column("end_ms", BigInteger, nullable=True),
+    Column("verdict", String(10), nullable=False),
+    Column("reasons", Text, nullable=False, server_default=text("''")),
+    Column("of_position", BigInteger, nullable=True),
+    Column("withdrawn_at", BigInteger, nullable=True, comment="the position it stopped at"),
+    UniqueConstraint("node", "claim_id"),
+    CheckConstraint("verdict in ('first', 'duplicate')", name="verdict"),
+)
+Index("ix_common_claims_ref", common_claims.c.ref)
+Index("ix_common_claims_citizen_start", common_claims.c.citizen, common_claims.c.start_ms)

@@ -7,6 +7,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
+from puhui.adapters.sql.federation import SqlNodeLink
 from puhui.adapters.sql.intake import IntakeStore
 
 
@@ -14,6 +15,7 @@ class SqlIntakeUnitOfWork:
     """Implements `service.ports.IntakeUnitOfWork` on a database engine."""
 
     store: IntakeStore
+    federation: SqlNodeLink
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -24,6 +26,7 @@ class SqlIntakeUnitOfWork:
         self._conn = self.engine.connect()
         self._transaction = self._conn.begin()
         self.store = IntakeStore(self._conn)
+        self.federation = SqlNodeLink(self._conn)
         return self
 
     def __exit__(

@@ -10,6 +10,7 @@ import typer
 from puhui.entrypoints.cli import (
     accounts,
     consent,
+    federation,
     intake,
     keys,
     ledger,
@@ -54,6 +55,7 @@ accounts.account_app.command("grants")(consent.account_grants)
 accounts.account_app.command("revoke-grant")(consent.account_revoke_grant)
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(review.review_app, name="review")
+app.add_typer(federation.federation_app, name="federation")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(methodologies.methodology_app, name="methodology")
 app.add_typer(rewards.programme_app, name="programme")

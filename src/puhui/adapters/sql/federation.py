@@ -1,0 +1,600 @@
+"""The common mechanism on SQL (`domain.federation`): a node's link, outbox and claims, and the
+registry's nodes, batches and claims in global order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy.exc import IntegrityError
+
+from puhui.adapters.sql import tables as t
+from puhui.domain.errors import NotFoundError, RefusedError
+from puhui.domain.federation import (
+    Answer,
+    Claim,
+    Event,
+    Link,
+    Op,
+    Outgoing,
+    Register,
+    Registered,
+    Valid,
+)
+from puhui.domain.rules import LONGEST_TRIP_MS
+
+_BATCH = 500  # bound parameters per lookup
+# The valid records a node registers (`domain.federation.registered`): a ref, or a trip.
+_REGISTERED = "r.methodology is not null and (r.ref is not null or r.end_ms is not null)"
+
+
+class SqlNodeLink:
+    """A node's side, in the caller's transaction (`IntakeUnitOfWork.federation`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def link(self) -> Link | None:
+        """The link to the registry, if this node joined one."""
+        row = self.conn.execute(
+            text(
+                "select node, url, registry_key, joined_seq, through_seq, next_batch "
+                "from federation_link"
+            )
+        ).first()
+        return None if row is None else Link(*row)
+
+    def join(self, node: str, url: str, registry_key: str, at: datetime) -> int:
+        """Join a registry: every record settled from now on is registered. Returns the first
+        seq registered. Taking the record counter's row waits for the chunks settling now, so
+        that each chunk is settled wholly before or wholly after the join.
+
+        Raises:
+            RefusedError: this node joined a registry already.
+        """
+        if self.link() is not None:
+            raise RefusedError("joined", "this node has joined a registry already")
+        first = self.conn.execute(
+            text("update meta set value = value where key = 'next_record' returning value")
+        ).scalar_one_or_none()
+        joined = int(first or 1)
+        self.conn.execute(
+            t.federation_link.insert().values(
+                id=1,
+                node=node,
+                url=url,
+                registry_key=registry_key,
+                joined_seq=joined,
+                through_seq=joined - 1,
+                next_batch=1,
+                joined_at=at.astimezone(UTC),
+            )
+        )
+        return joined
+
+    def unanswered(self) -> tuple[int, bytes] | None:
+        """The oldest batch sent and not answered: (number, body as signed)."""
+        row = self.conn.execute(
+            text(
+                "select number, body from federation_outbox where answered_at is null "
+                "order by number limit 1"
+            )
+        ).first()
+        return None if row is None else (int(row[0]), row[1].encode())
+
+    def outgoing(self, link: Link, limit: int) -> Outgoing:
+        """What the next batch holds: the valid records after the last one sent (at most
+        `limit`), and the claims to withdraw whose place comes before the batch's end."""
+        rows = self.conn.execute(
+            text(
+                "select r.seq, p.code, r.record_id, r.scene, r.ref, s.pseudonym, r.start_ms, "
+                "r.end_ms from records r join platforms p on p.id = r.platform_id "
+                "join subjects s on s.id = r.subject_id "
+                f"where r.seq > :after and {_REGISTERED} order by r.seq limit :n"
+            ),
+            {"after": max(link.through_seq, link.joined_seq - 1), "n": limit},
+        ).all()
+        records = [Valid(*r) for r in rows]
+        full = len(records) == limit
+        # Records settled before a decision were committed before it: when the batch is not
+        # full, every record a pending withdrawal comes after is in it or was sent.
+        through = records[-1].seq if records else link.through_seq
+        # Rejected after they were held: records registered before, not withdrawn yet, and
+        # records of this batch (registered and withdrawn in it).
+        after = max(link.through_seq, link.joined_seq - 1)
+        found = self.conn.execute(
+            text(
+                "select h.record_seq, h.decided_seq, c.record_seq from holds h "
+                "left join federation_claims c on c.record_seq = h.record_seq "
+                "where h.outcome = 'rejected' and ((c.record_seq is not null "
+                "and c.withdrawn_in is null) or (c.record_seq is null and h.record_seq > :after)) "
+                "order by h.decided_seq, h.record_seq"
+            ),
+            {"after": after},
+        ).all()
+        in_batch = {r.seq for r in records}
+        withdrawals = [
+            (int(seq), int(decided))
+            for seq, decided, claimed in found
+            if (claimed is not None or seq in in_batch)
+            and (not full or int(decided) - 1 <= through)
+        ]
+        return Outgoing(records, withdrawals, through)
+
+    def store_batch(
+        self,
+        number: int,
+        body: bytes,
+        claims: Sequence[tuple[int, str]],
+        withdrawn: Sequence[int],
+        through_seq: int,
+        at: datetime,
+    ) -> None:
+        """Keep a batch as it will be signed and sent, with its claims and withdrawals."""
+        at = at.astimezone(UTC)
+        self.conn.execute(
+            t.federation_outbox.insert().values(
+                number=number,
+                body=body.decode(),
+                events=len(claims) + len(withdrawn),
+                created_at=at,
+            )
+        )
+        if claims:
+            self.conn.execute(
+                t.federation_claims.insert(),
+                [{"record_seq": s, "claim_id": c, "batch": number} for s, c in claims],
+            )
+        if withdrawn:
+            self.conn.execute(
+                text(
+                    "update federation_claims set withdrawn_in = :n "
+                    "where record_seq = :s and withdrawn_in is null"
+                ),
+                [{"n": number, "s": s} for s in withdrawn],
+            )
+        self.conn.execute(
+            text("update federation_link set through_seq = :through, next_batch = :next"),
+            {"through": through_seq, "next": number + 1},
+        )
+
+    def claims_of(self, ids: Iterable[str]) -> dict[str, int]:
+        """The record seq of each of these claim ids."""
+        wanted = sorted(set(ids))
+        found: dict[str, int] = {}
+        for i in range(0, len(wanted), _BATCH):
+            part = wanted[i : i + _BATCH]
+            rows = self.conn.execute(
+                text(
+                    "select claim_id, record_seq from federation_claims where claim_id in :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"ids": part},
+            ).all()
+            found.update({c: int(s) for c, s in rows})
+        return found
+
+    def claim_ids(self, seqs: Iterable[int]) -> dict[int, str]:
+        """The claim id of each of these records, where it has one."""
+        wanted = sorted(set(seqs))
+        found: dict[int, str] = {}
+        for i in range(0, len(wanted), _BATCH):
+            rows = self.conn.execute(
+                text(
+                    "select record_seq, claim_id from federation_claims where record_seq in :s"
+                ).bindparams(bindparam("s", expanding=True)),
+                {"s": wanted[i : i + _BATCH]},
+            ).all()
+            found.update({int(s): c for s, c in rows})
+        return found
+
+    def answered(
+        self,
+        number: int,
+        answer: bytes,
+        signature: str,
+        verdicts: Sequence[tuple[int, Answer]],
+        at: datetime,
+    ) -> bool:
+        """Record the registry's answer to a batch and its verdict on each claim; False when
+        the batch was answered already (nothing is changed)."""
+        done = self.conn.execute(
+            text(
+                "update federation_outbox set answered_at = :at, answer = :answer, "
+                "signature = :sig where number = :n and answered_at is null"
+            ).bindparams(bindparam("at", type_=t.federation_outbox.c.answered_at.type)),
+            {"at": at.astimezone(UTC), "answer": answer.decode(), "sig": signature, "n": number},
+        ).rowcount
+        if not done:
+            return False
+        if verdicts:
+            self.conn.execute(
+                text(
+                    "update federation_claims set position = :position, verdict = :verdict, "
+                    "reasons = :reasons, of_node = :of_node, of_claim = :of_claim "
+                    "where record_seq = :seq"
+                ),
+                [
+                    {
+                        "seq": seq,
+                        "position": a.position,
+                        "verdict": a.verdict.value,
+                        "reasons": ";".join(a.reasons),
+                        "of_node": a.of_node,
+                        "of_claim": a.of_claim,
+                    }
+                    for seq, a in verdicts
+                ],
+            )
+        return True
+
+    def update_hold_reasons(self, reasons: Sequence[tuple[int, str]]) -> None:
+        """What held records still wait for, once the registry answered `first` (their receipt's
+        reason and their hold row's reasons; `capped` kept on the receipt)."""
+        for seq, rest in reasons:
+            self.conn.execute(
+                text("update holds set reasons = :r where record_seq = :s and decided_at is null"),
+                {"r": rest, "s": seq},
+            )
+            capped = self.conn.execute(
+                text("select reason from records where seq = :s and status = 'held'"), {"s": seq}
+            ).scalar_one_or_none()
+            if capped is None:
+                continue
+            keep = ";capped" if "capped" in capped.split(";") else ""
+            self.conn.execute(
+                text("update records set reason = :r where seq = :s and status = 'held'"),
+                {"r": rest + keep, "s": seq},
+            )
+
+    def status(self) -> dict[str, Any]:
+        """What the link has done: batches sent and answered, claims by verdict, records and
+        withdrawals waiting to be sent."""
+        link = self.link()
+        if link is None:
+            return {"joined": False}
+        batches = self.conn.execute(
+            text("select count(*), count(answered_at), max(answered_at) from federation_outbox")
+        ).one()
+        verdicts: dict[str, int] = dict(
+            self.conn.execute(
+                text(
+                    "select coalesce(verdict, 'unanswered'), count(*) from federation_claims "
+                    "group by coalesce(verdict, 'unanswered')"
+                )
+            ).all()
+        )
+        waiting = self.conn.execute(
+            text(f"select count(*) from records r where r.seq > :after and {_REGISTERED}"),
+            {"after": max(link.through_seq, link.joined_seq - 1)},
+        ).scalar_one()
+        held = self.conn.execute(
+            text(
+                "select count(*) from holds where decided_at is null "
+                "and reasons like '%awaiting_registry%'"
+            )
+        ).scalar_one()
+        return {
+            "joined": True,
+            "node": link.node,
+            "registry": link.url,
+            "registry_key": link.registry_key,
+            "joined_seq": link.joined_seq,
+            "through_seq": link.through_seq,
+            "batches_sent": int(batches[0]),
+            "batches_answered": int(batches[1]),
+            "last_answer_at": batches[2],
+            "claims": {str(k): int(v) for k, v in verdicts.items()},
+            "records_to_send": int(waiting),
+            "held_awaiting_registry": int(held),
+        }
+
+
+@dataclass(frozen=True)
+class Node:
+    """A member node as the registry knows it."""
+
+    code: str
+    name: str
+    public_key: str
+    fingerprint: str
+    next_batch: int
+
+
+class SqlCommonRegistry:
+    """The registry's side: each batch registered in one transaction, in one global order."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add_node(
+        self, code: str, name: str, public_key: str, fingerprint: str, at: datetime
+    ) -> None:
+        """Enrol a node.
+
+        Raises:
+            RefusedError: a node of this code is enrolled already.
+        """
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(
+                    t.common_nodes.insert().values(
+                        code=code,
+                        name=name,
+                        public_key=public_key,
+                        fingerprint=fingerprint,
+                        added_at=at.astimezone(UTC),
+                    )
+                )
+            except IntegrityError:
+                raise RefusedError("enrolled", f"node {code} is enrolled already") from None
+
+    def node(self, code: str) -> Node | None:
+        """An enrolled node."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "select code, name, public_key, fingerprint, next_batch from common_nodes "
+                    "where code = :c"
+                ),
+                {"c": code},
+            ).first()
+        return None if row is None else Node(*row)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node with what it registered: claims, first, duplicates, withdrawn, the
+        batches it sent, when it was last seen and its latest tallies."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "select n.code, n.name, n.next_batch - 1, n.seen_at, n.tallies, "
+                    "count(c.position), "
+                    "sum(case when c.verdict = 'first' then 1 else 0 end), "
+                    "sum(case when c.verdict = 'duplicate' then 1 else 0 end), "
+                    "sum(case when c.withdrawn_at is not null then 1 else 0 end) "
+                    "from common_nodes n left join common_claims c on c.node = n.code "
+                    "group by n.code, n.name, n.next_batch, n.seen_at, n.tallies order by n.code"
+                )
+            ).all()
+        return [
+            {
+                "code": code,
+                "name": name,
+                "batches": int(batches),
+                "seen_at": seen,
+                "tallies": json.loads(tallies or "{}"),
+                "claims": int(claims or 0),
+                "first": int(first or 0),
+                "duplicates": int(dups or 0),
+                "withdrawn": int(withdrawn or 0),
+            }
+            for code, name, batches, seen, tallies, claims, first, dups, withdrawn in rows
+        ]
+
+    def duplicates_between(self) -> list[tuple[str, str, int]]:
+        """How many claims of each node duplicate a claim first registered by another node:
+        (node, of node, claims)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "select c.node, f.node, count(*) from common_claims c "
+                    "join common_claims f on f.position = c.of_position "
+                    "where c.verdict = 'duplicate' and f.node <> c.node "
+                    "group by c.node, f.node order by c.node, f.node"
+                )
+            ).all()
+        return [(a, b, int(n)) for a, b, n in rows]
+
+    def order(self) -> list[tuple[int, str, str, str, int | None]]:
+        """Every claim in global order: (position, node, claim id, verdict, withdrawn at)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "select position, node, claim_id, verdict, withdrawn_at from common_claims "
+                    "order by position"
+                )
+            ).all()
+        return [(int(p), n, c, v, None if w is None else int(w)) for p, n, c, v, w in rows]
+
+    def register(
+        self,
+        node: str,
+        number: int,
+        digest: str,
+        events: Sequence[Event],
+        tallies: dict[str, int],
+        answer: Callable[[list[Answer], list[str]], tuple[bytes, str]],
+        at: datetime,
+    ) -> tuple[bytes, str]:
+        """Register a node's batch in one transaction: its claims judged in global order after
+        every claim registered before (`domain.federation.Register`), its withdrawals applied,
+        and the answer (built and signed by `answer`) kept with it. A batch sent again is
+        answered as it was.
+
+        Raises:
+            NotFoundError: the node is not enrolled.
+            RefusedError: another batch of this number was registered (`batch_conflict`), or
+                the batch is not the next one (`batch_out_of_order`, saying which is), or a
+                claim of it was registered before.
+        """
+        at = at.astimezone(UTC)
+        with self.engine.begin() as conn:
+            # A write first: the global order is taken under the registry's write lock.
+            seen = conn.execute(
+                text("update common_nodes set seen_at = :at where code = :c").bindparams(
+                    bindparam("at", type_=t.common_nodes.c.seen_at.type)
+                ),
+                {"at": at, "c": node},
+            ).rowcount
+            if not seen:
+                raise NotFoundError(f"node {node} is not enrolled at this registry")
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("lock table common_claims in share row exclusive mode"))
+            before = conn.execute(
+                text(
+                    "select digest, answer, signature from common_batches "
+                    "where node = :n and number = :b"
+                ),
+                {"n": node, "b": number},
+            ).first()
+            if before is not None:
+                if before[0] != digest:
+                    raise RefusedError(
+                        "batch_conflict",
+                        f"batch {number} of {node} was registered with other content",
+                    )
+                # Sent again (its answer was lost): answered as it was; nothing else changes.
+                return before[1].encode(), before[2]
+            expected = conn.execute(
+                text("select next_batch from common_nodes where code = :c"), {"c": node}
+            ).scalar_one()
+            if number != expected:
+                raise RefusedError(
+                    "batch_out_of_order", f"batch {number} of {node}; expected {expected}"
+                )
+            book = Register.of(
+                _live(conn, node, events),
+                int(
+                    conn.execute(
+                        text("select coalesce(max(position), 0) + 1 from common_claims")
+                    ).scalar_one()
+                ),
+            )
+            answers: list[Answer] = []
+            withdrawn: list[str] = []
+            rows: dict[str, dict[str, Any]] = {}
+            stopped: list[dict[str, Any]] = []
+            for e in events:
+                if e.op is Op.WITHDRAW:
+                    at_position = book.withdraw(node, e.claim.id)
+                    if at_position is None:
+                        continue
+                    withdrawn.append(e.claim.id)
+                    if e.claim.id in rows:
+                        rows[e.claim.id]["withdrawn_at"] = at_position
+                    else:
+                        stopped.append({"n": node, "c": e.claim.id, "w": at_position})
+                    continue
+                a = book.register(node, e.claim)
+                answers.append(a)
+                rows[e.claim.id] = {
+                    "position": a.position,
+                    "node": node,
+                    "claim_id": a.id,
+                    "batch": number,
+                    "ref": e.claim.ref,
+                    "citizen": e.claim.citizen,
+                    "start_ms": e.claim.start_ms,
+                    "end_ms": e.claim.end_ms,
+                    "verdict": a.verdict.value,
+                    "reasons": ";".join(a.reasons),
+                    "of_position": a.of_position,
+                    "withdrawn_at": None,
+                }
+            try:
+                if rows:
+                    conn.execute(t.common_claims.insert(), list(rows.values()))
+            except IntegrityError:
+                raise RefusedError(
+                    "claim_registered",
+                    f"a claim of batch {number} of {node} was registered in an earlier batch",
+                ) from None
+            if stopped:
+                conn.execute(
+                    text(
+                        "update common_claims set withdrawn_at = :w "
+                        "where node = :n and claim_id = :c and withdrawn_at is null"
+                    ),
+                    stopped,
+                )
+            body, signature = answer(answers, withdrawn)
+            conn.execute(
+                t.common_batches.insert().values(
+                    node=node,
+                    number=number,
+                    digest=digest,
+                    answer=body.decode(),
+                    signature=signature,
+                    received_at=at,
+                )
+            )
+            conn.execute(
+                text("update common_nodes set next_batch = :b, tallies = :t where code = :c"),
+                {"b": number + 1, "t": json.dumps(tallies, sort_keys=True), "c": node},
+            )
+        return body, signature
+
+
+def _live(conn: Connection, node: str, events: Sequence[Event]) -> list[Registered]:
+    """The stored live claims a batch's events can meet: those of its refs, its citizens' trips
+    that could overlap its trips, and the node's own claims it withdraws."""
+    claims = [e.claim for e in events if e.op is Op.CLAIM]
+    columns = "position, node, claim_id, ref, citizen, start_ms, end_ms"
+    found: dict[int, Registered] = {}
+
+    def keep(rows: Iterable[Any]) -> None:
+        for p, n, c, ref, citizen, start, end in rows:
+            found[int(p)] = Registered(int(p), n, Claim(c, ref, citizen, start, end))
+
+    refs = sorted({c.ref for c in claims if c.ref is not None})
+    for i in range(0, len(refs), _BATCH):
+        keep(
+            conn.execute(
+                text(
+                    f"select {columns} from common_claims where withdrawn_at is null "
+                    "and ref in :refs"
+                ).bindparams(bindparam("refs", expanding=True)),
+                {"refs": refs[i : i + _BATCH]},
+            ).all()
+        )
+    spans: dict[str, tuple[int, int]] = {}
+    for c in claims:
+        if c.is_trip and c.citizen is not None:
+            lo, hi = spans.get(c.citizen, (c.start_ms or 0, c.end_ms or 0))
+            spans[c.citizen] = (min(lo, c.start_ms or 0), max(hi, c.end_ms or 0))
+    keys = sorted(spans.items())
+    for i in range(0, len(keys), _BATCH):
+        part = keys[i : i + _BATCH]
+        if conn.dialect.name == "sqlite":
+            source = (
+                "(select j.value ->> 0 as c, j.value ->> 1 as lo, j.value ->> 2 as hi "
+                "from json_each(:keys) j) k"
+            )
+            params: dict[str, Any] = {
+                "keys": json.dumps([[c, lo - LONGEST_TRIP_MS, hi] for c, (lo, hi) in part])
+            }
+        else:
+            source = (
+                "unnest(cast(:c as text[]), cast(:lo as bigint[]), cast(:hi as bigint[])) "
+                "k (c, lo, hi)"
+            )
+            params = {
+                "c": [c for c, _ in part],
+                "lo": [lo - LONGEST_TRIP_MS for _, (lo, _) in part],
+                "hi": [hi for _, (_, hi) in part],
+            }
+        keep(
+            conn.execute(
+                text(
+                    f"select x.position, x.node, x.claim_id, x.ref, x.citizen, x.start_ms, "
+                    f"x.end_ms from {source} join common_claims x on x.citizen = k.c "
+                    "and x.start_ms > k.lo and x.start_ms < k.hi and x.withdrawn_at is null"
+                ),
+                params,
+            ).all()
+        )
+    withdrawn = sorted({e.claim.id for e in events if e.op is Op.WITHDRAW})
+    for i in range(0, len(withdrawn), _BATCH):
+        keep(
+            conn.execute(
+                text(
+                    f"select {columns} from common_claims where withdrawn_at is null "
+                    "and node = :node and claim_id in :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"node": node, "ids": withdrawn[i : i + _BATCH]},
+            ).all()
+        )
+    return list(found.values())

@@ -1,0 +1,467 @@
+"""The common mechanism across the exchanges' nodes, stated once: what leaves a node, and how the
+registry decides which node's record of a behaviour came first.
+
+Each carbon exchange runs a node: its own database, member platforms, citizens' accounts and
+market. A node settles its records as a single installation does (`domain.settlement`), then
+**registers** every valid record's claim with the common mechanism's registry, in its own
+receive order. The registry puts the claims of every node in one global order (the order it
+registers them in) and answers each one:
+
+- `first`: no live claim registered before it is the same behaviour;
+- `duplicate`: the earliest such claim, with its node and the rule that matched
+  (`duplicate_ref`, `duplicate_overlap`).
+
+The rule is settlement's own (spec `activity-record-v1.md`, "One behaviour, one credit"), on
+keyed digests instead of values:
+
+1. Two claims with the same `ref` digest are one behaviour. The digest is of the scene and the
+   folded ref, so this is "the same scene and the same ref".
+2. Two trip claims with the same `citizen` digest whose intervals overlap by more than half of
+   the shorter are one behaviour (`domain.settlement.overlaps`).
+3. Every claim registered, first or duplicate, is a claim: a duplicate is the same behaviour as
+   a credit, and blocks as one. A **withdrawn** claim (its record was rejected at its node after
+   it was settled: refused on review, not corroborated in time) blocks nothing registered after
+   its withdrawal, exactly as a rejected held record blocks nothing settled after the decision.
+
+Only what these rules need leaves a node, as keyed digests under the **claims key**, which
+every node of a federation derives from the subject key they share and the registry never
+holds (`claims_key`): of the scene and ref, of the citizen's pseudonym (for trips only), and of
+the node, platform and record id (the claim's id); and a trip's start and end. Never an
+identifier, a place, a device or an amount.
+
+An event without a ref has nothing to compare (`registered`): no record anywhere is its
+duplicate, so it is credited at once and not registered.
+
+Because a node registers in its own receive order, a record that its node settled as a
+duplicate is a duplicate nationally too (the claim it duplicates was registered before it and
+still blocks it). A record its node would credit is **held** (spec v1.1) with the reason
+`awaiting_registry` until its claim is answered: `first` credits it (or leaves it held for
+what else it waits for), `duplicate` ends it as a duplicate, reason `duplicate_federated`, its
+pending grams voided. Nothing is credited that another node's record came before, and nothing
+is ever taken back.
+
+The wire format (docs/federation.md) is canonical JSON (`canonical`), signed with Ed25519 by the
+node and, in the answer, by the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from puhui.domain.errors import PuhuiError
+from puhui.domain.reasons import Reason
+from puhui.domain.rules import LONGEST_TRIP_MS
+from puhui.domain.settlement import overlaps
+
+PROTOCOL = "puhui-federation/1"
+# The most events a node sends in one batch, and the most a registry accepts.
+MAX_EVENTS = 5_000
+_CLAIMS_CONTEXT = b"puhui federation claims v1"
+NODE_CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+class FederationError(PuhuiError):
+    """A batch, an answer or a claim that does not follow the protocol (the message says which
+    field and why; it never repeats a value)."""
+
+
+def claims_key(subject_key: bytes) -> bytes:
+    """The key every claim digest is keyed with: derived from the subject key that a
+    federation's nodes share, with a context of its own, so that the digests are linkable
+    across nodes but to nothing a node stores."""
+    return hmac.digest(subject_key, _CLAIMS_CONTEXT, hashlib.sha256)
+
+
+def key_fingerprint(key: bytes) -> str:
+    """What identifies a claims key without revealing it: the registry refuses a node whose
+    fingerprint differs from the federation's (its digests would match nothing)."""
+    return hmac.digest(key, b"puhui federation fingerprint", hashlib.sha256).hex()[:32]
+
+
+def _digest(key: bytes, *parts: str) -> str:
+    message = "\x00".join(parts).encode("utf-8")
+    return hmac.digest(key, message, hashlib.sha256).hex()
+
+
+def registered(ref: str | None, start_ms: int | None, end_ms: int | None) -> bool:
+    """Whether a valid record is registered: it carries something the registry compares, a
+    ref or a trip's interval. An event without a ref is no other record's duplicate anywhere:
+    it waits for nothing."""
+    return ref is not None or (start_ms is not None and end_ms is not None)
+
+
+class Claim(NamedTuple):
+    """A record's claim as the registry sees it: digests and a trip's interval only."""
+
+    id: str  # of (node, platform, record id): unique per record, stable across retries
+    ref: str | None  # of (scene, folded ref), when the record carries a ref
+    citizen: str | None  # of the citizen's pseudonym, trips only
+    start_ms: int | None  # trips only
+    end_ms: int | None  # trips only
+
+    @property
+    def is_trip(self) -> bool:
+        """Whether the overlap rule applies to it."""
+        return self.citizen is not None and self.start_ms is not None and self.end_ms is not None
+
+
+def claim_of(
+    key: bytes,
+    node: str,
+    platform: str,
+    record_id: str,
+    scene: str,
+    ref: str | None,
+    pseudonym: str,
+    start_ms: int | None,
+    end_ms: int | None,
+) -> Claim:
+    """The claim of a valid record (its ref folded as stored; a trip has an end)."""
+    trip = end_ms is not None and start_ms is not None
+    return Claim(
+        id=_digest(key, "claim", node, platform, record_id)[:40],
+        ref=None if ref is None else _digest(key, "ref", scene, ref),
+        citizen=_digest(key, "citizen", pseudonym) if trip else None,
+        start_ms=start_ms if trip else None,
+        end_ms=end_ms if trip else None,
+    )
+
+
+class Verdict(StrEnum):
+    """The registry's answer to a claim."""
+
+    FIRST = "first"
+    DUPLICATE = "duplicate"
+
+
+class Answer(NamedTuple):
+    """What the registry answers for one claim: its place in the global order, the verdict,
+    and for a duplicate the rules that matched and the earliest claim it duplicates."""
+
+    id: str
+    position: int
+    verdict: Verdict
+    reasons: tuple[Reason, ...] = ()
+    of_node: str | None = None
+    of_claim: str | None = None
+    of_position: int | None = None  # the registry's own reference; not on the wire
+
+
+class Registered(NamedTuple):
+    """A claim the registry holds: its place, its node and the claim."""
+
+    position: int
+    node: str
+    claim: Claim
+
+
+@dataclass
+class Register:
+    """The registry's book, stated plainly: every live claim in global order.
+
+    It starts empty (the whole history at once) or from the stored live claims a batch can meet
+    (`of`); the registry's SQL rendering reads those and lets this book judge the batch."""
+
+    by_ref: dict[str, Registered] = field(default_factory=dict)
+    trips: dict[str, list[Registered]] = field(default_factory=lambda: defaultdict(list))
+    by_id: dict[tuple[str, str], Registered] = field(default_factory=dict)
+    next_position: int = 1
+
+    @classmethod
+    def of(cls, live: Iterable[Registered], next_position: int) -> Register:
+        """A book holding stored live claims (any order), the next position to give."""
+        book = cls(next_position=next_position)
+        for r in sorted(live, key=lambda r: r.position):
+            book._hold(r)
+        return book
+
+    def _hold(self, r: Registered) -> None:
+        self.by_id[(r.node, r.claim.id)] = r
+        if r.claim.ref is not None:
+            self.by_ref.setdefault(r.claim.ref, r)
+        if r.claim.is_trip:
+            self.trips[r.claim.citizen or ""].append(r)
+
+    def earliest(self, claim: Claim) -> tuple[tuple[Reason, ...], Registered | None]:
+        """The rules a claim matches live claims by, and the earliest live claim it matches."""
+        found: list[tuple[Reason, Registered]] = []
+        if claim.ref is not None and claim.ref in self.by_ref:
+            found.append((Reason.DUPLICATE_REF, self.by_ref[claim.ref]))
+        if claim.is_trip:
+            start, end = claim.start_ms or 0, claim.end_ms or 0
+            trips = [
+                t
+                for t in self.trips.get(claim.citizen or "", [])
+                if start - LONGEST_TRIP_MS < (t.claim.start_ms or 0) < end
+                and overlaps(t.claim.start_ms or 0, t.claim.end_ms or 0, start, end)
+            ]
+            if trips:
+                found.append((Reason.DUPLICATE_OVERLAP, min(trips, key=lambda t: t.position)))
+        if not found:
+            return (), None
+        return tuple(r for r, _ in found), min((t for _, t in found), key=lambda t: t.position)
+
+    def register(self, node: str, claim: Claim) -> Answer:
+        """Register a node's claim, the next in global order; a claim registered before is
+        answered as it was (`answer_of`, kept by the caller), never registered twice."""
+        reasons, of = self.earliest(claim)
+        position = self.next_position
+        self.next_position += 1
+        self._hold(Registered(position, node, claim))
+        if of is None:
+            return Answer(claim.id, position, Verdict.FIRST)
+        return Answer(
+            claim.id, position, Verdict.DUPLICATE, reasons, of.node, of.claim.id, of.position
+        )
+
+    def withdraw(self, node: str, claim_id: str) -> int | None:
+        """Withdraw a node's live claim: it blocks nothing registered from now on. Returns the
+        position the withdrawal takes effect at, or None when the claim is not live here (never
+        registered, or withdrawn already)."""
+        r = self.by_id.pop((node, claim_id), None)
+        if r is None:
+            return None
+        if r.claim.ref is not None and self.by_ref.get(r.claim.ref) is r:
+            del self.by_ref[r.claim.ref]
+            # The next live claim of the same ref, if any, now blocks in its place.
+            rest = [o for o in self.by_id.values() if o.claim.ref == r.claim.ref]
+            if rest:
+                self.by_ref[r.claim.ref] = min(rest, key=lambda o: o.position)
+        if r.claim.is_trip:
+            self.trips[r.claim.citizen or ""].remove(r)
+        return self.next_position
+
+
+# What a node keeps -------------------------------------------------------------------------
+
+
+class Link(NamedTuple):
+    """A node's link to its registry."""
+
+    node: str
+    url: str
+    registry_key: str
+    joined_seq: int
+    through_seq: int
+    next_batch: int
+
+
+class Valid(NamedTuple):
+    """A valid record as its claim is built from it."""
+
+    seq: int
+    platform: str
+    record_id: str
+    scene: str
+    ref: str | None
+    pseudonym: str
+    start_ms: int | None
+    end_ms: int | None
+
+
+class Outgoing(NamedTuple):
+    """The records and withdrawals of the next batch: valid records in seq order, the seqs of
+    records to withdraw each at the seq it takes effect before, and the seq the batch takes
+    the node through."""
+
+    records: list[Valid]
+    withdrawals: list[tuple[int, int]]  # (record seq, decided seq)
+    through_seq: int
+
+
+# The wire format ---------------------------------------------------------------------------
+
+
+class Op(StrEnum):
+    """What an event of a batch asks."""
+
+    CLAIM = "claim"
+    WITHDRAW = "withdraw"
+
+
+class Event(NamedTuple):
+    """One event of a node's batch: a claim to register, or a claim to withdraw."""
+
+    op: Op
+    claim: Claim
+
+
+def canonical(document: Mapping[str, Any]) -> bytes:
+    """The bytes that are signed: JSON with sorted keys, no spaces, ASCII only."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def batch_document(
+    registry: str, node: str, number: int, events: Iterable[Event], tallies: Mapping[str, int]
+) -> dict[str, Any]:
+    """A node's batch as sent: the protocol, whom it is for, its number (1, 2, … per node, each
+    sent until answered), its events in the node's receive order, and the node's tallies."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if e.op is Op.WITHDRAW:
+            out.append({"op": Op.WITHDRAW.value, "id": e.claim.id})
+            continue
+        item: dict[str, Any] = {"op": Op.CLAIM.value, "id": e.claim.id}
+        if e.claim.ref is not None:
+            item["ref"] = e.claim.ref
+        if e.claim.is_trip:
+            item |= {
+                "citizen": e.claim.citizen,
+                "start_ms": e.claim.start_ms,
+                "end_ms": e.claim.end_ms,
+            }
+        out.append(item)
+    return {
+        "protocol": PROTOCOL,
+        "registry": registry,
+        "node": node,
+        "batch": number,
+        "events": out,
+        "tallies": dict(sorted(tallies.items())),
+    }
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _hex(value: object, where: str, length: int) -> str:
+    if not isinstance(value, str) or len(value) != length or not set(value) <= _HEX:
+        raise FederationError(f"{where}: {length} lowercase hex characters expected")
+    return value
+
+
+def _ms(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise FederationError(f"{where}: an integer of epoch milliseconds expected")
+    return value
+
+
+def node_code(value: object, where: str = "node") -> str:
+    """A node's code: 2 to 16 capital letters or digits (the exchange's code: BJ, SH, GZ…)."""
+    if not isinstance(value, str) or not 2 <= len(value) <= 16 or not set(value) <= NODE_CODE_CHARS:
+        raise FederationError(f"{where}: 2 to 16 capital letters or digits expected")
+    return value
+
+
+def parse_events(items: object) -> list[Event]:
+    """A batch's events, checked field by field.
+
+    Raises:
+        FederationError: naming the event and the field that is wrong.
+    """
+    if not isinstance(items, list):
+        raise FederationError("events: a list expected")
+    if len(items) > MAX_EVENTS:
+        raise FederationError(f"events: at most {MAX_EVENTS} in one batch")
+    events: list[Event] = []
+    for i, item in enumerate(items):
+        where = f"events[{i}]"
+        if not isinstance(item, dict):
+            raise FederationError(f"{where}: an object expected")
+        op = item.get("op")
+        cid = _hex(item.get("id"), f"{where}.id", 40)
+        if op == Op.WITHDRAW.value:
+            if set(item) != {"op", "id"}:
+                raise FederationError(f"{where}: a withdrawal has only op and id")
+            events.append(Event(Op.WITHDRAW, Claim(cid, None, None, None, None)))
+            continue
+        if op != Op.CLAIM.value:
+            raise FederationError(f"{where}.op: claim or withdraw expected")
+        unknown = set(item) - {"op", "id", "ref", "citizen", "start_ms", "end_ms"}
+        if unknown:
+            raise FederationError(f"{where}: unknown fields {sorted(unknown)}")
+        ref = None if "ref" not in item else _hex(item["ref"], f"{where}.ref", 64)
+        trip_fields = {"citizen", "start_ms", "end_ms"} & set(item)
+        if trip_fields and trip_fields != {"citizen", "start_ms", "end_ms"}:
+            raise FederationError(f"{where}: a trip has citizen, start_ms and end_ms together")
+        citizen = start = end = None
+        if trip_fields:
+            citizen = _hex(item["citizen"], f"{where}.citizen", 64)
+            start = _ms(item["start_ms"], f"{where}.start_ms")
+            end = _ms(item["end_ms"], f"{where}.end_ms")
+            if not start < end <= start + LONGEST_TRIP_MS:
+                raise FederationError(f"{where}: a trip ends after it starts, within a day")
+        if ref is None and citizen is None:
+            raise FederationError(f"{where}: a claim has a ref, a trip, or both")
+        events.append(Event(Op.CLAIM, Claim(cid, ref, citizen, start, end)))
+    ids = [e.claim.id for e in events if e.op is Op.CLAIM]
+    if len(set(ids)) != len(ids):
+        raise FederationError("events: a claim appears twice in one batch")
+    return events
+
+
+def answer_document(
+    registry: str, node: str, number: int, answers: Iterable[Answer], withdrawn: Iterable[str]
+) -> dict[str, Any]:
+    """The registry's answer to a batch: one answer per claim, in the batch's order, and the
+    withdrawals it applied."""
+    return {
+        "protocol": PROTOCOL,
+        "registry": registry,
+        "node": node,
+        "batch": number,
+        "answers": [
+            {
+                "id": a.id,
+                "position": a.position,
+                "verdict": a.verdict.value,
+                **(
+                    {"reasons": [r.value for r in a.reasons], "of": [a.of_node, a.of_claim]}
+                    if a.verdict is Verdict.DUPLICATE
+                    else {}
+                ),
+            }
+            for a in answers
+        ],
+        "withdrawn": list(withdrawn),
+    }
+
+
+def parse_answers(document: Mapping[str, Any]) -> list[Answer]:
+    """The answers of a registry's answer document.
+
+    Raises:
+        FederationError: a field is missing or wrong.
+    """
+    items = document.get("answers")
+    if not isinstance(items, list):
+        raise FederationError("answers: a list expected")
+    out = []
+    for i, a in enumerate(items):
+        where = f"answers[{i}]"
+        if not isinstance(a, dict):
+            raise FederationError(f"{where}: an object expected")
+        verdict = a.get("verdict")
+        position = _ms(a.get("position"), f"{where}.position")
+        cid = _hex(a.get("id"), f"{where}.id", 40)
+        if verdict == Verdict.FIRST.value:
+            out.append(Answer(cid, position, Verdict.FIRST))
+            continue
+        if verdict != Verdict.DUPLICATE.value:
+            raise FederationError(f"{where}.verdict: first or duplicate expected")
+        of = a.get("of")
+        reasons = a.get("reasons")
+        if not (isinstance(of, list) and len(of) == 2 and isinstance(reasons, list)):
+            raise FederationError(f"{where}: a duplicate names its reasons and the claim it is of")
+        try:
+            parsed = tuple(Reason(r) for r in reasons)
+        except ValueError:
+            raise FederationError(f"{where}.reasons: duplicate_ref or duplicate_overlap") from None
+        out.append(
+            Answer(
+                cid,
+                position,
+                Verdict.DUPLICATE,
+                parsed,
+                node_code(of[0], f"{where}.of[0]"),
+                _hex(of[1], f"{where}.of[1]", 40),
+            )
+        )
+    return out

@@ -1,0 +1,503 @@
+"""The common mechanism (`domain.federation`, docs/federation.md): a node registering its claims
+with the registry, and the registry registering every node's claims in one global order.
+
+A node: `join` links it to a registry; from then on what it would credit is held awaiting the
+registry. `sync` sends its next batch (the valid records settled since the last one, and the
+claims to withdraw), the oldest unanswered one first and exactly as it was signed, and applies
+the answer in one unit of work: `first` credits a record (or leaves it held for what else it
+waits for), `duplicate` ends it as a duplicate. A batch whose answer was lost is sent again and
+answered the same, so a node that was killed, or cut off from the registry, catches up in
+order and exactly once.
+
+The registry: `receive` checks a batch's signature against the node's enrolled key, its fields,
+and its number (the node's next), then registers it in one transaction and signs the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from puhui.adapters.sql.federation import SqlCommonRegistry
+from puhui.bootstrap import App
+from puhui.domain.errors import AuthenticationError, InputError, RefusedError
+from puhui.domain.federation import (
+    MAX_EVENTS,
+    PROTOCOL,
+    Answer,
+    Claim,
+    Event,
+    FederationError,
+    Op,
+    Verdict,
+    answer_document,
+    batch_document,
+    canonical,
+    claim_of,
+    claims_key,
+    key_fingerprint,
+    node_code,
+    parse_answers,
+    parse_events,
+)
+from puhui.domain.reasons import Reason
+from puhui.domain.review import Resolution, on_registry
+from puhui.service import ledger
+
+PATH = "/v1/federation/batches"
+HEADER_NODE = "Puhui-Node"
+HEADER_SIGNATURE = "Puhui-Signature"
+_CONTEXT = b"puhui federation\x00"
+TIMEOUT_S = 10.0
+
+
+class Unreachable(Exception):
+    """The registry did not answer (refused, timed out, or a 5xx): the batch waits, unchanged,
+    and is sent again."""
+
+
+# Keys ------------------------------------------------------------------------------------------
+
+
+def _private(app: App) -> Ed25519PrivateKey:
+    """This installation's signing key of the common mechanism: a version of the `federation`
+    key written for it (version 0 is derived from the subject key, which a federation's nodes
+    share: it never signs)."""
+    version, secret = app.key("federation")
+    if version == 0:
+        app.keyring.rotate("federation")
+        version, secret = app.key("federation")
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(_CONTEXT + secret).digest())
+
+
+def public_key(app: App) -> str:
+    """This installation's Ed25519 public key, hex: what a registry enrols a node with, or what
+    a node joins a registry with."""
+    raw = (
+        _private(app)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return raw.hex()
+
+
+def _verify(public_hex: str, message: bytes, signature_hex: str) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)).verify(
+            bytes.fromhex(signature_hex), message
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a node's operator hands the registry's operator to be enrolled."""
+
+    node: str
+    public_key: str
+    fingerprint: str
+
+
+def identity(app: App) -> Identity:
+    """This node's code (`PUHUI_EXCHANGE`), public key and claims-key fingerprint."""
+    return Identity(
+        app.settings.exchange(), public_key(app), key_fingerprint(claims_key(app.secret))
+    )
+
+
+# A node -----------------------------------------------------------------------------------------
+
+
+def join(app: App, url: str, registry_key: str) -> int:
+    """Link this node to a registry; returns the first record seq it will register.
+
+    Raises:
+        InputError: the URL is not http(s) or the key is not 64 hex characters.
+        RefusedError: this node joined a registry already.
+    """
+    url = url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise InputError("the registry's URL starts with http:// or https://")
+    key = registry_key.strip().lower()
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise InputError("the registry's key is its Ed25519 public key: 64 hex characters")
+    node = node_code(app.settings.exchange(), "PUHUI_EXCHANGE")
+    _private(app)  # written now, before the first batch
+    with app.intake() as uow:
+        first = uow.federation.join(node, url, key, app.clock())
+        uow.commit()
+    return first
+
+
+class Transport(Protocol):
+    """How a node reaches its registry."""
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        """POST a body; (status, response body, the response's signature header).
+
+        Raises:
+            Unreachable: no answer.
+        """
+        ...
+
+
+class HttpTransport:
+    """`Transport` over HTTP with the standard library, with a timeout."""
+
+    def __init__(self, timeout_s: float = TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        # `join` accepts http:// and https:// URLs only.
+        headers = {**headers, "Content-Type": "application/json"}
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+                return response.status, response.read(), response.headers.get(HEADER_SIGNATURE, "")
+        except urllib.error.HTTPError as error:
+            if error.code >= 500:
+                raise Unreachable(f"the registry answered {error.code}") from None
+            return error.code, error.read(), ""
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+            raise Unreachable(f"the registry is unreachable ({type(error).__name__})") from None
+
+
+@dataclass
+class Synced:
+    """What one round of `sync` did."""
+
+    batches: int = 0
+    claims: int = 0
+    withdrawn: int = 0
+    first: int = 0
+    duplicates: int = 0
+    credited: int = 0
+    ended_duplicate: int = 0
+    still_held: int = 0
+    unreachable: str | None = None
+    refused: list[str] = field(default_factory=list)
+
+
+def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
+    """The batch to send: the oldest unanswered one, else a new one built and kept (one unit of
+    work), else None when there is nothing to send."""
+    with app.intake() as uow:
+        fed = uow.federation
+        link = fed.link()
+        if link is None:
+            raise RefusedError(
+                "not_joined", "this node has not joined a registry: run `puhui federation join`"
+            )
+        pending = fed.unanswered()
+        if pending is not None:
+            return pending
+        out = fed.outgoing(link, limit)
+        if not out.records and not out.withdrawals:
+            return None
+        key = claims_key(app.secret)
+        claims = [
+            (r.seq, claim_of(key, link.node, r.platform, r.record_id, r.scene, r.ref,
+                             r.pseudonym, r.start_ms, r.end_ms))
+            for r in out.records
+        ]  # fmt: skip
+        ids = {seq: c.id for seq, c in claims} | fed.claim_ids(s for s, _ in out.withdrawals)
+        # Each event at its place in receive order: a claim at its seq, a withdrawal just
+        # before the first record settled after the decision.
+        placed: list[tuple[float, Event]] = [(float(s), Event(Op.CLAIM, c)) for s, c in claims]
+        placed += [
+            (decided - 0.5, Event(Op.WITHDRAW, Claim(ids[seq], None, None, None, None)))
+            for seq, decided in out.withdrawals
+            if seq in ids
+        ]
+        placed.sort(key=lambda p: p[0])
+        body = canonical(
+            batch_document(
+                link.registry_key,
+                link.node,
+                link.next_batch,
+                [e for _, e in placed],
+                uow.store.federation_tallies(),
+            )
+        )
+        fed.store_batch(
+            link.next_batch,
+            body,
+            [(s, c.id) for s, c in claims],
+            [seq for seq, _ in out.withdrawals if seq in ids],
+            out.through_seq,
+            app.clock(),
+        )
+        uow.commit()
+        return link.next_batch, body
+
+
+def sync(app: App, transport: Transport | None = None, limit: int = MAX_EVENTS) -> Synced:
+    """Send batches until nothing is left to send, or the registry does not answer (`Synced.
+    unreachable`), or refuses a batch (`Synced.refused`: an operator must look; the batch is
+    kept and sent again next time)."""
+    transport = transport or HttpTransport()
+    done = Synced()
+    while True:
+        with app.intake() as uow:
+            link = uow.federation.link()
+        if link is None:
+            raise RefusedError(
+                "not_joined", "this node has not joined a registry: run `puhui federation join`"
+            )
+        batch = _batch(app, limit)
+        if batch is None:
+            return done
+        number, body = batch
+        signature = _private(app).sign(body).hex()
+        try:
+            status, answer, answer_signature = transport.post(
+                link.url + PATH, body, {HEADER_NODE: link.node, HEADER_SIGNATURE: signature}
+            )
+        except Unreachable as error:
+            done.unreachable = str(error)
+            return done
+        if status != 200:
+            done.refused.append(_refusal(status, answer))
+            return done
+        _apply(app, link.registry_key, link.node, number, answer, answer_signature, done)
+        done.batches += 1
+
+
+def _refusal(status: int, answer: bytes) -> str:
+    try:
+        detail = json.loads(answer).get("detail", "")
+    except (ValueError, AttributeError):
+        detail = ""
+    return f"{status}: {detail}" if isinstance(detail, str) and detail else f"{status}"
+
+
+def _apply(
+    app: App,
+    registry_key: str,
+    node: str,
+    number: int,
+    answer: bytes,
+    signature: str,
+    done: Synced,
+) -> None:
+    """Apply the registry's answer to a batch in one unit of work.
+
+    Raises:
+        FederationError: the answer is not signed by the registry, or not the answer to this
+            batch (nothing is applied; the batch is sent again).
+    """
+    if not _verify(registry_key, answer, signature):
+        raise FederationError(f"the answer to batch {number} is not signed by the registry")
+    try:
+        document = json.loads(answer)
+    except ValueError:
+        raise FederationError(f"the answer to batch {number} is not JSON") from None
+    if (document.get("protocol"), document.get("node"), document.get("batch")) != (
+        PROTOCOL,
+        node,
+        number,
+    ) or document.get("registry") != registry_key:
+        raise FederationError(f"the answer is not the registry's answer to batch {number}")
+    answers = parse_answers(document)
+    at = app.clock()
+    with app.intake() as uow:
+        fed = uow.federation
+        seqs = fed.claims_of(a.id for a in answers)
+        if len(seqs) != len({a.id for a in answers}):
+            raise FederationError(f"the answer to batch {number} names claims it does not hold")
+        verdicts = [(seqs[a.id], a) for a in answers]
+        if not fed.answered(number, answer, signature, verdicts, at):
+            return
+        holds = {h.seq: h for h in uow.store.open_holds(seqs.values())}
+        ended: list[Resolution] = []
+        rest: list[tuple[int, str]] = []
+        for seq, a in verdicts:
+            done.claims += 1
+            done.first += a.verdict is Verdict.FIRST
+            done.duplicates += a.verdict is Verdict.DUPLICATE
+            h = holds.get(seq)
+            if h is None or Reason.AWAITING_REGISTRY not in h.reasons:
+                continue
+            outcome, remaining = on_registry(
+                h.reasons, a.verdict is Verdict.FIRST, h.corroborated_by is not None
+            )
+            if outcome is None:
+                rest.append((seq, ";".join(remaining)))
+                done.still_held += 1
+                continue
+            ended.append(Resolution(seq, outcome, "registry", _note(a), h.corroborated_by))
+            done.credited += a.verdict is Verdict.FIRST
+            done.ended_duplicate += a.verdict is Verdict.DUPLICATE
+        done.withdrawn += len(document.get("withdrawn") or [])
+        fed.update_hold_reasons(rest)
+        if ended:
+            uow.store.resolve_holds(ended, at)
+        uow.commit()
+    ledger.seal_quietly(app)
+
+
+def _note(a: Answer) -> str:
+    """What the registry's answer says, as kept with the decision."""
+    if a.verdict is Verdict.FIRST:
+        return f"first nationwide (registry position {a.position})"
+    return (
+        f"duplicate of node {a.of_node}'s claim {a.of_claim} "
+        f"({', '.join(a.reasons)}; registry position {a.position})"
+    )
+
+
+def status(app: App) -> dict[str, Any]:
+    """What this node's link has done and what waits."""
+    with app.intake() as uow:
+        return uow.federation.status()
+
+
+class SyncLoop:
+    """Sync in the background every `interval_s` (faster while there is work), for `puhui
+    serve` and `puhui federation sync --follow`; a failed round is logged and retried."""
+
+    def __init__(
+        self,
+        app: App,
+        interval_s: float = 0.5,
+        transport: Transport | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.interval_s = interval_s
+        self.transport = transport or HttpTransport()
+        self.log = log or (lambda _m: None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def round(self) -> Synced | None:
+        """One round; None when this node has not joined a registry."""
+        with self.app.intake() as uow:
+            if uow.federation.link() is None:
+                return None
+        return sync(self.app, self.transport)
+
+    def run(self) -> None:
+        """Sync until stopped."""
+        while not self._stop.is_set():
+            try:
+                done = self.round()
+            except Exception as error:
+                self.log(f"federation sync failed ({type(error).__name__}: {error})")
+                done = None
+            if done is not None and (done.unreachable or done.refused):
+                self.log(f"federation sync: {done.unreachable or '; '.join(done.refused)}")
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> None:
+        """Run in a daemon thread."""
+        self._thread = threading.Thread(target=self.run, name="federation-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+# The registry -----------------------------------------------------------------------------------
+
+
+def registry(app: App) -> SqlCommonRegistry:
+    """The registry's store, on this installation's database."""
+    return SqlCommonRegistry(app.engine)
+
+
+def enrol(app: App, code: str, key: str, fingerprint: str, name: str | None = None) -> None:
+    """Enrol a node at this registry.
+
+    Raises:
+        InputError: a field is malformed.
+        RefusedError: the code is enrolled already, or the node's claims key is not the one
+            the federation's other nodes use (its digests would match none of theirs).
+    """
+    try:
+        code = node_code(code.strip().upper(), "code")
+    except FederationError as error:
+        raise InputError(str(error)) from None
+    key = key.strip().lower()
+    fingerprint = fingerprint.strip().lower()
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise InputError("a node's key is its Ed25519 public key: 64 hex characters")
+    if len(fingerprint) != 32 or any(c not in "0123456789abcdef" for c in fingerprint):
+        raise InputError("a node's fingerprint is 32 hex characters (`puhui federation identity`)")
+    store = registry(app)
+    others = {n["code"]: n for n in store.nodes()}
+    for other in others:
+        known = store.node(other)
+        if known is not None and known.fingerprint != fingerprint:
+            raise RefusedError(
+                "claims_key_differs",
+                f"node {code}'s claims key differs from the federation's (node {other}'s): "
+                "its nodes pseudonymise with one subject key",
+            )
+    store.add_node(code, name or code, key, fingerprint, app.clock())
+
+
+def receive(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, str]:
+    """Register a node's signed batch; the answer and its signature (hex).
+
+    Raises:
+        AuthenticationError: the node is not enrolled, or the signature is not its.
+        InputError: the batch does not follow the protocol (the message names the field).
+        RefusedError: `batch_conflict`, `batch_out_of_order` or `claim_registered`.
+    """
+    known = registry(app).node(node) if node else None
+    if known is None:
+        raise AuthenticationError("unknown_node", "this registry has not enrolled the node")
+    if not _verify(known.public_key, body, signature):
+        raise AuthenticationError("bad_signature", "the batch is not signed by the node's key")
+    own = public_key(app)
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise FederationError("a batch is a JSON object")
+        if document.get("protocol") != PROTOCOL:
+            raise FederationError(f"protocol: {PROTOCOL} expected")
+        if document.get("registry") != own:
+            raise FederationError("registry: the batch is for another registry")
+        if document.get("node") != node:
+            raise FederationError("node: not the node that signed it")
+        number = document.get("batch")
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number < 2**31:
+            raise FederationError("batch: a number from 1 expected")
+        tallies = document.get("tallies", {})
+        if not isinstance(tallies, dict) or not all(
+            isinstance(k, str) and len(k) <= 64 and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in tallies.items()
+        ):
+            raise FederationError("tallies: an object of counts expected")
+        events = parse_events(document.get("events"))
+    except FederationError as error:
+        raise InputError(f"invalid_batch: {error}") from None
+    except ValueError:  # JSON that does not parse, or text that is not UTF-8
+        raise InputError("invalid_batch: not JSON") from None
+
+    def answer(answers: list[Answer], withdrawn: list[str]) -> tuple[bytes, str]:
+        signed = canonical(answer_document(own, node, number, answers, withdrawn))
+        return signed, _private(app).sign(signed).hex()
+
+    return registry(app).register(
+        node, number, hashlib.sha256(body).hexdigest(), events, tallies, answer, app.clock()
+    )

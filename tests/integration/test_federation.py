@@ -1,0 +1,468 @@
+"""The common mechanism in one process: a registry and three exchanges' nodes, each on a database
+of its own, the nodes sharing one subject key, on SQLite and PostgreSQL.
+
+The registry is reached through a transport that calls it in-process, and that can lose
+requests or answers (`Flaky`). Every scenario ends with each node's ledger verified.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from puhui.bootstrap import App, bootstrap
+from puhui.config import Settings
+from puhui.domain.errors import AuthenticationError, InputError, RefusedError
+from puhui.domain.federation import FederationError
+from puhui.domain.review import Decision
+from puhui.domain.settlement import overlaps
+from puhui.service import admin, federation, ingest, ledger, queries, review
+from tests.builders import event, trip
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+NODES = {"BJ": ["amap", "bjtaxi"], "SH": ["bank", "shmetro"], "GZ": ["wechat"]}
+URL = "http://registry.test"
+CHINA = timezone(timedelta(hours=8))
+
+
+class InProcess:
+    """A transport to a registry in this process; `lose_answer` / `down` simulate faults."""
+
+    def __init__(self, registry: App) -> None:
+        self.registry = registry
+        self.down = False
+        self.lose_answers = 0
+        self.posts = 0
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        assert url == URL + federation.PATH
+        self.posts += 1
+        if self.down:
+            raise federation.Unreachable("the registry is unreachable (test)")
+        try:
+            answer, signature = federation.receive(
+                self.registry,
+                headers[federation.HEADER_NODE],
+                body,
+                headers[federation.HEADER_SIGNATURE],
+            )
+        except AuthenticationError as error:
+            return 401, json.dumps({"detail": str(error)}).encode(), ""
+        except InputError as error:
+            return 422, json.dumps({"detail": str(error)}).encode(), ""
+        except RefusedError as error:
+            return 409, json.dumps({"detail": f"{error.code}: {error}"}).encode(), ""
+        if self.lose_answers:
+            # Registered, and the answer lost on the way back.
+            self.lose_answers -= 1
+            raise federation.Unreachable("the answer was lost (test)")
+        return 200, answer, signature
+
+
+@dataclass
+class Federation:
+    """A registry and its nodes; `sent` keeps every record sent, in order, with its node."""
+
+    registry: App
+    nodes: dict[str, App]
+    transports: dict[str, InProcess]
+    sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def send(self, node: str, platform: str, records: list[dict[str, Any]]) -> list[dict]:
+        records = [{**r, "platform": platform} for r in records]
+        self.sent += [(node, platform, r) for r in records]
+        _, receipts = ingest.ingest_records(self.nodes[node], platform, records)
+        return receipts.to_pylist()
+
+    def sync(self, node: str) -> federation.Synced:
+        return federation.sync(self.nodes[node], self.transports[node])
+
+    def receipt(self, node: str, platform: str, record_id: str) -> tuple[str, str, int]:
+        r = queries.receipt(self.nodes[node], platform, record_id)
+        return r.status, r.reason, r.reduction_g
+
+    def verified(self) -> None:
+        for code, app in self.nodes.items():
+            assert ledger.verify(app) == [], code
+
+
+def _app(url: str, key: Path, code: str | None = None) -> App:
+    instance = bootstrap(Settings(url, key, exchange_code=code), clock=lambda: NOW)
+    admin.init(instance)
+    return instance
+
+
+@pytest.fixture
+def make_federation(
+    new_database: Callable[[Path], str], tmp_path: Path
+) -> Iterator[Callable[[], Federation]]:
+    made: list[App] = []
+
+    def make() -> Federation:
+        folder = tmp_path / f"f{len(made)}"
+        folder.mkdir()
+        (folder / "registry").mkdir()
+        registry = _app(new_database(folder / "registry"), folder / "registry" / "subject.key")
+        made.append(registry)
+        shared = folder / "federation.key"
+        nodes: dict[str, App] = {}
+        transports: dict[str, InProcess] = {}
+        for code, platforms in NODES.items():
+            (folder / code).mkdir()
+            key = folder / code / "subject.key"
+            if shared.exists():
+                shutil.copy(shared, key)
+            app = _app(new_database(folder / code), key, code)
+            if not shared.exists():
+                shutil.copy(key, shared)
+            made.append(app)
+            for p in platforms:
+                admin.add_platform(app, p)
+            me = federation.identity(app)
+            federation.enrol(registry, me.node, me.public_key, me.fingerprint)
+            federation.join(app, URL, federation.public_key(registry))
+            nodes[code] = app
+            transports[code] = InProcess(registry)
+        return Federation(registry, nodes, transports)
+
+    yield make
+    for app in made:
+        app.close()
+
+
+def bus(record_id: str, minute: int = 0, subject: str = "13800138000", **more: Any) -> dict:
+    """A 5 km, 20-minute bus ride in Beijing on 1 October 2026, `minute` minutes after 08:00."""
+    start = datetime(2026, 10, 1, 8, tzinfo=CHINA) + timedelta(minutes=minute)
+    end = start + timedelta(minutes=20)
+    return trip(record_id, subject=subject, start=start.isoformat(), end=end.isoformat(), **more)
+
+
+def test_a_trip_reported_at_two_nodes_is_credited_once_by_the_first_registered(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    (bj,) = f.send("BJ", "amap", [bus("t1")])
+    (sh,) = f.send("SH", "bank", [bus("b1", minute=2)])
+    assert (bj["status"], bj["reason"]) == ("held", "awaiting_registry")
+    assert (sh["status"], sh["reason"]) == ("held", "awaiting_registry")
+    # Shanghai's node registers first: its record came first nationwide.
+    done = f.sync("SH")
+    assert (done.batches, done.first, done.credited) == (1, 1, 1)
+    done = f.sync("BJ")
+    assert (done.duplicates, done.ended_duplicate) == (1, 1)
+    assert f.receipt("SH", "bank", "b1") == ("credited", "registered", 1079)
+    assert f.receipt("BJ", "amap", "t1") == ("duplicate", "duplicate_federated", 0)
+    assert queries.receipt(f.nodes["BJ"], "amap", "t1").decided_at is not None
+    # Nothing more to send; a replay of the duplicate is answered with its current receipt.
+    assert f.sync("BJ").batches == 0
+    (again,) = f.send("BJ", "amap", [bus("t1")])
+    assert (again["status"], again["reason"]) == ("duplicate", "duplicate_federated")
+    f.verified()
+    between = federation.registry(f.registry).duplicates_between()
+    assert between == [("BJ", "SH", 1)]
+
+
+def test_the_same_receipt_number_at_two_nodes_is_one_behaviour(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    f.send("GZ", "wechat", [event("w1", ref="RCPT-0042 ")])
+    f.send("SH", "bank", [event("k1", ref="rcpt-0042", subject="13900139000")])
+    f.sync("GZ")
+    f.sync("SH")
+    assert f.receipt("GZ", "wechat", "w1")[0] == "credited"
+    assert f.receipt("SH", "bank", "k1") == ("duplicate", "duplicate_federated", 0)
+    f.verified()
+
+
+def test_a_local_duplicate_is_final_and_still_registered_as_a_claim(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    _, b = f.send("BJ", "amap", [bus("t1"), bus("t2", minute=9)])
+    assert (b["status"], b["reason"]) == ("duplicate", "duplicate_overlap")
+    done = f.sync("BJ")
+    assert (done.claims, done.first, done.duplicates) == (2, 1, 1)
+    # A Shanghai trip overlapping the duplicate only (11 of 20 minutes; 2 with the credited
+    # one) is a duplicate too: duplicates block.
+    f.send("SH", "bank", [bus("b1", minute=18)])
+    f.sync("SH")
+    assert f.receipt("SH", "bank", "b1")[0] == "duplicate"
+    assert f.receipt("BJ", "amap", "t1")[0] == "credited"
+    f.verified()
+
+
+def test_a_record_rejected_before_it_is_registered_is_withdrawn_in_its_place(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    f.send("BJ", "amap", [bus("t1")])
+    seq = queries.receipt(f.nodes["BJ"], "amap", "t1").seq
+    # Not released while it awaits the registry; rejected, it is.
+    assert review.decide_held(f.nodes["BJ"], [seq], Decision.RELEASE, "ops", "fine") == []
+    assert review.decide_held(f.nodes["BJ"], [seq], Decision.REJECT, "ops", "fake") == [seq]
+    done = f.sync("BJ")
+    assert (done.claims, done.withdrawn) == (1, 1)
+    # Withdrawn, it blocks nothing registered after: Shanghai's record is first.
+    f.send("SH", "bank", [bus("b1", minute=2)])
+    f.sync("SH")
+    assert f.receipt("SH", "bank", "b1") == ("credited", "registered", 1079)
+    assert f.receipt("BJ", "amap", "t1")[0] == "rejected"
+    f.verified()
+
+
+def test_a_lost_answer_is_answered_again_and_applied_once(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    f.send("BJ", "amap", [bus("t1"), bus("t9", minute=40)])
+    f.transports["BJ"].lose_answers = 1
+    done = f.sync("BJ")
+    assert done.unreachable
+    assert done.batches == 0
+    assert f.receipt("BJ", "amap", "t1")[0] == "held"
+    # Meanwhile the node settles more: they go in the next batch, after the lost one.
+    f.send("BJ", "amap", [bus("t3", minute=80)])
+    done = f.sync("BJ")
+    assert (done.batches, done.claims, done.credited) == (2, 3, 3)
+    order = federation.registry(f.registry).order()
+    assert [p for p, *_ in order] == [1, 2, 3]
+    assert {s for *_, s, _ in order} == {"first"}
+    f.verified()
+
+
+def test_an_unreachable_registry_leaves_records_held_until_it_returns(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    f.transports["BJ"].down = True
+    f.send("BJ", "amap", [bus("t1")])
+    done = f.sync("BJ")
+    assert done.unreachable
+    assert done.claims == 0
+    f.send("BJ", "amap", [bus("t2", minute=60)])
+    assert federation.status(f.nodes["BJ"])["held_awaiting_registry"] == 2
+    f.transports["BJ"].down = False
+    done = f.sync("BJ")
+    assert (done.batches, done.credited) == (2, 2)
+    assert federation.status(f.nodes["BJ"])["held_awaiting_registry"] == 0
+    f.verified()
+
+
+def test_the_registry_refuses_what_is_not_a_node_s_next_signed_batch(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    registry = f.registry
+    f.send("BJ", "amap", [bus("t1")])
+    f.sync("BJ")
+    with f.nodes["BJ"].intake() as uow:
+        body = uow.federation.unanswered()
+    assert body is None
+    with f.nodes["BJ"].engine.connect() as conn:
+        sent = conn.execute(text("select body from federation_outbox")).scalar_one().encode()
+    signature = federation._private(f.nodes["BJ"]).sign(sent).hex()
+    # Sent again: the same answer.
+    first = federation.receive(registry, "BJ", sent, signature)
+    assert first == federation.receive(registry, "BJ", sent, signature)
+    with pytest.raises(AuthenticationError, match="not signed"):
+        federation.receive(registry, "SH", sent, signature)
+    with pytest.raises(AuthenticationError, match="not enrolled"):
+        federation.receive(registry, "TJ", sent, signature)
+    document = json.loads(sent)
+
+    def signed(doc: dict[str, Any]) -> tuple[bytes, str]:
+        body = json.dumps(doc).encode()
+        return body, federation._private(f.nodes["BJ"]).sign(body).hex()
+
+    with pytest.raises(RefusedError, match="other content") as refused:
+        federation.receive(registry, "BJ", *signed({**document, "tallies": {"records": 9}}))
+    assert refused.value.code == "batch_conflict"
+    with pytest.raises(RefusedError, match="expected 2") as refused:
+        federation.receive(registry, "BJ", *signed({**document, "batch": 3}))
+    assert refused.value.code == "batch_out_of_order"
+    bad = {**document, "batch": 2, "events": [{"op": "claim", "id": "ab" * 20}]}
+    with pytest.raises(InputError, match=r"events\[0\]: a claim has a ref, a trip, or both"):
+        federation.receive(registry, "BJ", *signed(bad))
+    with pytest.raises(InputError, match="another registry"):
+        federation.receive(registry, "BJ", *signed({**document, "batch": 2, "registry": "0" * 64}))
+    with pytest.raises(RefusedError) as refused:
+        federation.receive(registry, "BJ", *signed({**document, "batch": 2}))
+    assert refused.value.code == "claim_registered"
+    # None of it changed the registry.
+    assert len(federation.registry(registry).order()) == 1
+
+
+def test_an_answer_not_signed_by_the_registry_is_not_applied(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    f.send("BJ", "amap", [bus("t1")])
+    transport = f.transports["BJ"]
+    real = transport.post
+
+    def forged(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        status, answer, signature = real(url, body, headers)
+        return status, answer.replace(b'"first"', b'"first" '), signature
+
+    transport.post = forged  # type: ignore[method-assign]
+    with pytest.raises(FederationError, match="not signed by the registry"):
+        f.sync("BJ")
+    assert f.receipt("BJ", "amap", "t1")[0] == "held"
+    transport.post = real  # type: ignore[method-assign]
+    assert f.sync("BJ").credited == 1
+    f.verified()
+
+
+def test_enrolment_refuses_a_node_whose_claims_key_differs(
+    make_federation: Callable[[], Federation], tmp_path: Path
+) -> None:
+    f = make_federation()
+    with pytest.raises(RefusedError, match="claims key differs"):
+        federation.enrol(f.registry, "TJ", "ab" * 32, "cd" * 16)
+    me = federation.identity(f.nodes["BJ"])
+    with pytest.raises(RefusedError, match="enrolled already"):
+        federation.enrol(f.registry, "BJ", me.public_key, me.fingerprint)
+    with pytest.raises(InputError, match="64 hex"):
+        federation.enrol(f.registry, "TJ", "xyz", "cd" * 16)
+
+
+# The whole statement: any traffic, any order of syncs, equals one node fed in registry order.
+
+PEOPLE = ["13800138000", "13900139000", "13700137000"]
+_record = st.fixed_dictionaries(
+    {
+        "node": st.sampled_from(sorted(NODES)),
+        "kind": st.sampled_from(["bus", "bus", "event"]),
+        "person": st.integers(0, len(PEOPLE) - 1),
+        "minute": st.integers(0, 39),
+        "ref": st.sampled_from([None, None, "R1", "R2"]),
+        "replay": st.booleans(),
+    }
+)
+
+
+def test_any_traffic_equals_one_node_fed_in_the_registry_s_order(
+    make_federation: Callable[[], Federation],
+    new_database: Callable[[Path], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Random traffic of three nodes, synced in a random interleaving: 25 examples on SQLite,
+    10 on PostgreSQL (each makes five databases)."""
+    sqlite = request.node.callspec.params["new_database"] == "sqlite"
+
+    @settings(
+        max_examples=25 if sqlite else 10,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        traffic=st.lists(_record, min_size=1, max_size=14),
+        syncs=st.lists(st.sampled_from(sorted(NODES)), max_size=8),
+    )
+    def check(traffic: list[dict[str, Any]], syncs: list[str]) -> None:
+        _equals_one_node(make_federation, new_database, tmp_path_factory, traffic, syncs)
+
+    check()
+
+
+def _equals_one_node(
+    make_federation: Callable[[], Federation],
+    new_database: Callable[[Path], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    traffic: list[dict[str, Any]],
+    syncs: list[str],
+) -> None:
+    f = make_federation()
+    made: dict[tuple[str, str], dict[str, Any]] = {}
+    for i, r in enumerate(traffic):
+        platform = NODES[r["node"]][0]
+        if r["replay"] and made:
+            # A platform sends one of its own records again.
+            own = [(p, x) for (p, _), x in made.items() if p == platform]
+            if own:
+                f.send(r["node"], platform, [own[-1][1]])
+                continue
+        subject = PEOPLE[r["person"]]
+        if r["kind"] == "bus":
+            record = bus(f"r{i}", minute=r["minute"], subject=subject, ref=r["ref"])
+        else:
+            record = event(f"r{i}", subject=subject, ref=r["ref"])
+        made[(platform, record["record_id"])] = {**record, "platform": platform}
+        f.send(r["node"], platform, [record])
+        if syncs:
+            f.sync(syncs.pop(0))
+    for code in NODES:
+        f.sync(code)
+    f.verified()
+    # Every record ended: no record is left waiting for the registry.
+    outcome: dict[tuple[str, str], tuple[str, int]] = {}
+    for code, app in f.nodes.items():
+        for platform in NODES[code]:
+            for r in queries.receipts(app, platform):
+                assert r["status"] != "held", r
+                outcome[(platform, r["record_id"])] = (r["status"], r["reduction_g"])
+    # One node fed every record in the registry's order.
+    node_of_claim: dict[tuple[str, str], tuple[str, str]] = {}
+    for code, app in f.nodes.items():
+        with app.engine.connect() as conn:
+            for claim, platform, record_id in conn.execute(
+                text(
+                    "select c.claim_id, p.code, r.record_id from federation_claims c "
+                    "join records r on r.seq = c.record_seq "
+                    "join platforms p on p.id = r.platform_id"
+                )
+            ):
+                node_of_claim[(code, claim)] = (platform, record_id)
+    folder = tmp_path_factory.mktemp("reference")
+    reference = _app(new_database(folder), folder / "subject.key")
+    registered: set[tuple[str, str]] = set()
+    try:
+        for platforms in NODES.values():
+            for p in platforms:
+                admin.add_platform(reference, p)
+        for _position, node, claim, _verdict, _withdrawn in federation.registry(f.registry).order():
+            platform, record_id = node_of_claim[(node, claim)]
+            ingest.ingest_records(reference, platform, [made[(platform, record_id)]])
+            registered.add((platform, record_id))
+        # Events without a ref are not registered: nothing compares with them.
+        for key, record in made.items():
+            if key not in registered:
+                assert "end" not in record
+                assert not record.get("ref")
+                ingest.ingest_records(reference, key[0], [record])
+        expected = {
+            (p, r["record_id"]): (r["status"], r["reduction_g"])
+            for platforms in NODES.values()
+            for p in platforms
+            for r in queries.receipts(reference, p)
+        }
+    finally:
+        reference.close()
+    assert outcome == expected
+    # No two credited records nationwide are one behaviour, by the spec's rules read directly.
+    credited = [made[k] for k, (status, _) in outcome.items() if status == "credited"]
+    refs = [(r["scene"], r["ref"].strip().casefold()) for r in credited if r.get("ref")]
+    assert len(refs) == len(set(refs))
+    for a, b in itertools.combinations([r for r in credited if "end" in r], 2):
+        if a["subject"] == b["subject"]:
+            assert not overlaps(*_interval(a), *_interval(b)), (a, b)
+
+
+def _interval(record: dict[str, Any]) -> tuple[int, int]:
+    start = datetime.fromisoformat(record["start"]).timestamp()
+    end = datetime.fromisoformat(record["end"]).timestamp()
+    return int(start * 1000), int(end * 1000)
