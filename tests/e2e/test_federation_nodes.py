@@ -353,6 +353,10 @@ def _send(node: Node, records: list[tuple[str, dict[str, Any]]], gap_s: float) -
         time.sleep(gap_s)
 
 
+# The exchanges' nodes and the registry run on PostgreSQL in production; the same protocol on
+# SQLite is held by tests/integration/test_federation.py.
+@pytest.mark.postgres
+@pytest.mark.parametrize("new_database", ["postgres"], indirect=True)
 def test_every_behaviour_is_credited_once_nationwide_through_faults(
     mechanism: Mechanism, tmp_path: Path, new_database: Callable[[Path], str]
 ) -> None:
@@ -435,6 +439,15 @@ def test_every_behaviour_is_credited_once_nationwide_through_faults(
             if platform in platforms
         )
         assert 0 < ended <= sum(n for *_, n in between)
+        # What the operators see from the command line.
+        status = _run(mechanism.nodes["BJ"].env, "federation", "status")
+        assert "held_awaiting_registry   0" in status
+        assert "records_to_send          0" in status
+        listed = _run(mechanism.registry_env, "federation", "nodes")
+        for code in NODES:
+            assert f"{seen[code]['claims']:,}" in listed
+        assert "duplicates between nodes" in listed
+        assert _run(mechanism.nodes["GZ"].env, "federation", "sync").startswith("0 batches")
     finally:
         for app in [*apps.values(), registry]:
             app.close()

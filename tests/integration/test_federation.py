@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,17 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from puhui.adapters.keystore import PURPOSES
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain.errors import AuthenticationError, InputError, RefusedError
 from puhui.domain.federation import FederationError
 from puhui.domain.review import Decision
 from puhui.domain.settlement import overlaps
-from puhui.service import admin, federation, ingest, ledger, queries, review
+from puhui.entrypoints.api.federation import create_registry_app
+from puhui.service import admin, federation, ingest, ledger, oversight, queries, review
 from tests.builders import event, trip
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -466,3 +470,106 @@ def _interval(record: dict[str, Any]) -> tuple[int, int]:
     start = datetime.fromisoformat(record["start"]).timestamp()
     end = datetime.fromisoformat(record["end"]).timestamp()
     return int(start * 1000), int(end * 1000)
+
+
+def test_nodes_sharing_the_subject_key_sign_with_keys_of_their_own(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    bj, sh = f.nodes["BJ"], f.nodes["SH"]
+    assert bj.secret == sh.secret
+    for purpose in PURPOSES:
+        assert bj.key(purpose)[0] >= 1, purpose
+        assert bj.key(purpose)[1] != sh.key(purpose)[1], purpose
+    assert federation.public_key(bj) != federation.public_key(sh)
+    assert ledger.public_keys(bj) != ledger.public_keys(sh)
+    # Joining again is refused; nothing is rotated twice.
+    with pytest.raises(RefusedError, match="joined a registry already"):
+        federation.join(bj, URL, federation.public_key(f.registry))
+    assert federation.own_keys(bj) == []
+
+
+class OverHttp:
+    """A transport to the registry's HTTP application (in this process)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        response = self.client.post(
+            url.removeprefix(URL), content=body, headers={**headers, "Content-Type": "x"}
+        )
+        return (
+            response.status_code,
+            response.content,
+            response.headers.get(federation.HEADER_SIGNATURE, ""),
+        )
+
+
+def test_the_registry_over_http_answers_signed_batches_and_problem_documents(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    client = TestClient(create_registry_app(f.registry))
+    f.transports["BJ"].post = OverHttp(client).post  # type: ignore[method-assign]
+    f.send("BJ", "amap", [bus("t1")])
+    assert f.sync("BJ").credited == 1
+    described = client.get("/v1/federation/registry").json()
+    assert described["public_key"] == federation.public_key(f.registry)
+    assert described["nodes"] == ["BJ", "GZ", "SH"]
+    refused = client.post(
+        federation.PATH,
+        content=b"{}",
+        headers={federation.HEADER_NODE: "BJ", federation.HEADER_SIGNATURE: "00" * 64},
+    )
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "bad_signature"
+    # A regulator of the registry reads every node's figures; nobody else does.
+    assert client.get("/v1/federation/oversight").status_code == 401
+    token = oversight.issue_staff_token(f.registry, "NDRC", oversight.Role.REGULATOR).token
+    seen = client.get(
+        "/v1/federation/oversight", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    bj = next(n for n in seen["nodes"] if n["code"] == "BJ")
+    assert (bj["batches"], bj["claims"], bj["first"]) == (1, 1, 1)
+    assert bj["tallies"]["held"] == 1  # as the node counted when it sent the batch
+    assert "subject" not in json.dumps(seen)
+
+
+def test_two_processes_syncing_one_node_register_each_batch_once(
+    make_federation: Callable[[], Federation],
+) -> None:
+    """`puhui serve` syncs in the background while an operator runs `puhui federation sync`."""
+    f = make_federation()
+    node = f.nodes["BJ"]
+    failures: list[BaseException] = []
+
+    def syncing() -> None:
+        other = bootstrap(
+            Settings(node.settings.database_url, node.settings.key_file, exchange_code="BJ"),
+            clock=lambda: NOW,
+        )
+        try:
+            for _ in range(10):
+                federation.sync(other, f.transports["BJ"])
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            other.close()
+
+    for i in range(6):
+        f.send("BJ", "amap", [bus(f"t{i}", minute=30 * i)])
+    threads = [threading.Thread(target=syncing) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for i in range(6, 12):
+        f.send("BJ", "amap", [bus(f"t{i}", minute=30 * i)])
+    for th in threads:
+        th.join()
+    assert failures == []
+    f.sync("BJ")
+    order = federation.registry(f.registry).order()
+    assert len(order) == 12
+    statuses = {queries.receipt(node, "amap", f"t{i}").status for i in range(12)}
+    assert statuses == {"credited"}
+    f.verified()

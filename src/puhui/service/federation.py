@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from puhui.adapters.keystore import PURPOSES
 from puhui.adapters.sql.federation import SqlCommonRegistry
 from puhui.bootstrap import App
 from puhui.domain.errors import AuthenticationError, InputError, RefusedError
@@ -123,8 +124,22 @@ def identity(app: App) -> Identity:
 # A node -----------------------------------------------------------------------------------------
 
 
+def own_keys(app: App) -> list[str]:
+    """Give this node a key of its own for every purpose still at version 0: a federation's
+    nodes share the subject key, and version 0 of every other purpose is derived from it, so
+    another node could sign as this one. Returns the purposes rotated."""
+    rotated = []
+    for purpose in PURPOSES:
+        if app.key(purpose)[0] == 0:
+            app.keyring.rotate(purpose)
+            rotated.append(purpose)
+    return rotated
+
+
 def join(app: App, url: str, registry_key: str) -> int:
-    """Link this node to a registry; returns the first record seq it will register.
+    """Link this node to a registry; returns the first record seq it will register. Every key
+    still derived from the shared subject key is replaced by one of the node's own first
+    (`own_keys`): join a node before it issues credentials or tokens.
 
     Raises:
         InputError: the URL is not http(s) or the key is not 64 hex characters.
@@ -137,7 +152,7 @@ def join(app: App, url: str, registry_key: str) -> int:
     if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
         raise InputError("the registry's key is its Ed25519 public key: 64 hex characters")
     node = node_code(app.settings.exchange(), "PUHUI_EXCHANGE")
-    _private(app)  # written now, before the first batch
+    own_keys(app)
     with app.intake() as uow:
         first = uow.federation.join(node, url, key, app.clock())
         uow.commit()
@@ -198,7 +213,7 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
     work), else None when there is nothing to send."""
     with app.intake() as uow:
         fed = uow.federation
-        link = fed.link()
+        link = fed.lock()
         if link is None:
             raise RefusedError(
                 "not_joined", "this node has not joined a registry: run `puhui federation join`"
@@ -211,8 +226,13 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
             return None
         key = claims_key(app.secret)
         claims = [
-            (r.seq, claim_of(key, link.node, r.platform, r.record_id, r.scene, r.ref,
-                             r.pseudonym, r.start_ms, r.end_ms))
+            (
+                r.seq,
+                claim_of(
+                    key, link.node, r.platform, r.record_id, r.scene, r.ref, r.pseudonym,
+                    r.start_ms, r.end_ms,
+                ),
+            )
             for r in out.records
         ]  # fmt: skip
         ids = {seq: c.id for seq, c in claims} | fed.claim_ids(s for s, _ in out.withdrawals)
@@ -317,12 +337,13 @@ def _apply(
     at = app.clock()
     with app.intake() as uow:
         fed = uow.federation
+        if not fed.answered(number, answer, signature, at):
+            return  # applied already (by another process of this node)
         seqs = fed.claims_of(a.id for a in answers)
         if len(seqs) != len({a.id for a in answers}):
             raise FederationError(f"the answer to batch {number} names claims it does not hold")
         verdicts = [(seqs[a.id], a) for a in answers]
-        if not fed.answered(number, answer, signature, verdicts, at):
-            return
+        fed.verdicts(verdicts)
         holds = {h.seq: h for h in uow.store.open_holds(seqs.values())}
         ended: list[Resolution] = []
         rest: list[tuple[int, str]] = []

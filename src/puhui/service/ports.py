@@ -175,6 +175,10 @@ class FederationLink(Protocol):
     """A node's link to the common mechanism's registry (`domain.federation`), in the unit of
     work's transaction."""
 
+    def lock(self) -> Link | None:
+        """The link, locked for this transaction: one sync of a node at a time."""
+        ...
+
     def link(self) -> Link | None:
         """The link, if this node joined a registry."""
         ...
@@ -211,15 +215,12 @@ class FederationLink(Protocol):
         """The claim id of each of these records, where it has one."""
         ...
 
-    def answered(
-        self,
-        number: int,
-        answer: bytes,
-        signature: str,
-        verdicts: Sequence[tuple[int, Answer]],
-        at: datetime,
-    ) -> bool:
+    def answered(self, number: int, answer: bytes, signature: str, at: datetime) -> bool:
         """Record the registry's answer to a batch; False when it was answered already."""
+        ...
+
+    def verdicts(self, verdicts: Sequence[tuple[int, Answer]]) -> None:
+        """Record the registry's verdict on each record's claim."""
         ...
 
     def update_hold_reasons(self, reasons: Sequence[tuple[int, str]]) -> None:

@@ -38,6 +38,12 @@ class SqlNodeLink:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
+    def lock(self) -> Link | None:
+        """The link, locked for this transaction (a write first: one sync of a node at a time,
+        whichever process runs it)."""
+        self.conn.execute(text("update federation_link set next_batch = next_batch"))
+        return self.link()
+
     def link(self) -> Link | None:
         """The link to the registry, if this node joined one."""
         row = self.conn.execute(
@@ -191,16 +197,9 @@ class SqlNodeLink:
             found.update({int(s): c for s, c in rows})
         return found
 
-    def answered(
-        self,
-        number: int,
-        answer: bytes,
-        signature: str,
-        verdicts: Sequence[tuple[int, Answer]],
-        at: datetime,
-    ) -> bool:
-        """Record the registry's answer to a batch and its verdict on each claim; False when
-        the batch was answered already (nothing is changed)."""
+    def answered(self, number: int, answer: bytes, signature: str, at: datetime) -> bool:
+        """Record the registry's answer to a batch (a write first, so that one process applies
+        it); False when the batch was answered already (nothing is changed)."""
         done = self.conn.execute(
             text(
                 "update federation_outbox set answered_at = :at, answer = :answer, "
@@ -208,8 +207,10 @@ class SqlNodeLink:
             ).bindparams(bindparam("at", type_=t.federation_outbox.c.answered_at.type)),
             {"at": at.astimezone(UTC), "answer": answer.decode(), "sig": signature, "n": number},
         ).rowcount
-        if not done:
-            return False
+        return bool(done)
+
+    def verdicts(self, verdicts: Sequence[tuple[int, Answer]]) -> None:
+        """Record the registry's verdict on each record's claim."""
         if verdicts:
             self.conn.execute(
                 text(
@@ -229,7 +230,6 @@ class SqlNodeLink:
                     for seq, a in verdicts
                 ],
             )
-        return True
 
     def update_hold_reasons(self, reasons: Sequence[tuple[int, str]]) -> None:
         """What held records still wait for, once the registry answered `first` (their receipt's

@@ -14,7 +14,10 @@ Who owns what:
   a citizen or the operator did to an account, keyed by the client's idempotency key: the audit
   trail of redemptions, retirements, transfers and reversals);
 - statistics: `tallies` (records, grams and participants per value of each dimension, kept as
-  records are settled) and `tally_members` (which citizens a value has counted already).
+  records are settled) and `tally_members` (which citizens a value has counted already);
+- the common mechanism (`domain.federation`): on a node, `federation_link`,
+  `federation_outbox` and `federation_claims`; on the registry, `common_nodes`,
+  `common_batches` and `common_claims` (every node's claims in global order).
 
 The tables written once per record or citizen (`records`, `transfers`, `accounts`, `balances`,
 `conflicts`) carry no foreign-key constraints: a per-row check costs more than the insert

@@ -5,7 +5,8 @@
   what was signed is what is registered.
 - `GET /v1/federation/registry`: the protocol, the registry's public key, its nodes.
 - `GET /v1/federation/oversight`: every node's figures and the duplicates between nodes, for
-  regulators: counts only, no personal data.
+  the registry's staff (a staff token of its database, operator or regulator): counts only, no
+  personal data.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from puhui.bootstrap import App
 from puhui.domain.federation import PROTOCOL
 from puhui.entrypoints.api import errors
+from puhui.entrypoints.api.deps import StaffDep
 from puhui.service import federation
 
 MAX_BATCH_BYTES = 4 * 2**20
@@ -33,6 +35,8 @@ def create_registry_app(app: App) -> FastAPI:
         "answers each: first, or a duplicate of another node's claim (docs/federation.md).",
     )
     errors.install(api)
+    # Staff tokens issued on the registry's own database (`puhui staff add`) read oversight.
+    api.state.puhui = app
     own_key = federation.public_key(app)
 
     @api.post(
@@ -65,7 +69,7 @@ def create_registry_app(app: App) -> FastAPI:
         }
 
     @api.get("/v1/federation/oversight", summary="Every node's figures and duplicates")
-    def oversight() -> dict[str, Any]:
+    def oversight(_staff: StaffDep) -> dict[str, Any]:
         store = federation.registry(app)
         return {
             "nodes": store.nodes(),
