@@ -26,12 +26,23 @@ from sqlalchemy import text
 from puhui.adapters.keystore import PURPOSES
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
+from puhui.domain.consent import Scope
 from puhui.domain.errors import AuthenticationError, InputError, RefusedError
-from puhui.domain.federation import FederationError
+from puhui.domain.federation import Claim, Event, FederationError, Op, batch_document, canonical
 from puhui.domain.review import Decision
 from puhui.domain.settlement import overlaps
 from puhui.entrypoints.api.federation import create_registry_app
-from puhui.service import admin, federation, ingest, ledger, oversight, queries, review
+from puhui.service import (
+    admin,
+    consent,
+    federation,
+    ingest,
+    ledger,
+    market,
+    oversight,
+    queries,
+    review,
+)
 from tests.builders import event, trip
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -572,4 +583,60 @@ def test_two_processes_syncing_one_node_register_each_batch_once(
     assert len(order) == 12
     statuses = {queries.receipt(node, "amap", f"t{i}").status for i in range(12)}
     assert statuses == {"credited"}
+    f.verified()
+
+
+def test_a_node_registers_the_credits_it_certifies_and_no_duplicate_s_credit_is_certified(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    bj = f.nodes["BJ"]
+    phones = [f"1380000{c:04d}" for c in range(3)]
+    # 60 receipts of 100 kg of paper in Chengdu in October (20 000 g each, the day's cap).
+    f.send(
+        "BJ",
+        "amap",
+        [
+            event(f"e{c}-{d}", subject=p, quantity="100", ref=f"R-{c}-{d}",
+                  start=f"2026-10-{d:02d}T10:00:00+08:00")
+            for c, p in enumerate(phones)
+            for d in range(1, 21)
+        ],
+    )  # fmt: skip
+    assert f.sync("BJ").credited == 60
+    for p in phones:
+        consent.grant(bj, queries.pseudonym_of(bj, p), "amap", frozenset({Scope.CERTIFY}), 90)
+    market.certify(bj, "2026-10", "cn-common@1.0.0", "51", "k-1", "staff:ops")
+    # One unit (1 t) is the oldest 50 credits; the other 10 wait in the pool.
+    done = f.sync("BJ")
+    assert (done.certified, done.certifications_refused) == (50, 0)
+    assert federation.status(bj)["claims_certified"] == 50
+    with f.registry.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from common_certifications")).scalar() == 50
+    assert f.sync("BJ").batches == 0  # sent once
+    # Shanghai's node received one of the receipts later: a duplicate, never credited. A node
+    # that certified it all the same would be refused by the registry.
+    f.send("SH", "bank", [event("x1", subject=phones[0], quantity="100", ref="r-0-1",
+                                start="2026-10-01T10:00:00+08:00")])  # fmt: skip
+    f.sync("SH")
+    assert f.receipt("SH", "bank", "x1")[0] == "duplicate"
+    sh = f.nodes["SH"]
+    with sh.intake() as uow:
+        link = uow.federation.link()
+        assert link is not None
+        (claim,) = uow.federation.claim_ids([queries.receipt(sh, "bank", "x1").seq]).values()
+    forged = canonical(
+        batch_document(
+            link.registry_key,
+            "SH",
+            link.next_batch,
+            [Event(Op.CERTIFY, Claim(claim, None, None, None, None), "ab" * 32),
+             Event(Op.CERTIFY, Claim("cd" * 20, None, None, None, None), "ab" * 32)],
+            {},
+        )
+    )  # fmt: skip
+    answer, _ = federation.receive(
+        f.registry, "SH", forged, federation._private(sh).sign(forged).hex()
+    )
+    assert json.loads(answer)["refused"] == [[claim, "not_first"], ["cd" * 20, "not_registered"]]
     f.verified()

@@ -16,10 +16,12 @@ from puhui.domain.federation import (
     Event,
     FederationError,
     Op,
+    Refusal,
     Register,
     Verdict,
     batch_document,
     canonical,
+    certifiable,
     claim_of,
     claims_key,
     key_fingerprint,
@@ -158,7 +160,7 @@ def test_a_batch_reads_back_as_it_was_written() -> None:
         ("x", "events: a list expected"),
         ([1], r"events\[0\]: an object expected"),
         ([{"op": "claim", "id": "SECRET"}], r"events\[0\]\.id: 40 lowercase hex"),
-        ([{"op": "merge", "id": "a" * 40}], r"events\[0\]\.op: claim or withdraw"),
+        ([{"op": "merge", "id": "a" * 40}], r"events\[0\]\.op: claim, withdraw or certify"),
         ([{"op": "claim", "id": "a" * 40}], "a ref, a trip, or both"),
         ([{"op": "claim", "id": "a" * 40, "ref": "b" * 64, "phone": "1"}], "unknown fields"),
         ([{"op": "claim", "id": "a" * 40, "citizen": "c" * 64}], "citizen, start_ms and end_ms"),
@@ -192,3 +194,23 @@ def test_many_claims_keep_one_global_order() -> None:
         for i, node in zip(range(9), itertools.cycle(["BJ", "SH", "GZ"]), strict=False)
     ]
     assert positions == list(range(1, 10))
+
+
+def test_only_a_live_first_claim_of_the_node_itself_may_be_certified() -> None:
+    register = Register()
+    first = claim_of(KEY, "BJ", "amap", "e1", "recycling", "r-1", "p", 0, None)
+    again = claim_of(KEY, "SH", "bank", "e1", "recycling", "r-1", "p", 0, None)
+    register.register("BJ", first)
+    register.register("SH", again)
+    assert certifiable(register, "BJ", first.id) is None
+    assert certifiable(register, "SH", again.id) is Refusal.NOT_FIRST
+    assert certifiable(register, "SH", first.id) is Refusal.NOT_REGISTERED
+    register.withdraw("BJ", first.id)
+    assert certifiable(register, "BJ", first.id) is Refusal.NOT_REGISTERED
+    # On the wire: a certification names the claim and the batch of units' root, nothing else.
+    event = Event(Op.CERTIFY, Claim(first.id, None, None, None, None), "ab" * 32)
+    items = batch_document("k" * 64, "BJ", 1, [event], {})["events"]
+    assert items == [{"op": "certify", "id": first.id, "root": "ab" * 32}]
+    assert parse_events(items) == [event]
+    with pytest.raises(FederationError, match=r"events\[0\]\.root: 64 lowercase hex"):
+        parse_events([{**items[0], "root": "x"}])

@@ -155,11 +155,19 @@ class Answer(NamedTuple):
 
 
 class Registered(NamedTuple):
-    """A claim the registry holds: its place, its node and the claim."""
+    """A claim the registry holds: its place, its node, the claim, and whether it was first."""
 
     position: int
     node: str
     claim: Claim
+    first: bool = True
+
+
+class Refusal(StrEnum):
+    """Why the registry refuses to record a certification."""
+
+    NOT_REGISTERED = "not_registered"  # no live claim of this node by this id
+    NOT_FIRST = "not_first"  # the claim is another node's duplicate: never credited
 
 
 @dataclass
@@ -214,7 +222,7 @@ class Register:
         reasons, of = self.earliest(claim)
         position = self.next_position
         self.next_position += 1
-        self._hold(Registered(position, node, claim))
+        self._hold(Registered(position, node, claim, of is None))
         if of is None:
             return Answer(claim.id, position, Verdict.FIRST)
         return Answer(
@@ -251,6 +259,7 @@ class Link(NamedTuple):
     joined_seq: int
     through_seq: int
     next_batch: int
+    certified_through: tuple[int, int] = (0, -1)  # (batch of units, leaf position) sent
 
 
 class Valid(NamedTuple):
@@ -269,11 +278,24 @@ class Valid(NamedTuple):
 class Outgoing(NamedTuple):
     """The records and withdrawals of the next batch: valid records in seq order, the seqs of
     records to withdraw each at the seq it takes effect before, and the seq the batch takes
-    the node through."""
+    the node through; then the credits certified into batches of units since the last batch,
+    and the (batch of units, leaf) it takes the node through."""
 
     records: list[Valid]
     withdrawals: list[tuple[int, int]]  # (record seq, decided seq)
     through_seq: int
+    certified: tuple[tuple[int, str, str], ...] = ()  # (record seq, claim id, root)
+    certified_through: tuple[int, int] = (0, -1)
+
+
+def certifiable(book: Register, node: str, claim_id: str) -> Refusal | None:
+    """Whether a node may certify the credit of one of its claims into a batch of units: only a
+    live claim that was first nationwide was credited, so no behaviour is certified by two
+    nodes."""
+    r = book.by_id.get((node, claim_id))
+    if r is None:
+        return Refusal.NOT_REGISTERED
+    return None if r.first else Refusal.NOT_FIRST
 
 
 # The wire format ---------------------------------------------------------------------------
@@ -284,13 +306,16 @@ class Op(StrEnum):
 
     CLAIM = "claim"
     WITHDRAW = "withdraw"
+    CERTIFY = "certify"
 
 
 class Event(NamedTuple):
-    """One event of a node's batch: a claim to register, or a claim to withdraw."""
+    """One event of a node's batch: a claim to register, a claim to withdraw, or a claim whose
+    credit was certified into the batch of units of Merkle root `root`."""
 
     op: Op
     claim: Claim
+    root: str | None = None
 
 
 def canonical(document: Mapping[str, Any]) -> bytes:
@@ -307,6 +332,9 @@ def batch_document(
     for e in events:
         if e.op is Op.WITHDRAW:
             out.append({"op": Op.WITHDRAW.value, "id": e.claim.id})
+            continue
+        if e.op is Op.CERTIFY:
+            out.append({"op": Op.CERTIFY.value, "id": e.claim.id, "root": e.root})
             continue
         item: dict[str, Any] = {"op": Op.CLAIM.value, "id": e.claim.id}
         if e.claim.ref is not None:
@@ -372,8 +400,14 @@ def parse_events(items: object) -> list[Event]:
                 raise FederationError(f"{where}: a withdrawal has only op and id")
             events.append(Event(Op.WITHDRAW, Claim(cid, None, None, None, None)))
             continue
+        if op == Op.CERTIFY.value:
+            if set(item) != {"op", "id", "root"}:
+                raise FederationError(f"{where}: a certification has only op, id and root")
+            root = _hex(item["root"], f"{where}.root", 64)
+            events.append(Event(Op.CERTIFY, Claim(cid, None, None, None, None), root))
+            continue
         if op != Op.CLAIM.value:
-            raise FederationError(f"{where}.op: claim or withdraw expected")
+            raise FederationError(f"{where}.op: claim, withdraw or certify expected")
         unknown = set(item) - {"op", "id", "ref", "citizen", "start_ms", "end_ms"}
         if unknown:
             raise FederationError(f"{where}: unknown fields {sorted(unknown)}")
@@ -398,10 +432,15 @@ def parse_events(items: object) -> list[Event]:
 
 
 def answer_document(
-    registry: str, node: str, number: int, answers: Iterable[Answer], withdrawn: Iterable[str]
+    registry: str,
+    node: str,
+    number: int,
+    answers: Iterable[Answer],
+    withdrawn: Iterable[str],
+    refused: Iterable[tuple[str, Refusal]] = (),
 ) -> dict[str, Any]:
-    """The registry's answer to a batch: one answer per claim, in the batch's order, and the
-    withdrawals it applied."""
+    """The registry's answer to a batch: one answer per claim, in the batch's order, the
+    withdrawals it applied, and the certifications it refused (every other one is recorded)."""
     return {
         "protocol": PROTOCOL,
         "registry": registry,
@@ -421,6 +460,7 @@ def answer_document(
             for a in answers
         ],
         "withdrawn": list(withdrawn),
+        "refused": [[claim, reason.value] for claim, reason in refused],
     }
 
 

@@ -43,6 +43,7 @@ from puhui.domain.federation import (
     Event,
     FederationError,
     Op,
+    Refusal,
     Verdict,
     answer_document,
     batch_document,
@@ -204,6 +205,8 @@ class Synced:
     credited: int = 0
     ended_duplicate: int = 0
     still_held: int = 0
+    certified: int = 0
+    certifications_refused: int = 0
     unreachable: str | None = None
     refused: list[str] = field(default_factory=list)
 
@@ -222,7 +225,11 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
         if pending is not None:
             return pending
         out = fed.outgoing(link, limit)
-        if not out.records and not out.withdrawals:
+        if not out.records and not out.withdrawals and not out.certified:
+            if out.certified_through != link.certified_through:
+                # Only credits without a claim were certified: nothing to send about them.
+                fed.store_watermark(out)
+                uow.commit()
             return None
         key = claims_key(app.secret)
         claims = [
@@ -245,6 +252,11 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
             if seq in ids
         ]
         placed.sort(key=lambda p: p[0])
+        # Certifications last: each credit's claim was answered `first` before it was credited.
+        placed += [
+            (0.0, Event(Op.CERTIFY, Claim(claim, None, None, None, None), root))
+            for _, claim, root in out.certified
+        ]
         body = canonical(
             batch_document(
                 link.registry_key,
@@ -259,7 +271,7 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
             body,
             [(s, c.id) for s, c in claims],
             [seq for seq, _ in out.withdrawals if seq in ids],
-            out.through_seq,
+            out,
             app.clock(),
         )
         uow.commit()
@@ -294,7 +306,7 @@ def sync(app: App, transport: Transport | None = None, limit: int = MAX_EVENTS) 
         if status != 200:
             done.refused.append(_refusal(status, answer))
             return done
-        _apply(app, link.registry_key, link.node, number, answer, answer_signature, done)
+        _apply(app, link.registry_key, link.node, (number, body), answer, answer_signature, done)
         done.batches += 1
 
 
@@ -310,19 +322,21 @@ def _apply(
     app: App,
     registry_key: str,
     node: str,
-    number: int,
+    batch: tuple[int, bytes],
     answer: bytes,
     signature: str,
     done: Synced,
 ) -> None:
-    """Apply the registry's answer to a batch in one unit of work.
+    """Apply the registry's answer to a batch (its number, and its body as sent) in one unit of
+    work.
 
     Raises:
         FederationError: the answer is not signed by the registry, or not the answer to this
             batch (nothing is applied; the batch is sent again).
     """
+    number, sent = batch
     if not _verify(registry_key, answer, signature):
-        raise FederationError(f"the answer to batch {number} is not signed by the registry")
+        raise FederationError(f"the answer to batch {batch[0]} is not signed by the registry")
     try:
         document = json.loads(answer)
     except ValueError:
@@ -365,6 +379,13 @@ def _apply(
             done.credited += a.verdict is Verdict.FIRST
             done.ended_duplicate += a.verdict is Verdict.DUPLICATE
         done.withdrawn += len(document.get("withdrawn") or [])
+        refused = [(str(c), str(r)) for c, r in document.get("refused") or []]
+        done.certifications_refused += len(refused)
+        certified = [e["id"] for e in json.loads(sent)["events"] if e["op"] == Op.CERTIFY.value]
+        refused_ids = {c for c, _ in refused}
+        accepted = [c for c in certified if c not in refused_ids]
+        done.certified += len(accepted)
+        fed.certifications(accepted, refused)
         fed.update_hold_reasons(rest)
         if ended:
             uow.store.resolve_holds(ended, at)
@@ -515,8 +536,10 @@ def receive(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, st
     except ValueError:  # JSON that does not parse, or text that is not UTF-8
         raise InputError("invalid_batch: not JSON") from None
 
-    def answer(answers: list[Answer], withdrawn: list[str]) -> tuple[bytes, str]:
-        signed = canonical(answer_document(own, node, number, answers, withdrawn))
+    def answer(
+        answers: list[Answer], withdrawn: list[str], refused: list[tuple[str, Refusal]]
+    ) -> tuple[bytes, str]:
+        signed = canonical(answer_document(own, node, number, answers, withdrawn, refused))
         return signed, _private(app).sign(signed).hex()
 
     return registry(app).register(

@@ -201,10 +201,18 @@ class FederationLink(Protocol):
         body: bytes,
         claims: Sequence[tuple[int, str]],
         withdrawn: Sequence[int],
-        through_seq: int,
+        out: Outgoing,
         at: datetime,
     ) -> None:
-        """Keep a batch as it will be signed and sent, with its claims and withdrawals."""
+        """Keep a batch as it will be signed and sent, with what it takes the node through."""
+        ...
+
+    def store_watermark(self, out: Outgoing) -> None:
+        """Take the node through certified credits that carry no claim."""
+        ...
+
+    def certifications(self, accepted: Sequence[str], refused: Sequence[tuple[str, str]]) -> None:
+        """What the registry said of a batch's certifications."""
         ...
 
     def claims_of(self, ids: Iterable[str]) -> dict[str, int]:

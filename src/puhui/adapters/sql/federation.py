@@ -21,9 +21,11 @@ from puhui.domain.federation import (
     Link,
     Op,
     Outgoing,
+    Refusal,
     Register,
     Registered,
     Valid,
+    certifiable,
 )
 from puhui.domain.rules import LONGEST_TRIP_MS
 
@@ -48,11 +50,14 @@ class SqlNodeLink:
         """The link to the registry, if this node joined one."""
         row = self.conn.execute(
             text(
-                "select node, url, registry_key, joined_seq, through_seq, next_batch "
-                "from federation_link"
+                "select node, url, registry_key, joined_seq, through_seq, next_batch, "
+                "certified_batch, certified_position from federation_link"
             )
         ).first()
-        return None if row is None else Link(*row)
+        if row is None:
+            return None
+        node, url, key, joined, through, next_batch, batch, position = row
+        return Link(node, url, key, joined, through, next_batch, (int(batch), int(position)))
 
     def join(self, node: str, url: str, registry_key: str, at: datetime) -> int:
         """Join a registry: every record settled from now on is registered. Returns the first
@@ -129,7 +134,30 @@ class SqlNodeLink:
             if (claimed is not None or seq in in_batch)
             and (not full or int(decided) - 1 <= through)
         ]
-        return Outgoing(records, withdrawals, through)
+        # Credits certified into batches of units since the last batch, in the room left; the
+        # watermark is the last leaf read, with or without a claim (one statement: a batch of
+        # units certified meanwhile is read next time, whole).
+        room = limit - len(records) - len(withdrawals)
+        certified: tuple[tuple[int, str, str], ...] = ()
+        certified_through = link.certified_through
+        if room > 0:
+            b, p = link.certified_through
+            rows = self.conn.execute(
+                text(
+                    "select bc.batch_id, bc.position, bc.record_seq, c.claim_id, u.root "
+                    "from batch_credits bc join unit_batches u on u.id = bc.batch_id "
+                    "left join federation_claims c on c.record_seq = bc.record_seq "
+                    "where bc.batch_id > :b or (bc.batch_id = :b and bc.position > :p) "
+                    "order by bc.batch_id, bc.position limit :n"
+                ),
+                {"b": b, "p": p, "n": room},
+            ).all()
+            certified = tuple(
+                (int(seq), claim, root) for _, _, seq, claim, root in rows if claim is not None
+            )
+            if rows:
+                certified_through = (int(rows[-1][0]), int(rows[-1][1]))
+        return Outgoing(records, withdrawals, through, certified, certified_through)
 
     def store_batch(
         self,
@@ -137,16 +165,17 @@ class SqlNodeLink:
         body: bytes,
         claims: Sequence[tuple[int, str]],
         withdrawn: Sequence[int],
-        through_seq: int,
+        out: Outgoing,
         at: datetime,
     ) -> None:
-        """Keep a batch as it will be signed and sent, with its claims and withdrawals."""
+        """Keep a batch as it will be signed and sent, with its claims and withdrawals, and
+        what it takes the node through."""
         at = at.astimezone(UTC)
         self.conn.execute(
             t.federation_outbox.insert().values(
                 number=number,
                 body=body.decode(),
-                events=len(claims) + len(withdrawn),
+                events=len(claims) + len(withdrawn) + len(out.certified),
                 created_at=at,
             )
         )
@@ -164,8 +193,23 @@ class SqlNodeLink:
                 [{"n": number, "s": s} for s in withdrawn],
             )
         self.conn.execute(
-            text("update federation_link set through_seq = :through, next_batch = :next"),
-            {"through": through_seq, "next": number + 1},
+            text(
+                "update federation_link set through_seq = :through, next_batch = :next, "
+                "certified_batch = :cb, certified_position = :cp"
+            ),
+            {
+                "through": out.through_seq,
+                "next": number + 1,
+                "cb": out.certified_through[0],
+                "cp": out.certified_through[1],
+            },
+        )
+
+    def store_watermark(self, out: Outgoing) -> None:
+        """Take the node through certified credits that carry no claim (nothing to send)."""
+        self.conn.execute(
+            text("update federation_link set certified_batch = :cb, certified_position = :cp"),
+            {"cb": out.certified_through[0], "cp": out.certified_through[1]},
         )
 
     def claims_of(self, ids: Iterable[str]) -> dict[str, int]:
@@ -231,6 +275,20 @@ class SqlNodeLink:
                 ],
             )
 
+    def certifications(self, accepted: Sequence[str], refused: Sequence[tuple[str, str]]) -> None:
+        """What the registry said of the certifications of a batch: each accepted one counted
+        on its claim, each refused one's reason kept (shown by `status`)."""
+        if accepted:
+            self.conn.execute(
+                text("update federation_claims set certified = certified + 1 where claim_id = :c"),
+                [{"c": c} for c in accepted],
+            )
+        if refused:
+            self.conn.execute(
+                text("update federation_claims set certify_refused = :r where claim_id = :c"),
+                [{"c": c, "r": r} for c, r in refused],
+            )
+
     def update_hold_reasons(self, reasons: Sequence[tuple[int, str]]) -> None:
         """What held records still wait for, once the registry answered `first` (their receipt's
         reason and their hold row's reasons; `capped` kept on the receipt)."""
@@ -277,6 +335,12 @@ class SqlNodeLink:
                 "and reasons like '%awaiting_registry%'"
             )
         ).scalar_one()
+        certified = self.conn.execute(
+            text(
+                "select sum(case when certified > 0 then 1 else 0 end), "
+                "count(certify_refused) from federation_claims"
+            )
+        ).one()
         return {
             "joined": True,
             "node": link.node,
@@ -290,6 +354,8 @@ class SqlNodeLink:
             "claims": {str(k): int(v) for k, v in verdicts.items()},
             "records_to_send": int(waiting),
             "held_awaiting_registry": int(held),
+            "claims_certified": int(certified[0] or 0),
+            "certifications_refused": int(certified[1] or 0),
         }
 
 
@@ -406,7 +472,7 @@ class SqlCommonRegistry:
         digest: str,
         events: Sequence[Event],
         tallies: dict[str, int],
-        answer: Callable[[list[Answer], list[str]], tuple[bytes, str]],
+        answer: Callable[[list[Answer], list[str], list[tuple[str, Refusal]]], tuple[bytes, str]],
         at: datetime,
     ) -> tuple[bytes, str]:
         """Register a node's batch in one transaction: its claims judged in global order after
@@ -465,9 +531,20 @@ class SqlCommonRegistry:
             )
             answers: list[Answer] = []
             withdrawn: list[str] = []
+            refused: list[tuple[str, Refusal]] = []
+            certified: list[dict[str, Any]] = []
             rows: dict[str, dict[str, Any]] = {}
             stopped: list[dict[str, Any]] = []
             for e in events:
+                if e.op is Op.CERTIFY:
+                    why = certifiable(book, node, e.claim.id)
+                    if why is None:
+                        certified.append(
+                            {"node": node, "claim_id": e.claim.id, "root": e.root, "batch": number}
+                        )
+                    else:
+                        refused.append((e.claim.id, why))
+                    continue
                 if e.op is Op.WITHDRAW:
                     at_position = book.withdraw(node, e.claim.id)
                     if at_position is None:
@@ -510,7 +587,16 @@ class SqlCommonRegistry:
                     ),
                     stopped,
                 )
-            body, signature = answer(answers, withdrawn)
+            if certified:
+                try:
+                    conn.execute(t.common_certifications.insert(), certified)
+                except IntegrityError:
+                    raise RefusedError(
+                        "certified_twice",
+                        f"batch {number} of {node} certifies a claim into a batch of units "
+                        "it was certified into before",
+                    ) from None
+            body, signature = answer(answers, withdrawn, refused)
             conn.execute(
                 t.common_batches.insert().values(
                     node=node,
@@ -532,12 +618,14 @@ def _live(conn: Connection, node: str, events: Sequence[Event]) -> list[Register
     """The stored live claims a batch's events can meet: those of its refs, its citizens' trips
     that could overlap its trips, and the node's own claims it withdraws."""
     claims = [e.claim for e in events if e.op is Op.CLAIM]
-    columns = "position, node, claim_id, ref, citizen, start_ms, end_ms"
+    columns = "position, node, claim_id, ref, citizen, start_ms, end_ms, verdict"
     found: dict[int, Registered] = {}
 
     def keep(rows: Iterable[Any]) -> None:
-        for p, n, c, ref, citizen, start, end in rows:
-            found[int(p)] = Registered(int(p), n, Claim(c, ref, citizen, start, end))
+        for p, n, c, ref, citizen, start, end, verdict in rows:
+            found[int(p)] = Registered(
+                int(p), n, Claim(c, ref, citizen, start, end), verdict == "first"
+            )
 
     refs = sorted({c.ref for c in claims if c.ref is not None})
     for i in range(0, len(refs), _BATCH):
@@ -580,13 +668,14 @@ def _live(conn: Connection, node: str, events: Sequence[Event]) -> list[Register
             conn.execute(
                 text(
                     f"select x.position, x.node, x.claim_id, x.ref, x.citizen, x.start_ms, "
-                    f"x.end_ms from {source} join common_claims x on x.citizen = k.c "
+                    f"x.end_ms, x.verdict from {source} join common_claims x on x.citizen = k.c "
                     "and x.start_ms > k.lo and x.start_ms < k.hi and x.withdrawn_at is null"
                 ),
                 params,
             ).all()
         )
-    withdrawn = sorted({e.claim.id for e in events if e.op is Op.WITHDRAW})
+    # The node's own claims it withdraws or certifies.
+    withdrawn = sorted({e.claim.id for e in events if e.op in (Op.WITHDRAW, Op.CERTIFY)})
     for i in range(0, len(withdrawn), _BATCH):
         keep(
             conn.execute(

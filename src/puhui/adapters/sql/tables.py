@@ -884,6 +884,20 @@ federation_link = Table(
     Column("joined_seq", BigInteger, nullable=False, comment="the first record registered"),
     Column("through_seq", BigInteger, nullable=False, comment="records sent up to this seq"),
     Column("next_batch", Integer, nullable=False, comment="the number of the next batch"),
+    Column(
+        "certified_batch",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="certified credits sent up to this batch of units…",
+    ),
+    Column(
+        "certified_position",
+        Integer,
+        nullable=False,
+        server_default=text("-1"),
+        comment="…and this leaf of it",
+    ),
     Column("joined_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("id = 1", name="one"),
 )
@@ -912,6 +926,8 @@ federation_claims = Table(
     Column("reasons", Text, nullable=True),
     Column("of_node", String(16), nullable=True),
     Column("of_claim", String(40), nullable=True),
+    Column("certified", Integer, nullable=False, server_default=text("0"), comment="batches"),
+    Column("certify_refused", String(32), nullable=True, comment="the registry's reason"),
     CheckConstraint("verdict is null or verdict in ('first', 'duplicate')", name="verdict"),
 )
 Index("ix_federation_claims_batch", federation_claims.c.batch)
@@ -964,3 +980,14 @@ common_claims = Table(
 )
 Index("ix_common_claims_ref", common_claims.c.ref)
 Index("ix_common_claims_citizen_start", common_claims.c.citizen, common_claims.c.start_ms)
+
+# Which node certified which of its claims' credits into which batch of units (by its root).
+common_certifications = Table(
+    "common_certifications",
+    metadata,
+    Column("node", String(16), nullable=False),
+    Column("claim_id", String(40), nullable=False),
+    Column("root", String(64), nullable=False, comment="the batch of units' Merkle root, hex"),
+    Column("batch", Integer, nullable=False, comment="the node's batch that registered it"),
+    PrimaryKeyConstraint("node", "claim_id", "root"),
+)

@@ -4,7 +4,8 @@
   `federation_outbox` (each batch as signed and sent, and the answer) and `federation_claims`
   (each record's claim and the registry's verdict);
 - the registry's side: `common_nodes`, `common_batches` (each node's batches with the answer
-  given) and `common_claims` (every claim of every node, in global order);
+  given), `common_claims` (every claim of every node, in global order) and
+  `common_certifications` (which claims' credits each node certified into units);
 - a held record may end as a duplicate (`holds.outcome`): the registry answered that another
   node's record of its behaviour came first.
 
@@ -58,6 +59,20 @@ def upgrade() -> None:
             "through_seq", sa.BigInteger, nullable=False, comment="records sent up to this seq"
         ),
         sa.Column("next_batch", sa.Integer, nullable=False, comment="the number of the next batch"),
+        sa.Column(
+            "certified_batch",
+            sa.Integer,
+            nullable=False,
+            server_default=sa.text("0"),
+            comment="certified credits sent up to this batch of units…",
+        ),
+        sa.Column(
+            "certified_position",
+            sa.Integer,
+            nullable=False,
+            server_default=sa.text("-1"),
+            comment="…and this leaf of it",
+        ),
         sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("id = 1", name=op.f("ck_federation_link_one")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_federation_link")),
@@ -86,6 +101,10 @@ def upgrade() -> None:
         sa.Column("reasons", sa.Text, nullable=True),
         sa.Column("of_node", sa.String(16), nullable=True),
         sa.Column("of_claim", sa.String(40), nullable=True),
+        sa.Column(
+            "certified", sa.Integer, nullable=False, server_default=sa.text("0"), comment="batches"
+        ),
+        sa.Column("certify_refused", sa.String(32), nullable=True, comment="the registry's reason"),
         sa.CheckConstraint(
             "verdict is null or verdict in ('first', 'duplicate')",
             name=op.f("ck_federation_claims_verdict"),
@@ -152,9 +171,22 @@ def upgrade() -> None:
     )
     op.create_index("ix_common_claims_ref", "common_claims", ["ref"])
     op.create_index("ix_common_claims_citizen_start", "common_claims", ["citizen", "start_ms"])
+    op.create_table(
+        "common_certifications",
+        sa.Column("node", sa.String(16), nullable=False),
+        sa.Column("claim_id", sa.String(40), nullable=False),
+        sa.Column(
+            "root", sa.String(64), nullable=False, comment="the batch of units' Merkle root, hex"
+        ),
+        sa.Column(
+            "batch", sa.Integer, nullable=False, comment="the node's batch that registered it"
+        ),
+        sa.PrimaryKeyConstraint("node", "claim_id", "root", name=op.f("pk_common_certifications")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("common_certifications")
     op.drop_table("common_claims")
     op.drop_table("common_batches")
     op.drop_table("common_nodes")
