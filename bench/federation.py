@@ -216,7 +216,8 @@ def main() -> None:
         results["bare"] = bare(url_of("bare"))
         print(f"bare insert: {results['bare']}", flush=True)
         for name, plan in (("1 node", {"BJ": batches}), ("3 nodes", three(batches))):
-            app = registry_app(url_of(name.replace(" ", "_")), name.replace(" ", "_"))
+            label = "nodes_" + name.split()[0]
+            app = registry_app(url_of(label), label)
             try:
                 results[name] = run(app, plan)
             finally:
