@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
-from puhui.service import admin, credentials, federation, ingest, ledger, queries
+from puhui.service import admin, credentials, federation, ledger, queries
 from tests.e2e.conftest import Server, _puhui, credentials_of
+from tests.federation import final_receipts, one_node
 from tests.pgcluster import free_port
 
 CHINA = timezone(timedelta(hours=8))
@@ -401,12 +401,7 @@ def test_every_behaviour_is_credited_once_nationwide_through_faults(
             time.sleep(0.5)
         for code, app in apps.items():
             assert ledger.verify(app) == [], code
-        outcome: dict[tuple[str, str], tuple[str, int]] = {}
-        for code, app in apps.items():
-            for platform in NODES[code]:
-                for r in queries.receipts(app, platform):
-                    assert r["status"] != "held", r
-                    outcome[(platform, r["record_id"])] = (r["status"], r["reduction_g"])
+        outcome = final_receipts(apps, NODES)
         # Every behaviour credited exactly once nationwide: none twice, none lost.
         credited: dict[int, int] = {}
         for (_platform, record_id), (status, grams) in outcome.items():
@@ -424,7 +419,27 @@ def test_every_behaviour_is_credited_once_nationwide_through_faults(
         # One node fed every record in the registry's order gives the same outcome.
         order = federation.registry(registry).order()
         assert len(order) == len(behaviour_of)
-        expected = _one_node(apps, order, per_node, tmp_path, new_database)
+        first_sent: dict[tuple[str, str], dict[str, Any]] = {}
+        for records in per_node.values():
+            for platform, record in records:
+                first_sent.setdefault((platform, record["record_id"]), record)
+        folder = tmp_path / "reference"
+        folder.mkdir()
+        reference = bootstrap(
+            Settings(new_database(folder), folder / "subject.key"),
+            clock=lambda: datetime(2026, 11, 1, tzinfo=UTC),
+        )
+        try:
+            admin.init(reference)
+            expected = one_node(
+                apps,
+                registry,
+                NODES,
+                lambda p, r: {**first_sent[(p, r)], "platform": p},
+                reference,
+            )
+        finally:
+            reference.close()
         assert outcome == expected
         # The registry's oversight sees every node and the duplicates between them.
         seen = {n["code"]: n for n in federation.registry(registry).nodes()}
@@ -451,51 +466,3 @@ def test_every_behaviour_is_credited_once_nationwide_through_faults(
     finally:
         for app in [*apps.values(), registry]:
             app.close()
-
-
-def _one_node(
-    apps: dict[str, App],
-    order: list[tuple[int, str, str, str, int | None]],
-    per_node: dict[str, list[tuple[str, dict[str, Any]]]],
-    tmp_path: Path,
-    new_database: Callable[[Path], str],
-) -> dict[tuple[str, str], tuple[str, int]]:
-    """The receipts of one node fed every registered record in the registry's order."""
-    claimed: dict[tuple[str, str], tuple[str, str]] = {}
-    for code, app in apps.items():
-        with app.engine.connect() as conn:
-            for claim, platform, record_id in conn.execute(
-                text(
-                    "select c.claim_id, p.code, r.record_id from federation_claims c "
-                    "join records r on r.seq = c.record_seq "
-                    "join platforms p on p.id = r.platform_id"
-                )
-            ):
-                claimed[(code, claim)] = (platform, record_id)
-    first_sent: dict[tuple[str, str], dict[str, Any]] = {}
-    for records in per_node.values():
-        for platform, record in records:
-            first_sent.setdefault((platform, record["record_id"]), record)
-    folder = tmp_path / "reference"
-    folder.mkdir()
-    reference = bootstrap(
-        Settings(new_database(folder), folder / "subject.key"),
-        clock=lambda: datetime(2026, 11, 1, tzinfo=UTC),
-    )
-    try:
-        admin.init(reference)
-        for platforms in NODES.values():
-            for p in platforms:
-                admin.add_platform(reference, p)
-        for _position, node, claim, _verdict, _withdrawn in order:
-            platform, record_id = claimed[(node, claim)]
-            record = {**first_sent[(platform, record_id)], "platform": platform}
-            ingest.ingest_records(reference, platform, [record])
-        return {
-            (p, r["record_id"]): (r["status"], r["reduction_g"])
-            for platforms in NODES.values()
-            for p in platforms
-            for r in queries.receipts(reference, p)
-        }
-    finally:
-        reference.close()

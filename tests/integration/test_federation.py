@@ -44,6 +44,7 @@ from puhui.service import (
     review,
 )
 from tests.builders import event, trip
+from tests.federation import final_receipts, one_node
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NODES = {"BJ": ["amap", "bjtaxi"], "SH": ["bank", "shmetro"], "GZ": ["wechat"]}
@@ -423,48 +424,12 @@ def _equals_one_node(
     for code in NODES:
         f.sync(code)
     f.verified()
-    # Every record ended: no record is left waiting for the registry.
-    outcome: dict[tuple[str, str], tuple[str, int]] = {}
-    for code, app in f.nodes.items():
-        for platform in NODES[code]:
-            for r in queries.receipts(app, platform):
-                assert r["status"] != "held", r
-                outcome[(platform, r["record_id"])] = (r["status"], r["reduction_g"])
-    # One node fed every record in the registry's order.
-    node_of_claim: dict[tuple[str, str], tuple[str, str]] = {}
-    for code, app in f.nodes.items():
-        with app.engine.connect() as conn:
-            for claim, platform, record_id in conn.execute(
-                text(
-                    "select c.claim_id, p.code, r.record_id from federation_claims c "
-                    "join records r on r.seq = c.record_seq "
-                    "join platforms p on p.id = r.platform_id"
-                )
-            ):
-                node_of_claim[(code, claim)] = (platform, record_id)
+    # Every record ended, and one node fed every record in the registry's order agrees.
+    outcome = final_receipts(f.nodes, NODES)
     folder = tmp_path_factory.mktemp("reference")
     reference = _app(new_database(folder), folder / "subject.key")
-    registered: set[tuple[str, str]] = set()
     try:
-        for platforms in NODES.values():
-            for p in platforms:
-                admin.add_platform(reference, p)
-        for _position, node, claim, _verdict, _withdrawn in federation.registry(f.registry).order():
-            platform, record_id = node_of_claim[(node, claim)]
-            ingest.ingest_records(reference, platform, [made[(platform, record_id)]])
-            registered.add((platform, record_id))
-        # Events without a ref are not registered: nothing compares with them.
-        for key, record in made.items():
-            if key not in registered:
-                assert "end" not in record
-                assert not record.get("ref")
-                ingest.ingest_records(reference, key[0], [record])
-        expected = {
-            (p, r["record_id"]): (r["status"], r["reduction_g"])
-            for platforms in NODES.values()
-            for p in platforms
-            for r in queries.receipts(reference, p)
-        }
+        expected = one_node(f.nodes, f.registry, NODES, lambda p, r: made[(p, r)], reference)
     finally:
         reference.close()
     assert outcome == expected
@@ -545,6 +510,14 @@ def test_the_registry_over_http_answers_signed_batches_and_problem_documents(
     assert (bj["batches"], bj["claims"], bj["first"]) == (1, 1, 1)
     assert bj["tallies"]["held"] == 1  # as the node counted when it sent the batch
     assert "subject" not in json.dumps(seen)
+    # A refusal reaches the node's operator as one line; the batch waits, unchanged.
+    f.transports["SH"].post = OverHttp(client).post  # type: ignore[method-assign]
+    f.send("SH", "bank", [bus("b1", minute=90)])
+    with f.nodes["SH"].engine.begin() as conn:
+        conn.execute(text("update federation_link set next_batch = 5"))
+    done = f.sync("SH")
+    assert done.refused == ["409 batch_out_of_order: batch 5 of SH; expected 1"]
+    assert f.receipt("SH", "bank", "b1")[0] == "held"
 
 
 def test_two_processes_syncing_one_node_register_each_batch_once(

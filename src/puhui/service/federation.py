@@ -311,11 +311,14 @@ def sync(app: App, transport: Transport | None = None, limit: int = MAX_EVENTS) 
 
 
 def _refusal(status: int, answer: bytes) -> str:
+    """A registry's refusal as one line: its status, and its problem document's code and detail
+    (`409 batch_out_of_order: batch 3 of BJ; expected 2`)."""
     try:
-        detail = json.loads(answer).get("detail", "")
+        problem = json.loads(answer)
+        code, detail = str(problem.get("code", "")), str(problem.get("detail", ""))
     except (ValueError, AttributeError):
-        detail = ""
-    return f"{status}: {detail}" if isinstance(detail, str) and detail else f"{status}"
+        code = detail = ""
+    return " ".join(p for p in (f"{status}", f"{code}:" if code else "", detail) if p)
 
 
 def _apply(
