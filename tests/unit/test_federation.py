@@ -5,6 +5,7 @@ wire format says what is wrong without repeating a value."""
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import date
 
 import pytest
@@ -30,6 +31,7 @@ from puhui.domain.federation import (
 )
 from puhui.domain.reasons import Reason, Status
 from puhui.domain.settlement import Book, Candidate
+from puhui.service.federation import SyncLoop
 
 KEY = claims_key(b"s" * 32)
 MINUTE = 60_000
@@ -214,3 +216,24 @@ def test_only_a_live_first_claim_of_the_node_itself_may_be_certified() -> None:
     assert parse_events(items) == [event]
     with pytest.raises(FederationError, match=r"events\[0\]\.root: 64 lowercase hex"):
         parse_events([{**items[0], "root": "x"}])
+
+
+def test_the_background_sync_logs_a_failure_once_not_every_round() -> None:
+    logged: list[str] = []
+    outcomes = iter([RuntimeError("db down at 10.0.0.1")] * 3 + [None] * 100)
+
+    class Loop(SyncLoop):
+        def round(self) -> None:
+            outcome = next(outcomes, None)
+            if outcome is not None:
+                raise outcome
+
+    loop = Loop(None, interval_s=0.01, log=logged.append)  # type: ignore[arg-type]
+    loop.start()
+    deadline = time.monotonic() + 10
+    while len(logged) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.stop()
+    assert logged[0] == "federation sync failed (RuntimeError)"
+    assert logged[1].startswith("federation sync recovered after")
+    assert len(logged) == 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -438,16 +439,33 @@ class SyncLoop:
         return sync(self.app, self.transport)
 
     def run(self) -> None:
-        """Sync until stopped."""
+        """Sync until stopped. A failure is logged when it starts and once a minute while it
+        lasts, by its kind only (a database error's text carries its statement), and rounds
+        slow down to one every ten seconds meanwhile."""
+        failing_since: float | None = None
+        logged = 0.0
         while not self._stop.is_set():
+            problem = None
             try:
                 done = self.round()
             except Exception as error:
-                self.log(f"federation sync failed ({type(error).__name__}: {error})")
-                done = None
-            if done is not None and (done.unreachable or done.refused):
-                self.log(f"federation sync: {done.unreachable or '; '.join(done.refused)}")
-            self._stop.wait(self.interval_s)
+                problem = f"federation sync failed ({type(error).__name__})"
+            else:
+                if done is not None and (done.unreachable or done.refused):
+                    problem = f"federation sync: {done.unreachable or '; '.join(done.refused)}"
+            now = time.monotonic()
+            if problem is None:
+                if failing_since is not None:
+                    self.log(f"federation sync recovered after {now - failing_since:.0f} s")
+                failing_since = None
+                self._stop.wait(self.interval_s)
+                continue
+            if failing_since is None or now - logged >= 60:
+                self.log(problem)
+                logged = now
+            if failing_since is None:
+                failing_since = now
+            self._stop.wait(min(10.0, max(self.interval_s, now - failing_since)))
 
     def start(self) -> None:
         """Run in a daemon thread."""
