@@ -40,6 +40,10 @@ what else it waits for), `duplicate` ends it as a duplicate, reason `duplicate_f
 pending grams voided. Nothing is credited that another node's record came before, and nothing
 is ever taken back.
 
+A node also registers the credits it certifies into batches of units; the registry records
+them only for the node's own live claims that were `first` (`certifiable`), so no behaviour is
+certified by two nodes.
+
 The wire format (docs/federation.md) is canonical JSON (`canonical`), signed with Ed25519 by the
 node and, in the answer, by the registry.
 """
