@@ -363,9 +363,15 @@ def batch_document(
 _HEX = frozenset("0123456789abcdef")
 
 
+def is_hex(value: object, length: int) -> bool:
+    """Whether a value is `length` lowercase hex characters (a key, a digest, a claim id)."""
+    return isinstance(value, str) and len(value) == length and set(value) <= _HEX
+
+
 def _hex(value: object, where: str, length: int) -> str:
-    if not isinstance(value, str) or len(value) != length or not set(value) <= _HEX:
+    if not is_hex(value, length):
         raise FederationError(f"{where}: {length} lowercase hex characters expected")
+    assert isinstance(value, str)
     return value
 
 

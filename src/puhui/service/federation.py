@@ -51,6 +51,7 @@ from puhui.domain.federation import (
     canonical,
     claim_of,
     claims_key,
+    is_hex,
     key_fingerprint,
     node_code,
     parse_answers,
@@ -151,7 +152,7 @@ def join(app: App, url: str, registry_key: str) -> int:
     if not url.startswith(("http://", "https://")):
         raise InputError("the registry's URL starts with http:// or https://")
     key = registry_key.strip().lower()
-    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+    if not is_hex(key, 64):
         raise InputError("the registry's key is its Ed25519 public key: 64 hex characters")
     node = node_code(app.settings.exchange(), "PUHUI_EXCHANGE")
     own_keys(app)
@@ -501,9 +502,9 @@ def enrol(app: App, code: str, key: str, fingerprint: str, name: str | None = No
         raise InputError(str(error)) from None
     key = key.strip().lower()
     fingerprint = fingerprint.strip().lower()
-    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+    if not is_hex(key, 64):
         raise InputError("a node's key is its Ed25519 public key: 64 hex characters")
-    if len(fingerprint) != 32 or any(c not in "0123456789abcdef" for c in fingerprint):
+    if not is_hex(fingerprint, 32):
         raise InputError("a node's fingerprint is 32 hex characters (`puhui federation identity`)")
     store = registry(app)
     others = {n["code"]: n for n in store.nodes()}
