@@ -117,7 +117,7 @@ def test_an_exchange_certifies_sells_and_retires_units(cli: Any, tmp_path: Path)
     batches = json.loads(run("market", "batches", "--json"))
     [batch] = batches["batches"]
     assert batch["held"] == {
-        "exchange": 1, "company": 1, "buffer": 1, "retired": 2, "cancelled": 0
+        "exchange": 1, "company": 1, "buffer": 1, "retired": 2, "cancelled": 0, "abroad": 0
     }  # fmt: skip
     assert batches["pools"] == [{"pool": "pool:cn-common@1.0.0:51", "grams": 600_000}]
     assert "Merkle root " + batch["root"] in run("market", "batch", f"{SERIAL}-4-4")

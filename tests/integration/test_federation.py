@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -24,14 +25,25 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from puhui.adapters.keystore import PURPOSES
+from puhui.adapters.methodology_files import load_catalogue, shipped_folder
 from puhui.bootstrap import App, bootstrap
 from puhui.config import Settings
 from puhui.domain.consent import Scope
 from puhui.domain.errors import AuthenticationError, InputError, RefusedError
-from puhui.domain.federation import Claim, Event, FederationError, Op, batch_document, canonical
+from puhui.domain.federation import (
+    Claim,
+    Event,
+    FederationError,
+    Op,
+    Send,
+    batch_document,
+    canonical,
+)
 from puhui.domain.review import Decision
 from puhui.domain.settlement import overlaps
+from puhui.entrypoints.api import create_app
 from puhui.entrypoints.api.federation import create_registry_app
+from puhui.entrypoints.dashboard import COOKIES
 from puhui.service import (
     admin,
     consent,
@@ -41,6 +53,7 @@ from puhui.service import (
     market,
     oversight,
     queries,
+    registry,
     review,
 )
 from tests.builders import event, trip
@@ -62,12 +75,13 @@ class InProcess:
         self.posts = 0
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
-        assert url == URL + federation.PATH
-        self.posts += 1
+        assert url in (URL + federation.PATH, URL + federation.INBOX_PATH)
+        batch = url == URL + federation.PATH
+        self.posts += batch
         if self.down:
             raise federation.Unreachable("the registry is unreachable (test)")
         try:
-            answer, signature = federation.receive(
+            answer, signature = (federation.receive if batch else federation.inbox)(
                 self.registry,
                 headers[federation.HEADER_NODE],
                 body,
@@ -79,7 +93,7 @@ class InProcess:
             return 422, json.dumps({"detail": str(error)}).encode(), ""
         except RefusedError as error:
             return 409, json.dumps({"detail": f"{error.code}: {error}"}).encode(), ""
-        if self.lose_answers:
+        if self.lose_answers and batch:
             # Registered, and the answer lost on the way back.
             self.lose_answers -= 1
             raise federation.Unreachable("the answer was lost (test)")
@@ -613,3 +627,201 @@ def test_a_node_registers_the_credits_it_certifies_and_no_duplicate_s_credit_is_
     )
     assert json.loads(answer)["refused"] == [[claim, "not_first"], ["cd" * 20, "not_registered"]]
     f.verified()
+
+
+ACME, BETA = "91350100M000100Y43", "91110000MA01ABCDEX"
+
+
+def _certified(f: Federation, node: str, platform: str, citizens: int, tag: str) -> str:
+    """A node's citizens take part and it certifies October's paper receipts in Chengdu (20 kg
+    each, 20 days) into a batch without a buffer; the batch's serial."""
+    app = f.nodes[node]
+    phones = [f"139{tag}{c:07d}" for c in range(citizens)]
+    f.send(
+        node,
+        platform,
+        [
+            event(f"{tag}{c}-{d}", subject=p, quantity="100", ref=f"{tag}-{c}-{d}",
+                  start=f"2026-10-{d:02d}T10:00:00+08:00")
+            for c, p in enumerate(phones)
+            for d in range(1, 21)
+        ],
+    )  # fmt: skip
+    f.sync(node)
+    for p in phones:
+        consent.grant(app, queries.pseudonym_of(app, p), platform, frozenset({Scope.CERTIFY}), 90)
+    done = market.certify(app, "2026-10", "cn-common@1.0.0", "51", f"c-{tag}", "staff:ops",
+                          buffer_bp=0)  # fmt: skip
+    return str(done.result["batch"]["serial"])
+
+
+def test_units_move_between_nodes_registries_and_are_in_one_registry_at_a_time(
+    make_federation: Callable[[], Federation],
+) -> None:
+    """A company at Beijing's node sends units to one at Shanghai's, which retires one and sends
+    one back; a send the registry refuses comes back; a node cannot send units it does not
+    hold; every ledger verifies, and the registry's figures reach the nodes."""
+    f = make_federation()
+    bj, sh = f.nodes["BJ"], f.nodes["SH"]
+    bj_serial = _certified(f, "BJ", "amap", 9, "1")  # 3.6 t: 3 units
+    sh_serial = _certified(f, "SH", "bank", 5, "2")  # 2 t: 2 units, numbered 1 and 2 too
+    assert (bj_serial, sh_serial) == (
+        "CN-PH-BJ-CN-COMMON.V1.0.0-2026-10-1-3",
+        "CN-PH-SH-CN-COMMON.V1.0.0-2026-10-1-2",
+    )
+    market.add_company(bj, ACME, "Acme 有限公司")
+    market.sell(bj, ACME, 3, "60", "s-1", "staff:ops")
+    sent = market.export(bj, ACME, "SH", BETA, "Beta 有限公司", 2, "x-1", "company:acme")
+    assert sent.result["serials"] == ["CN-PH-BJ-CN-COMMON.V1.0.0-2026-10-1-2"]
+    # The same request again is answered the same; nothing else leaves.
+    again = market.export(bj, ACME, "SH", BETA, "Beta 有限公司", 2, "x-1", "company:acme")
+    assert again.replayed
+    assert again.result == sent.result
+    with pytest.raises(RefusedError, match="the holding has 1"):
+        market.export(bj, ACME, "SH", BETA, "Beta", 2, "x-2", "company:acme")
+    with pytest.raises(RefusedError, match="this node"):
+        market.export(bj, ACME, "BJ", BETA, "Beta", 1, "x-3", "company:acme")
+    assert registry.company(bj, ACME).held == 1
+    done = f.sync("BJ")
+    assert (done.units_sent, done.units_returned) == (2, 0)
+    # Shanghai receives them when it syncs: Beta, unknown there, is registered with its name.
+    done = f.sync("SH")
+    assert done.units_received == 2
+    beta = registry.company(sh, BETA)
+    assert (beta.name, beta.held) == ("Beta 有限公司", 2)
+    assert [b.serial for b in beta.blocks] == ["CN-PH-BJ-CN-COMMON.V1.0.0-2026-10-1-2"]
+    # Beijing's batch is in Shanghai's registry under its own serials, beside Shanghai's own.
+    assert registry.batch(sh, "CN-PH-BJ-CN-COMMON.V1.0.0-2026-10-2-2").serial == bj_serial
+    assert registry.batch(sh, sh_serial).exchange == "SH"
+    assert f.sync("SH").units_received == 0  # received once
+    # Beta retires one there and sends the other back to Acme at Beijing.
+    market.retire(sh, BETA, 1, "Beta 有限公司", "2026 ESG report", "r-1", "company:beta")
+    market.export(sh, BETA, "BJ", ACME, "Acme 有限公司", 1, "x-4", "company:beta")
+    assert f.sync("SH").units_sent == 1
+    assert f.sync("BJ").units_received == 1
+    acme = registry.company(bj, ACME)
+    assert acme.held == 2
+    assert [b.serial for b in acme.blocks] == [
+        "CN-PH-BJ-CN-COMMON.V1.0.0-2026-10-2-2",  # back from Shanghai
+        "CN-PH-BJ-CN-COMMON.V1.0.0-2026-10-3-3",
+    ]
+    # A send to a node the registry does not know is refused, and the units come back.
+    market.export(bj, ACME, "TJ", BETA, "Beta 有限公司", 1, "x-5", "company:acme")
+    assert registry.company(bj, ACME).held == 1
+    done = f.sync("BJ")
+    assert (done.units_sent, done.units_returned) == (0, 1)
+    assert registry.company(bj, ACME).held == 2
+    assert federation.status(bj)["units_returned"] == 1
+    # The registry holds where every unit is: Beijing's unit 1 at Shanghai (retired there),
+    # 2 and 3 at Beijing; Shanghai's two at Shanghai.
+    with f.registry.engine.connect() as conn:
+        custody = conn.execute(
+            text("select origin, first, last, node from common_unit_blocks order by origin, first")
+        ).all()
+    assert [tuple(r) for r in custody] == [("BJ", 1, 1, "SH"), ("BJ", 2, 3, "BJ"),
+                                           ("SH", 1, 2, "SH")]  # fmt: skip
+    # Shanghai cannot send Beijing's unit 3, which is not in its registry: refused.
+    with sh.intake() as uow:
+        link = uow.federation.link()
+        assert link is not None
+    root = registry.batch(bj, bj_serial).root
+    forged = canonical(
+        batch_document(
+            link.registry_key, "SH", link.next_batch, [], {},
+            [Send(99, "BJ", root, 3, 3, "GZ", BETA, "Beta")],
+        )
+    )  # fmt: skip
+    answer, _ = federation.receive(
+        f.registry, "SH", forged, federation._private(sh).sign(forged).hex()
+    )
+    assert json.loads(answer)["units_refused"] == [[99, "units_not_held"]]
+    # The registry's figures reach each node with its inbox.
+    f.sync("GZ")
+    figures = federation.sync(f.nodes["GZ"], f.transports["GZ"], oversight=True)
+    assert figures.unreachable is None
+    found = federation.registry_figures(f.nodes["GZ"])
+    assert found is not None
+    units = {u["node"]: u for u in found[0]["units"]}
+    assert (units["BJ"]["issued"], units["BJ"]["held"], units["BJ"]["sent"]) == (3, 2, 2)
+    assert (units["SH"]["issued"], units["SH"]["held"], units["SH"]["received"]) == (2, 3, 2)
+    f.verified()
+    # Forging a node's registry is caught by its ledger check: a unit abroad given to a company.
+    with sh.engine.begin() as conn:
+        conn.execute(text("update unit_blocks set holder = 'company', node = null, "
+                          "company_id = (select id from companies where uscc = :u) "
+                          "where holder = 'abroad' and first = 2"), {"u": BETA})  # fmt: skip
+    assert {v.check for v in ledger.verify(sh)} >= {"holdings_mismatch"}
+
+
+def test_the_regulator_of_a_node_sees_every_node_s_figures(
+    make_federation: Callable[[], Federation],
+) -> None:
+    f = make_federation()
+    f.send("BJ", "amap", [bus("t1")])
+    f.send("SH", "bank", [bus("t2")])
+    f.sync("BJ")
+    f.sync("SH")
+    sh = f.nodes["SH"]
+    federation.sync(sh, f.transports["SH"], oversight=True)
+    client = TestClient(create_app(sh))
+    token = oversight.issue_staff_token(sh, "NDRC", oversight.Role.REGULATOR).token
+    client.cookies.set(COOKIES["staff"], token)
+    page = client.get("/dashboard/regulator?lang=en").text
+    assert "The common mechanism, nationwide" in page
+    nodes = page.split('data-testid="common-nodes"')[1].split("</table>")[0]
+    # Beijing registered the trip first; Shanghai's was its duplicate.
+    assert re.search(r">BJ</th><td class=\"num\">1</td>\s*<td class=\"num\">1</td>", nodes)
+    assert re.search(r">SH</th><td class=\"num\">1</td>\s*<td class=\"num\">0</td>", nodes)
+    between = page.split('data-testid="common-duplicates"')[1].split("</table>")[0]
+    assert '>SH</th><td class="num">1</td>' in between
+    catalogue = page.split('data-testid="common-methodologies"')[1].split("</table>")[0]
+    assert re.search(r">cn-common@1.0.0</th><td>BJ</td><td>BJ, SH</td>", catalogue)
+    assert "The shared methodology catalogue" in page
+
+
+def test_nodes_share_one_methodology_catalogue_and_add_regional_versions(
+    make_federation: Callable[[], Federation], tmp_path: Path
+) -> None:
+    """Each node registers the versions it computes with: the first adds a version to the
+    shared catalogue, the others recognise it; a node's own regional version is added; a node
+    whose definition of a shared version differs is told so."""
+    f = make_federation()
+    shipped = shipped_folder()
+    # Guangzhou adds a regional version of its own.
+    regional = tmp_path / "gz-methodologies"
+    regional.mkdir()
+    text_ = (shipped / "sz-public-transit.toml").read_text(encoding="utf-8")
+    text_ = text_.replace('id = "sz-public-transit"', 'id = "gz-public-transit"')
+    (regional / "gz.toml").write_text(text_.replace('["440300"]', '["440100"]'), "utf-8")
+    f.nodes["GZ"].__dict__["catalogue"] = load_catalogue(extra=regional)
+    # Shanghai's copy of cn-common 1.0.0 has another daily cap for walking.
+    changed = tmp_path / "sh-methodologies"
+    shutil.copytree(shipped, changed)
+    common = (changed / "cn-common.toml").read_text(encoding="utf-8")
+    assert "max_g = 296 }" in common
+    (changed / "cn-common.toml").write_text(common.replace("max_g = 296 }", "max_g = 300 }"))
+    f.nodes["SH"].__dict__["catalogue"] = load_catalogue(folder=changed)
+    shipped_refs = sorted(m.ref for m in load_catalogue().methodologies)
+    assert f.sync("BJ").methodologies == dict.fromkeys(shipped_refs, "added")
+    assert f.sync("SH").methodologies == {
+        **dict.fromkeys(shipped_refs, "recognised"),
+        "cn-common@1.0.0": "differs",
+    }
+    assert f.sync("GZ").methodologies == {
+        **dict.fromkeys(shipped_refs, "recognised"),
+        "gz-public-transit@1.0.0": "added",
+    }
+    assert f.sync("BJ").batches == 0  # registered once
+    assert federation.status(f.nodes["SH"])["methodologies"]["cn-common@1.0.0"] == "differs"
+    catalogue = {v["ref"]: v for v in federation.figures(f.registry)["methodologies"]}
+    assert (catalogue["cn-common@1.0.0"]["nodes"], catalogue["cn-common@1.0.0"]["differs"]) == (
+        ["BJ", "GZ"],
+        ["SH"],
+    )
+    assert catalogue["gz-public-transit@1.0.0"]["added_by"] == "GZ"
+    # Shanghai corrects its copy: the shipped definition is registered and recognised.
+    f.nodes["SH"].__dict__["catalogue"] = load_catalogue()
+    f.nodes["SH"].memo.pop("methodology_fingerprints")
+    assert f.sync("SH").methodologies == {"cn-common@1.0.0": "recognised"}
+    catalogue = {v["ref"]: v for v in federation.figures(f.registry)["methodologies"]}
+    assert catalogue["cn-common@1.0.0"]["nodes"] == ["BJ", "GZ", "SH"]

@@ -429,7 +429,8 @@ def test_partial_moves_split_serial_blocks_exactly_and_a_retired_unit_never_move
     acme, beta = registry.company(town.app, ACME), registry.company(town.app, BETA)
     assert (acme.held, acme.retired, beta.held, beta.retired) == (0, 4, 0, 1)
     view = registry.batches(town.app)[0]
-    assert view.held == {"exchange": 0, "company": 0, "buffer": 1, "retired": 5, "cancelled": 0}
+    held = {"exchange": 0, "company": 0, "buffer": 1, "retired": 5, "cancelled": 0, "abroad": 0}
+    assert view.held == held
     # A batch is found by its id, its serial number or the serial number of any of its units.
     for name in ("1", view.serial, serial_of(4, 4)):
         assert registry.batch(town.app, name).id == view.id
@@ -518,7 +519,8 @@ def test_a_reversal_draws_from_the_pool_then_the_buffer_and_records_the_shortfal
     view = registry.batches(town.app)[0]
     assert view.drawn_g == UNIT
     assert view.shortfall_g == 2 * FULL - (UNIT - SMALL - 49 * FULL)
-    assert view.held == {"exchange": 2, "company": 0, "buffer": 0, "retired": 0, "cancelled": 1}
+    held = {"exchange": 2, "company": 0, "buffer": 0, "retired": 0, "cancelled": 1, "abroad": 0}
+    assert view.held == held
     # The issuing account has its grams back, the citizens keep nothing of them.
     assert town.balance(0) == 0
 

@@ -4,21 +4,32 @@ wire format says what is wrong without repeating a value."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from puhui.adapters.methodology_files import load_catalogue, shipped_folder
+from puhui.domain.errors import MethodologyError
+from puhui.domain.factors import FactorTable
 from puhui.domain.federation import (
     Claim,
+    Custody,
     Event,
     FederationError,
+    Issued,
     Op,
+    Recognition,
     Refusal,
     Register,
+    Send,
+    SharedCatalogue,
+    UnitsRefusal,
     Verdict,
     batch_document,
     canonical,
@@ -27,8 +38,12 @@ from puhui.domain.federation import (
     claims_key,
     key_fingerprint,
     parse_events,
+    parse_methodologies,
+    parse_units,
     registered,
 )
+from puhui.domain.market import Block, take_range
+from puhui.domain.methodology import Cap, Catalogue, Methodology
 from puhui.domain.reasons import Reason, Status
 from puhui.domain.settlement import Book, Candidate
 from puhui.service.federation import SyncLoop
@@ -237,3 +252,174 @@ def test_the_background_sync_logs_a_failure_once_not_every_round() -> None:
     assert logged[0] == "federation sync failed (RuntimeError)"
     assert logged[1].startswith("federation sync recovered after")
     assert len(logged) == 2
+
+
+# Units between the nodes' registries ---------------------------------------------------------
+
+ROOT = "ab" * 32
+BATCH = Issued("BJ", ROOT, "cn-common@1.0.0", "51", "2026-10", 1, 10)
+
+
+def _send(n: int, first: int, last: int, to: str) -> Send:
+    return Send(n, "BJ", ROOT, first, last, to, "91110000MA01ABCDEX", "Beta")
+
+
+def test_units_are_in_their_origin_s_registry_until_it_sends_them() -> None:
+    custody = Custody()
+    nodes = {"BJ", "SH", "GZ"}
+    assert custody.send("BJ", _send(1, 1, 2, "SH"), nodes) is UnitsRefusal.UNKNOWN_BATCH
+    assert custody.issue(BATCH)
+    assert not custody.issue(BATCH)  # registered once
+    assert custody.holds("BJ", ROOT) == {"BJ": 10}
+    assert custody.send("BJ", _send(1, 3, 5, "SH"), nodes) is None
+    assert custody.holds("BJ", ROOT) == {"BJ": 7, "SH": 3}
+    # Only the registry holding a unit sends it on, to an enrolled node other than itself.
+    assert custody.send("BJ", _send(2, 5, 6, "GZ"), nodes) is UnitsRefusal.NOT_HELD
+    assert custody.send("GZ", _send(3, 3, 3, "BJ"), nodes) is UnitsRefusal.NOT_HELD
+    assert custody.send("SH", _send(4, 3, 3, "TJ"), nodes) is UnitsRefusal.UNKNOWN_NODE
+    assert custody.send("SH", _send(5, 3, 3, "SH"), nodes) is UnitsRefusal.SAME_NODE
+    assert custody.send("BJ", _send(6, 10, 11, "SH"), nodes) is UnitsRefusal.NOT_HELD
+    assert custody.holds("BJ", ROOT) == {"BJ": 7, "SH": 3}  # refusals move nothing
+    assert custody.send("SH", _send(7, 4, 4, "BJ"), nodes) is None
+    assert custody.blocks[("BJ", ROOT)] == [(1, 2, "BJ"), (3, 3, "SH"), (4, 4, "BJ"),
+                                            (5, 5, "SH"), (6, 10, "BJ")]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["BJ", "SH", "GZ"]),
+            st.integers(1, 12),
+            st.integers(0, 4),
+            st.sampled_from(["BJ", "SH", "GZ", "TJ"]),
+        ),
+        max_size=30,
+    )
+)
+def test_every_unit_is_in_exactly_one_registry_whatever_is_sent(
+    moves: list[tuple[str, int, int, str]],
+) -> None:
+    """Replaying any sends, each unit is where the last accepted send of it put it."""
+    custody = Custody()
+    custody.issue(BATCH)
+    where = dict.fromkeys(range(1, 11), "BJ")
+    for n, (node, first, length, to) in enumerate(moves, 1):
+        last = first + length
+        why = custody.send(node, _send(n, first, last, to), {"BJ", "SH", "GZ"})
+        held = last <= 10 and all(where[u] == node for u in range(first, last + 1))
+        assert (why is None) == (held and to in {"BJ", "SH", "GZ"} and to != node)
+        if why is None:
+            where.update(dict.fromkeys(range(first, last + 1), to))
+    placed = {u: at for a, b, at in custody.blocks[("BJ", ROOT)] for u in range(a, b + 1)}
+    assert placed == where
+
+
+def test_a_batch_s_units_read_back_as_they_were_written() -> None:
+    units = [BATCH, _send(1, 2, 3, "SH")]
+    document = batch_document("k" * 64, "BJ", 1, [], {}, units)
+    assert parse_units("BJ", document["units"]) == units
+    assert "units" not in batch_document("k" * 64, "BJ", 1, [], {})
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([{"op": "burn"}], r"units\[0\]\.op: issue or send"),
+        ([{**BATCH._asdict(), "op": "issue", "phone": "1"}], "issue has the fields"),
+        ([{**BATCH._asdict(), "op": "issue", "origin": "SH"}], "its own batches only"),
+        ([{**BATCH._asdict(), "op": "issue", "first": 0}], r"units\[0\]\.first: a serial"),
+        ([{**BATCH._asdict(), "op": "issue", "first": 2, "last": 1}], "ends after it starts"),
+        ([{**BATCH._asdict(), "op": "issue", "region": "5"}], r"\.region: a code"),
+        ([{**_send(1, 1, 1, "SH")._asdict(), "op": "send", "company": "SECRET"}], r"\.company"),
+        ([{**_send(1, 1, 1, "SH")._asdict(), "op": "send", "to": "sh"}], r"\.to: 2 to 16"),
+        ([{**_send(1, 1, 1, "SH")._asdict(), "op": "send"}] * 2, "a transfer appears twice"),
+    ],
+)
+def test_malformed_units_are_refused_naming_the_field_not_the_value(
+    items: list[dict], message: str
+) -> None:
+    with pytest.raises(FederationError, match=message) as refused:
+        parse_units("BJ", items)
+    assert "SECRET" not in str(refused.value)
+
+
+def test_a_range_of_units_is_taken_from_a_holding_exactly() -> None:
+    held = [Block(1, 1, 5), Block(2, 1, 3)]
+    taken, left = take_range(held, 1, 2, 3)
+    assert taken == [Block(1, 2, 3)]
+    assert sorted(left, key=lambda b: (b.batch, b.first)) == [
+        Block(1, 1, 1), Block(1, 4, 5), Block(2, 1, 3),
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="every unit"):
+        take_range(held, 2, 3, 4)
+
+
+# The shared methodology catalogue -----------------------------------------------------------
+
+
+def test_one_id_at_version_is_one_method_in_the_shared_catalogue() -> None:
+    shared = SharedCatalogue()
+    assert shared.register("BJ", "cn-common@1.0.0", "a" * 64) is Recognition.ADDED
+    assert shared.register("SH", "cn-common@1.0.0", "a" * 64) is Recognition.RECOGNISED
+    assert shared.register("GZ", "cn-common@1.0.0", "b" * 64) is Recognition.DIFFERS
+    assert shared.versions["cn-common@1.0.0"] == ("a" * 64, "BJ")  # the first definition stays
+    # A node adds a regional version of its own; the others recognise it as it is.
+    assert shared.register("SZ", "sz-public-transit@1.0.1", "c" * 64) is Recognition.ADDED
+
+
+def test_a_version_s_fingerprint_follows_what_it_computes_with_and_nothing_else() -> None:
+    catalogue = load_catalogue()
+    ref = "sz-public-transit@1.0.0"
+    m = catalogue.get(ref)
+    before = catalogue.fingerprint(ref)
+    assert before == load_catalogue().fingerprint(ref)  # the same on every installation
+    retitled = dataclasses.replace(m, title="another title", references=())
+    assert _with(catalogue, retitled).fingerprint(ref) == before
+    rule = m.scenes["metro"]
+    capped = dataclasses.replace(rule, caps=(Cap("day", max_count=6),))
+    recapped = dataclasses.replace(m, scenes={**m.scenes, "metro": capped})
+    assert _with(catalogue, recapped).fingerprint(ref) != before
+    # A factor its formulas use, with another value.
+    used = next(f for f in catalogue.factors if f.key == rule.baseline.names[0])
+    factors = FactorTable(
+        dataclasses.replace(f, value=f.value + 1) if f is used else f for f in catalogue.factors
+    )
+    assert Catalogue(catalogue.methodologies, factors, catalogue.regions).fingerprint(ref) != before
+
+
+def _with(catalogue: Catalogue, m: Methodology) -> Catalogue:
+    others = [o for o in catalogue.methodologies if o.ref != m.ref]
+    return Catalogue([*others, m], catalogue.factors, catalogue.regions)
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([{"ref": "cn-common", "fingerprint": "a" * 64}], r"methodologies\[0\]\.ref: id@version"),
+        ([{"ref": "x@1", "fingerprint": "SECRET"}], r"\.fingerprint: 64 lowercase hex"),
+        ([{"ref": "x@1", "fingerprint": "a" * 64, "factors": []}], "ref and fingerprint"),
+        ([{"ref": "x@1", "fingerprint": "a" * 64}] * 2, "appears twice"),
+    ],
+)
+def test_malformed_methodology_versions_are_refused_naming_the_field(
+    items: list[dict], message: str
+) -> None:
+    with pytest.raises(FederationError, match=message) as refused:
+        parse_methodologies(items)
+    assert "SECRET" not in str(refused.value)
+
+
+def test_an_exchange_s_own_versions_load_with_the_shipped_ones(tmp_path: Path) -> None:
+    with pytest.raises(MethodologyError, match="does not exist"):
+        load_catalogue(extra=tmp_path / "missing")
+    # A copy of a shipped version under its own id@version is a version of its own; the same
+    # id@version twice is refused.
+    shipped = (shipped_folder() / "sz-public-transit.toml").read_text(encoding="utf-8")
+    (tmp_path / "again.toml").write_text(shipped, encoding="utf-8")
+    with pytest.raises(MethodologyError, match="defined twice"):
+        load_catalogue(extra=tmp_path)
+    own = shipped.replace('"sz-public-transit"', '"sz-public-transit-b"')
+    (tmp_path / "again.toml").write_text(own.replace('["440300"]', '["440100"]'), "utf-8")
+    refs = {m.ref for m in load_catalogue(extra=tmp_path).methodologies}
+    assert "sz-public-transit-b@1.0.0" in refs

@@ -11,6 +11,7 @@ Layout of the folder:
 from __future__ import annotations
 
 import csv
+import os
 import tomllib
 from collections.abc import Iterator
 from datetime import date
@@ -39,13 +40,25 @@ def shipped_folder() -> Path:
     return Path(str(resources.files("puhui") / "methodologies"))
 
 
-def load_catalogue(folder: Path | None = None) -> Catalogue:
-    """Load regions, factors and every methodology version from a folder (default: shipped)."""
+def load_catalogue(folder: Path | None = None, extra: Path | None = None) -> Catalogue:
+    """Load regions, factors and every methodology version from a folder (default: shipped),
+    with the regional versions an exchange adds from a folder of its own (`extra`, default
+    `PUHUI_METHODOLOGIES` when set): its `*.toml` versions and, if it has one, a `factors.csv`
+    of further factors. The catalogue's checks hold for the whole: no version twice, no two
+    versions for one scene at one place on one day."""
     folder = folder or shipped_folder()
+    if extra is None and folder == shipped_folder() and os.environ.get("PUHUI_METHODOLOGIES"):
+        extra = Path(os.environ["PUHUI_METHODOLOGIES"])
     regions = load_regions(folder / "regions.csv")
-    factors = FactorTable(load_factors(folder / "factors.csv"))
+    factors = list(load_factors(folder / "factors.csv"))
     methodologies = [load_methodology(p) for p in sorted(folder.glob("*.toml"))]
-    return Catalogue(methodologies, factors, regions)
+    if extra is not None:
+        if not extra.is_dir():
+            raise MethodologyError(f"the methodologies folder {extra} does not exist")
+        if (extra / "factors.csv").exists():
+            factors += load_factors(extra / "factors.csv")
+        methodologies += [load_methodology(p) for p in sorted(extra.glob("*.toml"))]
+    return Catalogue(methodologies, FactorTable(factors), regions)
 
 
 def load_regions(path: Path) -> RegionCatalogue:

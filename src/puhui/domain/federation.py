@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from puhui.domain import market
 from puhui.domain.errors import PuhuiError
 from puhui.domain.reasons import Reason
 from puhui.domain.rules import LONGEST_TRIP_MS
@@ -251,6 +252,146 @@ class Register:
         return self.next_position
 
 
+# Units across the nodes' registries ----------------------------------------------------------
+
+
+class UnitsRefusal(StrEnum):
+    """Why the registry refuses to move units from one node's registry to another's."""
+
+    UNKNOWN_BATCH = "units_unknown"  # no batch of units of this origin and root registered
+    NOT_HELD = "units_not_held"  # a unit of the range is not in the sending node's registry
+    UNKNOWN_NODE = "unknown_node"  # the receiving node is not enrolled
+    SAME_NODE = "same_node"  # a node sends to itself
+
+
+class Issued(NamedTuple):
+    """A batch of units as a node registers it: what its public registry shows of it (no
+    credit, no citizen), and its Merkle root, by which every node names it."""
+
+    origin: str  # the node that certified it: its serials' exchange code
+    root: str
+    methodology: str  # id@version
+    region: str
+    vintage: str
+    first: int  # its serial numbers, in the origin's numbering
+    last: int
+
+
+class Send(NamedTuple):
+    """Units a node sends to another node's registry, for a company registered there: the
+    consecutive units `first`..`last` of the batch of `root`, issued by `origin`."""
+
+    transfer: int  # the sending node's number for it: 1, 2, … (its receipt)
+    origin: str
+    root: str
+    first: int
+    last: int
+    to: str
+    company: str  # the receiving company's unified social credit code
+    name: str  # its name, as the sending company gave it
+
+
+@dataclass
+class Custody:
+    """Which node's registry holds each unit of every batch of units registered, stated
+    plainly. A batch's units start in its origin's registry; a node may send units it holds
+    to another node's, and nothing else moves them. So a unit is in one registry at a time,
+    and a unit retired in one can never be sold in another.
+
+    It starts from the batches a batch of events can meet (`batches`, `blocks`): the SQL
+    rendering reads those rows and lets this statement decide."""
+
+    batches: dict[tuple[str, str], Issued] = field(default_factory=dict)
+    # (origin, root) → [(first, last, node holding them)], partitioning the batch's serials
+    blocks: dict[tuple[str, str], list[tuple[int, int, str]]] = field(default_factory=dict)
+
+    def issue(self, batch: Issued) -> bool:
+        """Register a batch its origin issued (all its units in the origin's registry); False
+        when it was registered before (nothing changes)."""
+        key = (batch.origin, batch.root)
+        if key in self.batches:
+            return False
+        self.batches[key] = batch
+        self.blocks[key] = [(batch.first, batch.last, batch.origin)]
+        return True
+
+    def send(self, node: str, s: Send, nodes: Iterable[str]) -> UnitsRefusal | None:
+        """Move units from `node`'s registry to `s.to`'s, or say why not (nothing moves)."""
+        key = (s.origin, s.root)
+        if key not in self.batches:
+            return UnitsRefusal.UNKNOWN_BATCH
+        if s.to == node:
+            return UnitsRefusal.SAME_NODE
+        if s.to not in set(nodes):
+            return UnitsRefusal.UNKNOWN_NODE
+        held = [market.Block(0, a, b) for a, b, at in self.blocks[key] if at == node]
+        try:
+            taken, _ = market.take_range(held, 0, s.first, s.last)
+        except ValueError:
+            return UnitsRefusal.NOT_HELD
+        moved = [(b.first, b.last, s.to) for b in taken]
+        rest: list[tuple[int, int, str]] = []
+        for a, b, at in self.blocks[key]:
+            if at != node or b < s.first or a > s.last:
+                rest.append((a, b, at))
+                continue
+            if a < s.first:
+                rest.append((a, s.first - 1, at))
+            if s.last < b:
+                rest.append((s.last + 1, b, at))
+        self.blocks[key] = _joined(rest + moved)
+        return None
+
+    def holds(self, origin: str, root: str) -> dict[str, int]:
+        """How many units of a batch each node's registry holds."""
+        out: dict[str, int] = defaultdict(int)
+        for a, b, at in self.blocks.get((origin, root), []):
+            out[at] += b - a + 1
+        return dict(out)
+
+
+def _joined(blocks: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Blocks in order, adjacent ones at the same node joined."""
+    out: list[tuple[int, int, str]] = []
+    for a, b, at in sorted(blocks):
+        if out and out[-1][2] == at and out[-1][1] + 1 == a:
+            out[-1] = (out[-1][0], b, at)
+        else:
+            out.append((a, b, at))
+    return out
+
+
+# The shared methodology catalogue ------------------------------------------------------------
+
+
+class Recognition(StrEnum):
+    """What the registry says of a methodology version a node computes credits with."""
+
+    ADDED = "added"  # no node had registered it: it is in the catalogue now, as this node's
+    RECOGNISED = "recognised"  # the catalogue's version, computing alike (same fingerprint)
+    DIFFERS = "differs"  # the catalogue has another definition under this id@version
+
+
+@dataclass
+class SharedCatalogue:
+    """The methodology versions of the common mechanism, stated plainly: every version a node
+    computes credits with is registered, by its `id@version` and fingerprint
+    (`Catalogue.fingerprint`). The first node to register a version adds it (a node adds its
+    regional versions so); a version registered again with the same fingerprint is
+    recognised, so a credit computed by it at one node is computed alike at every node; under
+    another fingerprint it differs, and stays out: one `id@version` is one method everywhere."""
+
+    versions: dict[str, tuple[str, str]] = field(default_factory=dict)  # ref → (fp, node)
+
+    def register(self, node: str, ref: str, fingerprint: str) -> Recognition:
+        """Register a node's version."""
+        known = self.versions.get(ref)
+        if known is None:
+            self.versions[ref] = (fingerprint, node)
+            return Recognition.ADDED
+        return Recognition.RECOGNISED if known[0] == fingerprint else Recognition.DIFFERS
+
+
 # What a node keeps -------------------------------------------------------------------------
 
 
@@ -264,6 +405,8 @@ class Link(NamedTuple):
     through_seq: int
     next_batch: int
     certified_through: tuple[int, int] = (0, -1)  # (batch of units, leaf position) sent
+    issued_through: int = 0  # batches of units registered up to this one
+    inbox_through: int = 0  # units received up to this move of the registry
 
 
 class Valid(NamedTuple):
@@ -283,13 +426,17 @@ class Outgoing(NamedTuple):
     """The records and withdrawals of the next batch: valid records in seq order, the seqs of
     records to withdraw each at the seq it takes effect before, and the seq the batch takes
     the node through; then the credits certified into batches of units since the last batch,
-    and the (batch of units, leaf) it takes the node through."""
+    and the (batch of units, leaf) it takes the node through; then the batches of units issued
+    and the units sent to other nodes."""
 
     records: list[Valid]
     withdrawals: list[tuple[int, int]]  # (record seq, decided seq)
     through_seq: int
     certified: tuple[tuple[int, str, str], ...] = ()  # (record seq, claim id, root)
     certified_through: tuple[int, int] = (0, -1)
+    issued: tuple[Issued, ...] = ()  # batches of units issued since the last batch
+    issued_through: int = 0  # the last of them (the node's batch of units id)
+    sends: tuple[Send, ...] = ()  # units sent to other nodes, not sent to the registry yet
 
 
 def certifiable(book: Register, node: str, claim_id: str) -> Refusal | None:
@@ -328,10 +475,19 @@ def canonical(document: Mapping[str, Any]) -> bytes:
 
 
 def batch_document(
-    registry: str, node: str, number: int, events: Iterable[Event], tallies: Mapping[str, int]
+    registry: str,
+    node: str,
+    number: int,
+    events: Iterable[Event],
+    tallies: Mapping[str, int],
+    units: Iterable[Issued | Send] = (),
+    methodologies: Iterable[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """A node's batch as sent: the protocol, whom it is for, its number (1, 2, … per node, each
-    sent until answered), its events in the node's receive order, and the node's tallies."""
+    sent until answered), its events in the node's receive order, the node's tallies, and
+    (when there are any) the batches of units it issued and the units it sends to other
+    nodes, in its order, and the methodology versions ((id@version, fingerprint)) it computes
+    credits with that it has not registered yet."""
     out: list[dict[str, Any]] = []
     for e in events:
         if e.op is Op.WITHDRAW:
@@ -350,7 +506,7 @@ def batch_document(
                 "end_ms": e.claim.end_ms,
             }
         out.append(item)
-    return {
+    document = {
         "protocol": PROTOCOL,
         "registry": registry,
         "node": node,
@@ -358,6 +514,43 @@ def batch_document(
         "events": out,
         "tallies": dict(sorted(tallies.items())),
     }
+    moved = [_units_item(u) for u in units]
+    if moved:
+        document["units"] = moved
+    versions = [{"ref": ref, "fingerprint": fp} for ref, fp in methodologies]
+    if versions:
+        document["methodologies"] = versions
+    return document
+
+
+def parse_methodologies(items: object) -> list[tuple[str, str]]:
+    """A batch's methodology versions, checked field by field.
+
+    Raises:
+        FederationError: naming the item and the field that is wrong.
+    """
+    if items is None:
+        return []
+    if not isinstance(items, list) or len(items) > MAX_EVENTS:
+        raise FederationError(f"methodologies: a list of at most {MAX_EVENTS} expected")
+    out = []
+    for i, item in enumerate(items):
+        where = f"methodologies[{i}]"
+        if not isinstance(item, dict) or set(item) != {"ref", "fingerprint"}:
+            raise FederationError(f"{where}: an object of ref and fingerprint expected")
+        ref = item["ref"]
+        if not isinstance(ref, str) or not 3 <= len(ref) <= 96 or ref.count("@") != 1:
+            raise FederationError(f"{where}.ref: id@version expected")
+        out.append((ref, _hex(item["fingerprint"], f"{where}.fingerprint", 64)))
+    if len({ref for ref, _ in out}) != len(out):
+        raise FederationError("methodologies: a version appears twice in one batch")
+    return out
+
+
+def _units_item(u: Issued | Send) -> dict[str, Any]:
+    if isinstance(u, Issued):
+        return {"op": "issue", **u._asdict()}
+    return {"op": "send", **u._asdict()}
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -441,6 +634,78 @@ def parse_events(items: object) -> list[Event]:
     return events
 
 
+_UNIT_FIELDS = {
+    "issue": frozenset(Issued._fields) | {"op"},
+    "send": frozenset(Send._fields) | {"op"},
+}
+
+
+def _serials(item: Mapping[str, Any], where: str) -> tuple[int, int]:
+    first, last = item["first"], item["last"]
+    for name, value in (("first", first), ("last", last)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**53:
+            raise FederationError(f"{where}.{name}: a serial number from 1 expected")
+    if last < first:
+        raise FederationError(f"{where}: a range of units ends after it starts")
+    return first, last
+
+
+def parse_units(node: str, items: object) -> list[Issued | Send]:
+    """A batch's batches of units issued and units sent, checked field by field.
+
+    Raises:
+        FederationError: naming the item and the field that is wrong.
+    """
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise FederationError("units: a list expected")
+    if len(items) > MAX_EVENTS:
+        raise FederationError(f"units: at most {MAX_EVENTS} in one batch")
+    out: list[Issued | Send] = []
+    for i, item in enumerate(items):
+        where = f"units[{i}]"
+        if not isinstance(item, dict):
+            raise FederationError(f"{where}: an object expected")
+        op = item.get("op")
+        if op not in _UNIT_FIELDS:
+            raise FederationError(f"{where}.op: issue or send expected")
+        if set(item) != _UNIT_FIELDS[op]:
+            raise FederationError(f"{where}: {op} has the fields {sorted(_UNIT_FIELDS[op])}")
+        first, last = _serials(item, where)
+        origin = node_code(item["origin"], f"{where}.origin")
+        root = _hex(item["root"], f"{where}.root", 64)
+        if op == "issue":
+            if origin != node:
+                raise FederationError(f"{where}.origin: a node issues its own batches only")
+            methodology = item["methodology"]
+            if not isinstance(methodology, str) or not 3 <= len(methodology) <= 96:
+                raise FederationError(f"{where}.methodology: id@version expected")
+            if "@" not in methodology:
+                raise FederationError(f"{where}.methodology: id@version expected")
+            region, vintage = item["region"], item["vintage"]
+            if not isinstance(region, str) or market.region_refused(region):
+                raise FederationError(f"{where}.region: a code of 2, 4 or 6 digits expected")
+            if not isinstance(vintage, str) or market.period_refused(vintage):
+                raise FederationError(f"{where}.vintage: a month YYYY-MM expected")
+            out.append(Issued(origin, root, methodology, region, vintage, first, last))
+            continue
+        transfer = item["transfer"]
+        if isinstance(transfer, bool) or not isinstance(transfer, int) or not 1 <= transfer < 2**53:
+            raise FederationError(f"{where}.transfer: a number from 1 expected")
+        to = node_code(item["to"], f"{where}.to")
+        company, name = item["company"], item["name"]
+        if not isinstance(company, str) or market.uscc_refused(company):
+            raise FederationError(f"{where}.company: a unified social credit code expected")
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
+            raise FederationError(f"{where}.name: a company's name of 1 to 200 characters")
+        out.append(Send(transfer, origin, root, first, last, to, company, name))
+    transfers = [u.transfer for u in out if isinstance(u, Send)]
+    if len(set(transfers)) != len(transfers):
+        raise FederationError("units: a transfer appears twice in one batch")
+    return out
+
+
 def answer_document(
     registry: str,
     node: str,
@@ -448,9 +713,12 @@ def answer_document(
     answers: Iterable[Answer],
     withdrawn: Iterable[str],
     refused: Iterable[tuple[str, Refusal]] = (),
+    units_refused: Iterable[tuple[int, UnitsRefusal]] = (),
+    methodologies: Iterable[tuple[str, Recognition]] = (),
 ) -> dict[str, Any]:
     """The registry's answer to a batch: one answer per claim, in the batch's order, the
-    withdrawals it applied, and the certifications it refused (every other one is recorded)."""
+    withdrawals it applied, the certifications it refused (every other one is recorded), and
+    the transfers of units it refused (every other one moved the units)."""
     return {
         "protocol": PROTOCOL,
         "registry": registry,
@@ -471,7 +739,185 @@ def answer_document(
         ],
         "withdrawn": list(withdrawn),
         "refused": [[claim, reason.value] for claim, reason in refused],
+        "units_refused": [[transfer, reason.value] for transfer, reason in units_refused],
+        "methodologies": [[ref, verdict.value] for ref, verdict in methodologies],
     }
+
+
+def parse_recognitions(document: Mapping[str, Any]) -> list[tuple[str, Recognition]]:
+    """What an answer says of the batch's methodology versions.
+
+    Raises:
+        FederationError: the field is malformed.
+    """
+    try:
+        return [(str(ref), Recognition(v)) for ref, v in document.get("methodologies") or []]
+    except (TypeError, ValueError):
+        raise FederationError("methodologies: [ref, verdict] pairs expected") from None
+
+
+def parse_units_refused(document: Mapping[str, Any]) -> list[tuple[int, UnitsRefusal]]:
+    """The transfers of units an answer refuses, with why.
+
+    Raises:
+        FederationError: the field is malformed.
+    """
+    items = document.get("units_refused") or []
+    out = []
+    try:
+        for transfer, reason in items:
+            if isinstance(transfer, bool) or not isinstance(transfer, int):
+                raise FederationError("units_refused: transfer numbers expected")
+            out.append((transfer, UnitsRefusal(reason)))
+    except (TypeError, ValueError):
+        raise FederationError("units_refused: [transfer, reason] pairs expected") from None
+    return out
+
+
+# The inbox: what other nodes sent a node -----------------------------------------------------
+
+# How far a node's request for its inbox may be from the registry's clock.
+INBOX_SKEW_MS = 300_000
+# The most transfers one answer lists.
+INBOX_PAGE = 1_000
+
+
+class Incoming(NamedTuple):
+    """Units another node sent this node, as the registry moved them: the registry's number
+    for the move (the inbox is read after the last one applied), the sender, the batch, the
+    range and the receiving company."""
+
+    number: int
+    sender: str
+    batch: Issued
+    first: int
+    last: int
+    company: str
+    name: str
+
+
+def inbox_request(registry: str, node: str, after: int, at_ms: int, oversight: bool) -> bytes:
+    """A node's signed request for the units sent to it after the registry's move `after` (and,
+    with `oversight`, the registry's figures of every node)."""
+    return canonical(
+        {
+            "protocol": PROTOCOL,
+            "registry": registry,
+            "node": node,
+            "inbox_after": after,
+            "at_ms": at_ms,
+            "oversight": oversight,
+        }
+    )
+
+
+def parse_inbox_request(
+    body: Mapping[str, Any], registry: str, now_ms: int
+) -> tuple[str, int, bool]:
+    """(node, after, oversight) of an inbox request.
+
+    Raises:
+        FederationError: a field is missing or wrong, or the request is stale.
+    """
+    if body.get("protocol") != PROTOCOL:
+        raise FederationError(f"protocol: {PROTOCOL} expected")
+    if body.get("registry") != registry:
+        raise FederationError("registry: the request is for another registry")
+    node = node_code(body.get("node"))
+    after = _ms(body.get("inbox_after"), "inbox_after")
+    at = _ms(body.get("at_ms"), "at_ms")
+    if abs(at - now_ms) > INBOX_SKEW_MS:
+        raise FederationError("at_ms: more than 300 s from the registry's clock")
+    oversight = body.get("oversight")
+    if not isinstance(oversight, bool):
+        raise FederationError("oversight: true or false expected")
+    return node, after, oversight
+
+
+def inbox_document(
+    registry: str,
+    node: str,
+    after: int,
+    incoming: Iterable[Incoming],
+    oversight: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The registry's answer to an inbox request: the moves to the node after `after`, oldest
+    first, at most `INBOX_PAGE`; and the oversight figures when they were asked for."""
+    document: dict[str, Any] = {
+        "protocol": PROTOCOL,
+        "registry": registry,
+        "node": node,
+        "inbox_after": after,
+        "transfers": [
+            {
+                "number": i.number,
+                "from": i.sender,
+                "batch": i.batch._asdict(),
+                "first": i.first,
+                "last": i.last,
+                "company": i.company,
+                "name": i.name,
+            }
+            for i in incoming
+        ],
+    }
+    if oversight is not None:
+        document["oversight"] = dict(oversight)
+    return document
+
+
+def parse_inbox(document: Mapping[str, Any]) -> list[Incoming]:
+    """The moves an inbox answer lists, in order.
+
+    Raises:
+        FederationError: a field is missing or wrong.
+    """
+    items = document.get("transfers")
+    if not isinstance(items, list):
+        raise FederationError("transfers: a list expected")
+    out = []
+    for i, item in enumerate(items):
+        where = f"transfers[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("batch"), dict):
+            raise FederationError(f"{where}: an object with a batch expected")
+        try:
+            issued, moved = parse_units(
+                item["batch"].get("origin", ""),
+                [
+                    {"op": "issue", **item["batch"]},
+                    {
+                        "op": "send",
+                        "transfer": item["number"],
+                        "origin": item["batch"].get("origin"),
+                        "root": item["batch"].get("root"),
+                        "first": item["first"],
+                        "last": item["last"],
+                        "to": document.get("node"),
+                        "company": item["company"],
+                        "name": item["name"],
+                    },
+                ],
+            )
+        except KeyError as missing:
+            raise FederationError(f"{where}: {missing.args[0]} expected") from None
+        except FederationError as error:
+            raise FederationError(f"{where}: {error}") from None
+        assert isinstance(issued, Issued)
+        assert isinstance(moved, Send)
+        if not issued.first <= moved.first <= moved.last <= issued.last:
+            raise FederationError(f"{where}: the units are not of the batch")
+        out.append(
+            Incoming(
+                moved.transfer,
+                node_code(item.get("from"), f"{where}.from"),
+                issued,
+                moved.first,
+                moved.last,
+                moved.company,
+                moved.name,
+            )
+        )
+    return out
 
 
 def parse_answers(document: Mapping[str, Any]) -> list[Answer]:

@@ -64,7 +64,8 @@ EXCHANGES: dict[str, str] = {
     "SZ": "深圳排放权交易所",
 }
 # Who holds a block of units.
-HOLDERS = ("exchange", "company", "buffer", "retired", "cancelled")
+# `abroad`: in another node's registry (sent there, or not come here yet: docs/federation.md).
+HOLDERS = ("exchange", "company", "buffer", "retired", "cancelled", "abroad")
 
 _PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _REGION = re.compile(r"[0-9]{2}(?:[0-9]{2}){0,2}")
@@ -291,7 +292,7 @@ def take(blocks: Iterable[Block], units: int) -> tuple[list[Block], list[Block]]
     taken: list[Block] = []
     left: list[Block] = []
     need = units
-    for block in sorted(blocks, key=lambda b: b.first):
+    for block in sorted(blocks, key=lambda b: (b.first, b.batch)):
         if need == 0:
             left.append(block)
         elif block.units <= need:
@@ -316,10 +317,39 @@ def take_highest(blocks: Iterable[Block], units: int) -> tuple[list[Block], list
     )
 
 
+def take_range(
+    blocks: Iterable[Block], batch: int, first: int, last: int
+) -> tuple[list[Block], list[Block]]:
+    """Move the units `first`..`last` of one batch out of a holding (units named by number: what
+    a registry of another node sends back or on). Returns the blocks taken and the blocks left,
+    a block split where the range starts and ends.
+
+    Raises:
+        ValueError: the holding does not have every unit of the range.
+    """
+    if last < first:
+        raise ValueError("a range of units ends after it starts")
+    taken: list[Block] = []
+    left: list[Block] = []
+    for block in sorted(blocks, key=lambda b: (b.batch, b.first)):
+        if block.batch != batch or block.last < first or block.first > last:
+            left.append(block)
+            continue
+        lo, hi = max(block.first, first), min(block.last, last)
+        taken.append(Block(batch, lo, hi))
+        if block.first < lo:
+            left.append(Block(batch, block.first, lo - 1))
+        if hi < block.last:
+            left.append(Block(batch, hi + 1, block.last))
+    if sum(b.units for b in taken) != last - first + 1:
+        raise ValueError(f"the holding does not have every unit of {first} to {last}")
+    return taken, left
+
+
 def merged(blocks: Iterable[Block]) -> list[Block]:
     """Blocks with adjacent ranges of one batch joined: how a holding is shown."""
     out: list[Block] = []
-    for block in sorted(blocks, key=lambda b: b.first):
+    for block in sorted(blocks, key=lambda b: (b.batch, b.first)):
         if out and out[-1].batch == block.batch and out[-1].last + 1 == block.first:
             out[-1] = Block(block.batch, out[-1].first, block.last)
         else:

@@ -13,6 +13,8 @@ the most specific place on the record's region chain (prefecture, province, grid
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -256,6 +258,55 @@ class Catalogue:
             if m.ref == ref:
                 return m
         raise MethodologyError(f"no methodology {ref}")
+
+    def fingerprint(self, ref: str) -> str:
+        """What identifies how a methodology version computes, across installations: SHA-256,
+        hex, of the canonical JSON (keys sorted, no spaces, UTF-8) of its id, version, dates,
+        jurisdiction, pinned factor year, parameters (name: [value, unit]), scenes (unit,
+        baseline and project formulas, caps) and the factors its formulas can use
+        ([id, key, region, value, unit, data year], by id). Titles, status and references
+        are not in it: two nodes whose versions share a fingerprint compute every credit
+        alike.
+
+        Raises:
+            MethodologyError: no such version.
+        """
+        m = self.get(ref)
+        names = {n for rule in m.scenes.values() for e in (rule.baseline, rule.project)
+                 for n in e.names if n not in m.parameters}  # fmt: skip
+
+        def used(key: str) -> bool:
+            for name in names:
+                head, _, tail = name.partition("{material}")
+                if key == name or (_ and key.startswith(head) and key.endswith(tail)):
+                    return True
+            return False
+
+        document = {
+            "id": m.id,
+            "version": m.version,
+            "effective_from": m.effective_from.isoformat(),
+            "effective_to": None if m.effective_to is None else m.effective_to.isoformat(),
+            "jurisdiction": list(m.jurisdiction),
+            "factor_year": m.factor_year,
+            "parameters": {p.name: [str(p.value), p.unit] for p in m.parameters.values()},
+            "scenes": {
+                r.scene: {
+                    "unit": r.unit,
+                    "baseline": r.baseline.source,
+                    "project": r.project.source,
+                    "caps": [[c.period, c.max_g, c.max_count] for c in r.caps],
+                }
+                for r in m.scenes.values()
+            },
+            "factors": sorted(
+                [f.factor_id, f.key, f.region, str(f.value), f.unit, f.data_year]
+                for f in self.factors
+                if used(f.key)
+            ),
+        }
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def select(self, scene: str, region: str, day: date) -> Methodology | None:
         """Return the methodology that quantifies a scene at a place on a day, or None."""

@@ -32,7 +32,7 @@ from puhui.domain import china_time, consent, disclosure
 from puhui.domain.errors import AuthenticationError, NotFoundError
 from puhui.domain.review import Decision
 from puhui.entrypoints import consent_pages, i18n, registry_pages
-from puhui.service import admin, citizens, oversight, publication, review_queue, wallet
+from puhui.service import admin, citizens, federation, oversight, publication, review_queue, wallet
 from puhui.service import consent as consents
 
 TEMPLATES = Environment(
@@ -269,6 +269,46 @@ def duplicate_matrix(app: App) -> Matrix:
     return Matrix(firsts, [(a, [counts.get((a, b), 0) for b in firsts]) for a in reporters])
 
 
+@dataclass(frozen=True)
+class CommonFigures:
+    """The registry's figures of every node of the common mechanism, as this node last
+    received them."""
+
+    at: str
+    nodes: list[dict[str, Any]]
+    matrix: Matrix
+    methodologies: list[dict[str, Any]]
+
+
+def common_figures(app: App) -> CommonFigures | None:
+    """What the registry last said of every node (None before this node joined one and heard
+    back)."""
+    found = federation.registry_figures(app)
+    if found is None:
+        return None
+    figures, at = found
+    units = {u["node"]: u for u in figures.get("units", [])}
+    nodes = [
+        {
+            **n,
+            **{
+                k: units.get(n["code"], {}).get(k, 0)
+                for k in ("issued", "held", "sent", "received")
+            },
+        }
+        for n in figures.get("nodes", [])
+    ]
+    counts = {
+        (d["node"], d["of_node"]): int(d["claims"]) for d in figures.get("duplicates_between", [])
+    }
+    rows = sorted({a for a, _ in counts})
+    columns = sorted({b for _, b in counts})
+    matrix = Matrix(columns, [(a, [counts.get((a, b), 0) for b in columns]) for a in rows])
+    return CommonFigures(
+        f"{at:%Y-%m-%d %H:%M} UTC", nodes, matrix, list(figures.get("methodologies", []))
+    )
+
+
 def install(api: FastAPI, app: App) -> None:
     """Add the dashboard's pages to the application."""
 
@@ -379,6 +419,7 @@ def install(api: FastAPI, app: App) -> None:
             tonnes=f"{totals.credited_g / 1_000_000:,.3f}",
             tables=tables(app, language, totals.received, full=True),
             matrix=duplicate_matrix(app),
+            common=common_figures(app),
             market=registry_pages.market_figures(app),
             region=lambda code: registry_pages.region_label(app, code, language),
         )

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -37,6 +38,7 @@ from puhui.adapters.sql.federation import SqlCommonRegistry
 from puhui.bootstrap import App
 from puhui.domain.errors import AuthenticationError, InputError, RefusedError
 from puhui.domain.federation import (
+    INBOX_PAGE,
     MAX_EVENTS,
     PROTOCOL,
     Answer,
@@ -44,28 +46,40 @@ from puhui.domain.federation import (
     Event,
     FederationError,
     Op,
+    Recognition,
     Refusal,
+    UnitsRefusal,
     Verdict,
     answer_document,
     batch_document,
     canonical,
     claim_of,
     claims_key,
+    inbox_document,
+    inbox_request,
     is_hex,
     key_fingerprint,
     node_code,
     parse_answers,
     parse_events,
+    parse_inbox,
+    parse_inbox_request,
+    parse_methodologies,
+    parse_recognitions,
+    parse_units,
+    parse_units_refused,
 )
 from puhui.domain.reasons import Reason
 from puhui.domain.review import Resolution, on_registry
 from puhui.service import ledger
 
 PATH = "/v1/federation/batches"
+INBOX_PATH = "/v1/federation/inbox"
 HEADER_NODE = "Puhui-Node"
 HEADER_SIGNATURE = "Puhui-Signature"
 _CONTEXT = b"puhui federation\x00"
 TIMEOUT_S = 10.0
+FIGURES_EVERY_S = 60.0
 
 
 class Unreachable(Exception):
@@ -209,6 +223,10 @@ class Synced:
     still_held: int = 0
     certified: int = 0
     certifications_refused: int = 0
+    units_sent: int = 0
+    units_returned: int = 0
+    units_received: int = 0
+    methodologies: dict[str, str] = field(default_factory=dict)  # id@version → verdict
     unreachable: str | None = None
     refused: list[str] = field(default_factory=list)
 
@@ -227,7 +245,10 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
         if pending is not None:
             return pending
         out = fed.outgoing(link, limit)
-        if not out.records and not out.withdrawals and not out.certified:
+        versions = fed.methodologies_to_register(fingerprints(app))
+        if not (
+            out.records or out.withdrawals or out.certified or out.issued or out.sends or versions
+        ):
             if out.certified_through != link.certified_through:
                 # Only credits without a claim were certified: nothing to send about them.
                 fed.store_watermark(out)
@@ -266,6 +287,8 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
                 link.next_batch,
                 [e for _, e in placed],
                 uow.store.federation_tallies(),
+                [*out.issued, *out.sends],
+                versions,
             )
         )
         fed.store_batch(
@@ -276,16 +299,40 @@ def _batch(app: App, limit: int) -> tuple[int, bytes] | None:
             out,
             app.clock(),
         )
+        fed.store_methodologies(link.next_batch, versions)
         uow.commit()
         return link.next_batch, body
 
 
-def sync(app: App, transport: Transport | None = None, limit: int = MAX_EVENTS) -> Synced:
+def fingerprints(app: App) -> list[tuple[str, str]]:
+    """Every methodology version this installation computes with, and its fingerprint."""
+    found = app.memo.get("methodology_fingerprints")
+    if found is None:
+        catalogue = app.catalogue
+        found = [(m.ref, catalogue.fingerprint(m.ref)) for m in catalogue.methodologies]
+        app.memo["methodology_fingerprints"] = found
+    return list(found)
+
+
+def sync(
+    app: App,
+    transport: Transport | None = None,
+    limit: int = MAX_EVENTS,
+    oversight: bool = False,
+) -> Synced:
     """Send batches until nothing is left to send, or the registry does not answer (`Synced.
     unreachable`), or refuses a batch (`Synced.refused`: an operator must look; the batch is
-    kept and sent again next time)."""
+    kept and sent again next time); then receive the units other nodes sent (and, with
+    `oversight`, the registry's figures of every node)."""
     transport = transport or HttpTransport()
     done = Synced()
+    _send(app, transport, limit, done)
+    if done.unreachable is None and not done.refused:
+        _receive(app, transport, oversight, done)
+    return done
+
+
+def _send(app: App, transport: Transport, limit: int, done: Synced) -> None:
     while True:
         with app.intake() as uow:
             link = uow.federation.link()
@@ -295,7 +342,7 @@ def sync(app: App, transport: Transport | None = None, limit: int = MAX_EVENTS) 
             )
         batch = _batch(app, limit)
         if batch is None:
-            return done
+            return
         number, body = batch
         signature = _private(app).sign(body).hex()
         try:
@@ -304,12 +351,63 @@ def sync(app: App, transport: Transport | None = None, limit: int = MAX_EVENTS) 
             )
         except Unreachable as error:
             done.unreachable = str(error)
-            return done
+            return
         if status != 200:
             done.refused.append(_refusal(status, answer))
-            return done
+            return
         _apply(app, link.registry_key, link.node, (number, body), answer, answer_signature, done)
         done.batches += 1
+
+
+def _receive(app: App, transport: Transport, oversight: bool, done: Synced) -> None:
+    """Read the registry's inbox of this node after the last move received, a page at a time,
+    and apply each page in one unit of work (`Unreachable` or a refusal ends the round: the
+    inbox is read again next time from where it was applied)."""
+    while True:
+        with app.intake() as uow:
+            link = uow.federation.link()
+        assert link is not None
+        body = inbox_request(
+            link.registry_key, link.node, link.inbox_through, _now_ms(app), oversight
+        )
+        signature = _private(app).sign(body).hex()
+        try:
+            status, answer, answer_signature = transport.post(
+                link.url + INBOX_PATH, body, {HEADER_NODE: link.node, HEADER_SIGNATURE: signature}
+            )
+        except Unreachable as error:
+            done.unreachable = str(error)
+            return
+        if status != 200:
+            done.refused.append(_refusal(status, answer))
+            return
+        if not _verify(link.registry_key, answer, answer_signature):
+            raise FederationError("the inbox is not signed by the registry")
+        try:
+            document = json.loads(answer)
+        except ValueError:
+            raise FederationError("the inbox is not JSON") from None
+        if (document.get("protocol"), document.get("node"), document.get("inbox_after")) != (
+            PROTOCOL,
+            link.node,
+            link.inbox_through,
+        ) or document.get("registry") != link.registry_key:
+            raise FederationError("the answer is not the registry's inbox of this node")
+        incoming = parse_inbox(document)
+        figures = document.get("oversight") if oversight else None
+        with app.intake() as uow:
+            uow.federation.lock()
+            done.units_received += uow.federation.received(
+                incoming, figures if isinstance(figures, dict) else None, app.clock()
+            )
+            uow.commit()
+        oversight = False
+        if len(incoming) < INBOX_PAGE:
+            return
+
+
+def _now_ms(app: App) -> int:
+    return int(app.clock().timestamp() * 1000)
 
 
 def _refusal(status: int, answer: bytes) -> str:
@@ -386,6 +484,16 @@ def _apply(
         done.withdrawn += len(document.get("withdrawn") or [])
         refused = [(str(c), str(r)) for c, r in document.get("refused") or []]
         done.certifications_refused += len(refused)
+        recognised = parse_recognitions(document)
+        fed.recognitions(number, [(ref, v.value) for ref, v in recognised])
+        done.methodologies.update((ref, v.value) for ref, v in recognised)
+        units_refused = parse_units_refused(document)
+        sends = [u for u in json.loads(sent).get("units", []) if u["op"] == "send"]
+        done.units_returned += fed.units_refused([(n, r.value) for n, r in units_refused], at)
+        refused_sends = {n for n, _ in units_refused}
+        done.units_sent += sum(
+            u["last"] - u["first"] + 1 for u in sends if u["transfer"] not in refused_sends
+        )
         certified = [e["id"] for e in json.loads(sent)["events"] if e["op"] == Op.CERTIFY.value]
         refused_ids = {c for c, _ in refused}
         accepted = [c for c in certified if c not in refused_ids]
@@ -406,6 +514,13 @@ def _note(a: Answer) -> str:
         f"duplicate of node {a.of_node}'s claim {a.of_claim} "
         f"({', '.join(a.reasons)}; registry position {a.position})"
     )
+
+
+def registry_figures(app: App) -> tuple[dict[str, Any], datetime] | None:
+    """The registry's figures of every node (`figures`), as this node last received them, and
+    when; None before it has."""
+    with app.intake() as uow:
+        return uow.federation.oversight()
 
 
 def status(app: App) -> dict[str, Any]:
@@ -431,13 +546,20 @@ class SyncLoop:
         self.log = log or (lambda _m: None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._figures_at: float | None = None
 
     def round(self) -> Synced | None:
-        """One round; None when this node has not joined a registry."""
+        """One round; None when this node has not joined a registry. The registry's figures
+        are asked for once a minute."""
         with self.app.intake() as uow:
             if uow.federation.link() is None:
                 return None
-        return sync(self.app, self.transport)
+        now = time.monotonic()
+        figures = self._figures_at is None or now - self._figures_at >= FIGURES_EVERY_S
+        done = sync(self.app, self.transport, oversight=figures)
+        if figures and done.unreachable is None and not done.refused:
+            self._figures_at = now
+        return done
 
     def run(self) -> None:
         """Sync until stopped. A failure is logged when it starts and once a minute while it
@@ -553,17 +675,84 @@ def receive(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, st
         ):
             raise FederationError("tallies: an object of counts expected")
         events = parse_events(document.get("events"))
+        units = parse_units(node, document.get("units"))
+        versions = parse_methodologies(document.get("methodologies"))
     except FederationError as error:
         raise InputError(f"invalid_batch: {error}") from None
     except ValueError:  # JSON that does not parse, or text that is not UTF-8
         raise InputError("invalid_batch: not JSON") from None
 
     def answer(
-        answers: list[Answer], withdrawn: list[str], refused: list[tuple[str, Refusal]]
+        answers: list[Answer],
+        withdrawn: list[str],
+        refused: list[tuple[str, Refusal]],
+        units_refused: list[tuple[int, UnitsRefusal]],
+        recognised: list[tuple[str, Recognition]],
     ) -> tuple[bytes, str]:
-        signed = canonical(answer_document(own, node, number, answers, withdrawn, refused))
+        signed = canonical(
+            answer_document(
+                own, node, number, answers, withdrawn, refused, units_refused, recognised
+            )
+        )
         return signed, _private(app).sign(signed).hex()
 
     return registry(app).register(
-        node, number, hashlib.sha256(body).hexdigest(), events, tallies, answer, app.clock()
+        node, number, hashlib.sha256(body).hexdigest(), events, tallies, answer, app.clock(),
+        units, versions,
+    )  # fmt: skip
+
+
+def inbox(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, str]:
+    """Answer a node's signed request for the units other nodes sent it (and the registry's
+    figures, when it asks): the answer and its signature (hex).
+
+    Raises:
+        AuthenticationError: the node is not enrolled, or the signature is not its.
+        InputError: the request does not follow the protocol, or is stale.
+    """
+    known = registry(app).node(node) if node else None
+    if known is None:
+        raise AuthenticationError("unknown_node", "this registry has not enrolled the node")
+    if not _verify(known.public_key, body, signature):
+        raise AuthenticationError("bad_signature", "the request is not signed by the node's key")
+    own = public_key(app)
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise FederationError("a request is a JSON object")
+        asked, after, with_figures = parse_inbox_request(document, own, _now_ms(app))
+        if asked != node:
+            raise FederationError("node: not the node that signed it")
+    except FederationError as error:
+        raise InputError(f"invalid_request: {error}") from None
+    except ValueError:
+        raise InputError("invalid_request: not JSON") from None
+    store = registry(app)
+    signed = canonical(
+        inbox_document(
+            own,
+            node,
+            after,
+            store.inbox(node, after, INBOX_PAGE),
+            figures(app) if with_figures else None,
+        )
     )
+    return signed, _private(app).sign(signed).hex()
+
+
+def figures(app: App) -> dict[str, Any]:
+    """The registry's figures of every node: what each registered (claims, firsts, duplicates,
+    withdrawals, its latest tallies), the duplicates between nodes, and the units each issued,
+    holds, sent and received. Counts only: no personal data."""
+    store = registry(app)
+    return {
+        "nodes": [
+            {**n, "seen_at": None if n["seen_at"] is None else str(n["seen_at"])}
+            for n in store.nodes()
+        ],
+        "duplicates_between": [
+            {"node": a, "of_node": b, "claims": n} for a, b, n in store.duplicates_between()
+        ],
+        "units": store.units_between(),
+        "methodologies": store.catalogue(),
+    }

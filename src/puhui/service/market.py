@@ -21,6 +21,7 @@ from puhui.domain import accounts as account_rules
 from puhui.domain import market as rules
 from puhui.domain.accounts import Outcome
 from puhui.domain.errors import InputError
+from puhui.domain.federation import FederationError, node_code
 from puhui.domain.market import Certification
 from puhui.service.wallet.catalogue import check_text
 
@@ -108,6 +109,42 @@ def transfer(app: App, uscc: str, to: str, units: int, key: str, actor: str) -> 
     uscc, to = uscc.strip().upper(), to.strip().upper()
     request = {"op": "transfer", "company": uscc, "to": to, "units": units}
     return app.market().transfer(uscc, to, units, key, _digest(key, request), actor, app.clock())
+
+
+def export(
+    app: App, uscc: str, node: str, to: str, name: str, units: int, key: str, actor: str
+) -> Outcome:
+    """A company sends units it holds to a company registered at another node of the common
+    mechanism (docs/federation.md): its lowest-numbered units leave this registry at once, and
+    the registry moves them into the other node's, or refuses and they come back.
+
+    Raises:
+        InputError: units not positive, a malformed node code, company code or name.
+        NotFoundError: no such company here.
+        RefusedError: `not_joined`, `same_node`, `insufficient_units`.
+    """
+    _positive(units)
+    uscc, to, node, name = (
+        uscc.strip().upper(),
+        to.strip().upper(),
+        node.strip().upper(),
+        name.strip(),
+    )
+    try:
+        node_code(node, "node")
+    except FederationError as error:
+        raise InputError(str(error)) from None
+    why = rules.uscc_refused(to)
+    if why:
+        raise InputError(f"the receiving company: {why}")
+    _required("the receiving company's name", name)
+    if len(name) > 200:
+        raise InputError("a company's name has at most 200 characters")
+    request = {"op": "export", "company": uscc, "node": node, "to": to, "name": name,
+               "units": units}  # fmt: skip
+    return app.market().export(
+        uscc, node, to, name, units, key, _digest(key, request), actor, app.clock()
+    )
 
 
 def retire(

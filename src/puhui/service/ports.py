@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from puhui.domain.accounts import Outcome, Shard
 from puhui.domain.consent import Event
-from puhui.domain.federation import Answer, Link, Outgoing
+from puhui.domain.federation import Answer, Incoming, Link, Outgoing
 from puhui.domain.market import Certification
 from puhui.domain.review import OpenHold, Resolution
 from puhui.domain.signing import Refusal
@@ -233,6 +233,34 @@ class FederationLink(Protocol):
 
     def update_hold_reasons(self, reasons: Sequence[tuple[int, str]]) -> None:
         """What held records still wait for, once the registry answered `first`."""
+        ...
+
+    def methodologies_to_register(
+        self, versions: Sequence[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """The methodology versions this node has not registered yet."""
+        ...
+
+    def store_methodologies(self, number: int, versions: Sequence[tuple[str, str]]) -> None:
+        """Keep the versions a batch registers."""
+        ...
+
+    def recognitions(self, number: int, verdicts: Sequence[tuple[str, str]]) -> None:
+        """What the registry said of the versions a batch registered."""
+        ...
+
+    def units_refused(self, refused: Sequence[tuple[int, str]], at: datetime) -> int:
+        """Give the units of transfers the registry refused back to their companies."""
+        ...
+
+    def received(
+        self, incoming: Sequence[Incoming], oversight: dict[str, Any] | None, at: datetime
+    ) -> int:
+        """Apply the registry's inbox: units other nodes sent, and its figures."""
+        ...
+
+    def oversight(self) -> tuple[dict[str, Any], datetime] | None:
+        """The registry's figures as last received, and when."""
         ...
 
     def status(self) -> dict[str, Any]:
@@ -720,6 +748,21 @@ class Market(Protocol):
         """A company moves units to another."""
         ...
 
+    def export(
+        self,
+        uscc: str,
+        to_node: str,
+        to_company: str,
+        to_name: str,
+        units: int,
+        key: str,
+        digest: str,
+        actor: str,
+        at: datetime,
+    ) -> Outcome:
+        """A company sends units to a company at another node."""
+        ...
+
     def retire(
         self,
         uscc: str,
@@ -747,7 +790,7 @@ class MarketReads(Protocol):
 
     def batches(self) -> list[dict[str, Any]]: ...
     def batch(self, batch_id: int) -> dict[str, Any] | None: ...
-    def batch_of_serial(self, number: int) -> int | None: ...
+    def batch_of_serial(self, exchange: str, number: int) -> int | None: ...
     def blocks(
         self, batch_id: int | None = None, uscc: str | None = None
     ) -> list[dict[str, Any]]: ...

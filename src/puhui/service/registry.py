@@ -65,6 +65,7 @@ class BlockView:
     company: str | None
     company_name: str | None
     certificate: str | None
+    node: str | None = None  # abroad: the node whose registry they went to, or are at
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,10 +240,10 @@ def _batch_id(app: App, serial_or_id: str) -> int | None:
     if text.isascii() and text.isdigit():
         return int(text) if len(text) <= 15 else None
     try:
-        number = rules.parse_serial(text).first
+        serial = rules.parse_serial(text)
     except ValueError:
         raise InputError("a batch is named by its id or a serial number") from None
-    return reads(app).batch_of_serial(number)
+    return reads(app).batch_of_serial(serial.exchange, serial.first)
 
 
 def _serial(row: Mapping[str, Any]) -> str:
@@ -290,6 +291,7 @@ def _block(app: App, k: Mapping[str, Any], b: Mapping[str, Any]) -> BlockView:
         k["uscc"],
         k["name"],
         None if retirement_id is None else retirement_certificate_id(app, int(retirement_id)),
+        k.get("node"),
     )
 
 

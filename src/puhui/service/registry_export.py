@@ -51,6 +51,7 @@ UNIT_STATUS = {
     "buffer": "Buffer",
     "retired": "Retired",
     "cancelled": "Cancelled",
+    "abroad": "Exported",
 }
 CANCELLED_REASON = "buffer units no longer backed by grams after reversals of certified credits"
 # The two groups are a serial number block's first and last unit numbers (CADT reads a block's
@@ -131,6 +132,8 @@ def unit_record(
     reason = purpose if block.holder == "retired" else None
     if block.holder == "cancelled":
         reason = CANCELLED_REASON
+    if block.holder == "abroad":
+        reason = f"in the registry of the common mechanism's node {block.node}"
     return {
         "serialNumberBlock": block.serial,
         "unitBlockStart": str(block.first),

@@ -9,21 +9,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
+from puhui.adapters.sql import market
 from puhui.adapters.sql import tables as t
 from puhui.domain.errors import NotFoundError, RefusedError
 from puhui.domain.federation import (
     Answer,
     Claim,
+    Custody,
     Event,
+    Incoming,
+    Issued,
     Link,
     Op,
     Outgoing,
+    Recognition,
     Refusal,
     Register,
     Registered,
+    Send,
+    SharedCatalogue,
+    UnitsRefusal,
     Valid,
     certifiable,
 )
@@ -51,13 +59,17 @@ class SqlNodeLink:
         row = self.conn.execute(
             text(
                 "select node, url, registry_key, joined_seq, through_seq, next_batch, "
-                "certified_batch, certified_position from federation_link"
+                "certified_batch, certified_position, issued_through, inbox_through "
+                "from federation_link"
             )
         ).first()
         if row is None:
             return None
-        node, url, key, joined, through, next_batch, batch, position = row
-        return Link(node, url, key, joined, through, next_batch, (int(batch), int(position)))
+        node, url, key, joined, through, next_batch, batch, position, issued, inbox = row
+        return Link(
+            node, url, key, joined, through, next_batch, (int(batch), int(position)),
+            int(issued), int(inbox),
+        )  # fmt: skip
 
     def join(self, node: str, url: str, registry_key: str, at: datetime) -> int:
         """Join a registry: every record settled from now on is registered. Returns the first
@@ -157,7 +169,40 @@ class SqlNodeLink:
             )
             if rows:
                 certified_through = (int(rows[-1][0]), int(rows[-1][1]))
-        return Outgoing(records, withdrawals, through, certified, certified_through)
+            room -= len(certified)
+        # The batches of units this node issued since the last batch, then the units its
+        # companies sent to other nodes (of batches registered by then), in the room left.
+        issued: list[Issued] = []
+        sends: list[Send] = []
+        issued_through = link.issued_through
+        if room > 0:
+            rows = self.conn.execute(
+                text(
+                    "select id, exchange, root, methodology, region, vintage, first_serial, "
+                    "last_serial from unit_batches where not imported and id > :after "
+                    "order by id limit :n"
+                ),
+                {"after": link.issued_through, "n": room},
+            ).all()
+            issued = [Issued(*r[1:]) for r in rows]
+            issued_through = int(rows[-1][0]) if rows else link.issued_through
+            room -= len(issued)
+        if room > 0:
+            rows = self.conn.execute(
+                text(
+                    "select f.transfer, u.exchange, u.root, f.first, f.last, f.to_node, "
+                    "f.to_company, f.to_name from federation_sends f "
+                    "join unit_batches u on u.id = f.batch_id "
+                    "where f.sent_in is null and (u.imported or u.id <= :issued) "
+                    "order by f.transfer limit :n"
+                ),
+                {"issued": issued_through, "n": room},
+            ).all()
+            sends = [Send(*r) for r in rows]
+        return Outgoing(
+            records, withdrawals, through, certified, certified_through, tuple(issued),
+            issued_through, tuple(sends),
+        )  # fmt: skip
 
     def store_batch(
         self,
@@ -175,7 +220,11 @@ class SqlNodeLink:
             t.federation_outbox.insert().values(
                 number=number,
                 body=body.decode(),
-                events=len(claims) + len(withdrawn) + len(out.certified),
+                events=len(claims)
+                + len(withdrawn)
+                + len(out.certified)
+                + len(out.issued)
+                + len(out.sends),
                 created_at=at,
             )
         )
@@ -195,15 +244,88 @@ class SqlNodeLink:
         self.conn.execute(
             text(
                 "update federation_link set through_seq = :through, next_batch = :next, "
-                "certified_batch = :cb, certified_position = :cp"
+                "certified_batch = :cb, certified_position = :cp, issued_through = :issued"
             ),
             {
                 "through": out.through_seq,
                 "next": number + 1,
                 "cb": out.certified_through[0],
                 "cp": out.certified_through[1],
+                "issued": out.issued_through,
             },
         )
+        if out.sends:
+            self.conn.execute(
+                text("update federation_sends set sent_in = :n where transfer = :t"),
+                [{"n": number, "t": s.transfer} for s in out.sends],
+            )
+
+    def methodologies_to_register(
+        self, versions: Sequence[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """The versions ((id@version, fingerprint)) this node computes with and has not
+        registered yet (a version whose definition changed is registered again)."""
+        known = set(
+            self.conn.execute(text("select ref, fingerprint from federation_methodologies")).all()
+        )
+        return [(ref, fp) for ref, fp in versions if (ref, fp) not in known]
+
+    def store_methodologies(self, number: int, versions: Sequence[tuple[str, str]]) -> None:
+        """Keep the versions a batch registers."""
+        if versions:
+            self.conn.execute(
+                t.federation_methodologies.insert(),
+                [{"ref": ref, "fingerprint": fp, "batch": number} for ref, fp in versions],
+            )
+
+    def recognitions(self, number: int, verdicts: Sequence[tuple[str, str]]) -> None:
+        """What the registry said of the versions a batch registered."""
+        if verdicts:
+            self.conn.execute(
+                text(
+                    "update federation_methodologies set verdict = :v where ref = :r and batch = :n"
+                ),
+                [{"v": v, "r": ref, "n": number} for ref, v in verdicts],
+            )
+
+    def units_refused(self, refused: Sequence[tuple[int, str]], at: datetime) -> int:
+        """Give back the units of the transfers the registry refused to their companies
+        (`adapters.sql.market.return_units`); the units returned."""
+        return sum(market.return_units(self.conn, n, reason, at) for n, reason in refused)
+
+    def received(
+        self,
+        incoming: Sequence[Incoming],
+        oversight: dict[str, Any] | None,
+        at: datetime,
+    ) -> int:
+        """Apply what the registry's inbox lists after the last move received: the units other
+        nodes sent (`adapters.sql.market.import_units`), the registry's figures when it gave
+        them. Returns the units received."""
+        link = self.link()
+        assert link is not None
+        fresh = [i for i in incoming if i.number > link.inbox_through]
+        units = market.import_units(self.conn, link.node, fresh, at)
+        if fresh:
+            self.conn.execute(
+                text("update federation_link set inbox_through = :n"), {"n": fresh[-1].number}
+            )
+        if oversight is not None:
+            self.conn.execute(
+                text("update federation_link set oversight = :o, oversight_at = :at").bindparams(
+                    bindparam("at", type_=t.federation_link.c.oversight_at.type)
+                ),
+                {"o": json.dumps(oversight, sort_keys=True, default=str), "at": at},
+            )
+        return units
+
+    def oversight(self) -> tuple[dict[str, Any], datetime] | None:
+        """The registry's figures as last received, and when."""
+        link = t.federation_link.c
+        row = self.conn.execute(select(link.oversight, link.oversight_at)).first()
+        if row is None or row[0] is None:
+            return None
+        return json.loads(row[0]), row[1]
 
     def store_watermark(self, out: Outgoing) -> None:
         """Take the node through certified credits that carry no claim (nothing to send)."""
@@ -341,6 +463,21 @@ class SqlNodeLink:
                 "count(certify_refused) from federation_claims"
             )
         ).one()
+        sends = self.conn.execute(
+            text(
+                "select coalesce(sum(case when sent_in is null then last - first + 1 end), 0), "
+                "coalesce(sum(case when sent_in is not null and refused is null "
+                "then last - first + 1 end), 0), "
+                "coalesce(sum(case when refused is not null then last - first + 1 end), 0) "
+                "from federation_sends"
+            )
+        ).one()
+        versions = self.conn.execute(
+            text(
+                "select ref, coalesce(verdict, 'unanswered') from federation_methodologies "
+                "order by ref, batch"
+            )
+        )
         return {
             "joined": True,
             "node": link.node,
@@ -356,6 +493,11 @@ class SqlNodeLink:
             "held_awaiting_registry": int(held),
             "claims_certified": int(certified[0] or 0),
             "certifications_refused": int(certified[1] or 0),
+            "units_to_send": int(sends[0]),
+            "units_sent": int(sends[1]),
+            "units_returned": int(sends[2]),
+            "inbox_through": link.inbox_through,
+            "methodologies": {str(ref): str(verdict) for ref, verdict in versions.all()},
         }
 
 
@@ -454,6 +596,78 @@ class SqlCommonRegistry:
             ).all()
         return [(a, b, int(n)) for a, b, n in rows]
 
+    def inbox(self, node: str, after: int, limit: int) -> list[Incoming]:
+        """The units moved to a node's registry after the registry's move `after`, oldest
+        first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "select x.number, x.sender, b.origin, b.root, b.methodology, b.region, "
+                    "b.vintage, b.first, b.last, x.first, x.last, x.company, x.name "
+                    "from common_transfers x join common_unit_batches b "
+                    "on b.origin = x.origin and b.root = x.root "
+                    "where x.to_node = :n and x.number > :after order by x.number limit :limit"
+                ),
+                {"n": node, "after": after, "limit": limit},
+            ).all()
+        return [
+            Incoming(
+                int(r[0]),
+                r[1],
+                Issued(r[2], r[3], r[4], r[5], r[6], int(r[7]), int(r[8])),
+                int(r[9]),
+                int(r[10]),
+                r[11],
+                r[12],
+            )
+            for r in rows
+        ]
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        """The shared methodology catalogue: each version, its fingerprint, the node that added
+        it, the nodes that compute with it alike and those whose definition differs."""
+        with self.engine.connect() as conn:
+            versions = conn.execute(
+                text("select ref, fingerprint, node from common_methodologies order by ref")
+            ).all()
+            nodes = conn.execute(
+                text(
+                    "select ref, node, verdict from common_methodology_nodes "
+                    "order by ref, node, batch"
+                )
+            ).all()
+        latest: dict[tuple[str, str], str] = {}
+        for ref, node, verdict in nodes:
+            latest[(ref, node)] = verdict  # a node's latest registration of the version
+        return [
+            {
+                "ref": ref,
+                "fingerprint": fp,
+                "added_by": by,
+                "nodes": sorted(n for (r, n), v in latest.items() if r == ref and v != "differs"),
+                "differs": sorted(n for (r, n), v in latest.items() if r == ref and v == "differs"),
+            }
+            for ref, fp, by in versions
+        ]
+
+    def units_between(self) -> list[dict[str, Any]]:
+        """Per node: the units of its batches registered, those in its registry now, and the
+        units it sent to and received from other nodes."""
+        queries = {
+            "issued": "select origin, sum(last - first + 1) from common_unit_batches "
+            "group by origin",
+            "held": "select node, sum(last - first + 1) from common_unit_blocks group by node",
+            "sent": "select sender, sum(last - first + 1) from common_transfers group by sender",
+            "received": "select to_node, sum(last - first + 1) from common_transfers "
+            "group by to_node",
+        }
+        figures: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for name, sql in queries.items():
+                figures[name] = {str(c): int(n or 0) for c, n in conn.execute(text(sql)).all()}
+        codes = sorted({c for by_node in figures.values() for c in by_node})
+        return [{"node": c} | {k: v.get(c, 0) for k, v in figures.items()} for c in codes]
+
     def order(self) -> list[tuple[int, str, str, str, int | None]]:
         """Every claim in global order: (position, node, claim id, verdict, withdrawn at)."""
         with self.engine.connect() as conn:
@@ -472,13 +686,25 @@ class SqlCommonRegistry:
         digest: str,
         events: Sequence[Event],
         tallies: dict[str, int],
-        answer: Callable[[list[Answer], list[str], list[tuple[str, Refusal]]], tuple[bytes, str]],
+        answer: Callable[
+            [
+                list[Answer],
+                list[str],
+                list[tuple[str, Refusal]],
+                list[tuple[int, UnitsRefusal]],
+                list[tuple[str, Recognition]],
+            ],
+            tuple[bytes, str],
+        ],
         at: datetime,
+        units: Sequence[Issued | Send] = (),
+        methodologies: Sequence[tuple[str, str]] = (),
     ) -> tuple[bytes, str]:
         """Register a node's batch in one transaction: its claims judged in global order after
         every claim registered before (`domain.federation.Register`), its withdrawals applied,
-        and the answer (built and signed by `answer`) kept with it. A batch sent again is
-        answered as it was.
+        its batches of units registered and its units moved to other nodes' registries
+        (`domain.federation.Custody`), and the answer (built and signed by `answer`) kept with
+        it. A batch sent again is answered as it was.
 
         Raises:
             NotFoundError: the node is not enrolled.
@@ -596,7 +822,9 @@ class SqlCommonRegistry:
                         f"batch {number} of {node} certifies a claim into a batch of units "
                         "it was certified into before",
                     ) from None
-            body, signature = answer(answers, withdrawn, refused)
+            units_refused = _units(conn, node, number, units, at)
+            recognised = _methodologies(conn, node, number, methodologies, at)
+            body, signature = answer(answers, withdrawn, refused, units_refused, recognised)
             conn.execute(
                 t.common_batches.insert().values(
                     node=node,
@@ -612,6 +840,141 @@ class SqlCommonRegistry:
                 {"b": number + 1, "t": json.dumps(tallies, sort_keys=True), "c": node},
             )
         return body, signature
+
+
+def _methodologies(
+    conn: Connection, node: str, number: int, versions: Sequence[tuple[str, str]], at: datetime
+) -> list[tuple[str, Recognition]]:
+    """Register a batch's methodology versions in the shared catalogue, as `SharedCatalogue`
+    says, on the stored versions of those ids@versions.
+
+    Raises:
+        RefusedError: `methodology_registered`: the node registered this definition before.
+    """
+    if not versions:
+        return []
+    catalogue = SharedCatalogue()
+    refs = sorted({ref for ref, _ in versions})
+    for i in range(0, len(refs), _BATCH):
+        for ref, fp, by in conn.execute(
+            text(
+                "select ref, fingerprint, node from common_methodologies where ref in :refs"
+            ).bindparams(bindparam("refs", expanding=True)),
+            {"refs": refs[i : i + _BATCH]},
+        ).all():
+            catalogue.versions[ref] = (fp, by)
+    verdicts = [(ref, fp, catalogue.register(node, ref, fp)) for ref, fp in versions]
+    added = [
+        {"ref": ref, "fingerprint": fp, "node": node, "at": at}
+        for ref, fp, v in verdicts
+        if v is Recognition.ADDED
+    ]
+    if added:
+        conn.execute(t.common_methodologies.insert(), added)
+    try:
+        conn.execute(
+            t.common_methodology_nodes.insert(),
+            [
+                {"node": node, "ref": ref, "fingerprint": fp, "verdict": v.value, "batch": number}
+                for ref, fp, v in verdicts
+            ],
+        )
+    except IntegrityError:
+        raise RefusedError(
+            "methodology_registered",
+            f"batch {number} of {node} registers a methodology version it registered before",
+        ) from None
+    return [(ref, v) for ref, _, v in verdicts]
+
+
+def _units(
+    conn: Connection, node: str, number: int, units: Sequence[Issued | Send], at: datetime
+) -> list[tuple[int, UnitsRefusal]]:
+    """Register a batch's batches of units and move the units it sends, as `Custody` says, on
+    the stored rows of the batches of units it names; the transfers refused, with why.
+
+    Raises:
+        RefusedError: `units_registered`: a batch of units, or a transfer, registered before.
+    """
+    if not units:
+        return []
+    keys = sorted({(u.origin, u.root) for u in units})
+    custody = Custody()
+    for origin, root in keys:
+        row = conn.execute(
+            text(
+                "select origin, root, methodology, region, vintage, first, last "
+                "from common_unit_batches where origin = :o and root = :r"
+            ),
+            {"o": origin, "r": root},
+        ).first()
+        if row is None:
+            continue
+        custody.batches[(origin, root)] = Issued(*row)
+        custody.blocks[(origin, root)] = [
+            (int(a), int(b), n)
+            for a, b, n in conn.execute(
+                text(
+                    "select first, last, node from common_unit_blocks "
+                    "where origin = :o and root = :r order by first"
+                ),
+                {"o": origin, "r": root},
+            ).all()
+        ]
+    nodes = set(conn.execute(text("select code from common_nodes")).scalars())
+    refused: list[tuple[int, UnitsRefusal]] = []
+    issued: list[dict[str, Any]] = []
+    moved: list[Send] = []
+    for u in units:
+        if isinstance(u, Issued):
+            if not custody.issue(u):
+                raise RefusedError(
+                    "units_registered", f"batch {number} of {node} issues a batch of units again"
+                )
+            issued.append({**u._asdict(), "batch": number})
+            continue
+        why = custody.send(node, u, nodes)
+        if why is None:
+            moved.append(u)
+        else:
+            refused.append((u.transfer, why))
+    if issued:
+        conn.execute(t.common_unit_batches.insert(), issued)
+    conn.execute(
+        text("delete from common_unit_blocks where origin = :o and root = :r"),
+        [{"o": o, "r": r} for o, r in keys],
+    )
+    blocks = [
+        {"origin": o, "root": r, "first": a, "last": b, "node": n}
+        for (o, r), held in custody.blocks.items()
+        for a, b, n in held
+    ]
+    if blocks:
+        conn.execute(t.common_unit_blocks.insert(), blocks)
+    if moved:
+        start = int(
+            conn.execute(
+                text("select coalesce(max(number), 0) + 1 from common_transfers")
+            ).scalar_one()
+        )
+        try:
+            conn.execute(
+                t.common_transfers.insert(),
+                [
+                    {
+                        "number": start + i, "sender": node, "transfer": s.transfer,
+                        "origin": s.origin, "root": s.root, "first": s.first, "last": s.last,
+                        "to_node": s.to, "company": s.company, "name": s.name, "batch": number,
+                        "at": at,
+                    }
+                    for i, s in enumerate(moved)
+                ],
+            )  # fmt: skip
+        except IntegrityError:
+            raise RefusedError(
+                "units_registered", f"batch {number} of {node} sends a transfer sent before"
+            ) from None
+    return refused
 
 
 def _live(conn: Connection, node: str, events: Sequence[Event]) -> list[Registered]:

@@ -17,6 +17,7 @@ out of one holding queue, moves out of different holdings do not wait for each o
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,6 +30,7 @@ from puhui.adapters.sql import tables as t
 from puhui.domain import market as rules
 from puhui.domain.accounts import Outcome, Refusal, points_earned
 from puhui.domain.errors import NotFoundError, RefusedError
+from puhui.domain.federation import FederationError, Incoming
 from puhui.domain.market import Certification
 
 _CLAIM = text(
@@ -218,6 +220,68 @@ class SqlMarket:
             )
             result = {"from": uscc, "to": to, "units": units, "serials": _serials(conn, moved)}
             return _done(conn, claimed, "transfer", result)
+
+    def export(
+        self,
+        uscc: str,
+        to_node: str,
+        to_company: str,
+        to_name: str,
+        units: int,
+        key: str,
+        digest: str,
+        actor: str,
+        at: datetime,
+    ) -> Outcome:
+        """A company sends units to a company registered at another node: its lowest-numbered
+        units leave this registry (`abroad`, to that node) and wait, as transfers of the
+        protocol, to be sent to the registry of the common mechanism, which moves them into
+        the other node's registry or refuses (then they come back: `return_units`).
+
+        Raises:
+            RefusedError: `not_joined`, `same_node`, `insufficient_units`.
+        """
+        with self.engine.begin() as conn:
+            own = conn.execute(text("select node from federation_link")).scalar()
+            if own is None:
+                raise RefusedError(
+                    "not_joined", "this node has not joined the common mechanism's registry"
+                )
+            if to_node == own:
+                raise RefusedError("same_node", f"{to_node} is this node: transfer the units")
+            company = _company(conn, uscc)
+            claimed = _claim(conn, f"company:{company}", key, "export", digest, actor, at)
+            if isinstance(claimed, Outcome):
+                return claimed
+            moved = _move(
+                conn, claimed, "export", units, ("company", company), ("abroad", 0), at,
+                node=to_node,
+            )  # fmt: skip
+            first = int(
+                conn.execute(
+                    text("select coalesce(max(transfer), 0) + 1 from federation_sends")
+                ).scalar_one()
+            )
+            conn.execute(
+                insert(t.federation_sends),
+                [
+                    {
+                        "transfer": first + i, "operation_id": claimed, "batch_id": b.batch,
+                        "first": b.first, "last": b.last, "company_id": company,
+                        "to_node": to_node, "to_company": to_company, "to_name": to_name,
+                    }
+                    for i, b in enumerate(moved)
+                ],
+            )  # fmt: skip
+            result = {
+                "from": uscc,
+                "to_node": to_node,
+                "to": to_company,
+                "units": units,
+                "serials": _serials(conn, moved),
+                "transfers": list(range(first, first + len(moved))),
+            }
+            return _done(conn, claimed, "export", result)
 
     def retire(
         self,
@@ -556,9 +620,10 @@ def _move(
     to: tuple[str, int],
     at: datetime,
     retirement: int | None = None,
+    node: str | None = None,
 ) -> list[rules.Block]:
     """Move `units` of a holding, lowest numbers first, splitting a block where the count ends;
-    every part moved is a row of `unit_moves`.
+    every part moved is a row of `unit_moves`. Units moved `abroad` name the node (`node`).
 
     Raises:
         RefusedError: `insufficient_units`, `units_not_positive`.
@@ -568,46 +633,200 @@ def _move(
     holder, owner = source
     locking = " for update" if conn.dialect.name == "postgresql" else ""
     rows = conn.execute(text(_BLOCKS.text + locking), {"h": holder, "c": owner}).all()
-    by_first = {int(r.first): (int(r.id), int(r.last)) for r in rows}
     blocks = [rules.Block(int(r.batch_id), int(r.first), int(r.last)) for r in rows]
     held = sum(b.units for b in blocks)
     if held < units:
         raise RefusedError(
             "insufficient_units", f"{units} units are needed; the holding has {held}"
         )
-    taken, left = rules.take(blocks, units)
+    taken, _ = rules.take(blocks, units)
+    _place(conn, rows, taken, source, to, retirement, node)
+    _moved(conn, operation, kind, taken, source, to, at, node)
+    return taken
+
+
+def _place(
+    conn: Connection,
+    rows: Sequence[Any],
+    taken: Sequence[rules.Block],
+    source: tuple[str, int],
+    to: tuple[str, int],
+    retirement: int | None,
+    node: str | None,
+) -> None:
+    """Give the units `taken` out of the stored blocks `rows` (id, batch_id, first, last, and
+    `node` when abroad) to their new holder: each block they are in is cut where they start
+    and end, and the parts that stay keep their holder."""
     to_holder, to_owner = to
-    kept = {b.first: b for b in left}
-    for block in taken:
-        if block.first in by_first:  # the block itself, or its lower part
-            block_id, was_last = by_first[block.first]
-            # Its upper part stays (a split block); a block next to it is another row.
-            rest = kept.pop(block.last + 1, None) if was_last > block.last else None
+    holder, owner = source
+    for r in rows:
+        inside = [
+            b for b in taken if b.batch == int(r.batch_id) and b.first <= int(r.last)
+            and b.last >= int(r.first)
+        ]  # fmt: skip
+        if not inside:
+            continue
+        conn.execute(t.unit_blocks.delete().where(t.unit_blocks.c.id == int(r.id)))
+        at = int(r.first)
+        parts: list[tuple[int, int, bool]] = []
+        for b in sorted(inside, key=lambda b: b.first):
+            if at < b.first:
+                parts.append((at, b.first - 1, False))
+            parts.append((b.first, b.last, True))
+            at = b.last + 1
+        if at <= int(r.last):
+            parts.append((at, int(r.last), False))
+        for first, last, moved in parts:
             conn.execute(
-                t.unit_blocks.update()
-                .where(t.unit_blocks.c.id == block_id)
-                .values(
-                    last=block.last,
-                    holder=to_holder,
-                    company_id=to_owner or None,
-                    retirement_id=retirement,
+                insert(t.unit_blocks).values(
+                    batch_id=int(r.batch_id), first=first, last=last,
+                    holder=to_holder if moved else holder,
+                    company_id=(to_owner if moved else owner) or None,
+                    retirement_id=retirement if moved else None,
+                    node=node if moved else getattr(r, "node", None),
+                )
+            )  # fmt: skip
+
+
+def _moved(
+    conn: Connection,
+    operation: int,
+    kind: str,
+    taken: Sequence[rules.Block],
+    source: tuple[str, int],
+    to: tuple[str, int],
+    at: datetime,
+    node: str | None,
+) -> None:
+    conn.execute(
+        insert(t.unit_moves),
+        [
+            {
+                "operation_id": operation, "kind": kind, "batch_id": b.batch, "first": b.first,
+                "last": b.last, "from_holder": source[0], "from_company": source[1] or None,
+                "to_holder": to[0], "to_company": to[1] or None, "at": at, "node": node,
+            }
+            for b in taken
+        ],
+    )  # fmt: skip
+
+
+_ABROAD = text(
+    "select id, batch_id, first, last, node from unit_blocks "
+    "where batch_id = :b and holder = 'abroad' and first <= :hi and last >= :lo order by first"
+)
+
+
+def import_units(conn: Connection, own: str, incoming: Sequence[Incoming], at: datetime) -> int:
+    """Bring units other nodes sent into this registry, as the registry of the common mechanism
+    moved them (`Incoming`, oldest first): each to its company (registered here if it was not),
+    from the batch's row (recognised on its first units: its serials are its origin's); units
+    this node issued come back from `abroad`. Returns the units received.
+
+    Raises:
+        FederationError: the registry moves units this registry does not have abroad (nothing
+            is applied).
+    """
+    total = 0
+    for i in incoming:
+        operation = conn.execute(
+            _CLAIM,
+            {"p": "federation", "k": f"inbox:{i.number}", "kind": "import",
+             "d": _digest_of(i), "a": f"node {i.sender}", "at": at},
+        ).scalar()  # fmt: skip
+        if operation is None:
+            continue  # received before
+        company = conn.execute(
+            select(t.companies.c.id).where(t.companies.c.uscc == i.company)
+        ).scalar()
+        if company is None:
+            company = conn.execute(
+                insert(t.companies)
+                .values(uscc=i.company, name=i.name, created_at=at)
+                .returning(t.companies.c.id)
+            ).scalar_one()
+        b = i.batch
+        batch = conn.execute(
+            text("select id, imported from unit_batches where exchange = :e and first_serial = :f"),
+            {"e": b.origin, "f": b.first},
+        ).first()
+        if batch is None:
+            if b.origin == own:
+                raise FederationError(f"transfer {i.number}: a batch of this node it does not have")
+            batch_id = int(
+                conn.execute(
+                    insert(t.unit_batches)
+                    .values(
+                        operation_id=operation, exchange=b.origin, methodology=b.methodology,
+                        region=b.region, vintage=b.vintage, units=b.last - b.first + 1,
+                        buffer_units=0, buffer_bp=0, first_serial=b.first, last_serial=b.last,
+                        leaves=0, root=b.root, units_account_id=None, buffer_account_id=None,
+                        certified_at=at, imported=True,
+                    )
+                    .returning(t.unit_batches.c.id)
+                ).scalar_one()
+            )  # fmt: skip
+            conn.execute(
+                insert(t.unit_blocks).values(
+                    batch_id=batch_id, first=b.first, last=b.last, holder="abroad", node=b.origin
                 )
             )
-            if rest is not None:
-                conn.execute(
-                    insert(t.unit_blocks).values(
-                        batch_id=rest.batch, first=rest.first, last=rest.last, holder=holder,
-                        company_id=owner or None,
-                    )
-                )  # fmt: skip
-        conn.execute(
-            insert(t.unit_moves).values(
-                operation_id=operation, kind=kind, batch_id=block.batch, first=block.first,
-                last=block.last, from_holder=holder, from_company=owner or None,
-                to_holder=to_holder, to_company=to_owner or None, at=at,
-            )
-        )  # fmt: skip
-    return taken
+            _moved(
+                conn, operation, "recognise", [rules.Block(batch_id, b.first, b.last)],
+                (None, 0), ("abroad", 0), at, b.origin,  # type: ignore[arg-type]
+            )  # fmt: skip
+        else:
+            batch_id = int(batch.id)
+        rows = conn.execute(_ABROAD, {"b": batch_id, "lo": i.first, "hi": i.last}).all()
+        held = [rules.Block(batch_id, int(r.first), int(r.last)) for r in rows]
+        try:
+            taken, _ = rules.take_range(held, batch_id, i.first, i.last)
+        except ValueError:
+            raise FederationError(
+                f"transfer {i.number}: units {i.first} to {i.last} of {b.origin}'s batch are "
+                "not abroad in this registry"
+            ) from None
+        _place(conn, rows, taken, ("abroad", 0), ("company", int(company)), None, None)
+        _moved(conn, operation, "import", taken, ("abroad", 0), ("company", int(company)), at,
+               i.sender)  # fmt: skip
+        units = i.last - i.first + 1
+        total += units
+        _done(conn, operation, "import", {"from": i.sender, "to": i.company, "units": units,
+                                          "serials": _serials(conn, taken)})  # fmt: skip
+    return total
+
+
+def return_units(conn: Connection, transfer: int, reason: str, at: datetime) -> int:
+    """Give back to its company the units of a transfer the registry refused (they never left
+    for the other node). Returns the units returned."""
+    sent = conn.execute(
+        select(t.federation_sends).where(t.federation_sends.c.transfer == transfer)
+    ).first()
+    if sent is None or sent.refused is not None:
+        return 0
+    operation = conn.execute(
+        _CLAIM,
+        {"p": "federation", "k": f"return:{transfer}", "kind": "return", "d": reason,
+         "a": "registry", "at": at},
+    ).scalar_one()  # fmt: skip
+    rows = conn.execute(_ABROAD, {"b": sent.batch_id, "lo": sent.first, "hi": sent.last}).all()
+    held = [rules.Block(int(r.batch_id), int(r.first), int(r.last)) for r in rows]
+    taken, _ = rules.take_range(held, int(sent.batch_id), int(sent.first), int(sent.last))
+    to = ("company", int(sent.company_id))
+    _place(conn, rows, taken, ("abroad", 0), to, None, None)
+    _moved(conn, operation, "return", taken, ("abroad", 0), to, at, str(sent.to_node))
+    conn.execute(
+        t.federation_sends.update()
+        .where(t.federation_sends.c.transfer == transfer)
+        .values(refused=reason)
+    )
+    units = int(sent.last) - int(sent.first) + 1
+    _done(conn, operation, "return", {"transfer": transfer, "reason": reason, "units": units})
+    return units
+
+
+def _digest_of(i: Incoming) -> str:
+    return hashlib.sha256(json.dumps(i, sort_keys=True).encode()).hexdigest()
 
 
 def _serials(conn: Connection, blocks: Sequence[rules.Block]) -> list[str]:

@@ -54,7 +54,8 @@ QUERIES: dict[str, str] = {
         "left join pool_credits p on p.record_seq = c.record_seq where p.record_seq is null"
     ),
     # A batch's units are backed: units × 1 000 000 g is what its credits gave and what the
-    # pool moved into its units and buffer accounts; those hold it, less the buffer's draws.
+    # pool moved into its units and buffer accounts; those hold it, less the buffer's draws. (A
+    # batch another node issued is backed there: it has no credits and no accounts here.)
     "units_not_backed": (
         "select cast(u.id as varchar(20)) from unit_batches u "
         "left join (select batch_id, sum(grams) as g, count(*) as n from batch_credits "
@@ -69,17 +70,20 @@ QUERIES: dict[str, str] = {
         "left join balances bb on bb.account_id = u.buffer_account_id "
         "left join (select batch_id, sum(drawn_g) as g from buffer_draws "
         "where batch_id is not null group by batch_id) d on d.batch_id = u.id "
-        f"where coalesce(c.g, 0) <> u.units * {UNIT} or coalesce(c.n, 0) <> u.leaves "
+        "where u.imported and (c.n is not null or u.units_account_id is not null) "
+        f"or not u.imported and (coalesce(c.g, 0) <> u.units * {UNIT} "
+        "or coalesce(c.n, 0) <> u.leaves "
         f"or coalesce(iu.g, 0) + coalesce(ib.g, 0) <> u.units * {UNIT} "
         f"or coalesce(bu.balance_g, 0) <> (u.units - u.buffer_units) * {UNIT} "
         f"or coalesce(bb.balance_g, 0) <> u.buffer_units * {UNIT} - coalesce(d.g, 0) "
-        "or u.units_account_id = u.buffer_account_id "
+        "or u.units_account_id = u.buffer_account_id) "
         "union select a.code from accounts a where a.kind in ('units', 'buffer') "
         "and not exists (select 1 from unit_batches u where u.units_account_id = a.id "
         "or u.buffer_account_id = a.id)"
     ),
-    # The serial blocks of every holding, retirement, buffer and cancellation partition each
-    # batch's numbers, and batches' numbers never overlap.
+    # The serial blocks of every holding, retirement, buffer, cancellation and of the units
+    # abroad partition each batch's numbers, and the numbers of an exchange's batches never
+    # overlap.
     "serials_not_partitioned": (
         "select cast(u.id as varchar(20)) from unit_batches u "
         "left join (select batch_id, sum(last - first + 1) as n, min(first) as lo, "
@@ -89,7 +93,8 @@ QUERIES: dict[str, str] = {
         "union select cast(a.batch_id as varchar(20)) from unit_blocks a join unit_blocks b "
         "on b.batch_id = a.batch_id and b.id > a.id and b.first <= a.last and a.first <= b.last "
         "union select cast(a.id as varchar(20)) from unit_batches a join unit_batches b "
-        "on b.id > a.id and b.first_serial <= a.last_serial and a.first_serial <= b.last_serial"
+        "on b.id > a.id and b.exchange = a.exchange and b.first_serial <= a.last_serial "
+        "and a.first_serial <= b.last_serial"
     ),
     # Who holds how many units of each batch is what the moves, replayed, leave there.
     "holdings_mismatch": (
@@ -105,8 +110,11 @@ QUERIES: dict[str, str] = {
     ),
     # Units move only as the market allows: issued to the exchange or the buffer, sold by the
     # exchange to a company, transferred between companies, retired by their holder, cancelled
-    # out of the buffer; a retired or cancelled unit never moves again; each trade and
-    # retirement moved the units it says, and a retirement's units are retired under it.
+    # out of the buffer; sent by a company to another node, received from one by a company,
+    # returned to the company that sent them when the registry refused; another node's batch
+    # recognised abroad, whole, when its first units come; a retired or cancelled unit never
+    # moves again; each trade and retirement moved the units it says, and a retirement's units
+    # are retired under it.
     "unit_move_invalid": (
         "select cast(m.id as varchar(20)) from unit_moves m where not ("
         "(m.kind = 'issue' and m.from_holder is null and m.to_holder in ('exchange', 'buffer')) "
@@ -116,7 +124,15 @@ QUERIES: dict[str, str] = {
         "and m.from_company <> m.to_company) "
         "or (m.kind = 'retire' and m.from_holder = 'company' and m.to_holder = 'retired' "
         "and m.from_company = m.to_company) "
-        "or (m.kind = 'cancel' and m.from_holder = 'buffer' and m.to_holder = 'cancelled')) "
+        "or (m.kind = 'cancel' and m.from_holder = 'buffer' and m.to_holder = 'cancelled') "
+        "or (m.kind = 'export' and m.from_holder = 'company' and m.to_holder = 'abroad' "
+        "and m.node is not null) "
+        "or (m.kind in ('import', 'return') and m.from_holder = 'abroad' "
+        "and m.to_holder = 'company' and m.to_company is not null and m.node is not null) "
+        "or (m.kind = 'recognise' and m.from_holder is null and m.to_holder = 'abroad' "
+        "and m.node is not null and exists (select 1 from unit_batches u "
+        "where u.id = m.batch_id and u.imported and u.first_serial = m.first "
+        "and u.last_serial = m.last))) "
         "union select 'trade:' || cast(x.operation_id as varchar(20)) from unit_trades x "
         "left join (select operation_id, sum(last - first + 1) as n from unit_moves "
         "where kind = 'sell' group by operation_id) m on m.operation_id = x.operation_id "
@@ -128,7 +144,12 @@ QUERIES: dict[str, str] = {
         "min(company_id) as lo, max(company_id) as hi from unit_blocks "
         "where holder = 'retired' group by retirement_id) k on k.retirement_id = r.id "
         "where coalesce(m.n, 0) <> r.units or coalesce(k.n, 0) <> r.units "
-        "or k.lo <> r.company_id or k.hi <> r.company_id"
+        "or k.lo <> r.company_id or k.hi <> r.company_id "
+        # Each transfer to another node is units a company sent there.
+        "union select 'send:' || cast(f.transfer as varchar(20)) from federation_sends f "
+        "where not exists (select 1 from unit_moves m where m.operation_id = f.operation_id "
+        "and m.kind = 'export' and m.batch_id = f.batch_id and m.first = f.first "
+        "and m.last = f.last and m.from_company = f.company_id and m.node = f.to_node)"
     ),
 }
 
@@ -138,7 +159,7 @@ def altered_roots(conn: Connection, catalogue: Catalogue) -> Iterator[str]:
     proofs are built from), is not the one of their credits as stored."""
     del catalogue
     for batch, root, leaves in conn.execute(
-        text("select id, root, leaves from unit_batches order by id")
+        text("select id, root, leaves from unit_batches where not imported order by id")
     ).all():
         hashes = leaf_hashes(conn, int(batch))
         runs = [r.hex() for r in rules.chunk_roots(hashes)]

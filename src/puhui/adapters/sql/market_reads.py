@@ -37,12 +37,15 @@ class SqlMarketReads:
             found = _dicts(conn, _BATCHES + " where u.id = :b", {"b": batch_id})
         return found[0] if found else None
 
-    def batch_of_serial(self, number: int) -> int | None:
-        """The batch a unit number belongs to."""
+    def batch_of_serial(self, exchange: str, number: int) -> int | None:
+        """The batch a unit number of an exchange belongs to (numbers are the exchange's)."""
         with self.engine.connect() as conn:
             found = conn.execute(
-                text("select id from unit_batches where first_serial <= :n and last_serial >= :n"),
-                {"n": number},
+                text(
+                    "select id from unit_batches where exchange = :e "
+                    "and first_serial <= :n and last_serial >= :n"
+                ),
+                {"e": exchange, "n": number},
             ).scalar()
         return None if found is None else int(found)
 
@@ -55,10 +58,11 @@ class SqlMarketReads:
         with self.engine.connect() as conn:
             return _dicts(
                 conn,
-                "select k.batch_id, k.first, k.last, k.holder, c.uscc, c.name, k.retirement_id "
+                "select k.batch_id, k.first, k.last, k.holder, c.uscc, c.name, k.retirement_id, "
+                "k.node "
                 "from unit_blocks k left join companies c on c.id = k.company_id"
                 + where
-                + " order by k.first",
+                + " order by k.batch_id, k.first",
                 {"b": batch_id, "u": uscc},
             )
 

@@ -715,7 +715,11 @@ market_operations = Table(
     Column("result", Text, nullable=False, comment="JSON: what was done"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("party", "idempotency_key"),
-    CheckConstraint("kind in ('certify', 'sell', 'transfer', 'retire', 'reverse')", name="kind"),
+    CheckConstraint(
+        "kind in ('certify', 'sell', 'transfer', 'retire', 'reverse', 'export', 'import', "
+        "'return')",
+        name="kind",
+    ),
 )
 
 unit_batches = Table(
@@ -730,15 +734,28 @@ unit_batches = Table(
     Column("units", Integer, nullable=False),
     Column("buffer_units", Integer, nullable=False, comment="withheld against reversals"),
     Column("buffer_bp", Integer, nullable=False, comment="the buffer share, basis points"),
-    Column("first_serial", BigInteger, nullable=False, unique=True),
+    Column("first_serial", BigInteger, nullable=False),
     Column("last_serial", BigInteger, nullable=False),
     Column("leaves", Integer, nullable=False, comment="credits in its Merkle tree"),
     Column("root", String(64), nullable=False, comment="Merkle root (RFC 9162), hex"),
-    Column("units_account_id", Integer, nullable=False),
-    Column("buffer_account_id", Integer, nullable=False),
+    Column("units_account_id", Integer, nullable=True, comment="null: imported"),
+    Column("buffer_account_id", Integer, nullable=True, comment="null: imported"),
     Column("certified_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "imported",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="issued by another node (exchange): its credits and grams are there",
+    ),
     CheckConstraint("units > 0 and buffer_units >= 0 and buffer_units <= units", name="units"),
     CheckConstraint("last_serial - first_serial + 1 = units", name="serials"),
+    CheckConstraint(
+        "(units_account_id is null) = imported and (buffer_account_id is null) = imported "
+        "and (not imported or (leaves = 0 and buffer_units = 0))",
+        name="imported",
+    ),
+    UniqueConstraint("exchange", "first_serial"),
 )
 
 pool_credits = Table(
@@ -786,17 +803,20 @@ unit_blocks = Table(
         "holder",
         String(10),
         nullable=False,
-        comment=", ".join(("exchange", "company", "buffer", "retired", "cancelled")),
+        comment=", ".join(("exchange", "company", "buffer", "retired", "cancelled", "abroad")),
     ),
     Column("company_id", Integer, ForeignKey("companies.id"), nullable=True),
     Column("retirement_id", Integer, nullable=True, comment="retired units: their retirement"),
+    Column("node", String(16), nullable=True, comment="abroad: the node they went to or are at"),
     CheckConstraint("first <= last", name="range"),
     CheckConstraint(
-        "holder in ('exchange', 'company', 'buffer', 'retired', 'cancelled')", name="holder"
+        "holder in ('exchange', 'company', 'buffer', 'retired', 'cancelled', 'abroad')",
+        name="holder",
     ),
     CheckConstraint(
         "(holder in ('company', 'retired')) = (company_id is not null) "
-        "and (holder = 'retired') = (retirement_id is not null)",
+        "and (holder = 'retired') = (retirement_id is not null) "
+        "and (holder = 'abroad') = (node is not null)",
         name="owner",
     ),
 )
@@ -817,8 +837,13 @@ unit_moves = Table(
     Column("to_holder", String(10), nullable=False),
     Column("to_company", Integer, nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("node", String(16), nullable=True, comment="to or from another node's registry"),
     CheckConstraint("first <= last", name="range"),
-    CheckConstraint("kind in ('issue', 'sell', 'transfer', 'retire', 'cancel')", name="kind"),
+    CheckConstraint(
+        "kind in ('issue', 'sell', 'transfer', 'retire', 'cancel', 'export', 'import', "
+        "'return', 'recognise')",
+        name="kind",
+    ),
 )
 Index("ix_unit_moves_batch_id", unit_moves.c.batch_id)
 
@@ -899,7 +924,42 @@ federation_link = Table(
         comment="…and this leaf of it",
     ),
     Column("joined_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "issued_through",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="batches of units registered up to this one",
+    ),
+    Column(
+        "inbox_through",
+        BigInteger,
+        nullable=False,
+        server_default=text("0"),
+        comment="units received up to this move of the registry",
+    ),
+    Column("oversight", Text, nullable=True, comment="JSON: the registry's latest figures"),
+    Column("oversight_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("id = 1", name="one"),
+)
+
+# Units sent to other nodes' registries: each is a transfer of the protocol, sent in a batch;
+# one the registry refuses comes back to the company that sent it.
+federation_sends = Table(
+    "federation_sends",
+    metadata,
+    Column("transfer", Integer, primary_key=True, autoincrement=False, comment="1, 2, …"),
+    Column("operation_id", Integer, ForeignKey("market_operations.id"), nullable=False),
+    Column("batch_id", Integer, ForeignKey("unit_batches.id"), nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False, comment="sender"),
+    Column("to_node", String(16), nullable=False),
+    Column("to_company", String(18), nullable=False, comment="unified social credit code"),
+    Column("to_name", Text, nullable=False),
+    Column("sent_in", Integer, nullable=True, comment="the batch of the protocol that sent it"),
+    Column("refused", String(32), nullable=True, comment="the registry's reason"),
+    CheckConstraint("first <= last", name="range"),
 )
 
 federation_outbox = Table(
@@ -980,6 +1040,88 @@ common_claims = Table(
 )
 Index("ix_common_claims_ref", common_claims.c.ref)
 Index("ix_common_claims_citizen_start", common_claims.c.citizen, common_claims.c.start_ms)
+
+# The methodology versions a node registered with the registry (by fingerprint), and what the
+# registry said of each.
+federation_methodologies = Table(
+    "federation_methodologies",
+    metadata,
+    Column("ref", String(96), nullable=False, comment="id@version"),
+    Column("fingerprint", String(64), nullable=False),
+    Column("batch", Integer, nullable=False, comment="the batch of the protocol that sent it"),
+    Column("verdict", String(10), nullable=True, comment="added, recognised or differs"),
+    PrimaryKeyConstraint("ref", "fingerprint"),
+)
+
+# The shared methodology catalogue (`domain.federation.SharedCatalogue`): each version as the
+# node that added it defined it, and each node's registrations with the verdict.
+common_methodologies = Table(
+    "common_methodologies",
+    metadata,
+    Column("ref", String(96), primary_key=True, comment="id@version"),
+    Column("fingerprint", String(64), nullable=False),
+    Column("node", String(16), nullable=False, comment="the node that added it"),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+common_methodology_nodes = Table(
+    "common_methodology_nodes",
+    metadata,
+    Column("node", String(16), nullable=False),
+    Column("ref", String(96), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("verdict", String(10), nullable=False),
+    Column("batch", Integer, nullable=False),
+    PrimaryKeyConstraint("node", "ref", "fingerprint"),
+    CheckConstraint("verdict in ('added', 'recognised', 'differs')", name="verdict"),
+)
+
+# Batches of units the nodes issued, and which node's registry holds each unit now
+# (`domain.federation.Custody`), and every move between nodes, numbered: a node reads the moves
+# to it after the last one it applied (its inbox).
+common_unit_batches = Table(
+    "common_unit_batches",
+    metadata,
+    Column("origin", String(16), nullable=False, comment="the node that issued it"),
+    Column("root", String(64), nullable=False, comment="its Merkle root, hex"),
+    Column("methodology", String(96), nullable=False),
+    Column("region", String(6), nullable=False),
+    Column("vintage", String(7), nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column("batch", Integer, nullable=False, comment="the node's batch that registered it"),
+    PrimaryKeyConstraint("origin", "root"),
+)
+
+common_unit_blocks = Table(
+    "common_unit_blocks",
+    metadata,
+    Column("origin", String(16), nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column("node", String(16), nullable=False, comment="whose registry holds them"),
+    PrimaryKeyConstraint("origin", "root", "first"),
+)
+
+common_transfers = Table(
+    "common_transfers",
+    metadata,
+    Column("number", RowId, primary_key=True, autoincrement=False, comment="the registry's"),
+    Column("sender", String(16), nullable=False),
+    Column("transfer", Integer, nullable=False, comment="the sender's number for it"),
+    Column("origin", String(16), nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("first", BigInteger, nullable=False),
+    Column("last", BigInteger, nullable=False),
+    Column("to_node", String(16), nullable=False),
+    Column("company", String(18), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("batch", Integer, nullable=False, comment="the sender's batch that sent it"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("sender", "transfer"),
+)
+Index("ix_common_transfers_to_node", common_transfers.c.to_node, common_transfers.c.number)
 
 # Which node certified which of its claims' credits into which batch of units (by its root).
 common_certifications = Table(

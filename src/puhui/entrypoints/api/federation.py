@@ -3,7 +3,10 @@
 - `POST /v1/federation/batches`: a node's batch, signed (`Puhui-Node`, `Puhui-Signature`); the
   answer is signed by the registry in `Puhui-Signature`. The body is read and signed as bytes:
   what was signed is what is registered.
+- `POST /v1/federation/inbox`: a node's signed request for the units other nodes sent it (and
+  the registry's figures); the answer is signed like a batch's.
 - `GET /v1/federation/registry`: the protocol, the registry's public key, its nodes.
+- `GET /v1/federation/methodologies`: the shared methodology catalogue.
 - `GET /v1/federation/oversight`: every node's figures and the duplicates between nodes, for
   the registry's staff (a staff token of its database, operator or regulator): counts only, no
   personal data.
@@ -60,6 +63,26 @@ def create_registry_app(app: App) -> FastAPI:
             headers={federation.HEADER_SIGNATURE: answer_signature},
         )
 
+    @api.post(
+        "/v1/federation/inbox",
+        summary="The units other nodes sent a node (and, when asked, every node's figures)",
+        response_class=Response,
+    )
+    async def inbox(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BATCH_BYTES:
+            raise errors.BodyTooLarge(MAX_BATCH_BYTES)
+        node = request.headers.get(federation.HEADER_NODE, "")
+        signature = request.headers.get(federation.HEADER_SIGNATURE, "")
+        answer, answer_signature = await run_in_threadpool(
+            federation.inbox, app, node, body, signature
+        )
+        return Response(
+            answer,
+            media_type="application/json",
+            headers={federation.HEADER_SIGNATURE: answer_signature},
+        )
+
     @api.get("/v1/federation/registry", summary="The registry's key and nodes")
     def registry() -> dict[str, Any]:
         return {
@@ -68,15 +91,13 @@ def create_registry_app(app: App) -> FastAPI:
             "nodes": [n["code"] for n in federation.registry(app).nodes()],
         }
 
+    @api.get("/v1/federation/methodologies", summary="The shared methodology catalogue")
+    def methodologies() -> dict[str, Any]:
+        return {"methodologies": federation.registry(app).catalogue()}
+
     @api.get("/v1/federation/oversight", summary="Every node's figures and duplicates")
     def oversight(_staff: StaffDep) -> dict[str, Any]:
-        store = federation.registry(app)
-        return {
-            "nodes": store.nodes(),
-            "duplicates_between": [
-                {"node": a, "of_node": b, "claims": n} for a, b, n in store.duplicates_between()
-            ],
-        }
+        return federation.figures(app)
 
     @api.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from fastapi import Path as Path_
 
-from puhui.domain.errors import NotFoundError
+from puhui.domain.errors import InputError, NotFoundError
 from puhui.entrypoints.api.deps import (
     AppDep,
     CurrentCompany,
@@ -73,7 +73,10 @@ COMPANY_READ: dict[int | str, dict[str, Any]] = {
 COMPANY: dict[int | str, dict[str, Any]] = {
     **COMPANY_READ,
     404: problem_doc("No such company."),
-    409: problem_doc("Refused: insufficient_units, same_company, idempotency_conflict."),
+    409: problem_doc(
+        "Refused: insufficient_units, same_company, idempotency_conflict; to another node: "
+        "not_joined, same_node."
+    ),
 }
 PUBLIC: dict[int | str, dict[str, Any]] = {404: problem_doc()}
 
@@ -238,7 +241,16 @@ def my_holdings(company: CurrentCompany, app: AppDep) -> CompanyOut:
 def transfer(
     body: CompanyTransferIn, company: CurrentCompany, key: IdempotencyKey, app: AppDep
 ) -> TransferOut:
-    """Your lowest-numbered units go to the company named by its code."""
+    """Your lowest-numbered units go to the company named by its code; with `node`, to a
+    company at another node of the common mechanism."""
+    if body.node is not None:
+        if body.name is None:
+            raise InputError("a transfer to another node names the receiving company (`name`)")
+        return TransferOut.of(
+            market.export(
+                app, company, body.node, body.to, body.name, body.units, key, _company(company)
+            )
+        )
     return TransferOut.of(
         market.transfer(app, company, body.to, body.units, key, _company(company))
     )

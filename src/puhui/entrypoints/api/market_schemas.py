@@ -99,6 +99,20 @@ class CompanyTransferIn(BaseModel):
 
     to: str = Field(pattern=USCC, description="The receiving company's code.")
     units: int = Field(ge=1, le=MAX_UNITS)
+    node: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9]{2,16}$",
+        description="The node (exchange code) of the common mechanism the receiving company is "
+        "registered at, when it is not this one: the units leave this registry and reach that "
+        "node's when this node next syncs with the registry (docs/federation.md).",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=SHOWN,
+        description="The receiving company's name, with `node`.",
+    )
 
 
 class CompanyRetirementIn(BaseModel):
@@ -220,6 +234,10 @@ class TransferOut(BaseModel):
     to: str
     units: int
     serials: list[str] = Field(description="The units moved, as serial ranges.")
+    node: str | None = Field(default=None, description="The receiving company's node, if other.")
+    transfers: list[int] = Field(
+        default_factory=list, description="To another node: the transfers' numbers."
+    )
 
     @classmethod
     def of(cls, done: Outcome) -> TransferOut:
@@ -231,6 +249,8 @@ class TransferOut(BaseModel):
             to=r["to"],
             units=r["units"],
             serials=r["serials"],
+            node=r.get("to_node"),
+            transfers=r.get("transfers", []),
         )
 
 

@@ -60,17 +60,34 @@ def sync(
     db: Db = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Send this node's pending batches to the registry and apply its answers."""
+    """Send this node's pending batches to the registry and apply its answers; receive the
+    units other nodes sent, and the registry's figures of every node."""
     with application(db, key_file) as a:
         admin.check_ready(a)
         while True:
-            done = federation.sync(a)
+            done = federation.sync(a, oversight=True)
             out.print(
                 f"{done.batches} batches answered: {done.claims} claims "
                 f"({done.first} first, {done.duplicates} duplicates), {done.withdrawn} withdrawn; "
                 f"{done.credited} credited, {done.ended_duplicate} ended as duplicates, "
                 f"{done.still_held} still held for other reasons"
             )
+            if done.units_sent or done.units_returned or done.units_received:
+                out.print(
+                    f"units: {done.units_sent:,} sent to other nodes, {done.units_returned:,} "
+                    f"returned (refused by the registry), {done.units_received:,} received"
+                )
+            if done.methodologies:
+                out.print(
+                    "methodology versions: "
+                    + ", ".join(f"{ref} {v}" for ref, v in sorted(done.methodologies.items()))
+                )
+            for ref, verdict in sorted(done.methodologies.items()):
+                if verdict == "differs":
+                    err.print(
+                        f"[yellow]{escape(ref)} differs from the shared catalogue's definition"
+                        "[/yellow]: `puhui federation status`, docs/federation.md"
+                    )
             for refusal in done.refused:
                 err.print(f"[red]refused:[/red] {escape(refusal)}")
             if done.unreachable:
@@ -141,6 +158,15 @@ def nodes(db: Db = None, key_file: KeyFile = None) -> None:
     for a_node, b_node, count in between:
         pairs.add_row(a_node, b_node, f"{count:,}")
     out.print(pairs)
+    units = Table("node", "issued", "in its registry", "sent", "received", title="units")
+    for u in store.units_between():
+        units.add_row(u["node"], *(f"{u[k]:,}" for k in ("issued", "held", "sent", "received")))
+    out.print(units)
+    versions = Table("methodology", "added by", "computed alike by", "differs at",
+                     title="the shared methodology catalogue")  # fmt: skip
+    for v in store.catalogue():
+        versions.add_row(v["ref"], v["added_by"], ", ".join(v["nodes"]), ", ".join(v["differs"]))
+    out.print(versions)
 
 
 @federation_app.command("serve")

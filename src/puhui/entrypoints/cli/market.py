@@ -217,6 +217,35 @@ def market_transfer(
     _outcome(done)
 
 
+@market_app.command("export")
+def market_export(
+    uscc: Annotated[str, typer.Argument(help="The giving company's unified social credit code.")],
+    node: Annotated[
+        str, typer.Option("--node", help="The node (exchange code) the receiving company is at.")
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="The receiving company's unified social credit code.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="The receiving company's name.")],
+    units: Units,
+    key: Key,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """A company sends units it holds to a company at another node of the common mechanism,
+    its lowest serial numbers first: they leave this registry now, and reach the other node's
+    when this node syncs with the registry (or come back, if the registry refuses)."""
+    with application(db, key_file) as a:
+        admin.check_ready(a)
+        done = market.export(a, _uscc(uscc), node, _uscc(to), name, units, key, OPERATOR)
+    r = done.result
+    out.print(
+        f"{r['from']} sent {_units(r['units'])} to {r['to']} at node {r['to_node']}: "
+        f"{' '.join(r['serials'])} (transfers {', '.join(map(str, r['transfers']))})"
+    )
+    _outcome(done)
+
+
 @market_app.command("retire")
 def market_retire(
     uscc: Uscc,
