@@ -454,6 +454,16 @@ def test_every_behaviour_is_credited_once_nationwide_through_faults(
             if platform in platforms
         )
         assert 0 < ended <= sum(n for *_, n in between)
+        # Every node computes with the shipped methodology versions: one added each to the
+        # shared catalogue, the others recognised it.
+        catalogue = federation.registry(registry).catalogue()
+        assert {v["ref"] for v in catalogue} == {m.ref for m in registry.catalogue.methodologies}
+        assert all(v["nodes"] == sorted(NODES) and not v["differs"] for v in catalogue)
+        # Each node's background sync brought the registry's figures back with its inbox.
+        for code, app in apps.items():
+            figures = federation.registry_figures(app)
+            assert figures is not None, code
+            assert code in {n["code"] for n in figures[0]["nodes"]}
         # What the operators see from the command line.
         status = _run(mechanism.nodes["BJ"].env, "federation", "status")
         assert "held_awaiting_registry   0" in status
@@ -463,6 +473,12 @@ def test_every_behaviour_is_credited_once_nationwide_through_faults(
             assert f"{seen[code]['claims']:,}" in listed
         assert "duplicates between nodes" in listed
         assert _run(mechanism.nodes["GZ"].env, "federation", "sync").startswith("0 batches")
+        # `federation sync` asks for the figures: they are the registry's, as of now.
+        figures = federation.registry_figures(apps["GZ"])
+        assert figures is not None
+        assert {n["code"]: n["claims"] for n in figures[0]["nodes"]} == {
+            code: n["claims"] for code, n in seen.items()
+        }
     finally:
         for app in [*apps.values(), registry]:
             app.close()

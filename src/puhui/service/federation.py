@@ -45,6 +45,7 @@ from puhui.domain.federation import (
     Claim,
     Event,
     FederationError,
+    Link,
     Op,
     Recognition,
     Refusal,
@@ -344,19 +345,30 @@ def _send(app: App, transport: Transport, limit: int, done: Synced) -> None:
         if batch is None:
             return
         number, body = batch
-        signature = _private(app).sign(body).hex()
-        try:
-            status, answer, answer_signature = transport.post(
-                link.url + PATH, body, {HEADER_NODE: link.node, HEADER_SIGNATURE: signature}
-            )
-        except Unreachable as error:
-            done.unreachable = str(error)
+        answered = _post(app, transport, link, PATH, body, done)
+        if answered is None:
             return
-        if status != 200:
-            done.refused.append(_refusal(status, answer))
-            return
-        _apply(app, link.registry_key, link.node, (number, body), answer, answer_signature, done)
+        _apply(app, link.registry_key, link.node, (number, body), *answered, done)
         done.batches += 1
+
+
+def _post(
+    app: App, transport: Transport, link: Link, path: str, body: bytes, done: Synced
+) -> tuple[bytes, str] | None:
+    """Send a signed document to the registry: its answer and the answer's signature, or None
+    when the registry is unreachable or refuses it (said in `done`)."""
+    signature = _private(app).sign(body).hex()
+    try:
+        status, answer, answer_signature = transport.post(
+            link.url + path, body, {HEADER_NODE: link.node, HEADER_SIGNATURE: signature}
+        )
+    except Unreachable as error:
+        done.unreachable = str(error)
+        return None
+    if status != 200:
+        done.refused.append(_refusal(status, answer))
+        return None
+    return answer, answer_signature
 
 
 def _receive(app: App, transport: Transport, oversight: bool, done: Synced) -> None:
@@ -370,17 +382,10 @@ def _receive(app: App, transport: Transport, oversight: bool, done: Synced) -> N
         body = inbox_request(
             link.registry_key, link.node, link.inbox_through, _now_ms(app), oversight
         )
-        signature = _private(app).sign(body).hex()
-        try:
-            status, answer, answer_signature = transport.post(
-                link.url + INBOX_PATH, body, {HEADER_NODE: link.node, HEADER_SIGNATURE: signature}
-            )
-        except Unreachable as error:
-            done.unreachable = str(error)
+        answered = _post(app, transport, link, INBOX_PATH, body, done)
+        if answered is None:
             return
-        if status != 200:
-            done.refused.append(_refusal(status, answer))
-            return
+        answer, answer_signature = answered
         if not _verify(link.registry_key, answer, answer_signature):
             raise FederationError("the inbox is not signed by the registry")
         try:

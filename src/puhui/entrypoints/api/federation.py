@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,20 +49,8 @@ def create_registry_app(app: App) -> FastAPI:
         response_class=Response,
     )
     async def batches(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BATCH_BYTES:
-            raise errors.BodyTooLarge(MAX_BATCH_BYTES)
-        node = request.headers.get(federation.HEADER_NODE, "")
-        signature = request.headers.get(federation.HEADER_SIGNATURE, "")
         # One batch at a time takes the registry's write lock; the event loop is not held.
-        answer, answer_signature = await run_in_threadpool(
-            federation.receive, app, node, body, signature
-        )
-        return Response(
-            answer,
-            media_type="application/json",
-            headers={federation.HEADER_SIGNATURE: answer_signature},
-        )
+        return await _signed(request, federation.receive)
 
     @api.post(
         "/v1/federation/inbox",
@@ -69,14 +58,19 @@ def create_registry_app(app: App) -> FastAPI:
         response_class=Response,
     )
     async def inbox(request: Request) -> Response:
+        return await _signed(request, federation.inbox)
+
+    async def _signed(
+        request: Request, handle: Callable[[App, str, bytes, str], tuple[bytes, str]]
+    ) -> Response:
+        """A node's signed request, read as bytes (what was signed is what is handled), handled
+        off the event loop; the answer signed by the registry."""
         body = await request.body()
         if len(body) > MAX_BATCH_BYTES:
             raise errors.BodyTooLarge(MAX_BATCH_BYTES)
         node = request.headers.get(federation.HEADER_NODE, "")
         signature = request.headers.get(federation.HEADER_SIGNATURE, "")
-        answer, answer_signature = await run_in_threadpool(
-            federation.inbox, app, node, body, signature
-        )
+        answer, answer_signature = await run_in_threadpool(handle, app, node, body, signature)
         return Response(
             answer,
             media_type="application/json",
