@@ -2,15 +2,19 @@
 with the registry, and the registry registering every node's claims in one global order.
 
 A node: `join` links it to a registry; from then on what it would credit is held awaiting the
-registry. `sync` sends its next batch (the valid records settled since the last one, and the
-claims to withdraw), the oldest unanswered one first and exactly as it was signed, and applies
-the answer in one unit of work: `first` credits a record (or leaves it held for what else it
-waits for), `duplicate` ends it as a duplicate. A batch whose answer was lost is sent again and
-answered the same, so a node that was killed, or cut off from the registry, catches up in
-order and exactly once.
+registry. `sync` sends its next batch (the valid records settled since the last one, the
+claims to withdraw, the credits certified, the batches of units issued and the units sent to
+other nodes, the methodology versions not registered yet), the oldest unanswered one first and
+exactly as it was signed, and applies the answer in one unit of work: `first` credits a record
+(or leaves it held for what else it waits for), `duplicate` ends it as a duplicate, a refused
+send gives the units back. A batch whose answer was lost is sent again and answered the same,
+so a node that was killed, or cut off from the registry, catches up in order and exactly once.
+Then it reads its inbox: the units other nodes sent it, and (`oversight`) every node's figures.
 
 The registry: `receive` checks a batch's signature against the node's enrolled key, its fields,
-and its number (the node's next), then registers it in one transaction and signs the answer.
+and its number (the node's next), then registers it in one transaction and signs the answer;
+`inbox` answers a node's signed request for what was sent to it; `figures` are its counts of
+every node.
 """
 
 from __future__ import annotations
@@ -747,8 +751,9 @@ def inbox(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, str]
 
 def figures(app: App) -> dict[str, Any]:
     """The registry's figures of every node: what each registered (claims, firsts, duplicates,
-    withdrawals, its latest tallies), the duplicates between nodes, and the units each issued,
-    holds, sent and received. Counts only: no personal data."""
+    withdrawals, its latest tallies), the duplicates between nodes, the units each issued,
+    holds, sent and received, and the shared methodology catalogue. Counts and codes only: no
+    personal data."""
     store = registry(app)
     return {
         "nodes": [

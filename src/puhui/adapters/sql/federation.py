@@ -1,5 +1,6 @@
-"""The common mechanism on SQL (`domain.federation`): a node's link, outbox and claims, and the
-registry's nodes, batches and claims in global order."""
+"""The common mechanism on SQL (`domain.federation`): a node's link, outbox, claims, units sent
+and methodology versions registered; the registry's nodes, batches, claims in global order,
+custody of units with the moves between nodes, and the shared methodology catalogue."""
 
 from __future__ import annotations
 
