@@ -650,6 +650,19 @@ def enrol(app: App, code: str, key: str, fingerprint: str, name: str | None = No
     store.add_node(code, name or code, key, fingerprint, app.clock())
 
 
+def _signed_by(app: App, node: str, body: bytes, signature: str, what: str) -> None:
+    """Check that a node's batch or request is signed by the key it was enrolled with.
+
+    Raises:
+        AuthenticationError: `unknown_node`, `bad_signature`.
+    """
+    known = registry(app).node(node) if node else None
+    if known is None:
+        raise AuthenticationError("unknown_node", "this registry has not enrolled the node")
+    if not _verify(known.public_key, body, signature):
+        raise AuthenticationError("bad_signature", f"the {what} is not signed by the node's key")
+
+
 def receive(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, str]:
     """Register a node's signed batch; the answer and its signature (hex).
 
@@ -658,11 +671,7 @@ def receive(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, st
         InputError: the batch does not follow the protocol (the message names the field).
         RefusedError: `batch_conflict`, `batch_out_of_order` or `claim_registered`.
     """
-    known = registry(app).node(node) if node else None
-    if known is None:
-        raise AuthenticationError("unknown_node", "this registry has not enrolled the node")
-    if not _verify(known.public_key, body, signature):
-        raise AuthenticationError("bad_signature", "the batch is not signed by the node's key")
+    _signed_by(app, node, body, signature, "batch")
     own = public_key(app)
     try:
         document = json.loads(body)
@@ -719,11 +728,7 @@ def inbox(app: App, node: str, body: bytes, signature: str) -> tuple[bytes, str]
         AuthenticationError: the node is not enrolled, or the signature is not its.
         InputError: the request does not follow the protocol, or is stale.
     """
-    known = registry(app).node(node) if node else None
-    if known is None:
-        raise AuthenticationError("unknown_node", "this registry has not enrolled the node")
-    if not _verify(known.public_key, body, signature):
-        raise AuthenticationError("bad_signature", "the request is not signed by the node's key")
+    _signed_by(app, node, body, signature, "request")
     own = public_key(app)
     try:
         document = json.loads(body)
