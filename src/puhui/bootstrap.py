@@ -28,6 +28,7 @@ from puhui.adapters.sql.operations import Calls, PgOperations, SqlOperations
 from puhui.adapters.sql.points import SqlPoints
 from puhui.adapters.sql.reads import SqlReads
 from puhui.adapters.sql.reports import SqlReports
+from puhui.adapters.sql.restatement import SqlRestatements
 from puhui.adapters.sql.review_reads import SqlReviewReads
 from puhui.adapters.sql.unit_of_work import SqlIntakeUnitOfWork
 from puhui.config import Settings
@@ -47,6 +48,7 @@ from puhui.service.ports import (
     Points,
     Reads,
     Reports,
+    Restatements,
     ReviewReads,
     Rewards,
     Signer,
@@ -177,6 +179,10 @@ class App:
     def points(self) -> Points:
         """The points programmes' jobs."""
         return SqlPoints(self.engine)
+
+    def restatements(self) -> Restatements:
+        """Restatements of credits to corrected methodology versions."""
+        return SqlRestatements(self.engine, self.catalogue)
 
     def close(self) -> None:
         """Release database connections."""

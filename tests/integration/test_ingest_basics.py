@@ -28,7 +28,7 @@ def test_a_bus_ride_earns_more_in_beijing_than_in_shenzhen(app: App, tmp_path: P
     assert receipts["bj"]["reduction_g"] == 1079
     assert receipts["bj"]["methodology"] == "bj-low-carbon-travel@1.0.0"
     assert receipts["sz"]["reduction_g"] == 134
-    assert receipts["sz"]["methodology"] == "sz-public-transit@1.0.0"
+    assert receipts["sz"]["methodology"] == "sz-public-transit@1.0.1"
     assert ledger.verify(app) == []
 
 

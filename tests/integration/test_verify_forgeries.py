@@ -25,14 +25,17 @@ from puhui.service import admin, ingest, ledger, queries, review, wallet
 from tests.builders import event, trip
 from tests.forging import forge
 from tests.integration.test_market_forgeries import MARKET_CHECKS
+from tests.integration.test_restatement import RESTATEMENT_CHECKS
 
 ALICE, BOB = "13800138000", "13900139000"
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
-# Checks forged by the tests of the commits' hash chain and of the carbon market, not here.
+# Checks forged by the tests of the commits' hash chain, of the carbon market and of
+# restatements, not here.
 FORGED_ELSEWHERE: frozenset[str] = (
     frozenset({"transfer_uncommitted", "commit_altered", "chain_broken", "checkpoint_invalid"})
     | MARKET_CHECKS
+    | RESTATEMENT_CHECKS
 )
 
 

@@ -1,31 +1,50 @@
-"""Worked examples of the methodology catalogue: coverage, selection, quantification, rounding.
+"""Worked examples of the methodology catalogue: coverage, selection, quantification, rounding,
+versions and their lineage.
 
 The expected grams are those of the pages in docs/methodologies/.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+import re
+import shutil
+from collections.abc import Callable, Sequence, Set
+from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from puhui.adapters.methodology_files import load_catalogue
+from puhui.adapters.methodology_files import load_catalogue, shipped_folder
 from puhui.domain import expressions
 from puhui.domain.errors import FactorNotFoundError, MethodologyError
 from puhui.domain.factors import Evidence, Factor, FactorTable
 from puhui.domain.methodology import (
+    Cap,
     Catalogue,
+    Change,
     Methodology,
     MethodologyStatus,
     Parameter,
     SceneRule,
     UnitQuantification,
+    change_between,
+    reduction_for,
+    semver,
+    step_of,
 )
+from puhui.domain.reasons import Status
 from puhui.domain.regions import Region, RegionCatalogue
 from puhui.domain.scenes import SCENES
+from puhui.domain.settlement import Candidate, caps_of, settle
 
 DAY = date(2025, 6, 1)
+# The two editions of Shenzhen's metro factor: the launch figure (46.8, pinned by
+# sz-public-transit@1.0.0) and the 2022-09 report (46.7, pinned by its correction 1.0.1).
+SZ_METRO_LAUNCH = "metro_reduction_citymix/440300/2021-12"
+SZ_METRO_REPORTED = "metro_reduction_citymix/440300/2021"
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +106,8 @@ def test_coverage_holds_on_every_boundary_of_the_catalogue_since_cn_common(
 @pytest.mark.parametrize(
     ("scene", "region", "day", "methodology"),
     [
-        ("bus", "440300", DAY, "sz-public-transit@1.0.0"),  # Shenzhen's own
-        ("metro", "440300", DAY, "sz-public-transit@1.0.0"),
+        ("bus", "440300", DAY, "sz-public-transit@1.0.1"),  # Shenzhen's own (1.0.0 corrected)
+        ("metro", "440300", DAY, "sz-public-transit@1.0.1"),
         ("bus", "440100", DAY, "cn-common@1.0.0"),  # Guangzhou: not in sz's jurisdiction
         ("walk", "440300", DAY, "cn-common@1.0.0"),  # sz covers bus and metro only
         ("bike", "440300", DAY, "cn-common@1.0.0"),
@@ -102,7 +121,8 @@ def test_coverage_holds_on_every_boundary_of_the_catalogue_since_cn_common(
         ("recycling", "510100", DAY, "cn-common@1.0.0"),
         ("metro", "110000", date(2024, 9, 30), "cn-common@1.0.0"),  # before DB11/T 3043-2024
         ("metro", "110000", date(2024, 10, 1), "bj-low-carbon-travel@1.0.0"),
-        ("bus", "440300", date(2022, 1, 1), "sz-public-transit@1.0.0"),  # before cn-common
+        ("bus", "440300", date(2022, 1, 1), "sz-public-transit@1.0.1"),  # before cn-common
+        ("metro", "440300", date(2021, 12, 16), "sz-public-transit@1.0.1"),  # 1.0.0's first day
     ],
 )
 def test_the_most_specific_jurisdiction_in_force_quantifies(
@@ -139,7 +159,7 @@ def test_nothing_quantifies_before_a_methodology_is_in_force(
         # bus, 5 km
         ("bus", "110000", "", DAY, "5", 1079, "bj-low-carbon-travel@1.0.0"),
         ("bus", "120100", "", DAY, "5", 1079, "bj-low-carbon-travel@1.0.0"),
-        ("bus", "440300", "", DAY, "5", 134, "sz-public-transit@1.0.0"),
+        ("bus", "440300", "", DAY, "5", 134, "sz-public-transit@1.0.1"),
         ("bus", "510100", "", DAY, "5", 120, "cn-common@1.0.0"),
         ("bus", "440100", "", DAY, "5", 120, "cn-common@1.0.0"),
         ("bus", "110000", "", DAY, "5.0009", 1079, "bj-low-carbon-travel@1.0.0"),
@@ -147,8 +167,10 @@ def test_nothing_quantifies_before_a_methodology_is_in_force(
         ("metro", "110000", "", DAY, "12.3", 2590, "bj-low-carbon-travel@1.0.0"),
         ("metro", "130100", "", DAY, "12.3", 2590, "bj-low-carbon-travel@1.0.0"),
         ("metro", "110000", "", date(2024, 9, 30), "12.3", 574, "cn-common@1.0.0"),
-        ("metro", "440300", "", DAY, "12.3", 574, "sz-public-transit@1.0.0"),
-        ("metro", "440300", "", DAY, "0.9999", 46, "sz-public-transit@1.0.0"),
+        ("metro", "440300", "", DAY, "12.3", 574, "sz-public-transit@1.0.1"),
+        ("metro", "440300", "", DAY, "0.9999", 46, "sz-public-transit@1.0.1"),
+        ("metro", "440300", "", DAY, "5", 233, "sz-public-transit@1.0.1"),
+        ("metro", "440300", "", date(2022, 1, 1), "5", 233, "sz-public-transit@1.0.1"),
         ("metro", "510100", "", DAY, "12.3", 574, "cn-common@1.0.0"),
         # walk and bike
         ("walk", "510100", "", DAY, "3.25", 139, "cn-common@1.0.0"),
@@ -196,38 +218,51 @@ def test_worked_examples_of_the_methodology_pages(
     assert q.reduction_for(Decimal(amount)) == grams
 
 
+# The per-unit table of docs/methodologies/README.md: (scene, material) → reductions per unit
+# in Beijing 110000, Shenzhen 440300, Chengdu 510100 and a place on the national values
+# (香港 810000), for a record of 2025-06-01.
+OVERVIEW = {
+    ("walk", ""): ("43", "43", "43", "43"),
+    ("bike", ""): ("43", "43", "43", "43"),
+    ("bus", ""): ("215.8", "26.9", "24", "24"),
+    ("metro", ""): ("210.6", "46.7", "46.7", "46.7"),
+    ("ev", ""): ("70.3", "87.955", "132.94", "73.51"),
+    ("electricity", ""): ("558", "440.3", "140.4", "536.6"),
+    ("recycling", "paper"): ("219.72883",) * 4,
+    ("recycling", "plastic"): ("1597.10826",) * 4,
+    ("recycling", "metal"): ("1766.69594",) * 4,
+    ("recycling", "glass"): ("579.57713",) * 4,
+    ("recycling", "textile"): ("3600",) * 4,
+    ("paperless", ""): ("24",) * 4,
+    ("no_cutlery", ""): ("12.8878586",) * 4,
+}
+OVERVIEW_REGIONS = ("110000", "440300", "510100", "810000")
+# The cells the table names a regional methodology for; every other cell is cn-common's.
+OVERVIEW_REGIONAL = {
+    ("bus", "110000"): "bj-low-carbon-travel@1.0.0",
+    ("metro", "110000"): "bj-low-carbon-travel@1.0.0",
+    ("bus", "440300"): "sz-public-transit@1.0.1",
+    ("metro", "440300"): "sz-public-transit@1.0.1",
+}
+
+
 @pytest.mark.parametrize(
     ("scene", "region", "material", "per_unit"),
     [
-        ("walk", "110000", "", "43"),
-        ("bus", "110000", "", "215.8"),
-        ("metro", "110000", "", "210.6"),
-        ("bus", "440300", "", "26.9"),
-        ("metro", "440300", "", "46.7"),
-        ("bus", "510100", "", "24"),
-        ("ev", "110000", "", "70.3"),
-        ("ev", "440300", "", "87.955"),
-        ("ev", "510100", "", "132.94"),
-        ("ev", "810000", "", "73.51"),
-        ("electricity", "440300", "", "440.3"),
-        ("electricity", "510100", "", "140.4"),
-        ("electricity", "810000", "", "536.6"),
-        ("recycling", "510100", "paper", "219.72883"),
-        ("recycling", "440300", "plastic", "1597.10826"),
-        ("recycling", "110000", "metal", "1766.69594"),
-        ("recycling", "510100", "glass", "579.57713"),
-        ("recycling", "510100", "textile", "3600"),
-        ("paperless", "110000", "", "24"),
-        ("no_cutlery", "110000", "", "12.8878586"),
+        (scene, region, material, value)
+        for (scene, material), values in OVERVIEW.items()
+        for region, value in zip(OVERVIEW_REGIONS, values, strict=True)
     ],
 )
 def test_reductions_per_unit_of_the_overview_table(
     shipped: Catalogue, scene: str, region: str, material: str, per_unit: str
 ) -> None:
-    """The per-unit table of docs/methodologies/README.md, exact to the last digit."""
+    """Every cell of the per-unit table of docs/methodologies/README.md, exact to the last
+    digit, under the methodology the table names."""
     q = shipped.quantify(scene, region, material, DAY)
     assert q is not None
     assert q.reduction_g == Decimal(per_unit)
+    assert q.methodology == OVERVIEW_REGIONAL.get((scene, region), "cn-common@1.0.0")
 
 
 def test_the_trace_names_the_factor_and_the_fallback_taken(shipped: Catalogue) -> None:
@@ -256,6 +291,9 @@ def test_a_pinned_factor_year_keeps_shenzhen_on_its_2021_values(shipped: Catalog
     q = shipped.quantify("bus", "440300", "", DAY)
     assert q is not None
     assert [n.factor_id for n in q.names] == ["bus_reduction_citymix/440300/2021"]
+    metro = shipped.quantify("metro", "440300", "", DAY)
+    assert metro is not None
+    assert [n.factor_id for n in metro.names] == ["metro_reduction_citymix/440300/2021"]
 
 
 def test_a_calculation_pinned_to_its_version_is_what_quantified_it(shipped: Catalogue) -> None:
@@ -272,6 +310,269 @@ def test_a_calculation_pinned_to_its_version_is_what_quantified_it(shipped: Cata
         assert shipped.calculate(m, scene, region, material) == q
     with pytest.raises(MethodologyError, match="does not cover scene recycling"):
         shipped.calculate(shipped.get("sz-public-transit@1.0.0"), "recycling", "440300", "paper")
+
+
+@pytest.mark.parametrize(
+    ("ref", "scene", "amount", "grams", "factor_id"),
+    [
+        # The two versions side by side, docs/methodologies/sz-public-transit.md
+        ("sz-public-transit@1.0.0", "metro", "5", 234, SZ_METRO_LAUNCH),
+        ("sz-public-transit@1.0.1", "metro", "5", 233, SZ_METRO_REPORTED),
+        ("sz-public-transit@1.0.0", "metro", "12.3", 575, SZ_METRO_LAUNCH),
+        ("sz-public-transit@1.0.1", "metro", "12.3", 574, SZ_METRO_REPORTED),
+        ("sz-public-transit@1.0.0", "metro", "0.9999", 46, SZ_METRO_LAUNCH),
+        ("sz-public-transit@1.0.1", "metro", "0.9999", 46, SZ_METRO_REPORTED),
+        ("sz-public-transit@1.0.0", "bus", "5", 134, "bus_reduction_citymix/440300/2021"),
+        ("sz-public-transit@1.0.1", "bus", "5", 134, "bus_reduction_citymix/440300/2021"),
+    ],
+)
+def test_worked_examples_of_each_shenzhen_version(
+    shipped: Catalogue, ref: str, scene: str, amount: str, grams: int, factor_id: str
+) -> None:
+    """Each version computes the page's grams whatever the catalogue selects today, and its
+    trace names the factor row it used."""
+    q = shipped.calculate(shipped.get(ref), scene, "440300", "")
+    assert q.methodology == ref
+    assert [n.factor_id for n in q.names] == [factor_id]
+    assert q.reduction_for(Decimal(amount)) == grams
+
+
+def test_a_5_km_shenzhen_metro_ride_under_each_version(shipped: Catalogue) -> None:
+    """5 × 46.8 = 234 g under 1.0.0 (the launch figure); 5 × 46.7 = 233.5 → 233 g under 1.0.1
+    (the 2022-09 report): the correction takes 1 g from the ride."""
+    launch = shipped.calculate(shipped.get("sz-public-transit@1.0.0"), "metro", "440300", "")
+    reported = shipped.calculate(shipped.get("sz-public-transit@1.0.1"), "metro", "440300", "")
+    km = Decimal(5)
+    assert (launch.baseline_g, launch.project_g, launch.reduction_g) == (
+        Decimal("46.8"),
+        Decimal(0),
+        Decimal("46.8"),
+    )
+    assert (reported.baseline_g, reported.project_g, reported.reduction_g) == (
+        Decimal("46.7"),
+        Decimal(0),
+        Decimal("46.7"),
+    )
+    assert km * launch.reduction_g == Decimal("234.0")
+    assert km * reported.reduction_g == Decimal("233.5")
+    assert (reduction_for(km, launch.reduction_g), launch.reduction_for(km)) == (234, 234)
+    assert (reduction_for(km, reported.reduction_g), reported.reduction_for(km)) == (233, 233)
+    (old,) = launch.names
+    (new,) = reported.names
+    assert (old.name, old.factor_id, old.value, old.evidence, old.region_used) == (
+        "metro_reduction_citymix",
+        SZ_METRO_LAUNCH,
+        Decimal("46.8"),
+        "FOUND",
+        "440300",
+    )
+    assert "低碳星球" in old.source
+    assert (new.name, new.factor_id, new.value, new.evidence, new.region_used) == (
+        "metro_reduction_citymix",
+        SZ_METRO_REPORTED,
+        Decimal("46.7"),
+        "FOUND",
+        "440300",
+    )
+    assert "深圳商报 2022-09-23" in new.source
+    # What a stored calculation names re-derives it: the superseded version's own edition.
+    assert (
+        shipped.calculate(
+            shipped.get("sz-public-transit@1.0.0"),
+            "metro",
+            "440300",
+            "",
+            {"metro_reduction_citymix": SZ_METRO_LAUNCH},
+        )
+        == launch
+    )
+
+
+def test_the_beijing_transport_commission_s_22_km_day(shipped: Catalogue) -> None:
+    """22 km by metro instead of car under bj-low-carbon-travel@1.0.0 in 110000:
+    (272 − 61.4) × 22 = 4633.2 → 4633 g, the 4.63 kg the source says is saved (car 5.98 kg,
+    metro 1.35 kg)."""
+    q = shipped.calculate(shipped.get("bj-low-carbon-travel@1.0.0"), "metro", "110000", "")
+    assert q == shipped.quantify("metro", "110000", "", DAY)
+    assert (q.baseline_g, q.project_g, q.reduction_g) == (
+        Decimal(272),
+        Decimal("61.4"),
+        Decimal("210.6"),
+    )
+    km = Decimal(22)
+    assert km * q.baseline_g == Decimal(5984)  # 5.98 kg by car
+    assert km * q.project_g == Decimal("1350.8")  # 1.35 kg by metro
+    assert km * q.reduction_g == Decimal("4633.2")
+    assert q.reduction_for(km) == 4633  # 4.63 kg saved
+    assert [(n.name, n.factor_id) for n in q.names] == [
+        ("private_car_g_per_pkm", ""),
+        ("metro_g_per_pkm", ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scene", "region", "amounts", "credits", "reasons"),
+    [
+        # cn-common: an 8 km walk in Beijing computes 344 g, capped at 296 g for the day
+        ("walk", "110000", ["8"], [296], ["capped"]),
+        # bj-low-carbon-travel: the sixth metro ride of a day in Beijing
+        ("metro", "110000", ["12.3"] * 6, [2590] * 5 + [0], [""] * 5 + ["capped"]),
+        # cn-common: 3 separate no_cutlery records earn 12 g each, 36 g
+        ("no_cutlery", "510100", ["1"] * 3, [12] * 3, [""] * 3),
+    ],
+)
+def test_worked_examples_of_the_caps(
+    shipped: Catalogue,
+    scene: str,
+    region: str,
+    amounts: list[str],
+    credits: list[int],
+    reasons: list[str],
+) -> None:
+    """The capped rows of the methodology pages: one citizen's records of one day, settled in
+    receive order under the caps of the methodology that quantified them."""
+    q = shipped.quantify(scene, region, "", DAY)
+    assert q is not None
+    caps = caps_of(shipped.get(q.methodology).scenes[scene])
+    decisions = list(
+        settle(
+            Candidate(
+                seq=i,
+                key=("amap", f"r{i}"),
+                digest=f"d{i}",
+                citizen="13800138000",
+                scene=scene,
+                day=DAY,
+                computed_g=q.reduction_for(Decimal(amount)),
+                methodology=q.methodology,
+                caps=caps,
+            )
+            for i, amount in enumerate(amounts, start=1)
+        )
+    )
+    assert [d.status for d in decisions] == [Status.CREDITED] * len(amounts)
+    assert [d.reduction_g for d in decisions] == credits
+    assert [d.reason for d in decisions] == reasons
+
+
+# Versions over time -----------------------------------------------------------------------
+
+
+SZ_0 = "sz-public-transit@1.0.0"
+SZ_1 = "sz-public-transit@1.0.1"
+
+
+def _catalogue(
+    shipped: Catalogue, *, drop: Set[str] = frozenset(), add: Sequence[Methodology] = ()
+) -> Catalogue:
+    """The shipped catalogue without the versions `drop` names, with `add`."""
+    kept = [m for m in shipped.methodologies if m.ref not in drop]
+    return Catalogue([*kept, *add], shipped.factors, shipped.regions)
+
+
+def _copy_shipped(tmp_path: Path) -> Path:
+    folder = tmp_path / "methodologies"
+    shutil.copytree(shipped_folder(), folder)
+    return folder
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_the_correction_takes_every_day_of_the_version_it_corrects(shipped: Catalogue) -> None:
+    """sz-public-transit@1.0.1 corrects 1.0.0 retroactively: it quantifies Shenzhen's bus and
+    metro on every day from 1.0.0's first, 2021-12-16; 1.0.0 still calculates its 46.8."""
+    old = shipped.get("sz-public-transit@1.0.0")
+    new = shipped.get("sz-public-transit@1.0.1")
+    assert (old.status, old.supersedes, old.retroactive) == (
+        MethodologyStatus.SUPERSEDED,
+        "",
+        False,
+    )
+    assert (new.status, new.supersedes, new.retroactive) == (MethodologyStatus.TRIAL, "1.0.0", True)
+    assert new.superseded_ref == old.ref
+    assert (old.factor_pins, new.factor_pins) == ((SZ_METRO_LAUNCH,), (SZ_METRO_REPORTED,))
+    assert old.effective_from == new.effective_from == date(2021, 12, 16)
+    assert shipped.corrected == frozenset({old.ref})
+    for scene in ("bus", "metro"):
+        assert shipped.select(scene, "440300", date(2021, 12, 15)) is None
+    day = date(2021, 12, 16)
+    while day <= date(2027, 12, 31):
+        for scene in ("bus", "metro"):
+            assert shipped.select(scene, "440300", day) == new, (scene, day)
+        assert old.in_force(day)  # its own dates still cover the day ...
+        assert not shipped.in_force(old, day)  # ... but its correction takes it
+        assert shipped.in_force(new, day)
+        day += timedelta(days=1)
+    assert shipped.calculate(old, "metro", "440300", "").reduction_g == Decimal("46.8")
+    assert shipped.calculate(new, "metro", "440300", "").reduction_g == Decimal("46.7")
+
+
+def test_the_lineage_of_a_methodology(shipped: Catalogue) -> None:
+    """Versions oldest first by number; what a version supersedes, nearest first."""
+    assert [m.ref for m in shipped.lineage("sz-public-transit")] == [
+        "sz-public-transit@1.0.0",
+        "sz-public-transit@1.0.1",
+    ]
+    assert [m.ref for m in shipped.lineage("cn-common")] == ["cn-common@1.0.0"]
+    assert shipped.lineage("nothing") == []
+    assert [m.ref for m in shipped.superseded_by("sz-public-transit@1.0.1")] == [
+        "sz-public-transit@1.0.0"
+    ]
+    assert shipped.superseded_by("sz-public-transit@1.0.0") == []
+    assert shipped.superseded_by("cn-common@1.0.0") == []
+    with pytest.raises(MethodologyError, match=r"no methodology sz-public-transit@9\.9\.9"):
+        shipped.superseded_by("sz-public-transit@9.9.9")
+
+
+def test_a_chain_of_versions_is_followed_to_its_root(shipped: Catalogue) -> None:
+    """1.0.2 corrects 1.0.1, which corrects 1.0.0: 1.0.2 supersedes both, nearest first, and
+    takes every day."""
+    first = shipped.get("sz-public-transit@1.0.0")
+    second = dataclasses.replace(
+        shipped.get("sz-public-transit@1.0.1"), status=MethodologyStatus.SUPERSEDED
+    )
+    third = dataclasses.replace(
+        second, version="1.0.2", supersedes="1.0.1", status=MethodologyStatus.TRIAL
+    )
+    catalogue = _catalogue(shipped, drop={second.ref}, add=[second, third])
+    assert [m.ref for m in catalogue.superseded_by(third.ref)] == [second.ref, first.ref]
+    assert [m.ref for m in catalogue.lineage("sz-public-transit")] == [
+        first.ref,
+        second.ref,
+        third.ref,
+    ]
+    assert catalogue.corrected == frozenset({first.ref, second.ref})
+    assert catalogue.select("metro", "440300", date(2021, 12, 16)) == third
+
+
+def test_a_forward_revision_keeps_the_days_before_it(tmp_path: Path) -> None:
+    """Not retroactive: 1.0.0 ends on 2025-01-01 (`effective_to`) and 1.0.1 starts that day;
+    a ride of 2024-12-31 is still 1.0.0's (46.8), one of 2025-01-01 is 1.0.1's (46.7)."""
+    folder = _copy_shipped(tmp_path)
+    old, new = folder / "sz-public-transit.toml", folder / "sz-public-transit-1.0.1.toml"
+    _edit(
+        old,
+        "effective_from = 2021-12-16\n",
+        "effective_from = 2021-12-16\neffective_to = 2025-01-01\n",
+    )
+    _edit(new, "retroactive = true", "retroactive = false")
+    _edit(new, "effective_from = 2021-12-16", "effective_from = 2025-01-01")
+    catalogue = load_catalogue(folder)
+    assert catalogue.corrected == frozenset()
+    before = catalogue.quantify("metro", "440300", "", date(2024, 12, 31))
+    after = catalogue.quantify("metro", "440300", "", date(2025, 1, 1))
+    assert before is not None
+    assert after is not None
+    assert (before.methodology, before.reduction_g) == ("sz-public-transit@1.0.0", Decimal("46.8"))
+    assert (after.methodology, after.reduction_g) == ("sz-public-transit@1.0.1", Decimal("46.7"))
+    first_day = catalogue.select("metro", "440300", date(2021, 12, 16))
+    assert first_day is not None
+    assert first_day.ref == "sz-public-transit@1.0.0"
+    assert date(2025, 1, 1) in catalogue.boundaries()
 
 
 # Rounding ---------------------------------------------------------------------------------
@@ -521,3 +822,317 @@ def test_a_version_defined_twice_is_refused() -> None:
     """Two files with one id@version."""
     with pytest.raises(MethodologyError):
         Catalogue([methodology("m"), methodology("m", start=date(2030, 1, 1))], FACTORS, REGIONS)
+
+
+# Lineage ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "step"),
+    [
+        ("1.0.0", "1.0.1", Change.PATCH),
+        ("1.0.1", "1.0.10", Change.PATCH),
+        ("1.0.1", "1.1.0", Change.MINOR),
+        ("1.9.3", "1.10.0", Change.MINOR),
+        ("1.0.0", "1.1.5", Change.MINOR),
+        ("1.2.0", "2.0.0", Change.MAJOR),
+        ("1.2.3", "3.0.1", Change.MAJOR),
+        ("1.0.0", "1.0.0", None),
+        ("1.0.1", "1.0.0", None),
+        ("1.10.0", "1.9.9", None),
+        ("2.0.0", "1.9.9", None),
+    ],
+)
+def test_the_step_between_two_version_numbers(old: str, new: str, step: Change | None) -> None:
+    """The highest part that grows is the step; a number not later is no step."""
+    assert step_of(old, new) is step
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.0.0.0", "v1.0.0", "1.0.0-rc1", "1.x.0", ""])
+def test_a_version_number_is_major_minor_patch(version: str) -> None:
+    with pytest.raises(MethodologyError, match=r"is not MAJOR\.MINOR\.PATCH"):
+        semver(version)
+    assert semver("1.10.2") == (1, 10, 2)
+
+
+def _rule(m: Methodology, scene: str, **changes: Any) -> Methodology:
+    """`m` with its rule for `scene` changed."""
+    return dataclasses.replace(
+        m, scenes={**m.scenes, scene: dataclasses.replace(m.scenes[scene], **changes)}
+    )
+
+
+def _walk_added(m: Methodology, shipped: Catalogue) -> Methodology:
+    walk = shipped.get("cn-common@1.0.0").scenes["walk"]
+    return dataclasses.replace(m, scenes={**m.scenes, "walk": walk})
+
+
+def _bus_dropped(m: Methodology) -> Methodology:
+    return dataclasses.replace(m, scenes={"metro": m.scenes["metro"]})
+
+
+Edit = Callable[[Methodology, Catalogue], Methodology]
+CHANGES: list[tuple[str, str, Edit, Change]] = [
+    # patch: corrected values
+    ("nothing", SZ_0, lambda m, c: m, Change.PATCH),
+    ("the shipped correction: another metro pin", SZ_0, lambda m, c: c.get(SZ_1), Change.PATCH),
+    ("a factor pin", SZ_1, lambda m, c: dataclasses.replace(m, factor_pins=()), Change.PATCH),
+    (
+        "a parameter",
+        "bj-low-carbon-travel@1.0.0",
+        lambda m, c: dataclasses.replace(
+            m,
+            parameters={
+                **m.parameters,
+                "metro_g_per_pkm": dataclasses.replace(
+                    m.parameters["metro_g_per_pkm"], value=Decimal("61.36")
+                ),
+            },
+        ),
+        Change.PATCH,
+    ),
+    (
+        "a cap",
+        SZ_1,
+        lambda m, c: _rule(m, "metro", caps=(Cap("day", max_count=6),)),
+        Change.PATCH,
+    ),
+    ("a factor year", SZ_1, lambda m, c: dataclasses.replace(m, factor_year=2022), Change.PATCH),
+    # minor: new scenes or places
+    ("a scene added", SZ_1, _walk_added, Change.MINOR),
+    (
+        "a place added",
+        SZ_1,
+        lambda m, c: dataclasses.replace(m, jurisdiction=("440300", "440100")),
+        Change.MINOR,
+    ),
+    (
+        "a scene and a place added, a cap changed",
+        SZ_1,
+        lambda m, c: dataclasses.replace(
+            _rule(_walk_added(m, c), "bus", caps=()), jurisdiction=("440300", "440100")
+        ),
+        Change.MINOR,
+    ),
+    # major: a formula or unit changed, a scene or place dropped
+    (
+        "a baseline formula",
+        SZ_1,
+        lambda m, c: _rule(m, "metro", baseline=expressions.parse("metro_reduction_citymix * 2")),
+        Change.MAJOR,
+    ),
+    (
+        "a project formula",
+        "bj-low-carbon-travel@1.0.0",
+        lambda m, c: _rule(m, "bus", project=expressions.parse("metro_g_per_pkm")),
+        Change.MAJOR,
+    ),
+    ("a unit", SZ_1, lambda m, c: _rule(m, "bus", unit="count"), Change.MAJOR),
+    ("a scene dropped", SZ_1, lambda m, c: _bus_dropped(m), Change.MAJOR),
+    (
+        "a place dropped",
+        "bj-low-carbon-travel@1.0.0",
+        lambda m, c: dataclasses.replace(m, jurisdiction=("110000", "120000")),
+        Change.MAJOR,
+    ),
+    (
+        "a scene dropped, another added",
+        SZ_1,
+        lambda m, c: _walk_added(_bus_dropped(m), c),
+        Change.MAJOR,
+    ),
+    (
+        "a place replaced by another",
+        SZ_1,
+        lambda m, c: dataclasses.replace(m, jurisdiction=("440100",)),
+        Change.MAJOR,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("ref", "edit", "change"),
+    [pytest.param(ref, edit, change, id=name) for name, ref, edit, change in CHANGES],
+)
+def test_the_change_between_two_versions(
+    shipped: Catalogue, ref: str, edit: Edit, change: Change
+) -> None:
+    """Patch for corrected values (a factor pin, a parameter, a cap), minor for added scenes or
+    places, major for a changed formula or unit or a scene or place dropped."""
+    old = shipped.get(ref)
+    assert change_between(old, edit(old, shipped)) is change
+
+
+def _successor(shipped: Catalogue, **changes: Any) -> Catalogue:
+    """The shipped catalogue with sz-public-transit@1.0.1 changed."""
+    new = dataclasses.replace(shipped.get(SZ_1), **changes)
+    return _catalogue(shipped, drop={SZ_1}, add=[new])
+
+
+REFUSALS: list[tuple[str, Callable[[Catalogue], Catalogue], str]] = [
+    (
+        "a patch step that changes a formula",
+        lambda c: _catalogue(
+            c,
+            drop={SZ_1},
+            add=[
+                _rule(
+                    c.get(SZ_1), "metro", baseline=expressions.parse("metro_reduction_citymix * 2")
+                )
+            ],
+        ),
+        r"sz-public-transit@1\.0\.1: a patch step from sz-public-transit@1\.0\.0, but the "
+        r"change is major",
+    ),
+    (
+        "a patch step that adds a scene",
+        lambda c: _catalogue(c, drop={SZ_1}, add=[_walk_added(c.get(SZ_1), c)]),
+        r"sz-public-transit@1\.0\.1: a patch step from sz-public-transit@1\.0\.0, but the change "
+        r"is minor",
+    ),
+    (
+        "a minor step that drops a scene",
+        lambda c: _catalogue(
+            c,
+            drop={SZ_0, SZ_1},
+            add=[
+                dataclasses.replace(c.get(SZ_0), effective_to=date(2025, 1, 1)),
+                dataclasses.replace(
+                    _bus_dropped(c.get(SZ_1)),
+                    version="1.1.0",
+                    retroactive=False,
+                    effective_from=date(2025, 1, 1),
+                ),
+            ],
+        ),
+        r"sz-public-transit@1\.1\.0: a minor step from sz-public-transit@1\.0\.0, but the "
+        r"change is major",
+    ),
+    (
+        "a correction that is a minor step",
+        lambda c: _successor(c, version="1.1.0"),
+        r"sz-public-transit@1\.1\.0: a correction is a patch, not a minor step",
+    ),
+    (
+        "a correction that is a major step",
+        lambda c: _successor(c, version="2.0.0"),
+        r"sz-public-transit@2\.0\.0: a correction is a patch, not a major step",
+    ),
+    (
+        "a correction from another day than the superseded version's first",
+        lambda c: _successor(c, effective_from=date(2022, 9, 23)),
+        r"sz-public-transit@1\.0\.1: a correction takes effect on sz-public-transit@1\.0\.0's "
+        r"first day, 2021-12-16",
+    ),
+    (
+        "a superseded version whose status is not superseded",
+        lambda c: _catalogue(
+            c,
+            drop={SZ_0},
+            add=[dataclasses.replace(c.get(SZ_0), status=MethodologyStatus.TRIAL)],
+        ),
+        r"sz-public-transit@1\.0\.0: superseded by sz-public-transit@1\.0\.1, but its status "
+        r"is trial",
+    ),
+    (
+        "a pinned factor id that does not exist",
+        lambda c: _successor(c, factor_pins=("metro_reduction_citymix/440300/2022",)),
+        r"sz-public-transit@1\.0\.1: pinned factor metro_reduction_citymix/440300/2022 is not "
+        r"in factors\.csv",
+    ),
+    (
+        "retroactive without superseding",
+        lambda c: _successor(c, supersedes=""),
+        r"sz-public-transit@1\.0\.1: retroactive, but supersedes no version",
+    ),
+    (
+        "superseding a version not in the catalogue",
+        lambda c: _successor(c, supersedes="0.9.0"),
+        r"supersedes sz-public-transit@0\.9\.0, not in the catalogue",
+    ),
+    (
+        "superseding a later version",
+        lambda c: _successor(c, version="0.9.0"),
+        r"sz-public-transit@0\.9\.0: supersedes sz-public-transit@1\.0\.0, a later version",
+    ),
+    (
+        "one version superseded by two",
+        lambda c: _catalogue(c, add=[dataclasses.replace(c.get(SZ_1), version="1.0.2")]),
+        "a version is superseded by two versions",
+    ),
+    (
+        "a malformed version number",
+        lambda c: _successor(c, version="1.0.1a"),
+        r"'1\.0\.1a' is not MAJOR\.MINOR\.PATCH",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [pytest.param(build, message, id=name) for name, build, message in REFUSALS],
+)
+def test_a_bad_lineage_is_refused(
+    shipped: Catalogue, build: Callable[[Catalogue], Catalogue], message: str
+) -> None:
+    """The catalogue refuses to load a lineage it could not apply as written."""
+    with pytest.raises(MethodologyError, match=message):
+        build(shipped)
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        (
+            "sz-public-transit-1.0.1.toml",
+            'version = "1.0.1"',
+            'version = "1.1.0"',
+            "a correction is a patch, not a minor step",
+        ),
+        (
+            "sz-public-transit-1.0.1.toml",
+            "effective_from = 2021-12-16",
+            "effective_from = 2022-09-23",
+            "a correction takes effect on sz-public-transit@1.0.0's first day, 2021-12-16",
+        ),
+        (
+            "sz-public-transit.toml",
+            'status = "superseded"',
+            'status = "trial"',
+            "superseded by sz-public-transit@1.0.1, but its status is trial",
+        ),
+        (
+            "sz-public-transit-1.0.1.toml",
+            'factors = ["metro_reduction_citymix/440300/2021"]',
+            'factors = ["metro_reduction_citymix/440300/2020"]',
+            "pinned factor metro_reduction_citymix/440300/2020 is not in factors.csv",
+        ),
+        (
+            "sz-public-transit-1.0.1.toml",
+            'supersedes = "1.0.0"\n',
+            "",
+            "retroactive, but supersedes no version",
+        ),
+        (
+            "sz-public-transit-1.0.1.toml",
+            "retroactive = true",
+            'retroactive = "yes"',
+            "retroactive is true or false, not 'yes'",
+        ),
+        (
+            "sz-public-transit-1.0.1.toml",
+            '[scenes.metro]\nunit = "km"\nbaseline = "metro_reduction_citymix"',
+            '[scenes.metro]\nunit = "km"\nbaseline = "metro_reduction_citymix * 2"',
+            "a patch step from sz-public-transit@1.0.0, but the change is major",
+        ),
+    ],
+)
+def test_a_bad_lineage_in_the_files_is_refused(
+    tmp_path: Path, file: str, old: str, new: str, message: str
+) -> None:
+    """The TOML keys `supersedes`, `retroactive` and `factors`, checked as the catalogue loads."""
+    folder = _copy_shipped(tmp_path)
+    assert {m.ref for m in load_catalogue(folder).methodologies} >= {SZ_0, SZ_1}
+    _edit(folder / file, old, new)
+    with pytest.raises(MethodologyError, match=re.escape(message)):
+        load_catalogue(folder)

@@ -146,7 +146,16 @@ def parse_methodology(data: dict[str, Any]) -> Methodology:
         official_code=data.get("official_code", ""),
         description=data.get("description", "").strip(),
         references=tuple(data.get("references", [])),
+        supersedes=str(data.get("supersedes", "")),
+        retroactive=_flag(data.get("retroactive", False), "retroactive"),
+        factor_pins=tuple(str(f) for f in data.get("factors", [])),
     )
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise MethodologyError(f"{name} is true or false, not {value!r}")
+    return value
 
 
 def _date(value: object) -> date:

@@ -115,18 +115,18 @@ class FactorTable:
         *,
         max_year: int | None = None,
         prefer: Prefer = Prefer.LOW,
+        pins: frozenset[str] = frozenset(),
     ) -> FactorChoice:
-        """Choose the factor for `key` along a region's fallback chain.
+        """Choose the factor for `key` along a region's fallback chain. At a place where one of
+        the `pins` (factor ids) has the key, the pinned row is the only one considered.
 
         Raises:
             FactorNotFoundError: no place in the chain has the key (within `max_year`).
         """
         for place in chain:
-            rows = [
-                f
-                for f in self._by_key_place.get((key, place), ())
-                if max_year is None or f.data_year <= max_year
-            ]
+            here = self._by_key_place.get((key, place), ())
+            pinned = [f for f in here if f.factor_id in pins]
+            rows = pinned or [f for f in here if max_year is None or f.data_year <= max_year]
             if rows:
                 latest = max(f.data_year for f in rows)
                 recent = [f for f in rows if f.data_year == latest]

@@ -6,9 +6,19 @@ per unit is ER = max(0, BE − PE); a record's reduction is its amount times ER,
 whole grams (conservative). Names in formulas are the methodology's own parameters or emission
 factors chosen for the record's region along the fallback chain.
 
-Which methodology applies to a record: among versions that are `active` or `trial`, cover the
-scene and are in force on the record's start date (Asia/Shanghai), the one whose jurisdiction is
-the most specific place on the record's region chain (prefecture, province, grid region, CN).
+Which methodology applies to a record: among versions that are usable (`active`, `trial` or
+`superseded`), cover the scene and are in force on the record's start date (Asia/Shanghai), the
+one whose jurisdiction is the most specific place on the record's region chain (prefecture,
+province, grid region, CN). A version corrected by a retroactive successor never quantifies
+again: its successor takes every one of its days.
+
+Versions over time (`Methodology.supersedes`, `retroactive`): a new version of a methodology
+names the version it supersedes. Its number says what changed (`change_between`): a patch
+corrects values (a factor, a parameter, a cap), a minor version adds scenes or places, a major
+one changes a formula or drops a scene. A *correction* is retroactive: a patch that takes
+effect on the superseded version's first day, so that every credit the old version computed is
+restated under it (`domain.restatement`). A *revision* only looks forward: it takes effect on
+its own `effective_from` and the old version keeps the days before.
 """
 
 from __future__ import annotations
@@ -111,6 +121,11 @@ class Methodology:
         factor_year: latest data year of factors it may use (pinned), if any.
         official_code: the official document's code, if any.
         references: the documents it rests on.
+        supersedes: the version of the same methodology it replaces, if any.
+        retroactive: a correction (it applies to every day of the version it supersedes, whose
+            credits are restated), not a revision (from its own `effective_from` on).
+        factor_pins: factor ids it takes for their key and place whatever their data year:
+            which edition of a value it uses when a place has several of one year.
     """
 
     id: str
@@ -128,17 +143,97 @@ class Methodology:
     official_code: str = ""
     description: str = ""
     references: tuple[str, ...] = ()
+    supersedes: str = ""
+    retroactive: bool = False
+    factor_pins: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
         """`id@version`, as receipts show it."""
         return f"{self.id}@{self.version}"
 
+    @property
+    def superseded_ref(self) -> str | None:
+        """`id@version` of the version it supersedes, if any."""
+        return f"{self.id}@{self.supersedes}" if self.supersedes else None
+
+    @property
+    def semver(self) -> tuple[int, int, int]:
+        """Its version as (major, minor, patch).
+
+        Raises:
+            MethodologyError: the version is not MAJOR.MINOR.PATCH.
+        """
+        return semver(self.version)
+
     def in_force(self, day: date) -> bool:
-        """Whether it applies to records that started on `day`."""
+        """Whether its own dates and status let it apply to records that started on `day` (a
+        catalogue may still hand the day to a correction of it: `Catalogue.in_force`)."""
         if self.status not in USABLE:
             return False
         return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
+
+
+class Change(StrEnum):
+    """How large a change between two versions is, as semantic versioning counts it."""
+
+    PATCH = "patch"  # corrected values: a factor, a parameter, a cap
+    MINOR = "minor"  # new scenes or places
+    MAJOR = "major"  # a changed formula or unit, a scene or place dropped
+
+
+def semver(version: str) -> tuple[int, int, int]:
+    """`1.0.1` as (1, 0, 1).
+
+    >>> semver("1.10.0") > semver("1.9.3")
+    True
+
+    Raises:
+        MethodologyError: not MAJOR.MINOR.PATCH.
+    """
+    parts = version.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise MethodologyError(f"version {version!r} is not MAJOR.MINOR.PATCH")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def change_between(old: Methodology, new: Methodology) -> Change:
+    """The least version step that the difference between two versions needs.
+
+    A formula or unit changed, or a scene or place dropped: major. Scenes or places added:
+    minor. Anything else that changes results (parameters, caps, factor year, pinned factors,
+    the factor rows themselves): patch.
+    """
+    for scene, rule in old.scenes.items():
+        now = new.scenes.get(scene)
+        if now is None or (now.unit, now.baseline.source, now.project.source) != (
+            rule.unit,
+            rule.baseline.source,
+            rule.project.source,
+        ):
+            return Change.MAJOR
+    if not set(old.jurisdiction) <= set(new.jurisdiction):
+        return Change.MAJOR
+    if set(new.scenes) - set(old.scenes) or set(new.jurisdiction) - set(old.jurisdiction):
+        return Change.MINOR
+    return Change.PATCH
+
+
+def step_of(old: str, new: str) -> Change | None:
+    """The step from one version number to a later one; None when `new` is not later.
+
+    >>> step_of("1.0.0", "1.0.1"), step_of("1.0.1", "1.1.0"), step_of("1.2.0", "2.0.0")
+    (<Change.PATCH: 'patch'>, <Change.MINOR: 'minor'>, <Change.MAJOR: 'major'>)
+    """
+    a, b = semver(old), semver(new)
+    if b <= a:
+        return None
+    if b[0] != a[0]:
+        return Change.MAJOR
+    return Change.MINOR if b[1] != a[1] else Change.PATCH
+
+
+_ORDER = {Change.PATCH: 0, Change.MINOR: 1, Change.MAJOR: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +316,10 @@ class Catalogue:
         self.methodologies = tuple(sorted(methodologies, key=lambda m: (m.id, m.effective_from)))
         self.factors = factors
         self.regions = regions
+        # `id@version` of each version a retroactive successor corrects: it never quantifies.
+        self.corrected = frozenset(
+            m.superseded_ref for m in self.methodologies if m.retroactive and m.superseded_ref
+        )
         self._check()
 
     def _check(self) -> None:
@@ -240,8 +339,12 @@ class Catalogue:
                             continue
                         if name not in self.factors.keys():  # noqa: SIM118 (keys() is a method here)
                             raise MethodologyError(f"{m.ref}: formula name {name} is unknown")
-        # Two usable versions must never both claim one scene at one place on one day.
-        usable = [m for m in self.methodologies if m.status in USABLE]
+        self._check_lineage()
+        # Two usable versions must never both claim one scene at one place on one day; a
+        # version its correction replaces claims nothing.
+        usable = [
+            m for m in self.methodologies if m.status in USABLE and m.ref not in self.corrected
+        ]
         for i, a in enumerate(usable):
             for b in usable[i + 1 :]:
                 shared = set(a.scenes) & set(b.scenes)
@@ -251,6 +354,70 @@ class Catalogue:
                         f"{a.ref} and {b.ref} both cover {sorted(shared)} in {sorted(places)} "
                         "on the same days"
                     )
+
+    def _check_lineage(self) -> None:
+        """Each `supersedes` names an earlier version of the same methodology, with a version
+        step at least as large as the change; a correction is a patch from the superseded
+        version's first day; a version something supersedes says `superseded`."""
+        by_ref = {m.ref: m for m in self.methodologies}
+        ids = {f.factor_id for f in self.factors}
+        for m in self.methodologies:
+            m.semver  # noqa: B018 (raises on a malformed version)
+            for pin in m.factor_pins:
+                if pin not in ids:
+                    raise MethodologyError(f"{m.ref}: pinned factor {pin} is not in factors.csv")
+            if not m.supersedes:
+                if m.retroactive:
+                    raise MethodologyError(f"{m.ref}: retroactive, but supersedes no version")
+                continue
+            old = by_ref.get(m.superseded_ref or "")
+            if old is None:
+                raise MethodologyError(
+                    f"{m.ref}: supersedes {m.superseded_ref}, not in the catalogue"
+                )
+            step = step_of(old.version, m.version)
+            if step is None:
+                raise MethodologyError(f"{m.ref}: supersedes {old.ref}, a later version")
+            needed = change_between(old, m)
+            if _ORDER[step] < _ORDER[needed]:
+                raise MethodologyError(
+                    f"{m.ref}: a {step} step from {old.ref}, but the change is {needed}"
+                )
+            if old.status is not MethodologyStatus.SUPERSEDED:
+                raise MethodologyError(
+                    f"{old.ref}: superseded by {m.ref}, but its status is {old.status}"
+                )
+            if m.retroactive:
+                if step is not Change.PATCH:
+                    raise MethodologyError(f"{m.ref}: a correction is a patch, not a {step} step")
+                if m.effective_from != old.effective_from:
+                    raise MethodologyError(
+                        f"{m.ref}: a correction takes effect on {old.ref}'s first day, "
+                        f"{old.effective_from}"
+                    )
+        superseded = [m.superseded_ref for m in self.methodologies if m.superseded_ref]
+        if len(set(superseded)) != len(superseded):
+            raise MethodologyError("a version is superseded by two versions")
+
+    def lineage(self, methodology_id: str) -> list[Methodology]:
+        """Every version of a methodology, oldest first by version number."""
+        return sorted(
+            (m for m in self.methodologies if m.id == methodology_id), key=lambda m: m.semver
+        )
+
+    def superseded_by(self, ref: str) -> list[Methodology]:
+        """The versions a version supersedes, directly or through others, nearest first."""
+        found = []
+        m = self.get(ref)
+        while m.superseded_ref:
+            m = self.get(m.superseded_ref)
+            found.append(m)
+        return found
+
+    def in_force(self, m: Methodology, day: date) -> bool:
+        """Whether a version quantifies records that started on `day`: its own dates and
+        status, and no correction of it in the catalogue."""
+        return m.ref not in self.corrected and m.in_force(day)
 
     def get(self, ref: str) -> Methodology:
         """Return a methodology version by `id@version`."""
@@ -263,8 +430,9 @@ class Catalogue:
         """What identifies how a methodology version computes, across installations: SHA-256,
         hex, of the canonical JSON (keys sorted, no spaces, UTF-8) of its id, version, dates,
         jurisdiction, pinned factor year, parameters (name: [value, unit]), scenes (unit,
-        baseline and project formulas, caps) and the factors its formulas can use
-        ([id, key, region, value, unit, data year], by id). Titles, status and references
+        baseline and project formulas, caps), the factors its formulas can use
+        ([id, key, region, value, unit, data year], by id) and, when it pins some, the pinned
+        factor ids (`factor_pins`, sorted). Titles, status and references
         are not in it: two nodes whose versions share a fingerprint compute every credit
         alike.
 
@@ -305,6 +473,8 @@ class Catalogue:
                 if used(f.key)
             ),
         }
+        if m.factor_pins:
+            document["factor_pins"] = sorted(m.factor_pins)
         text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -312,7 +482,7 @@ class Catalogue:
         """Return the methodology that quantifies a scene at a place on a day, or None."""
         for place in self.regions.chain(region):
             for m in self.methodologies:
-                if scene in m.scenes and place in m.jurisdiction and m.in_force(day):
+                if scene in m.scenes and place in m.jurisdiction and self.in_force(m, day):
                     return m
         return None
 
@@ -338,20 +508,43 @@ class Catalogue:
         return self.calculate(m, scene, region, material)
 
     def calculate(
-        self, m: Methodology, scene: str, region: str, material: str
+        self,
+        m: Methodology,
+        scene: str,
+        region: str,
+        material: str,
+        factor_ids: Mapping[str, str] | None = None,
     ) -> UnitQuantification:
         """Compute the reduction per unit by one methodology version for a scene, region and
         material, whatever the day: what a stored calculation pinned to that version is.
 
+        `factor_ids` (name → factor id), when given, are the factors a stored calculation
+        names: each is taken by its id instead of chosen, and must be one the version may use
+        for this region (its key, a place on the region's fallback chain, a data year within
+        the version's `factor_year`). This re-derives a calculation made when the catalogue
+        chose another edition of a value.
+
         Raises:
             MethodologyError: the version does not cover the scene.
-            FactorNotFoundError: the methodology names a factor missing for this region.
+            FactorNotFoundError: the methodology names a factor missing for this region, or a
+                given factor id it may not use.
         """
         rule = m.scenes.get(scene)
         if rule is None:
             raise MethodologyError(f"{m.ref} does not cover scene {scene}")
         chain = self.regions.chain(region)
         uses: dict[str, NameUse] = {}
+        pins = frozenset(m.factor_pins)
+
+        def named(key: str) -> FactorChoice:
+            f = self.factors.by_id((factor_ids or {})[key])
+            if (
+                f.key != key
+                or f.region not in chain
+                or (m.factor_year is not None and f.data_year > m.factor_year)
+            ):
+                raise FactorNotFoundError(f"factor {f.factor_id} is not one {m.ref} uses here")
+            return FactorChoice(f, chain[0], chain)
 
         def resolver(prefer: Prefer) -> Any:
             def lookup(name: str) -> Decimal:
@@ -360,7 +553,12 @@ class Catalogue:
                     p = m.parameters[key]
                     uses.setdefault(key, NameUse(key, p.value, p.unit, p.evidence, p.source))
                     return p.value
-                choice = self.factors.choose(key, chain, max_year=m.factor_year, prefer=prefer)
+                if factor_ids is not None and key in factor_ids:
+                    choice = named(key)
+                else:
+                    choice = self.factors.choose(
+                        key, chain, max_year=m.factor_year, prefer=prefer, pins=pins
+                    )
                 uses.setdefault(key, self._use(key, choice))
                 return choice.factor.value
 

@@ -32,7 +32,17 @@ from puhui.domain import china_time, consent, disclosure
 from puhui.domain.errors import AuthenticationError, NotFoundError
 from puhui.domain.review import Decision
 from puhui.entrypoints import consent_pages, i18n, registry_pages
-from puhui.service import admin, citizens, federation, oversight, publication, review_queue, wallet
+from puhui.service import (
+    admin,
+    citizens,
+    federation,
+    oversight,
+    publication,
+    queries,
+    restatement,
+    review_queue,
+    wallet,
+)
 from puhui.service import consent as consents
 
 TEMPLATES = Environment(
@@ -182,7 +192,7 @@ def tables(app: App, lang: str, received: int | None, full: bool = False) -> dic
                 ", ".join(scenes.get(s, s) for s in m.scenes),
             ]
             for m in app.catalogue.methodologies
-            if m.in_force(today)
+            if app.catalogue.in_force(m, today)
         ],
     )
     return out
@@ -309,6 +319,21 @@ def common_figures(app: App) -> CommonFigures | None:
     )
 
 
+def restatements(app: App) -> list[dict[str, Any]]:
+    """Every restatement with its totals, oldest first, its times in China time (`finished_at`
+    None: resumable)."""
+    return [
+        {
+            **r,
+            "started_at": queries.aware(r["started_at"]).astimezone(CHINA),
+            "finished_at": None
+            if r["finished_at"] is None
+            else queries.aware(r["finished_at"]).astimezone(CHINA),
+        }
+        for r in restatement.restatements(app)
+    ]
+
+
 def install(api: FastAPI, app: App) -> None:
     """Add the dashboard's pages to the application."""
 
@@ -421,6 +446,7 @@ def install(api: FastAPI, app: App) -> None:
             matrix=duplicate_matrix(app),
             common=common_figures(app),
             market=registry_pages.market_figures(app),
+            restatements=restatements(app),
             region=lambda code: registry_pages.region_label(app, code, language),
         )
 
@@ -650,6 +676,7 @@ def install(api: FastAPI, app: App) -> None:
             e=explained,
             started=explained.start.astimezone(CHINA) if explained.start else None,
             scene=i18n.SCENES[language].get(explained.scene, explained.scene),
+            china=CHINA,
         )
 
     @api.get("/dashboard", include_in_schema=False)

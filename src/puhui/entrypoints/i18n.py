@@ -260,6 +260,28 @@ TEXT: dict[str, dict[str, str]] = {
         "pools": "核证池",
         "pools_help": "已核证、等待下一批次发行的克数。",
         "grams_waiting": "等待发行（克）",
+        # Restatements: credits computed again under a corrected methodology version.
+        "restatements": "核算方法更正",
+        "restatements_help": (
+            "方法学版本更正后，被更正版本核算的减排量按更正版本重新核算（重新适用上限），"
+            "差额按账户和平台记账；账户或缓冲余额不足以扣减的部分为缺口（账户不会低于零）。"
+            "未完成的更正在待核实记录处理后再次运行即可续完。"
+        ),
+        "restated_to": "更正版本",
+        "restated_from": "被更正版本",
+        "credits_changed": "变动笔数",
+        "increased_g": "增加（克）",
+        "decreased_g": "减少（克）",
+        "posted_g": "已记账（克）",
+        "started": "开始时间",
+        "finished": "完成时间",
+        "resumable": "未完成，可续跑",
+        "restated_calculation": "更正后的核算",
+        "restated_on": "更正时间",
+        "grams_before": "更正前",
+        "grams_now": "更正后",
+        "per_unit": "每单位减排量",
+        "credited_first": "首次入账",
     },
     "en": {
         "title": "Carbon-inclusion clearing platform",
@@ -525,6 +547,30 @@ TEXT: dict[str, dict[str, str]] = {
         "pools": "Certification pools",
         "pools_help": "Grams certified that wait for the next batch.",
         "grams_waiting": "Waiting (g)",
+        # Restatements: credits computed again under a corrected methodology version.
+        "restatements": "Restatements",
+        "restatements_help": (
+            "When a methodology version is corrected, the credits it computed are computed "
+            "again under the correcting version (caps applied again) and the differences posted "
+            "per account and platform; what an account or buffer did not hold of a decrease is "
+            "the shortfall (no account goes below zero). One not finished is resumed by running "
+            "it again once held records are decided."
+        ),
+        "restated_to": "Correcting version",
+        "restated_from": "Versions restated",
+        "credits_changed": "Credits changed",
+        "increased_g": "Increased (g)",
+        "decreased_g": "Decreased (g)",
+        "posted_g": "Posted (g)",
+        "started": "Started",
+        "finished": "Finished",
+        "resumable": "resumable",
+        "restated_calculation": "Computed again under a corrected methodology",
+        "restated_on": "Restated on",
+        "grams_before": "before",
+        "grams_now": "now",
+        "per_unit": "Reduction per unit",
+        "credited_first": "Credited first",
     },
 }
 
@@ -598,13 +644,14 @@ KINDS: dict[str, dict[str, str]] = {
         "credit": "减排入账", "redeem": "兑换", "retire": "注销抵消", "transfer": "赠送",
         "reversal": "冲正", "award": "积分奖励", "award_reversal": "积分冲正", "expire": "积分过期",
         "release": "核实后入账", "certify": "核证入池", "certify_points": "核证积分",
+        "restated": "核算方法更正",
     },
     "en": {
         "credit": "Credit", "redeem": "Redemption", "retire": "Retirement", "transfer": "Gift",
         "reversal": "Reversal", "award": "Points awarded", "award_reversal": "Points reversed",
         "expire": "Points expired",
         "release": "Credit after a check", "certify": "Certified into carbon units",
-        "certify_points": "Points for certified grams",
+        "certify_points": "Points for certified grams", "restated": "Restated",
     },
 }  # fmt: skip
 

@@ -149,7 +149,8 @@ def authorize(app: App, citizen: Citizen, needed: Scope) -> None:
 @dataclass(frozen=True, slots=True)
 class Movement:
     """One line of a citizen's history, as the citizen sees it: `at` when it was booked,
-    `happened_at` when the behaviour a credit is for began (None for other movements)."""
+    `happened_at` when the behaviour a credit is for began (None for other movements); for a
+    `restated` movement, the credits it adjusts (`adjustment`)."""
 
     entry_id: int
     at: datetime
@@ -162,6 +163,7 @@ class Movement:
     methodology: str
     record_id: str | None
     happened_at: datetime | None
+    adjustment: queries.Adjustment | None = None
 
 
 def history(app: App, citizen: Citizen, before: int | None, limit: int) -> list[Movement]:
@@ -198,9 +200,10 @@ def _movements(citizen: Citizen, rows: list[tuple[Any, ...]]) -> list[Movement]:
             methodology or "",
             record_id if code == citizen.platform else None,
             china_time.moment_of_ms(start_ms),
+            queries.adjustment(adjusts, record_ids=code == citizen.platform),
         )
         for (entry, at, kind, amount, unit, account, code, scene, methodology, record_id,
-             start_ms) in rows
+             start_ms, adjusts) in rows
     ]  # fmt: skip
 
 

@@ -115,18 +115,25 @@ CHECKS: dict[str, str] = {
         "chain the ledger has at its position"
     ),
     "calculation_altered": (
-        "every stored calculation is what the shipped catalogue computes for its methodology "
-        "version, scene, region and material: per-unit figure, formulas, factors, fallback, "
-        "trace and digest"
+        "every stored calculation is what its methodology version computes, bit for bit, with "
+        "the factors its trace names (by id, each one the version may use there): per-unit "
+        "figure, formulas, factors, fallback, trace and digest"
     ),
     "credit_not_recomputable": (
         "every credited record's grams are its stored amount times its calculation, rounded "
-        "down, within its methodology's caps given the citizen's earlier credits, and it "
-        "names its calculation's methodology"
+        "down, within its methodology's caps given the citizen's earlier credits (restated "
+        "ones as they stood when it was received), and it names its calculation's methodology"
+    ),
+    "credit_misrestated": (
+        "every restated credit follows from its receipt through its restatements, to its "
+        "restatement's target version; its citizen's scene settles, under the calculations "
+        "now and the caps re-applied, to the grams its records hold now; and each `restated` "
+        "transfer is the net change of its account's credits of one platform"
     ),
     "pool_mismatch": (
         "every certification pool holds the credits certified into it less what its batches "
-        "and reversals took, and its certify transfers brought exactly those credits"
+        "and reversals took, and what restatements posted to it; its certify transfers brought "
+        "exactly those credits"
     ),
     "credit_certified_wrongly": (
         "a certified credit is a credited record's whole credit, of its citizen, never reversed "
@@ -134,7 +141,8 @@ CHECKS: dict[str, str] = {
     ),
     "units_not_backed": (
         "a batch's units × 1 000 000 g are the grams its credits gave and the pool moved into "
-        "its units and buffer accounts, which hold them less the buffer's draws"
+        "its units and buffer accounts, which hold them less the buffer's draws, and what "
+        "restatements posted to its buffer"
     ),
     "serials_not_partitioned": (
         "the serial blocks of holdings, retirements, the buffer and cancelled units partition "

@@ -29,6 +29,7 @@ from puhui.domain.accounts import Outcome, Shard
 from puhui.domain.consent import Event
 from puhui.domain.federation import Answer, Incoming, Link, Outgoing
 from puhui.domain.market import Certification
+from puhui.domain.methodology import Methodology
 from puhui.domain.review import OpenHold, Resolution
 from puhui.domain.signing import Refusal
 
@@ -804,3 +805,27 @@ class MarketReads(Protocol):
     def credit_batches(self, pseudonym: str, entry: int) -> list[dict[str, Any]] | None: ...
     def audit_path(self, batch_id: int, index: int) -> tuple[bytes, list[bytes]]: ...
     def leaves(self, batch_id: int) -> list[dict[str, Any]]: ...
+
+
+class Restatements(Protocol):
+    """Restatements of credits to a corrected methodology version (`domain.restatement`), each
+    chunk of citizens its own transaction; a dry run one transaction, rolled back."""
+
+    def restate(self, target: Methodology, actor: str, at: datetime, dry_run: bool) -> Any:
+        """Restate the credits of the versions `target` supersedes; what it did (or would)."""
+        ...
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every restatement with its totals, oldest first."""
+        ...
+
+    def of_record(self, platform: str, record_id: str) -> list[dict[str, Any]]:
+        """A record's restatements, oldest first: each one's version, grams before and now,
+        when, the stored calculation now (`calculation`: digest, methodology, scene, region,
+        material, unit, reduction per unit, trace) and its trace (JSON)."""
+        ...
+
+    def stored(self, platform: str, record_id: str) -> tuple[Any, ...] | None:
+        """(amount × 1000, grams, calculation as in `of_record`) of a quantified record as
+        received; None when there is none."""
+        ...

@@ -1,4 +1,5 @@
-"""Read side: a citizen's account, a platform's receipts, how a credit was computed."""
+"""Read side: a citizen's account, a platform's receipts, how a credit was computed (and, for
+a credit a correction of its methodology restated, how it was computed again)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,71 @@ from puhui.service.admin import check_ready
 
 
 @dataclass(frozen=True, slots=True)
+class AdjustedCredit:
+    """One credit a `restated` movement adjusts: its own entry (the `credit` movement whose
+    calculation, under both versions, `explain` shows; None for a credit released after a
+    check), its record, and its methodology version and grams before the restatement and now.
+    `record_id` is None where the reader may not see it."""
+
+    entry_id: int | None
+    platform: str
+    record_id: str | None
+    scene: str
+    methodology_before: str
+    methodology: str
+    grams_before: int
+    grams: int
+    happened_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """What a `restated` movement adjusts: the credits of one platform in one account that a
+    restatement (`puhui methodology restate`) computed again under a corrected methodology
+    version. `delta_g` is their net change; what moved is less when the account held less than
+    a decrease (it never goes below zero)."""
+
+    restatement: int
+    methodology_before: tuple[str, ...]
+    methodology: str
+    delta_g: int
+    credits: tuple[AdjustedCredit, ...]
+
+
+def adjustment(raw: tuple[Any, ...] | None, record_ids: bool = True) -> Adjustment | None:
+    """A `restated` movement's adjustment as `Reads` gives it (None: any other movement);
+    without `record_ids`, its credits' record ids left empty."""
+    if raw is None:
+        return None
+    restatement, target, delta, platform, credits = raw
+    adjusted = tuple(
+        AdjustedCredit(
+            entry,
+            platform,
+            record_id if record_ids else None,
+            scene or "",
+            before or "",
+            now or "",
+            int(grams_before),
+            int(grams),
+            china_time.moment_of_ms(start_ms),
+        )
+        for entry, record_id, scene, before, now, grams_before, grams, start_ms in credits
+    )
+    return Adjustment(
+        int(restatement),
+        tuple(sorted({c.methodology_before for c in adjusted})),
+        str(target),
+        int(delta),
+        adjusted,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryLine:
     """One movement of a citizen's account: `at` when it was booked, `happened` when the
-    behaviour a credit is for began (None for other movements)."""
+    behaviour a credit is for began (None for other movements); for a `restated` movement,
+    what it adjusts."""
 
     entry_id: int
     at: datetime
@@ -32,6 +95,7 @@ class HistoryLine:
     scene: str
     methodology: str
     happened: datetime | None
+    adjustment: Adjustment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +142,7 @@ def account(app: App, subject: str, limit: int = 50) -> AccountView:
             line[6] or "",
             line[7] or "",
             china_time.moment_of_ms(line[8]),
+            adjustment(line[9]),
         )
         for line in lines
     ]
@@ -173,8 +238,25 @@ def receipts_page(
 
 
 @dataclass(frozen=True, slots=True)
+class RestatedCalculation:
+    """A record's calculation again under a corrected methodology version (a restatement):
+    the version, the grams credited before and after it (caps re-applied), when, the grams the
+    amount computes to before caps, and the calculation's trace."""
+
+    restatement: int
+    methodology: str
+    grams_before: int
+    grams: int
+    at: datetime
+    computed_g: int | None
+    trace: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
-    """The full calculation of one record's credit."""
+    """The full calculation of one record's credit, as received (`reduction_g`: the grams
+    first credited), and each restatement of it since, oldest first (`restated`: the last one's
+    grams are those it holds now)."""
 
     platform: str
     record_id: str
@@ -189,10 +271,12 @@ class Explanation:
     computed_g: int | None
     reduction_g: int
     trace: dict[str, Any] | None
+    restated: tuple[RestatedCalculation, ...] = ()
 
 
 def explain(app: App, platform: str, record_id: str) -> Explanation:
-    """Recompute a stored record's reduction from its pinned calculation, step by step.
+    """Recompute a stored record's reduction from its pinned calculation, step by step, and
+    each restated calculation of it.
 
     Raises:
         NotFoundError: no such record.
@@ -207,6 +291,21 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
     computed = None
     if parsed is not None and amount is not None:
         computed = int(amount * Decimal(parsed["reduction_g"]) // 1)
+    restated = []
+    if parsed is not None:
+        for r in app.restatements().of_record(platform, record_id):
+            again = json.loads(r["trace"])
+            restated.append(
+                RestatedCalculation(
+                    int(r["restatement"]),
+                    str(r["methodology"]),
+                    int(r["grams_before"]),
+                    int(r["grams"]),
+                    aware(r["at"]),
+                    None if amount is None else int(amount * Decimal(again["reduction_g"]) // 1),
+                    again,
+                )
+            )
     start = china_time.moment_of_ms(start_ms)
     return Explanation(
         platform,
@@ -222,6 +321,7 @@ def explain(app: App, platform: str, record_id: str) -> Explanation:
         computed,
         int(grams),
         parsed,
+        tuple(restated),
     )
 
 

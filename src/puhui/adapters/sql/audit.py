@@ -8,7 +8,12 @@ from collections.abc import Callable
 from sqlalchemy import Engine, text
 
 from puhui.adapters.sql import chain, market_audit, tallies
-from puhui.adapters.sql.recompute import Recomputed, altered_calculations, unrecomputable_credits
+from puhui.adapters.sql.recompute import (
+    Recomputed,
+    altered_calculations,
+    misrestated_credits,
+    unrecomputable_credits,
+)
 from puhui.domain.methodology import Catalogue
 
 # The rows breaking each invariant, by check: one text each (an id, or a key) naming them.
@@ -190,6 +195,7 @@ QUERIES: dict[str, str | Callable[[str], str] | Recomputed | chain.Rehashed] = {
     "checkpoint_invalid": chain.Rehashed(chain.invalid_checkpoints),
     "calculation_altered": Recomputed(altered_calculations),
     "credit_not_recomputable": Recomputed(unrecomputable_credits),
+    "credit_misrestated": Recomputed(misrestated_credits),
     **market_audit.QUERIES,
     "batch_root_mismatch": Recomputed(market_audit.altered_roots),
 }

@@ -329,14 +329,21 @@ class IntakeStore:
     def usage_day(self, subject_ids: Iterable[int], first_ms: int, last_ms: int) -> pa.Table:
         """Grams and records already credited (or held: they count towards caps) per citizen,
         scene and day (Asia/Shanghai) between two instants (the caller widens them to whole
-        months)."""
+        months). A restated credit counts with its grams now (`restated_credits`)."""
         by_subject, params = self._keys(
             "stage_subject_ids", [(s,) for s in sorted(set(subject_ids))]
+        )
+        # Looked up per record only once there is a restatement (a correlated probe per row).
+        restated = (
+            " + coalesce((select sum(x.grams - x.grams_before) from restated_credits x "
+            "where x.record_seq = r.seq), 0)"
+            if self.conn.execute(text("select 1 from restated_credits limit 1")).first()
+            else ""
         )
         rows, _ = execute(
             self.conn,
             "select r.subject_id, r.scene, (r.start_ms + :cn) / :day as day, "
-            f"sum(r.reduction_g), count(*), "
+            f"sum(r.reduction_g{restated}), count(*), "
             "sum(case when r.status = 'credited' then 1 else 0 end) "
             f"from records r join {by_subject} k on r.subject_id = k.column1 "
             "where (r.status = 'credited' or r.status = 'held') "

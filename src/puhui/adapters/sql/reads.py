@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from puhui.adapters.sql import ledger
 from puhui.adapters.sql import tables as t
@@ -24,6 +24,23 @@ _RECORD_OF_LEG = (
     "left join records r on r.seq = coalesce(p.record_seq, hx.record_seq) "
 )
 
+# What the `restated` transfers among some of a citizen's legs adjust: per transfer, the
+# restatement, its target version, the posting's net change, its platform, and each credit it
+# posts (the credit's own entry, record id, scene, methodology before and now, grams before and
+# now, start of the behaviour). Read from the citizen's records (indexed by subject), each
+# restated credit by its record, and its posting by id.
+_ADJUSTMENTS = (
+    "select rp.transfer_id, rp.restatement_id, rs.methodology, rp.delta_g, pl.code, "
+    "(select c.id from transfers c where c.record_seq = r.seq and c.kind = 'credit'), "
+    "r.record_id, r.scene, qb.methodology, x.methodology, x.grams_before, x.grams, r.start_ms "
+    "from records r join restated_credits x on x.record_seq = r.seq "
+    "join restatement_postings rp on rp.id = x.posting_id "
+    "join restatements rs on rs.id = rp.restatement_id "
+    "join platforms pl on pl.id = rp.platform_id "
+    "join quantifications qb on qb.id = x.before_quantification_id "
+    "where r.subject_id = :s and rp.transfer_id in :t order by rp.transfer_id, r.seq"
+)
+
 
 class SqlReads:
     """Implements `service.ports.Reads` on a database engine, one read transaction a call."""
@@ -34,12 +51,14 @@ class SqlReads:
     def account(self, pseudonym: str, limit: int) -> tuple[int, list[tuple[Any, ...]]] | None:
         """The grams of a citizen's account and its latest movements of grams, newest first:
         (transfer id, at, kind, grams ±, platform, record id, scene, methodology, start of the
-        behaviour in epoch ms), read in one transaction; None when the citizen has no
-        account."""
+        behaviour in epoch ms, adjustment), read in one transaction; None when the citizen has
+        no account. `adjustment` is what a `restated` movement adjusts (`_adjusted`), else
+        None; such a movement shows its platform, its target version as methodology, and the
+        scene of its credits when they share one."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 text(
-                    "select a.id, coalesce(b.balance_g, 0) from accounts a "
+                    "select a.id, coalesce(b.balance_g, 0), a.subject_id from accounts a "
                     "join subjects s on s.id = a.subject_id "
                     "left join balances b on b.account_id = a.id where s.pseudonym = :p"
                 ),
@@ -57,12 +76,20 @@ class SqlReads:
                 ),
                 {"a": row[0], "n": limit},
             ).all()
-        return int(row[1]), [tuple(line) for line in lines]
+            adjusted = _adjusted(conn, row[2], [line for line in lines if line[2] == "restated"])
+        return int(row[1]), [
+            _with_adjustment(tuple(line), adjusted.get(int(line[0])), platform=4, scene=6,
+                             methodology=7)
+            for line in lines
+        ]  # fmt: skip
 
     def history(self, pseudonym: str, before: int, limit: int) -> list[tuple[Any, ...]]:
         """(transfer id, at, kind, amount ±, unit, account code, platform, scene, methodology,
-        record id, start of the behaviour in epoch ms) of the movements of a citizen's grams and
-        points with ids below `before`, newest first."""
+        record id, start of the behaviour in epoch ms, adjustment) of the movements of a
+        citizen's grams and points with ids below `before`, newest first. `adjustment` is what a
+        `restated` movement adjusts (`_adjusted`), else None; such a movement shows its
+        platform, its target version as methodology, and the scene of its credits when they
+        share one."""
         with self.engine.connect() as conn:
             # The citizen's own accounts first: their ids bound, each side of the ledger is
             # then read through its index, newest first, however large the ledger.
@@ -82,7 +109,7 @@ class SqlReads:
             if not accounts:
                 return []
             ids = {f"a{i}": int(a) for i, a in enumerate(accounts)}
-            return [
+            rows = [
                 tuple(row)
                 for row in conn.execute(
                     text(
@@ -97,6 +124,17 @@ class SqlReads:
                     {**ids, "before": before, "n": limit},
                 ).all()
             ]
+            restated = [row for row in rows if row[2] == "restated"]
+            adjusted: dict[int, tuple[Any, ...]] = {}
+            if restated:
+                subject = conn.execute(
+                    select(t.subjects.c.id).where(t.subjects.c.pseudonym == pseudonym)
+                ).scalar()
+                adjusted = _adjusted(conn, subject, restated)
+        return [
+            _with_adjustment(row, adjusted.get(int(row[0])), platform=6, scene=7, methodology=8)
+            for row in rows
+        ]
 
     def holdings(self, pseudonym: str) -> list[tuple[str, str | None, int]] | None:
         """(kind, code, balance) of every account a citizen owns (grams, retired grams, points
@@ -253,3 +291,55 @@ class SqlReads:
                 .where(t.platforms.c.code == platform, r.record_id == record_id)
             ).one_or_none()
         return None if row is None else tuple(row)
+
+
+def _adjusted(conn: Connection, subject: Any, restated: list[Any]) -> dict[int, tuple[Any, ...]]:
+    """By transfer id, what each `restated` transfer of a citizen's adjusts: (restatement id,
+    target version, net change of its credits in grams (what moved may be less: an account
+    never goes below zero), platform, credits), each credit (entry id of its credit or None,
+    record id, scene, methodology before, methodology now, grams before, grams now, start of
+    the behaviour in epoch ms), in receive order."""
+    if not restated or subject is None:
+        return {}
+    found: dict[int, tuple[Any, ...]] = {}
+    for row in conn.execute(
+        text(_ADJUSTMENTS).bindparams(bindparam("t", expanding=True)),
+        {"s": int(subject), "t": sorted({int(r[0]) for r in restated})},
+    ):
+        transfer = int(row[0])
+        if transfer not in found:
+            found[transfer] = (int(row[1]), str(row[2]), int(row[3]), str(row[4]), [])
+        found[transfer][4].append(
+            (
+                None if row[5] is None else int(row[5]),
+                row[6],
+                row[7],
+                row[8],
+                row[9],
+                int(row[10]),
+                int(row[11]),
+                row[12],
+            )
+        )
+    return found
+
+
+def _with_adjustment(
+    row: tuple[Any, ...],
+    adjustment: tuple[Any, ...] | None,
+    *,
+    platform: int,
+    scene: int,
+    methodology: int,
+) -> tuple[Any, ...]:
+    """A movement with what it adjusts appended (None for any but a `restated` one), and for a
+    `restated` one its platform, target version and the scene of its credits when they share
+    one filled in at the positions given."""
+    if adjustment is None:
+        return (*row, None)
+    filled = list(row)
+    filled[platform] = adjustment[3]
+    filled[methodology] = adjustment[1]
+    scenes = {credit[2] for credit in adjustment[4]}
+    filled[scene] = scenes.pop() if len(scenes) == 1 else None
+    return (*filled, adjustment)

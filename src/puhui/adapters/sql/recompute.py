@@ -19,10 +19,12 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from puhui.adapters.batch.prepare import calculation_row, quantification_key
+from puhui.adapters.sql.restatement import certified_accounts, read_records
 from puhui.domain import china_time
 from puhui.domain.errors import FactorNotFoundError, MethodologyError
-from puhui.domain.methodology import MILLI, Catalogue, reduction_for
+from puhui.domain.methodology import MILLI, Catalogue, UnitQuantification, reduction_for
 from puhui.domain.reasons import Reason
+from puhui.domain.restatement import settle_group
 from puhui.domain.settlement import Book, Candidate, Caps, caps_of
 
 # Rows fetched at a time.
@@ -57,29 +59,63 @@ def _same_number(stored: object, exact: Decimal) -> bool:
     return False
 
 
+def pinned_factors(trace: str) -> dict[str, str]:
+    """The factor ids a stored calculation's trace names, by name.
+
+    Raises:
+        ValueError: the trace is not a calculation's JSON.
+    """
+    try:
+        names = json.loads(trace)["names"]
+        return {str(n["name"]): str(n["factor_id"]) for n in names if n["factor_id"]}
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"not a calculation's trace: {exc}") from None
+
+
+def rederive(
+    catalogue: Catalogue, ref: str, scene: str, region: str, material: str, trace: str
+) -> UnitQuantification:
+    """A stored calculation computed again by its pinned methodology version, with the factors
+    its trace names (by id).
+
+    Raises:
+        MethodologyError: no such version, or it does not cover the scene.
+        FactorNotFoundError: a factor missing, or one the version may not use here.
+        ValueError: the trace is not a calculation's JSON.
+    """
+    factor_ids = pinned_factors(trace)
+    return catalogue.calculate(catalogue.get(ref), scene, region, material, factor_ids)
+
+
+def same_calculation(
+    computed: UnitQuantification, digest: str, unit: str, per_unit: object, trace: str
+) -> bool:
+    """Whether a stored calculation's row is, bit for bit, the one computed."""
+    columns, expected_trace = calculation_row(computed)
+    return (
+        digest == quantification_key(computed)
+        and trace == expected_trace
+        and unit == columns["unit"]
+        and _same_number(per_unit, computed.reduction_g)
+    )
+
+
 def altered_calculations(conn: Connection, catalogue: Catalogue) -> Iterator[str]:
-    """The ids of stored calculations that differ from what the catalogue computes today for
-    their methodology version, scene, region and material: the per-unit figure, the unit,
-    the formulas, a factor, a parameter, a region fallback, the trace or its digest."""
+    """The ids of stored calculations that differ from what their methodology version computes
+    with the factors their trace names (`rederive`): the per-unit figure, the unit, the
+    formulas, a factor's value or source, a parameter, a region fallback, the trace or its
+    digest; or that name a factor their version may not use there."""
     for qid, digest, ref, scene, region, material, unit, per_unit, trace in _rows(
         conn,
         "select id, digest, methodology, scene, region, material, unit, reduction_per_unit, "
         "trace from quantifications order by id",
     ):
         try:
-            computed = catalogue.calculate(catalogue.get(ref), scene, region, material)
-        except (MethodologyError, FactorNotFoundError):
+            computed = rederive(catalogue, ref, scene, region, material, trace)
+        except (MethodologyError, FactorNotFoundError, ValueError):
             yield str(qid)
             continue
-        columns, expected_trace = calculation_row(computed)
-        stored = {"methodology": ref, "scene": scene, "region": region, "material": material}
-        if (
-            digest != quantification_key(computed)
-            or trace != expected_trace
-            or unit != columns["unit"]
-            or any(stored[k] != columns[k] for k in stored)
-            or not _same_number(per_unit, computed.reduction_g)
-        ):
+        if not same_calculation(computed, digest, unit, per_unit, trace):
             yield str(qid)
 
 
@@ -107,6 +143,17 @@ def _calculations(conn: Connection) -> dict[int, _Calculation]:
     return found
 
 
+def _restated_deltas(conn: Connection) -> dict[int, list[tuple[int, int]]]:
+    """For each restated record: (after_seq, change in grams) of each of its restatements."""
+    found: dict[int, list[tuple[int, int]]] = {}
+    for seq, after, delta in _rows(
+        conn,
+        "select record_seq, after_seq, grams - grams_before from restated_credits order by id",
+    ):
+        found.setdefault(int(seq), []).append((int(after), int(delta)))
+    return found
+
+
 def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[str]:
     """The seqs of credited (or held) records whose receipt is not what their stored inputs
     give: grams other than the amount times their calculation's reduction per unit, rounded
@@ -117,13 +164,18 @@ def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[s
 
     Caps count held records as credits (`domain.review`); a held record later rejected counts,
     with the grams it held, for the records received before its decision (`decided_seq`), and
-    its held grams are judged the same way."""
+    its held grams are judged the same way. A credit restated counts with its restated grams
+    for the records received after its restatement (`restated_credits.after_seq`), as
+    settlement counted it then."""
     calculations = _calculations(conn)
+    restated = _restated_deltas(conn)
     caps: dict[tuple[str, str], Caps] = {}
     book = Book()
     group: tuple[object, object] | None = None
     # Rejected held records of the current citizen's scene: when they stop counting.
     stops: list[tuple[int, object, int]] = []
+    # Restatements of the current citizen's scene's earlier credits: when they start counting.
+    starts: list[tuple[int, object, int]] = []
     for (
         seq,
         citizen,
@@ -151,10 +203,18 @@ def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[s
     ):
         if (citizen, scene) != group:
             # Caps count per citizen and scene: the usage of one citizen's scene at a time.
-            book, group, stops = Book(), (citizen, scene), []
+            book, group, stops, starts = Book(), (citizen, scene), [], []
         for stop in [s for s in stops if s[0] <= seq]:
             book.use(citizen, scene, stop[1], -1, -stop[2])  # type: ignore[arg-type]
             stops.remove(stop)
+        for start in [s for s in starts if s[0] < seq]:
+            book.use(citizen, scene, start[1], 0, start[2])  # type: ignore[arg-type]
+            starts.remove(start)
+        if start_ms is not None:
+            starts += [
+                (after, china_time.day_of_ms(int(start_ms)), delta)
+                for after, delta in restated.get(int(seq), ())
+            ]
         # Held, then rejected or found another node's duplicate: it counted until then.
         rejected = status in ("rejected", "duplicate")
         if rejected:
@@ -203,3 +263,137 @@ def unrecomputable_credits(conn: Connection, catalogue: Catalogue) -> Iterator[s
             wrong_reason = not rejected and (Reason.CAPPED in (reason or "").split(";")) != capped
         if int(grams) != expected or wrong_reason:
             yield str(seq)
+
+
+def misrestated_credits(conn: Connection, catalogue: Catalogue) -> Iterator[str]:
+    """What breaks a restatement (`domain.restatement`, `adapters/sql/restatement.py`), named
+    `record:<seq>`, `posting:<id>` or `transfer:<id>`:
+
+    - a restated credit whose restatements do not follow one another from its receipt (each
+      starts from the calculation and grams the one before left), whose calculation is not its
+      restatement's target version (or unchanged), or whose posting is not its citizen's
+      account (its batch's buffer or pool, when certified) for its platform;
+    - a record of a citizen's scene with a restated credit whose grams now are not what the
+      scene's records settle to under their calculations now, caps re-applied in receive order;
+    - a posting whose grams are not the sum of its credits' changes, or whose transfer is not
+      that posting (kind `restated`, the amount posted, between the account and its platform's
+      issuance account for the target); a `restated` transfer no posting names.
+    """
+    rows = conn.execute(
+        text(
+            "select x.id, x.record_seq, x.posting_id, x.before_quantification_id, "
+            "x.quantification_id, x.methodology, x.grams_before, x.grams, s.methodology, "
+            "q.methodology from restated_credits x "
+            "join restatements s on s.id = x.restatement_id "
+            "left join quantifications q on q.id = x.quantification_id order by x.id"
+        )
+    ).all()
+    if (
+        not rows
+        and not conn.execute(text("select 1 from transfers where kind = 'restated'")).first()
+    ):
+        return
+    records = {
+        int(seq): (int(grams), qid, subject, platform)
+        for seq, grams, qid, subject, platform in conn.execute(
+            text(
+                "select r.seq, r.reduction_g, r.quantification_id, r.subject_id, r.platform_id "
+                "from records r where r.seq in (select record_seq from restated_credits)"
+            )
+        )
+    }
+    certified = certified_accounts(conn, sorted(records))
+    citizens = {
+        int(s): int(a)
+        for s, a in conn.execute(
+            text(
+                "select a.subject_id, a.id from accounts a where a.kind = 'citizen' "
+                "and a.subject_id in (select r.subject_id from records r "
+                "where r.seq in (select record_seq from restated_credits))"
+            )
+        )
+    }
+    postings = {
+        int(p): (int(account), int(platform), int(delta), int(posted), transfer, str(target))
+        for p, account, platform, delta, posted, transfer, target in conn.execute(
+            text(
+                "select p.id, p.account_id, p.platform_id, p.delta_g, p.posted_g, "
+                "p.transfer_id, s.methodology from restatement_postings p "
+                "join restatements s on s.id = p.restatement_id"
+            )
+        )
+    }
+    now: dict[int, tuple[object, int]] = {}
+    sums: dict[int, int] = {}
+    bad: set[str] = set()
+    for _, seq, posting, before_q, qid, ref, before_g, grams, target, q_ref in rows:
+        stored = records.get(int(seq))
+        if stored is None:
+            bad.add(f"record:{seq}")
+            continue
+        reduction_g, first_q, subject, platform = stored
+        last_q, last_g = now.get(int(seq), (first_q, reduction_g))
+        if (
+            before_q != last_q
+            or int(before_g) != last_g
+            or ref != q_ref
+            or (qid != before_q and ref != target)
+        ):
+            bad.add(f"record:{seq}")
+        now[int(seq)] = (qid, int(grams))
+        if posting is not None:
+            sums[int(posting)] = sums.get(int(posting), 0) + int(grams) - int(before_g)
+            p = postings.get(int(posting))
+            where = certified.get(int(seq), citizens.get(int(subject)))
+            if p is None or p[0] != where or p[1] != int(platform):
+                bad.add(f"record:{seq}")
+    for posting, (account, platform, delta, posted, transfer, target) in postings.items():
+        if sums.get(posting, 0) != delta:
+            bad.add(f"posting:{posting}")
+            continue
+        if transfer is None:
+            if posted:
+                bad.add(f"posting:{posting}")
+            continue
+        found = conn.execute(
+            text(
+                "select x.kind, x.amount, x.debit_account_id, x.credit_account_id, i.kind, "
+                "i.platform_id, i.methodology from transfers x left join accounts i "
+                "on i.id = case when x.debit_account_id = :a then x.credit_account_id "
+                "else x.debit_account_id end where x.id = :x"
+            ),
+            {"x": transfer, "a": account},
+        ).one_or_none()
+        pair = (account, None) if posted < 0 else (None, account)
+        if (
+            found is None
+            or found[0] != "restated"
+            or int(found[1]) != abs(posted)
+            or (posted < 0 and int(found[2]) != pair[0])
+            or (posted > 0 and int(found[3]) != pair[1])
+            or (found[4], found[5], found[6]) != ("issuance", platform, target)
+        ):
+            bad.add(f"posting:{posting}")
+    named = {p[4] for p in postings.values() if p[4] is not None}
+    for (transfer,) in conn.execute(text("select id from transfers where kind = 'restated'")):
+        if transfer not in named:
+            bad.add(f"transfer:{transfer}")
+    # Every citizen's scene with a restated credit settles, under its calculations now, to
+    # the grams its records hold now.
+    subjects = sorted({int(s[2]) for s in records.values() if s[2] is not None})
+    for i in range(0, len(subjects), CHUNK // 10):
+        part = read_records(conn, subjects[i : i + CHUNK // 10], catalogue)
+        group: list[Any] = []
+        for row in [*part, None]:
+            if group and (row is None or (row.subject, row.scene) != (group[0].subject,
+                                                                      group[0].scene)):  # fmt: skip
+                credits = [r.credit for r in group]
+                if any(c.seq in now for c in credits):
+                    settled = settle_group(credits, lambda c: c.basis)
+                    for c, g in zip(credits, settled, strict=True):
+                        if c.settled and g != c.grams:
+                            bad.add(f"record:{c.seq}")
+                group = []
+            if row is not None:
+                group.append(row)
+    yield from sorted(bad)

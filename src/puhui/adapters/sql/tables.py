@@ -1133,3 +1133,60 @@ common_certifications = Table(
     Column("batch", Integer, nullable=False, comment="the node's batch that registered it"),
     PrimaryKeyConstraint("node", "claim_id", "root"),
 )
+
+
+# Restatements (`domain.restatement`, docs/methodologies/README.md) -----------------------------
+# A correction of a methodology restates the credits its superseded versions computed: one
+# restatement per target version, resumed until done; what it changed, per credit; and what it
+# posted, per account and platform (a citizen's account, or a certified credit's batch buffer or
+# pool), as one `restated` transfer each.
+
+restatements = Table(
+    "restatements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("methodology", String(96), nullable=False, unique=True, comment="id@version, target"),
+    Column("superseded", Text, nullable=False, comment="the id@version it restates, ', '-joined"),
+    Column("actor", String(128), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True, comment="null: resumable"),
+)
+
+restatement_postings = Table(
+    "restatement_postings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("restatement_id", Integer, ForeignKey("restatements.id"), nullable=False),
+    Column("account_id", Integer, nullable=False, comment="citizen, buffer or pool account"),
+    Column("platform_id", Integer, nullable=False, comment="whose issuance account it moves"),
+    Column("delta_g", BigInteger, nullable=False, comment="the credits' change, signed"),
+    Column("posted_g", BigInteger, nullable=False, comment="what moved, signed"),
+    Column("transfer_id", BigInteger, nullable=True, comment="null: nothing moved"),
+    CheckConstraint(
+        "(posted_g = 0) = (transfer_id is null) and posted_g * delta_g >= 0 "
+        "and abs(posted_g) <= abs(delta_g) and (posted_g = delta_g or delta_g < 0)",
+        name="posted",
+    ),
+)
+
+Index("ix_restatement_postings_transfer_id", restatement_postings.c.transfer_id)
+
+restated_credits = Table(
+    "restated_credits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("restatement_id", Integer, ForeignKey("restatements.id"), nullable=False),
+    Column("record_seq", BigInteger, nullable=False),
+    Column("posting_id", Integer, ForeignKey("restatement_postings.id"), nullable=True),
+    Column("before_quantification_id", Integer, nullable=False),
+    Column("quantification_id", Integer, nullable=False, comment="the calculation now"),
+    Column("methodology", String(96), nullable=False, comment="id@version now"),
+    Column("grams_before", BigInteger, nullable=False),
+    Column("grams", BigInteger, nullable=False, comment="credited now"),
+    Column("after_seq", BigInteger, nullable=False, comment="records received before it"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("restatement_id", "record_seq"),
+    CheckConstraint("grams >= 0 and grams_before >= 0", name="grams"),
+    CheckConstraint("(grams = grams_before) = (posting_id is null)", name="posting"),
+)
+Index("ix_restated_credits_record_seq", restated_credits.c.record_seq, restated_credits.c.id)

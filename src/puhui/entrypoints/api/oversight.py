@@ -1,5 +1,6 @@
 """Routes of operators and regulators (a staff bearer token): the member platforms and what
-each submitted, and the statistics of reductions, outcomes and duplicates.
+each submitted, the statistics of reductions, outcomes and duplicates, and the restatements of
+credits to corrected methodology versions.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from puhui.entrypoints.api.deps import AppDep, OperatorDep, StaffDep
-from puhui.entrypoints.api.schemas import OutcomeOut, PairOut, PlatformOut, ReductionOut
+from puhui.entrypoints.api.schemas import (
+    OutcomeOut,
+    PairOut,
+    PlatformOut,
+    ReductionOut,
+    RestatementOut,
+)
 from puhui.entrypoints.http import problem_doc
-from puhui.service import admin, oversight, queries
+from puhui.service import admin, oversight, queries, restatement
 
 router = APIRouter(
     tags=["oversight"],
@@ -93,3 +100,15 @@ def oversight_pairs(
     """Duplicates by reporting platform and the platform received first, with the reason."""
     rows = oversight.duplicate_pairs(app, day_from, day_to)
     return [PairOut(**dataclasses.asdict(r)) for r in rows]
+
+
+@router.get(
+    "/v1/oversight/restatements",
+    response_model=list[RestatementOut],
+    summary="Restatements of credits to corrected methodology versions",
+)
+def oversight_restatements(staff: StaffDep, app: AppDep) -> list[RestatementOut]:
+    """Each restatement, oldest first: the correcting version, the versions it restates,
+    credits changed, grams increased and decreased, grams posted and the shortfall, when it
+    started and finished (null: resumable)."""
+    return [RestatementOut.of(r) for r in restatement.restatements(app)]

@@ -7,7 +7,7 @@ with its `of`.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -150,6 +150,37 @@ class BalanceOut(BaseModel):
     balance_g: int = Field(description="Grams CO2e.")
 
 
+class AdjustedCreditOut(BaseModel):
+    """One credit a `restated` movement adjusts."""
+
+    entry_id: int | None = Field(
+        description="The credit's own movement: `/v1/me/credits/{entry_id}` shows how it was "
+        "computed under both versions. Null for a credit released after a check."
+    )
+    platform: str
+    record_id: str | None = Field(description="Only for records of the token's own platform.")
+    scene: str
+    methodology_before: str = Field(description="id@version that computed it before.")
+    methodology: str = Field(description="id@version that computes it now.")
+    grams_before: int = Field(description="Grams CO2e it held before the restatement.")
+    grams: int = Field(description="Grams CO2e it holds now (caps re-applied).")
+    happened_at: datetime | None = Field(description="When the behaviour began.")
+
+
+class AdjustmentOut(BaseModel):
+    """What a `restated` movement adjusts: credits of one platform computed again under a
+    corrected methodology version, their net change posted as one movement."""
+
+    restatement: int = Field(description="The restatement (`/v1/oversight/restatements`).")
+    methodology_before: list[str] = Field(description="The versions corrected (id@version).")
+    methodology: str = Field(description="The correcting version (id@version).")
+    delta_g: int = Field(
+        description="The credits' net change in grams; `amount` is less when the account held "
+        "less than a decrease (it never goes below zero)."
+    )
+    credits: list[AdjustedCreditOut]
+
+
 class MovementOut(BaseModel):
     """One movement of the citizen's account: grams CO2e, or points of one programme."""
 
@@ -158,7 +189,8 @@ class MovementOut(BaseModel):
     kind: str = Field(
         description=(
             "credit, release, redeem, retire, transfer, reversal, award, award_reversal, "
-            "expire, certify, certify_points"
+            "expire, certify, certify_points, restated (a correction of a methodology restated "
+            "credits: see `adjustment`)"
         )
     )
     amount: int = Field(description="In `unit`: added (+) or taken (−).")
@@ -170,6 +202,9 @@ class MovementOut(BaseModel):
     record_id: str | None = Field(description="Only for records of the token's own platform.")
     happened_at: datetime | None = Field(
         description="For a credit, when the behaviour began (`at` is when it was booked)."
+    )
+    adjustment: AdjustmentOut | None = Field(
+        default=None, description="For a `restated` movement: the credits it adjusts."
     )
 
 
@@ -194,8 +229,41 @@ class FactorOut(BaseModel):
     derivation: str | None = None
 
 
+class RestatedCalculationOut(BaseModel):
+    """How a credit was computed again when a correction of its methodology restated it."""
+
+    restatement: int = Field(description="The restatement (`/v1/oversight/restatements`).")
+    at: datetime = Field(description="When it was restated.")
+    methodology: str = Field(description="id@version of the correcting version.")
+    baseline_formula: str
+    project_formula: str
+    reduction_per_unit_g: str
+    factors: list[FactorOut]
+    computed_g: int | None = Field(
+        description="The amount times the reduction per unit, in whole grams, before caps."
+    )
+    grams_before: int = Field(description="Grams CO2e the credit held before.")
+    grams: int = Field(description="Grams CO2e it holds after (caps re-applied).")
+
+    @classmethod
+    def of(cls, r: queries.RestatedCalculation) -> RestatedCalculationOut:
+        return cls(
+            restatement=r.restatement,
+            at=r.at,
+            methodology=r.methodology,
+            baseline_formula=str(r.trace.get("baseline_formula", "")),
+            project_formula=str(r.trace.get("project_formula", "")),
+            reduction_per_unit_g=str(r.trace.get("reduction_g", "")),
+            factors=[FactorOut(**n) for n in r.trace.get("names", [])],
+            computed_g=r.computed_g,
+            grams_before=r.grams_before,
+            grams=r.grams,
+        )
+
+
 class CreditExplanation(BaseModel):
-    """How one credit was computed: methodology, formulas, factors and their sources."""
+    """How one credit was computed: methodology, formulas, factors and their sources; and,
+    when a correction of its methodology restated it, how it was computed again."""
 
     entry_id: int
     platform: str
@@ -211,7 +279,13 @@ class CreditExplanation(BaseModel):
     project_formula: str
     reduction_per_unit_g: str
     factors: list[FactorOut]
-    reduction_g: int
+    reduction_g: int = Field(description="Grams CO2e credited when it was received.")
+    restatements: list[RestatedCalculationOut] = Field(
+        default_factory=list,
+        description="Each restatement of the credit, oldest first, with its calculation under "
+        "the correcting version; the last one's `grams` are what the credit holds now. Empty "
+        "when it was never restated.",
+    )
 
     @classmethod
     def of(
@@ -234,6 +308,7 @@ class CreditExplanation(BaseModel):
             reduction_per_unit_g=str(trace.get("reduction_g", "")),
             factors=[FactorOut(**n) for n in trace.get("names", [])],
             reduction_g=e.reduction_g,
+            restatements=[RestatedCalculationOut.of(r) for r in e.restated],
         )
 
 
@@ -405,6 +480,40 @@ class PublishedOutcomeOut(BaseModel):
     reason: str
     records: int | None
     suppressed: bool = Field(description=SUPPRESSED)
+
+
+class RestatementOut(BaseModel):
+    """A restatement: the credits of corrected methodology versions computed again under the
+    version correcting them, and the differences posted (`puhui methodology restate`)."""
+
+    id: int
+    methodology: str = Field(description="The correcting version (id@version).")
+    superseded: list[str] = Field(description="The versions it restates (id@version).")
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None = Field(
+        description="Null while it is resumable: some citizens' credits wait for held records "
+        "to be decided, or a run stopped halfway."
+    )
+    credits: int = Field(description="Credits whose grams changed.")
+    recorded: int = Field(description="Credits restated, whether or not their grams changed.")
+    increased_g: int = Field(description="Grams added to credits that increased.")
+    decreased_g: int = Field(description="Grams taken from credits that decreased.")
+    posted_g: int = Field(description="Grams moved on the ledger, signed.")
+    shortfall_g: int = Field(
+        description="Decreases not posted: an account or buffer held less than them."
+    )
+
+    @classmethod
+    def of(cls, r: dict[str, Any]) -> RestatementOut:
+        finished = r["finished_at"]
+        return cls.model_validate(
+            {
+                **r,
+                "started_at": queries.aware(r["started_at"]),
+                "finished_at": None if finished is None else queries.aware(finished),
+            }
+        )
 
 
 class Health(BaseModel):

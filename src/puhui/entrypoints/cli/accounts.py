@@ -85,10 +85,37 @@ def account_show(
             line.scene,
             line.platform,
         ]
-        table.add_row(*cells, *([line.record_id, line.methodology] if wide else []))
+        methodology = line.methodology
+        if line.adjustment is not None:
+            methodology = f"{', '.join(line.adjustment.methodology_before)} → {methodology}"
+        table.add_row(*cells, *([line.record_id, methodology] if wide else []))
     out.print(table)
     if not wide and view.history:
         out.print("record ids and methodologies: --wide (`puhui methodology explain` for each)")
+    for line in view.history:
+        if line.adjustment is not None:
+            _print_adjustment(line.entry_id, line.amount_g, line.adjustment)
+
+
+def _print_adjustment(entry: int, amount_g: int, adjusted: queries.Adjustment) -> None:
+    """The credits a `restated` movement adjusts, each with how to see both calculations."""
+    before = ", ".join(adjusted.methodology_before)
+    short = ""
+    if amount_g != adjusted.delta_g:
+        short = f"; {amount_g - adjusted.delta_g:,} g not held (shortfall)"
+    out.print(
+        f"entry {entry} restated: {before} → {adjusted.methodology} (restatement "
+        f"{adjusted.restatement}), {len(adjusted.credits)} credit(s), "
+        f"{adjusted.delta_g:+,} g{short}"
+    )
+    for c in adjusted.credits:
+        happened = "" if c.happened_at is None else f", {_china(c.happened_at, '%Y-%m-%d %H:%M')}"
+        out.print(
+            f"  {c.platform} {c.record_id} ({c.scene}{happened}): {c.grams_before:,} g under "
+            f"{c.methodology_before} → {c.grams:,} g under {c.methodology}; "
+            f"both: puhui methodology explain {c.record_id} --platform {c.platform}",
+            soft_wrap=True,
+        )
 
 
 def _china(moment: datetime, form: str) -> str:
