@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python -m bench.dashboard --records 1000000 --postgres
 	$(BIN)/python -m bench.fraud --citizens 2000
 	$(BIN)/python -m bench.market --citizens 20000 --days 25
+	$(BIN)/python -m bench.restate --citizens 20000 --days 25
 	$(BIN)/python -m bench.federation --claims 300000
 
 bench-spark: install

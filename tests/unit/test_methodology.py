@@ -1053,7 +1053,7 @@ REFUSALS: list[tuple[str, Callable[[Catalogue], Catalogue], str]] = [
     (
         "superseding a later version",
         lambda c: _successor(c, version="0.9.0"),
-        r"sz-public-transit@0\.9\.0: supersedes sz-public-transit@1\.0\.0, a later version",
+        r"sz-public-transit@0\.9\.0: supersedes sz-public-transit@1\.0\.0, not an earlier version",
     ),
     (
         "one version superseded by two",

@@ -377,7 +377,7 @@ class Catalogue:
                 )
             step = step_of(old.version, m.version)
             if step is None:
-                raise MethodologyError(f"{m.ref}: supersedes {old.ref}, a later version")
+                raise MethodologyError(f"{m.ref}: supersedes {old.ref}, not an earlier version")
             needed = change_between(old, m)
             if _ORDER[step] < _ORDER[needed]:
                 raise MethodologyError(
@@ -521,8 +521,8 @@ class Catalogue:
         `factor_ids` (name → factor id), when given, are the factors a stored calculation
         names: each is taken by its id instead of chosen, and must be one the version may use
         for this region (its key, a place on the region's fallback chain, a data year within
-        the version's `factor_year`). This re-derives a calculation made when the catalogue
-        chose another edition of a value.
+        the version's `factor_year` unless the version pins it). This re-derives a calculation
+        made when the catalogue chose another edition of a value.
 
         Raises:
             MethodologyError: the version does not cover the scene.
@@ -541,7 +541,11 @@ class Catalogue:
             if (
                 f.key != key
                 or f.region not in chain
-                or (m.factor_year is not None and f.data_year > m.factor_year)
+                or (
+                    m.factor_year is not None
+                    and f.data_year > m.factor_year
+                    and f.factor_id not in pins
+                )
             ):
                 raise FactorNotFoundError(f"factor {f.factor_id} is not one {m.ref} uses here")
             return FactorChoice(f, chain[0], chain)

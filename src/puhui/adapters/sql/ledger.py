@@ -1,11 +1,13 @@
 """The ledger writer: every transfer and every balance change goes through here.
 
-Two writers share it: intake posts the credits of a settled chunk (`post_credits`, one transfer
-per credited record, set-based), and citizens' operations and the scheduled jobs post entries
-(`post`, one transfer per leg of the entry's many side, linked to the first). Both change
-balances in one lock order, citizens' own accounts first, then the shared ones (issuance,
-rewards, programmes…), each by id, so that concurrent writers queue and never deadlock. A debit
-of an account that may not go below zero is a conditional update (`balance >= amount`).
+Writers share it: intake posts the credits of a settled chunk (`post_credits`, one transfer
+per credited record, set-based), citizens' operations and the scheduled jobs post entries
+(`post`, one transfer per leg of the entry's many side, linked to the first), and a
+restatement the entries of a chunk of citizens (`post_transfers`, two legs each, in one
+statement). All change balances in one lock order, citizens' own accounts first, then the
+shared ones (issuance, rewards, programmes…), each by id, so that concurrent writers queue and
+never deadlock. A debit of an account that may not go below zero is a conditional update
+(`balance >= amount`).
 
 Every transaction that writes transfers is one ledger commit (`ledger_commits`, see
 `domain.chain`): its first transfer writes the commit row, and every transfer it writes names
@@ -14,7 +16,8 @@ it. The PL/pgSQL operations of PostgreSQL write their own (migration 0010).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, text
@@ -23,7 +26,7 @@ from sqlalchemy.engine import Transaction
 from puhui.adapters.sql import bulk
 from puhui.adapters.sql import tables as t
 from puhui.domain.errors import InsufficientBalance, LedgerError
-from puhui.domain.ledger import Entry, Posting, transfers_of
+from puhui.domain.ledger import Entry, Posting, Transfer, transfers_of
 
 # Accounts of one citizen; the others are shared by many writers and come last.
 OWNED = ("citizen", "points", "retired", "held")
@@ -135,6 +138,65 @@ def post(
         )
     apply_balances(conn, legs, {a: k for a, (k, _) in accounts.items()})
     return first
+
+
+def post_transfers(
+    conn: Connection,
+    kind: str,
+    moves: Sequence[tuple[int, int, int]],
+    at: datetime,
+    guarded: AbstractSet[int] = frozenset(),
+) -> list[int]:
+    """Post entries of two legs each, `(debit account, credit account, amount)`, in one
+    statement, and return their ids in order; debits of the `guarded` accounts may not take
+    them below zero.
+
+    Raises:
+        UnbalancedEntryError: an amount not a positive whole number, or one account twice.
+        LedgerError: grams and points mixed, or retired grams taken out.
+        InsufficientBalance: a guarded account would go below zero.
+    """
+    if not moves:
+        return []
+    for debit, credit, amount in moves:
+        Transfer(str(debit), str(credit), amount)
+    ids = sorted({a for d, c, _ in moves for a in (d, c)})
+    found = {
+        account_id: (account_kind, unit)
+        for account_id, account_kind, unit in conn.execute(
+            select(t.accounts.c.id, t.accounts.c.kind, t.accounts.c.unit).where(
+                t.accounts.c.id.in_(ids)
+            )
+        ).all()
+    }
+    for debit, credit, _ in moves:
+        if found[debit][1] != found[credit][1]:
+            raise LedgerError("an entry moves grams or points, never both")
+        if found[debit][0] == "retired":
+            raise LedgerError("retired grams are never taken out again")
+    commit = commit_id(conn, at)
+    written = conn.execute(
+        insert(t.transfers).returning(t.transfers.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "kind": kind,
+                "debit_account_id": debit,
+                "credit_account_id": credit,
+                "amount": amount,
+                "created_at": at,
+                "commit_id": commit,
+            }
+            for debit, credit, amount in moves
+        ],
+    ).scalars()
+    transfers = [int(i) for i in written]
+    legs = [
+        leg
+        for debit, credit, amount in moves
+        for leg in ((debit, -amount, debit in guarded), (credit, amount, False))
+    ]
+    apply_balances(conn, legs, {a: k for a, (k, _) in found.items()})
+    return transfers
 
 
 def apply_balances(conn: Connection, legs: Iterable[Leg], kinds: dict[int, str]) -> None:

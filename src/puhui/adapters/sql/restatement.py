@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
 
 from puhui.adapters.batch.prepare import calculation_row, quantification_key
 from puhui.adapters.sql import accounts, ledger
@@ -60,7 +60,7 @@ _RECORDS = (
     "or exists (select 1 from buffer_draws d where d.record_seq = r.seq) "
     "then 1 else 0 end as reversed "
     "from records r left join holds h on h.record_seq = r.seq "
-    "where r.subject_id in :s and (r.status = 'credited' or r.status = 'held' "
+    "where r.subject_id in :s{scenes} and (r.status = 'credited' or r.status = 'held' "
     "or ((r.status = 'rejected' or r.status = 'duplicate') and h.record_seq is not null)) "
     "order by r.subject_id, r.scene, r.seq"
 )
@@ -196,7 +196,7 @@ class SqlRestatements:
             with self.engine.connect() as conn:
                 transaction = conn.begin()
                 try:
-                    return self._run(conn, target, superseded, actor, at, dry_run=True)
+                    return self._dry_run(conn, target, superseded, actor, at)
                 finally:
                     transaction.rollback()
         with self.engine.begin() as conn:
@@ -217,18 +217,18 @@ class SqlRestatements:
                 )
         return out
 
-    def _run(
+    def _dry_run(
         self,
         conn: Connection,
         target: Methodology,
         superseded: tuple[str, ...],
         actor: str,
         at: datetime,
-        dry_run: bool,
     ) -> Outcome:
+        """The whole run in the caller's transaction, which rolls it back."""
         restatement = _restatement(conn, target.ref, superseded, actor, at)
         subjects = _subjects(conn, superseded)
-        out = Outcome(restatement, target.ref, superseded, dry_run=dry_run)
+        out = Outcome(restatement, target.ref, superseded, dry_run=True)
         for i in range(0, len(subjects), CHUNK):
             self._chunk(conn, out, target, subjects[i : i + CHUNK], at)
         out.finished = out.waiting == 0
@@ -239,7 +239,7 @@ class SqlRestatements:
     def _chunk(
         self, conn: Connection, out: Outcome, target: Methodology, subjects: list[int], at: datetime
     ) -> None:
-        rows = read_records(conn, subjects, self.catalogue)
+        rows = read_records(conn, subjects, self.catalogue, sorted(target.scenes))
         calculations = _Calculations(conn, self.catalogue)
         certified = certified_accounts(conn, [r.credit.seq for r in rows])
         after_seq = int(
@@ -251,11 +251,10 @@ class SqlRestatements:
         group: list[Row] = []
 
         def settle(group: list[Row]) -> None:
-            if not group:
+            if not any(r.credit.basis.methodology in superseded for r in group):
                 return
             if any(r.held for r in group):
-                if any(r.credit.basis.methodology in superseded for r in group):
-                    out.waiting += 1
+                out.waiting += 1
                 return
             by_seq = {r.credit.seq: r for r in group}
 
@@ -300,45 +299,82 @@ class SqlRestatements:
         after_seq: int,
         at: datetime,
     ) -> None:
+        """Post a chunk's changes and record them, a statement per table."""
         if not changes:
             return
         # Where each change is posted: the citizen's account, or its batch's buffer (pool).
-        where: dict[tuple[int, int], list[tuple[Row, Change]]] = defaultdict(list)
-        citizens: dict[int, int] = {}
+        citizens = _citizen_accounts(conn, sorted({r.subject for r, c in changes if c.delta_g}))
+        where: dict[tuple[int, int], list[Change]] = defaultdict(list)
         for row, change in changes:
-            if change.delta_g == 0:
-                continue
-            account = certified.get(row.credit.seq)
-            if account is None:
-                if row.subject not in citizens:
-                    opened = accounts.citizen(conn, row.subject)
-                    assert opened is not None, "opened if missing"
-                    citizens[row.subject] = opened
-                account = citizens[row.subject]
-            where[(int(account), row.platform)].append((row, change))
-        postings: dict[int, int] = {}
-        owned = set(citizens.values())
-        # Citizens' accounts first, then the shared ones, each by id: the ledger's lock order.
-        for account, platform in sorted(where, key=lambda k: (k[0] not in owned, k)):
-            delta = sum(c.delta_g for _, c in where[(account, platform)])
-            posting = self._post(conn, out, target, account, platform, delta, at)
-            for row, _ in where[(account, platform)]:
-                postings[row.credit.seq] = posting
-        for row, change in changes:
-            conn.execute(
-                insert(t.restated_credits).values(
-                    restatement_id=out.restatement,
-                    record_seq=change.seq,
-                    posting_id=postings.get(change.seq),
-                    before_quantification_id=int(str(change.before.calculation)),
-                    quantification_id=int(str(change.after.calculation)),
-                    methodology=change.after.methodology,
-                    grams_before=change.grams_before,
-                    grams=change.grams,
-                    after_seq=after_seq,
-                    at=at,
-                )
+            if change.delta_g:
+                account = certified.get(row.credit.seq, citizens.get(row.subject))
+                assert account is not None, "a credited citizen has an account"
+                where[(account, row.platform)].append(change)
+        keys = sorted(where)
+        deltas = [sum(c.delta_g for c in where[k]) for k in keys]
+        # A decrease takes at most what the account holds: it never goes below zero.
+        held = _balances(conn, sorted({a for (a, _), d in zip(keys, deltas, strict=True) if d < 0}))
+        posted = [
+            d if d >= 0 else -min(-d, held.get(a, 0))
+            for (a, _), d in zip(keys, deltas, strict=True)
+        ]
+        issuance = {p: _issuance(conn, p, target.ref) for p in sorted({p for _, p in keys})}
+        moving = [i for i, g in enumerate(posted) if g]
+        transfers = dict(
+            zip(
+                moving,
+                ledger.post_transfers(
+                    conn,
+                    "restated",
+                    [
+                        (issuance[keys[i][1]], keys[i][0], posted[i])
+                        if posted[i] > 0
+                        else (keys[i][0], issuance[keys[i][1]], -posted[i])
+                        for i in moving
+                    ],
+                    at,
+                    guarded={keys[i][0] for i in moving if posted[i] < 0},
+                ),
+                strict=True,
             )
+        )
+        ids = _insert_returning(
+            conn,
+            t.restatement_postings,
+            [
+                {
+                    "restatement_id": out.restatement,
+                    "account_id": account,
+                    "platform_id": platform,
+                    "delta_g": deltas[i],
+                    "posted_g": posted[i],
+                    "transfer_id": transfers.get(i),
+                }
+                for i, (account, platform) in enumerate(keys)
+            ],
+        )
+        postings = {c.seq: ids[i] for i, k in enumerate(keys) for c in where[k]}
+        out.posted_g += sum(posted)
+        out.shortfall_g += sum(posted) - sum(deltas)
+        conn.execute(
+            insert(t.restated_credits),
+            [
+                {
+                    "restatement_id": out.restatement,
+                    "record_seq": change.seq,
+                    "posting_id": postings.get(change.seq),
+                    "before_quantification_id": int(str(change.before.calculation)),
+                    "quantification_id": int(str(change.after.calculation)),
+                    "methodology": change.after.methodology,
+                    "grams_before": change.grams_before,
+                    "grams": change.grams,
+                    "after_seq": after_seq,
+                    "at": at,
+                }
+                for _, change in changes
+            ],
+        )
+        for row, change in changes:
             if change.after.calculation != change.before.calculation:
                 out.recalculated += 1
             if change.delta_g:
@@ -349,63 +385,64 @@ class SqlRestatements:
                 else:
                     tally.decreased_g -= change.delta_g
 
-    def _post(
-        self,
-        conn: Connection,
-        out: Outcome,
-        target: Methodology,
-        account: int,
-        platform: int,
-        delta: int,
-        at: datetime,
-    ) -> int:
-        """Post the net change of one account's credits of one platform (none when they cancel
-        out); the posting's id."""
-        posted = delta
-        if posted < 0:
-            accounts.lock(conn, account)
-            posted = -min(-delta, accounts.balance(conn, account))
-        transfer = None
-        if posted:
-            issuance = _issuance(conn, platform, target.ref)
-            transfer = ledger.post(
-                conn, "restated", [(account, posted, posted < 0), (issuance, -posted, False)], at
-            )
-        out.posted_g += posted
-        out.shortfall_g += posted - delta
-        return int(
-            conn.execute(
-                insert(t.restatement_postings)
-                .values(
-                    restatement_id=out.restatement,
-                    account_id=account,
-                    platform_id=platform,
-                    delta_g=delta,
-                    posted_g=posted,
-                    transfer_id=transfer,
+
+def _insert_returning(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows in one statement; their ids, in the rows' order."""
+    if not rows:
+        return []
+    return [
+        int(i)
+        for i in conn.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+    ]
+
+
+def _citizen_accounts(conn: Connection, subjects: list[int]) -> dict[int, int]:
+    """The grams accounts of citizens, by citizen (opened for those without one)."""
+    found: dict[int, int] = {}
+    for i in range(0, len(subjects), 5_000):
+        part = subjects[i : i + 5_000]
+        found |= {
+            int(s): int(a)
+            for s, a in conn.execute(
+                select(t.accounts.c.subject_id, t.accounts.c.id).where(
+                    t.accounts.c.subject_id.in_(part)
                 )
-                .returning(t.restatement_postings.c.id)
-            ).scalar_one()
+            )
+        }
+    for subject in subjects:
+        if subject not in found:
+            opened = accounts.citizen(conn, subject)
+            assert opened is not None, "opened if missing"
+            found[subject] = opened
+    return found
+
+
+def _balances(conn: Connection, accounts_: list[int]) -> dict[int, int]:
+    """What accounts hold, their balance rows locked until the transaction ends (PostgreSQL;
+    SQLite has one writer at a time), in id order: the ledger's lock order."""
+    held: dict[int, int] = {}
+    for i in range(0, len(accounts_), 5_000):
+        query = (
+            select(t.balances.c.account_id, t.balances.c.balance_g)
+            .where(t.balances.c.account_id.in_(accounts_[i : i + 5_000]))
+            .order_by(t.balances.c.account_id)
         )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        held |= {int(a): int(g) for a, g in conn.execute(query)}
+    return held
 
 
 class _Calculations:
-    """Stored calculations by id (their reduction per unit), and the target's, stored on
-    first use as intake stores them."""
+    """The target version's calculations of a chunk, stored on first use as intake stores
+    them (one row per methodology version, scene, region and material)."""
 
     def __init__(self, conn: Connection, catalogue: Catalogue) -> None:
         self.conn = conn
         self.catalogue = catalogue
-        self.per_unit: dict[int, Decimal] = {}
         self.targets: dict[tuple[str, str, str, str], Basis] = {}
-
-    def of(self, qid: int) -> Decimal:
-        if qid not in self.per_unit:
-            trace = self.conn.execute(
-                select(t.quantifications.c.trace).where(t.quantifications.c.id == qid)
-            ).scalar_one()
-            self.per_unit[qid] = Decimal(json.loads(trace)["reduction_g"])
-        return self.per_unit[qid]
 
     def basis(self, m: Methodology, scene: str, region: str, material: str) -> Basis:
         key = (m.ref, scene, region, material)
@@ -419,7 +456,6 @@ class _Calculations:
                 qid = self.conn.execute(
                     insert(q).values(digest=digest, trace=trace, **columns).returning(q.c.id)
                 ).scalar_one()
-            self.per_unit[int(qid)] = computed.reduction_g
             self.targets[key] = Basis(
                 int(qid), m.ref, computed.reduction_g, caps_of(m.scenes[scene])
             )
@@ -446,28 +482,41 @@ def _restatement(
 
 
 def _subjects(conn: Connection, superseded: tuple[str, ...]) -> list[int]:
-    """The citizens with a record of a superseded version, credited or held, or restated to
-    one, in id order."""
+    """The citizens with a record computed by a superseded version now, credited or held:
+    received under it and never restated, or restated to it last; in id order. (Once a
+    restatement is done, none is left: running it again reads nothing.)"""
     if not superseded:
         return []
     found = conn.execute(
         text(
             "select distinct r.subject_id from records r where r.methodology in :m "
             "and (r.status = 'credited' or r.status = 'held') and r.subject_id is not null "
+            "and not exists (select 1 from restated_credits x where x.record_seq = r.seq) "
             "union select r.subject_id from restated_credits x join records r "
-            "on r.seq = x.record_seq where x.methodology in :m"
+            "on r.seq = x.record_seq where x.methodology in :m and not exists "
+            "(select 1 from restated_credits y where y.record_seq = x.record_seq "
+            "and y.id > x.id)"
         ).bindparams(bindparam("m", expanding=True)),
         {"m": list(superseded)},
     ).all()
     return sorted({int(s) for (s,) in found})
 
 
-def read_records(conn: Connection, subjects: list[int], catalogue: Catalogue) -> list[Row]:
-    """The records of citizens, by citizen, scene and receive order, as they stand now: each
-    one's latest restatement, if any, over its receipt."""
-    raw = conn.execute(
-        text(_RECORDS).bindparams(bindparam("s", expanding=True)), {"s": subjects}
-    ).all()
+def read_records(
+    conn: Connection,
+    subjects: list[int],
+    catalogue: Catalogue,
+    scenes: Sequence[str] | None = None,
+) -> list[Row]:
+    """The records of citizens (of some scenes only, if given), by citizen, scene and receive
+    order, as they stand now: each one's latest restatement, if any, over its receipt."""
+    sql = text(_RECORDS.format(scenes="" if scenes is None else " and r.scene in :scenes"))
+    params: dict[str, Any] = {"s": subjects}
+    sql = sql.bindparams(bindparam("s", expanding=True))
+    if scenes is not None:
+        sql = sql.bindparams(bindparam("scenes", expanding=True))
+        params["scenes"] = list(scenes)
+    raw = conn.execute(sql, params).all()
     now: dict[int, tuple[int, str, int]] = {}
     for seq, qid, ref, grams in conn.execute(
         text(

@@ -137,14 +137,7 @@ def methodology_explain(
         out.print(f"      source: {n['source']}")
         if n["derivation"]:
             out.print(f"      derivation: {n['derivation']}")
-    out.print(f"BE per unit = {tr['baseline_formula']} = {tr['baseline_g']} g")
-    out.print(f"PE per unit = {tr['project_formula']} = {tr['project_g']} g")
-    out.print(f"ER per unit = max(0, BE − PE) = {tr['reduction_g']} g")
-    if e.amount is not None:
-        exact = e.amount * Decimal(tr["reduction_g"])
-        out.print(
-            f"ER = {e.amount} × {tr['reduction_g']} = {exact} g, rounded down: {e.computed_g} g"
-        )
+    _formulas(tr, e.amount, e.computed_g)
     out.print(f"credited: {e.reduction_g} g" + (" (capped)" if "capped" in e.reason else ""))
     for r in e.restated:
         again = r.trace
@@ -156,15 +149,7 @@ def methodology_explain(
             source = f"factor {n['factor_id']}" if n["factor_id"] else "parameter"
             out.print(f"  {n['name']} = {n['value']} {n['unit']}  [{n['evidence']}], {source}")
             out.print(f"      source: {n['source']}")
-        out.print(f"BE per unit = {again['baseline_formula']} = {again['baseline_g']} g")
-        out.print(f"PE per unit = {again['project_formula']} = {again['project_g']} g")
-        out.print(f"ER per unit = max(0, BE − PE) = {again['reduction_g']} g")
-        if e.amount is not None:
-            exact = e.amount * Decimal(again["reduction_g"])
-            out.print(
-                f"ER = {e.amount} × {again['reduction_g']} = {exact} g, rounded down: "
-                f"{r.computed_g} g"
-            )
+        _formulas(again, e.amount, r.computed_g)
         capped = " (capped)" if r.computed_g is not None and r.grams < r.computed_g else ""
         out.print(f"credited: {r.grams_before} g → {r.grams} g{capped}")
 
@@ -262,6 +247,18 @@ def methodology_restatements(db: Db = None, key_file: KeyFile = None) -> None:
             str(r["finished_at"])[:19] if r["finished_at"] else "resumable",
         )  # fmt: skip
     out.print(table)
+
+
+def _formulas(trace: dict[str, Any], amount: Decimal | None, computed_g: int | None) -> None:
+    """A calculation's BE, PE and ER per unit, and what the amount computes to."""
+    out.print(f"BE per unit = {trace['baseline_formula']} = {trace['baseline_g']} g")
+    out.print(f"PE per unit = {trace['project_formula']} = {trace['project_g']} g")
+    out.print(f"ER per unit = max(0, BE − PE) = {trace['reduction_g']} g")
+    if amount is not None:
+        exact = amount * Decimal(trace["reduction_g"])
+        out.print(
+            f"ER = {amount} × {trace['reduction_g']} = {exact} g, rounded down: {computed_g} g"
+        )
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
